@@ -1,1 +1,211 @@
-//! placeholder
+//! es-shim: a loopback reverse proxy in front of osmem-server that makes it look like
+//! Elasticsearch 9.x to the connector service and to official ES clients.
+//!
+//! # Layout
+//! - [`router`]: per-request dispatch; everything unknown goes to [`proxy`] unchanged.
+//! - [`media`]: vendor media types (`compatible-with=8|9`) ↔ plain JSON/NDJSON.
+//! - [`identity`]: `GET /`, `_license`, `_security/_authenticate`, ES-style PIT.
+//! - [`connector`], [`sync_job`]: the `_connector` API over the connector system indices
+//!   ([`store`]), with ES's defaults, validation, errors and job state machine.
+//! - [`pipeline`], [`ingest`]: ingest pipelines stored in memory and applied to `_bulk` and
+//!   single-document writes.
+//! - [`upstream`]: the shim's own JSON client for osmem, including optimistic-concurrency
+//!   read-modify-write.
+//!
+//! # Invariants
+//! - The shim runs on its own thread with its own Tokio runtime ([`ShimHandle`]), so a test
+//!   that pauses its clock or blocks its runtime never stalls the shim.
+//! - Nothing in request data can panic the shim; every failure is an ES-shaped error answer.
+
+pub mod body;
+pub mod connector;
+pub mod error;
+pub mod identity;
+pub mod ingest;
+pub mod media;
+pub mod pipeline;
+pub mod proxy;
+pub mod router;
+pub mod store;
+pub mod sync_job;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::Rng;
+use tokio::sync::oneshot;
+
+/// Default version reported by `GET /`.
+pub const DEFAULT_ES_VERSION: &str = "9.2.0";
+
+/// How the shim is started.
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
+    /// Base URL of osmem, e.g. `http://127.0.0.1:40123`.
+    pub upstream: String,
+    /// Address to listen on; `127.0.0.1:0` picks a free port.
+    pub listen: String,
+    /// Version `GET /` reports.
+    pub es_version: String,
+}
+
+impl ShimConfig {
+    pub fn new(upstream: impl Into<String>) -> Self {
+        ShimConfig {
+            upstream: upstream.into(),
+            listen: "127.0.0.1:0".into(),
+            es_version: DEFAULT_ES_VERSION.into(),
+        }
+    }
+}
+
+/// Shared state of one shim.
+pub struct App {
+    pub upstream: upstream::Upstream,
+    pub pipelines: pipeline::Pipelines,
+    pub system: store::SystemIndices,
+    pub es_version: String,
+    pub cluster_uuid: String,
+}
+
+impl App {
+    pub fn new(cfg: &ShimConfig) -> anyhow::Result<App> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            // Transparent proxying: never decompress or re-negotiate encodings.
+            .no_gzip()
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .build()
+            .context("building the upstream HTTP client")?;
+        let uuid: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(22)
+            .map(char::from)
+            .collect();
+        Ok(App {
+            upstream: upstream::Upstream::new(&cfg.upstream, client),
+            pipelines: pipeline::Pipelines::default(),
+            system: store::SystemIndices::default(),
+            es_version: cfg.es_version.clone(),
+            cluster_uuid: uuid,
+        })
+    }
+}
+
+/// The axum application for a given state (exposed for embedding in an existing runtime).
+pub fn app_router(app: Arc<App>) -> axum::Router {
+    axum::Router::new().fallback(router::handle).with_state(app)
+}
+
+/// A running shim. Dropping it (or [`shutdown`](Self::shutdown)) stops it.
+pub struct ShimHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ShimHandle {
+    /// Binds the listener, then serves on a dedicated thread and runtime. Returns once the
+    /// socket accepts connections.
+    pub fn start(cfg: ShimConfig) -> anyhow::Result<ShimHandle> {
+        let listener = std::net::TcpListener::bind(&cfg.listen)
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(App::new(&cfg)?);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("es-shim".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("es-shim-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    // Best effort: templates in place before anyone (the daemon in direct mode)
+                    // creates the connector indices through us.
+                    if let Err(e) = store::install_templates(&app.upstream).await {
+                        tracing::warn!(error = %e, "could not install connector index templates yet");
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    let server = axum::serve(listener, app_router(app)).with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    });
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "es-shim server failed");
+                    }
+                });
+                // Do not wait for lingering keep-alive connections.
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })
+            .context("spawning the es-shim thread")?;
+        ready_rx
+            .recv()
+            .context("es-shim thread died during startup")??;
+        Ok(ShimHandle {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40125`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ShimHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// One shim per test binary, in front of `osmem::shared()`.
+pub fn shared() -> &'static ShimHandle {
+    static SHIM: OnceLock<ShimHandle> = OnceLock::new();
+    SHIM.get_or_init(|| {
+        let es = osmem::shared();
+        ShimHandle::start(ShimConfig::new(es.url()))
+            .unwrap_or_else(|e| panic!("test es-shim: {e:#}"))
+    })
+}
