@@ -1,1 +1,225 @@
-//! placeholder
+//! Slack Web API simulator for tests, ftests and benchmarks.
+//!
+//! Serves a deterministic, generated Slack workspace at `{base_url}/api/<method>`
+//! with Slack's envelopes, paging, auth/scopes, tier rate limits and injectable
+//! faults, plus a control API under `{base_url}/_sim/...` (stats, mutations,
+//! faults, rate limits, tokens, and `expected`: the exact document set a
+//! correct connector indexes).
+//!
+//! Invariants:
+//! * The server runs on its own OS thread with its own multi-thread tokio
+//!   runtime, so a test's paused clock or current-thread runtime never stalls it.
+//! * Same `WorkspaceSpec` + `now` ⇒ same workspace; message text is derived on
+//!   demand, so memory stays ~40 bytes per message.
+//! * `SimHandle::expected` and `GET /_sim/expected` run the same code.
+
+pub mod api;
+pub mod cursor;
+pub mod expected;
+pub mod model;
+mod mutate;
+pub mod render;
+pub mod server;
+pub mod spec;
+pub mod state;
+pub mod ts;
+pub mod types;
+
+pub use spec::{DataSize, WorkspaceSpec};
+pub use types::{
+    ExpectedDoc, ExpectedQuery, ExpectedSet, FaultAction, FaultRule, Mutation, RateLimitSettings,
+    SimStats, TokenKind, TokenSpec, WorkspaceSummary, DEFAULT_BOT_SCOPES,
+};
+
+use anyhow::Context as _;
+use state::Sim;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub spec: WorkspaceSpec,
+    /// Epoch seconds the data is generated relative to; default: wall clock
+    /// at start. The simulator clock then advances in real time from it.
+    pub now: Option<i64>,
+    pub rate_limits: bool,
+    /// 1.0 = real Slack minutes; 60.0 = a Slack minute lasts 1 s.
+    pub time_scale: f64,
+    /// Added to every `/api` call.
+    pub latency_ms: u64,
+    pub bot_token: String,
+    pub listen: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            spec: WorkspaceSpec::default(),
+            now: None,
+            rate_limits: false,
+            time_scale: 1.0,
+            latency_ms: 0,
+            bot_token: "xoxb-sim-bot-token".into(),
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+/// A running simulator. Dropping it shuts the server down.
+pub struct SimHandle {
+    base_url: String,
+    sim: Arc<Sim>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Generates the workspace, binds, and returns once listening.
+    pub fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
+        let now = cfg.now.unwrap_or_else(state::wall_now);
+        let ws = model::Workspace::generate(&cfg.spec, now);
+        let sim = Arc::new(Sim::new(
+            ws,
+            now,
+            &cfg.bot_token,
+            cfg.rate_limits,
+            cfg.time_scale,
+            cfg.latency_ms,
+        ));
+        let listener = std::net::TcpListener::bind(&cfg.listen)
+            .with_context(|| format!("binding {}", cfg.listen))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let app = server::router(sim.clone());
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get().clamp(2, 4))
+            .unwrap_or(2);
+        let thread = std::thread::Builder::new()
+            .name("slack-sim".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name("slack-sim-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let serve = axum::serve(
+                        server::SimListener(listener),
+                        app.into_make_service_with_connect_info::<server::ConnCtl>(),
+                    );
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = stop_rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        ready_rx.recv().context("simulator thread died")??;
+        Ok(SimHandle {
+            base_url: format!("http://{addr}"),
+            sim,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`; the control API lives under `{base_url}/_sim`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// What a client uses in place of `https://slack.com/api`.
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.base_url)
+    }
+
+    /// The documents a correct connector indexes (same as `/_sim/expected`).
+    pub fn expected(&self, q: &ExpectedQuery) -> ExpectedSet {
+        expected::compute(&self.sim.read(), q, self.sim.now_secs())
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.sim.stats()
+    }
+
+    pub fn reset_stats(&self) {
+        self.sim.reset_stats()
+    }
+
+    /// Applies mutations in order; per-op results (e.g. `{"ok":true,"ts":…}`).
+    /// Errors if any op failed (ops before it stay applied).
+    pub fn mutate(&self, ops: Vec<Mutation>) -> anyhow::Result<Vec<serde_json::Value>> {
+        let results = server::apply_mutations(&self.sim, &ops);
+        for (op, r) in ops.iter().zip(&results) {
+            if r.get("ok") != Some(&serde_json::Value::Bool(true)) {
+                anyhow::bail!("mutation {op:?} failed: {r}");
+            }
+        }
+        Ok(results)
+    }
+
+    pub fn set_faults(&self, faults: Vec<FaultRule>) {
+        self.sim.set_faults(faults)
+    }
+
+    pub fn set_rate_limits(&self, enabled: bool, time_scale: f64) {
+        self.sim.set_rate_limits(enabled, time_scale)
+    }
+
+    /// Adds or replaces a token.
+    pub fn set_token(&self, token: TokenSpec) {
+        self.sim.set_token(&token)
+    }
+
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.sim
+            .latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn workspace(&self) -> WorkspaceSummary {
+        server::workspace_summary(&self.sim)
+    }
+
+    /// Simulator clock (epoch seconds).
+    pub fn now(&self) -> i64 {
+        self.sim.now_secs()
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

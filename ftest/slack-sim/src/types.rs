@@ -1,0 +1,295 @@
+//! Public types of the control API (`/_sim/...`); their serde form IS the
+//! JSON of the HTTP control API, so in-process and HTTP callers share them.
+//!
+//! Invariant: unknown JSON keys are ignored (forward compatible), and every
+//! field with a sensible default has one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the connector is configured with; see `expected::compute` for rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExpectedQuery {
+    /// 0 = all history (no lower bound).
+    pub fetch_last_n_days: u32,
+    pub auto_join_channels: bool,
+    pub sync_users: bool,
+    /// Epoch seconds; default: the simulator clock (wall clock unless
+    /// `SimConfig::now` pinned it).
+    pub now: Option<i64>,
+}
+
+impl Default for ExpectedQuery {
+    fn default() -> Self {
+        ExpectedQuery {
+            fetch_last_n_days: 180,
+            auto_join_channels: false,
+            sync_users: true,
+            now: None,
+        }
+    }
+}
+
+/// One document the connector must index, with its key fields.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExpectedDoc {
+    User {
+        id: String,
+        name: String,
+    },
+    Channel {
+        id: String,
+        name: String,
+    },
+    Message {
+        /// `"<channel_id>-<ts>"`.
+        id: String,
+        /// Channel name.
+        channel: String,
+        channel_id: String,
+        ts: String,
+        thread_ts: Option<String>,
+        reply_count: Option<u64>,
+        edited_ts: Option<String>,
+    },
+}
+
+impl ExpectedDoc {
+    pub fn id(&self) -> &str {
+        match self {
+            ExpectedDoc::User { id, .. }
+            | ExpectedDoc::Channel { id, .. }
+            | ExpectedDoc::Message { id, .. } => id,
+        }
+    }
+    pub fn doc_type(&self) -> &'static str {
+        match self {
+            ExpectedDoc::User { .. } => "user",
+            ExpectedDoc::Channel { .. } => "channel",
+            ExpectedDoc::Message { .. } => "message",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedSet {
+    /// Sorted by id.
+    pub docs: Vec<ExpectedDoc>,
+    /// Per type ("user", "channel", "message").
+    pub counts: BTreeMap<String, usize>,
+    pub total: usize,
+    /// The `now` and lower bound (`oldest`, exclusive; null = none) used.
+    pub now: i64,
+    pub oldest: Option<i64>,
+}
+
+/// Call counters (reset with `POST /_sim/stats/reset`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimStats {
+    pub total_calls: u64,
+    /// Calls per Slack method (unknown method names included).
+    pub calls: BTreeMap<String, u64>,
+    /// Per method: HTTP status ("200", "429", "503", "dropped") → count.
+    pub status: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per method: `ok:false` error code → count.
+    pub errors: BTreeMap<String, BTreeMap<String, u64>>,
+    /// HTTP 429s from the tier limiter, per method, and their total.
+    pub ratelimited: BTreeMap<String, u64>,
+    pub ratelimited_total: u64,
+    /// Faults injected, per method.
+    pub faults: BTreeMap<String, u64>,
+}
+
+/// A workspace change (`POST /_sim/mutate` takes a JSON list of these).
+/// Channels and users may be given by id or by name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Mutation {
+    /// A new message (ts = simulator clock); with `thread_ts`, a reply that
+    /// updates the parent's reply_count/latest_reply/reply_users.
+    AddMessage {
+        channel: String,
+        #[serde(default)]
+        user: Option<String>,
+        text: String,
+        #[serde(default)]
+        thread_ts: Option<String>,
+        /// Reply also shown in the channel (`thread_broadcast`).
+        #[serde(default)]
+        broadcast: bool,
+    },
+    /// Same as `AddMessage` with a `thread_ts` (for old threads).
+    AddReply {
+        channel: String,
+        thread_ts: String,
+        #[serde(default)]
+        user: Option<String>,
+        text: String,
+        #[serde(default)]
+        broadcast: bool,
+    },
+    /// Sets text and `edited {user, ts=now}`.
+    EditMessage {
+        channel: String,
+        ts: String,
+        text: String,
+    },
+    /// Removes a message; deleting a parent removes its thread.
+    DeleteMessage {
+        channel: String,
+        ts: String,
+    },
+    RenameChannel {
+        channel: String,
+        name: String,
+    },
+    ArchiveChannel {
+        channel: String,
+    },
+    UnarchiveChannel {
+        channel: String,
+    },
+    DeactivateUser {
+        user: String,
+    },
+    /// Bot (default) or `user` joins (`member:true`) or leaves a channel.
+    SetMembership {
+        channel: String,
+        member: bool,
+        #[serde(default)]
+        user: Option<String>,
+    },
+    AddChannel {
+        name: String,
+        #[serde(default)]
+        private: bool,
+        #[serde(default = "yes")]
+        bot_member: bool,
+        #[serde(default)]
+        archived: bool,
+    },
+    AddUser {
+        name: String,
+        #[serde(default)]
+        real_name: Option<String>,
+        #[serde(default)]
+        is_bot: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a fault does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// An HTTP error status with a short text body (and `Retry-After` when
+    /// given, e.g. to fake a 429 outside the limiter).
+    HttpStatus {
+        status: u16,
+        #[serde(default)]
+        retry_after: Option<String>,
+    },
+    /// HTTP 200 `{"ok":false,"error":<error>}`.
+    Error { error: String },
+    /// HTTP 200 with a truncated, unparsable JSON body.
+    MalformedJson,
+    /// Extra delay, then the normal answer.
+    Latency { ms: u64 },
+    /// Close the connection without any response.
+    DropConnection,
+}
+
+/// Fault injection rule: among calls of `method` ("*" = any) [on `channel`],
+/// skip the first `after` matches, then fire `times` times (null = forever).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    pub method: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default)]
+    pub times: Option<u64>,
+    #[serde(flatten)]
+    pub action: FaultAction,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    #[default]
+    Bot,
+    User,
+}
+
+/// A token the simulator accepts. `user` (user tokens only; id or name)
+/// defaults to the primary owner; bot tokens act as the app's bot user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenSpec {
+    pub token: String,
+    #[serde(default)]
+    pub kind: TokenKind,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub revoked: bool,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// Scopes of the default bot token: every read scope plus join and write.
+pub const DEFAULT_BOT_SCOPES: &[&str] = &[
+    "channels:history",
+    "channels:read",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "im:read",
+    "mpim:history",
+    "mpim:read",
+    "users:read",
+    "users:read.email",
+    "team:read",
+    "usergroups:read",
+    "files:read",
+    "reactions:read",
+    "channels:join",
+    "chat:write",
+];
+
+/// `GET /_sim/workspace`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceSummary {
+    pub team_id: String,
+    pub bot_user_id: String,
+    pub users: usize,
+    pub deleted_users: usize,
+    pub bots: usize,
+    pub public_channels: usize,
+    pub private_channels: usize,
+    pub archived_channels: usize,
+    pub bot_member_channels: usize,
+    pub dms: usize,
+    pub group_dms: usize,
+    pub messages: usize,
+    pub threads: usize,
+    pub replies: usize,
+    pub now: i64,
+}
+
+/// `POST /_sim/rate_limits`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    #[serde(default = "one")]
+    pub time_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
