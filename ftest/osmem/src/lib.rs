@@ -41,7 +41,10 @@ impl Osmem {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let stdout = child.stdout.take().ok_or("osmem-server stdout not captured")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("osmem-server stdout not captured")?;
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
@@ -53,7 +56,11 @@ impl Osmem {
             .ok_or_else(|| format!("osmem-server ready line has no url: {line}"))?
             .to_string();
         let stdin = child.stdin.take();
-        let server = Osmem { url, child, _stdin: stdin };
+        let server = Osmem {
+            url,
+            child,
+            _stdin: stdin,
+        };
         server.wait_healthy(Duration::from_secs(10))?;
         Ok(server)
     }
@@ -77,7 +84,10 @@ impl Osmem {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("osmem-server at {} not healthy after {budget:?}", self.url));
+                return Err(format!(
+                    "osmem-server at {} not healthy after {budget:?}",
+                    self.url
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -129,9 +139,14 @@ pub fn unique_name(prefix: &str) -> String {
 fn http_get_status(base: &str, path: &str) -> Result<u16, String> {
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     let status = response

@@ -1,0 +1,201 @@
+//! Data sources: the [`DataSource`] trait every source implements, and the registry that
+//! maps a connector's `service_type` to its [`SourceFactory`].
+//!
+//! Contract between a source and the sync engine:
+//! - a source pushes [`DocOp`]s into a bounded [`DocSender`]; `send` waits when the engine is
+//!   behind (backpressure), and fails with [`SourceError::SinkClosed`] when the engine has
+//!   stopped (cancel, bulk failure): the source must then return promptly;
+//! - `get_docs` returns `Ok(())` only when **every** fetch succeeded: the engine deletes
+//!   documents that were not produced only after an `Ok` full sync, so a source must never
+//!   swallow a fetch error (skipping a channel on purpose is fine and is reported in
+//!   [`DataSource::metadata`]);
+//! - sources check the cancellation token between pages.
+
+pub mod schema;
+pub mod slack;
+
+pub use schema::{ConfigField, Configuration, ConfigurationExt};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A document to index: `_id` plus body (the body has no `_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The document id (`U…`, `C…`, `<channel>-<ts>`).
+    pub id: String,
+    /// The fields.
+    pub body: Map<String, Value>,
+}
+
+/// What a source asks the engine to do with one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocOp {
+    /// Create or replace.
+    Index(Document),
+    /// Partial update (incremental syncs).
+    Update(Document),
+    /// Delete by id (incremental syncs).
+    Delete(String),
+}
+
+/// The producer side of the source → engine channel.
+#[derive(Debug, Clone)]
+pub struct DocSender {
+    tx: mpsc::Sender<DocOp>,
+}
+
+impl DocSender {
+    /// A bounded channel of `capacity` operations.
+    pub fn channel(capacity: usize) -> (DocSender, mpsc::Receiver<DocOp>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (DocSender { tx }, rx)
+    }
+
+    /// Sends one operation, waiting while the engine is behind.
+    pub async fn send(&self, op: DocOp) -> Result<(), SourceError> {
+        self.tx.send(op).await.map_err(|_| SourceError::SinkClosed)
+    }
+
+    /// Shorthand for `send(DocOp::Index(..))`.
+    pub async fn index(&self, id: String, body: Map<String, Value>) -> Result<(), SourceError> {
+        self.send(DocOp::Index(Document { id, body })).await
+    }
+}
+
+/// Why a source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The configuration is wrong; the message says which field and how to fix it.
+    #[error("{0}")]
+    Configuration(String),
+    /// Authentication or authorization failed (revoked token, missing scope, …).
+    #[error("{0}")]
+    Auth(String),
+    /// A fetch failed after retries; the sync fails and deletes nothing.
+    #[error("{0}")]
+    Fetch(String),
+    /// The sync was cancelled.
+    #[error("sync cancelled")]
+    Cancelled,
+    /// The engine stopped taking documents.
+    #[error("the sync engine stopped taking documents")]
+    SinkClosed,
+    /// The job type is not supported by this source.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A running data source, built from one job's configuration snapshot.
+#[async_trait]
+pub trait DataSource: Send + Sync {
+    /// Checks that the source is reachable with these credentials.
+    async fn ping(&self) -> Result<(), SourceError>;
+
+    /// Deeper checks (token shape, scopes); messages name what to fix.
+    async fn validate(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Streams every document of a full sync into `sink`.
+    async fn get_docs(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError>;
+
+    /// Streams the changes since `cursor` (incremental syncs).
+    async fn get_docs_incrementally(
+        &self,
+        _cursor: Option<&Value>,
+        _sink: &DocSender,
+        _cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        Err(SourceError::Unsupported(
+            "this source does not support incremental syncs".into(),
+        ))
+    }
+
+    /// Streams access-control documents (document-level security).
+    async fn get_access_control(
+        &self,
+        _sink: &DocSender,
+        _cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        Err(SourceError::Unsupported(
+            "this source does not support access control syncs".into(),
+        ))
+    }
+
+    /// The cursor to save on the connector after a completed sync.
+    fn sync_cursor(&self) -> Option<Value> {
+        None
+    }
+
+    /// Source-specific facts for the job's `metadata` (skipped channels, calls, …).
+    fn metadata(&self) -> Value {
+        Value::Object(Map::new())
+    }
+}
+
+/// Builds [`DataSource`]s of one service type and describes them.
+pub trait SourceFactory: Send + Sync {
+    /// `service_type` (`slack`).
+    fn service_type(&self) -> &'static str;
+    /// Human name (`Slack`).
+    fn display_name(&self) -> &'static str;
+    /// The default configuration schema written to new connectors.
+    fn default_configuration(&self) -> Configuration;
+    /// The `features` object written to the connector document.
+    fn features(&self) -> Value;
+    /// Whether incremental syncs are supported.
+    fn supports_incremental(&self) -> bool {
+        false
+    }
+    /// Whether access-control syncs are supported.
+    fn supports_access_control(&self) -> bool {
+        false
+    }
+    /// Builds a source from a configuration (the job's snapshot).
+    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
+}
+
+/// Every source this build has.
+pub fn registry() -> &'static [&'static dyn SourceFactory] {
+    static SOURCES: [&dyn SourceFactory; 1] = [&slack::SlackFactory];
+    &SOURCES
+}
+
+/// The factory for `service_type`.
+pub fn factory(service_type: &str) -> Option<&'static dyn SourceFactory> {
+    registry()
+        .iter()
+        .copied()
+        .find(|f| f.service_type() == service_type)
+}
+
+/// The default `features` of a source without sync-rule extras, DLS or incremental syncs.
+pub fn basic_features() -> Value {
+    serde_json::json!({
+        "sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": false}},
+        "document_level_security": {"enabled": false},
+        "incremental_sync": {"enabled": false},
+        "native_connector_api_keys": {"enabled": false}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_knows_slack() {
+        assert!(factory("slack").is_some());
+        assert!(factory("nope").is_none());
+        for f in registry() {
+            assert!(crate::config::KNOWN_SERVICE_TYPES.contains(&f.service_type()));
+        }
+    }
+}

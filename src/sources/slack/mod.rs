@@ -1,0 +1,68 @@
+//! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
+//! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
+//!
+//! Configuration (exactly the Python source's schema, so Kibana renders the same form):
+//! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
+//! `auto_join_channels`, `sync_users`.
+
+use super::{basic_features, ConfigField, Configuration, DataSource, SourceError, SourceFactory};
+use serde_json::{json, Value};
+
+/// The `slack` factory.
+pub struct SlackFactory;
+
+impl SourceFactory for SlackFactory {
+    fn service_type(&self) -> &'static str {
+        "slack"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Slack"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        default_configuration()
+    }
+
+    fn features(&self) -> Value {
+        basic_features()
+    }
+
+    fn build(&self, _configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Err(SourceError::Unsupported(
+            "the Slack source is not built yet".into(),
+        ))
+    }
+}
+
+/// The configuration schema of §4.1.
+pub fn default_configuration() -> Configuration {
+    let mut config = Configuration::new();
+    config.insert(
+        "token".into(),
+        ConfigField::new("Authentication Token", "str", 1)
+            .sensitive()
+            .tooltip("The Slack Authentication Token for the slack application you created. See the docs for details."),
+    );
+    config.insert(
+        "fetch_last_n_days".into(),
+        ConfigField::new("Days of message history to fetch", "int", 2)
+            .display("numeric")
+            .tooltip("How far back in time to request message history from slack. Messages older than this will not be indexed."),
+    );
+    config.insert(
+        "auto_join_channels".into(),
+        ConfigField::new("Automatically join channels", "bool", 3)
+            .display("toggle")
+            .tooltip("The Slack application bot will only be able to read conversation history from channels it has joined. The default requires it to be manually invited to channels. Enabling this allows it to automatically invite itself into all public channels.")
+            .value(json!(false)),
+    );
+    config.insert(
+        "sync_users".into(),
+        ConfigField::new("Sync users", "bool", 4)
+            .display("toggle")
+            .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
+            .value(json!(true)),
+    );
+    config
+}
