@@ -362,12 +362,8 @@ pub fn call_write(
                 .get(id)
                 .ok_or_else(|| err("channel_not_found"))?;
             let ch = &ws.channels[ci as usize];
-            match ch.kind {
-                ConvKind::Public => {}
-                ConvKind::Private if !ch.is_member(tok.user) => {
-                    return Err(err("channel_not_found"))
-                }
-                _ => return Err(err("method_not_supported_for_channel_type")),
+            if ch.kind != ConvKind::Public {
+                return Err(err("method_not_supported_for_channel_type"));
             }
             if ch.archived {
                 return Err(err("is_archived"));
