@@ -14,7 +14,10 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test lint fmt run clean
+.PHONY: all build release tools test lint fmt run clean docker-build docker-run docker-check
+
+IMAGE ?= elastic-ingest-rust:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CONFIG_DIR ?= $(HOME)/connectors-config
 
 all: build
 
@@ -50,3 +53,14 @@ run: tools
 clean:
 	$(CARGO) clean
 	rm -rf .tools
+
+# The image (needs a Docker engine).
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-run:
+	docker run --rm -v $(CONFIG_DIR):/config --network host $(IMAGE) /app/bin/elastic-ingest -c /config/config.yml
+
+# The Dockerfile's build and COPY steps replayed outside Docker into target/docker-stage/.
+docker-check:
+	./scripts/docker-stage-check.sh
