@@ -144,7 +144,7 @@ fn segments<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg) -> Vec<Seg<'a>> {
             if w > 0 {
                 s.push(' ');
             }
-            s.push_str(*rng.pick(WORDS));
+            s.push_str(rng.pick_str(WORDS));
         }
         s.push(*rng.pick(&['.', '!', '?', '.']));
         segs.push(Seg::Text(s));
@@ -163,7 +163,7 @@ fn segments<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg) -> Vec<Seg<'a>> {
                 let (u, l) = *rng.pick(LINKS);
                 segs.push(Seg::Link(u, l));
             }
-            7..=9 => segs.push(Seg::Emoji(*rng.pick(EMOJI))),
+            7..=9 => segs.push(Seg::Emoji(rng.pick_str(EMOJI))),
             _ => {}
         }
     }
@@ -387,7 +387,7 @@ pub fn edited_of(ws: &Workspace, ch: &Channel, msg: &Msg) -> Option<(u32, i64)> 
         return None;
     }
     let h = mix(&[ws.seed, 51, u64::from(ch.idx), u64::from(msg.gen)]);
-    (h % 20 == 0).then(|| {
+    matches!(h % 20, 0).then(|| {
         (
             msg.user,
             msg.ts - msg.ts % MICROS + (60 + (h >> 8) as i64 % 2940) * MICROS,
@@ -584,7 +584,7 @@ pub fn msg_view<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg, view: View) -
             })
             .collect();
         v.reactions = Some(vec![Reaction {
-            name: *rng.pick(EMOJI),
+            name: rng.pick_str(EMOJI),
             count: users.len(),
             users,
         }]);

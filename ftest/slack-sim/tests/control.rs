@@ -196,7 +196,7 @@ async fn expected_over_http_equals_in_process() {
     let path = format!("expected?fetch_last_n_days=30&sync_users=false&auto_join_channels=true&now={now}&future_key=1");
     assert_eq!(c.sim(Method::GET, &path, None).await, want);
     let d = c.sim(Method::GET, "expected", None).await;
-    assert_eq!(d["docs"][0]["type"].as_str().is_some(), true);
+    assert!(d["docs"][0]["type"].as_str().is_some());
     assert_eq!(
         d["counts"]["user"].as_u64().unwrap() as usize,
         sim.workspace().users
