@@ -77,6 +77,30 @@ struct Args {
     /// Where logs and configs go.
     #[arg(long, default_value = "target/ftest")]
     work_dir: PathBuf,
+    /// Benchmark workspaces: override the DATA_SIZE counts.
+    #[arg(long)]
+    users: Option<usize>,
+    #[arg(long)]
+    channels: Option<usize>,
+    #[arg(long)]
+    messages_per_channel: Option<usize>,
+    #[arg(long)]
+    thread_share: Option<f64>,
+    #[arg(long)]
+    replies_per_thread: Option<usize>,
+    /// Slack tier limits on (429 + Retry-After past the budget).
+    #[arg(long)]
+    rate_limits: bool,
+    /// Simulator time scale (60 = a Slack minute lasts one second); the service is told the
+    /// same through SLACK_TIER_SCALE.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Only the first sync (benchmarks).
+    #[arg(long)]
+    no_mutations: bool,
+    /// Append the reports to this markdown file.
+    #[arg(long)]
+    report_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -147,9 +171,27 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         .as_ref()
         .map(|s| s.url())
         .unwrap_or_else(|| osmem.url().to_string());
+    let mut spec = WorkspaceSpec::for_size(size);
+    if let Some(users) = args.users {
+        spec.users = users;
+    }
+    if let Some(channels) = args.channels {
+        spec.channels = channels;
+    }
+    if let Some(messages) = args.messages_per_channel {
+        spec.messages_per_channel = messages;
+    }
+    if let Some(share) = args.thread_share {
+        spec.thread_share = share;
+    }
+    if let Some(replies) = args.replies_per_thread {
+        spec.replies_per_thread = replies;
+    }
     let sim = SimHandle::start(SimConfig {
-        spec: WorkspaceSpec::for_size(size),
+        spec,
         latency_ms: args.latency_ms,
+        rate_limits: args.rate_limits,
+        time_scale: args.time_scale,
         ..SimConfig::default()
     })?;
     let stack = Stack {
@@ -241,6 +283,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         &dir,
         &stack.sim.api_url(),
         mode,
+        args.time_scale,
     )?;
     let query = ExpectedQuery {
         fetch_last_n_days: args.fetch_last_n_days,
@@ -259,11 +302,15 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             "--disable",
         ])?;
         let expected = stack.sim.expected(&query);
-        let report = stack.report("first sync (scheduled)", &job, &mut service)?;
+        let report = stack.report("first sync (scheduled)", &job, &mut service, args)?;
         stack.verify(&expected.docs, mode == Mode::Api)?;
         println!("{report}");
+        append_report(args, label, &report)?;
         if args.serve {
             return serve(&stack);
+        }
+        if args.no_mutations {
+            return Ok(());
         }
 
         // Let a scheduled job that was already due finish, then mutate and sync on demand.
@@ -279,9 +326,11 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             "second sync (on demand, after mutations)",
             &job,
             &mut service,
+            args,
         )?;
         stack.verify(&expected.docs, mode == Mode::Api)?;
         println!("{report}");
+        append_report(args, label, &report)?;
         println!(
             "mutation round trip: {:.2} s",
             before.elapsed().as_secs_f64()
@@ -303,6 +352,39 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             result
         }
     }
+}
+
+/// Appends a report to `--report-file` with the date, machine and command.
+fn append_report(args: &Args, mode: &str, report: &str) -> Result<()> {
+    let Some(path) = &args.report_file else {
+        return Ok(());
+    };
+    let command: Vec<String> = std::env::args().collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb / 1024 / 1024)
+        .unwrap_or(0);
+    let text = format!(
+        "\n### {} — ftest mode={mode}\n\nMachine: {cores} cores, {memory} GiB. Command: `{}`\n\n```\n{report}\n```\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        command.join(" ")
+    );
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// Keeps the stack up for the demo until Ctrl-C.
@@ -602,7 +684,13 @@ impl Stack {
         )
     }
 
-    fn report(&self, title: &str, job: &Value, service: &mut Service) -> Result<String> {
+    fn report(
+        &self,
+        title: &str,
+        job: &Value,
+        service: &mut Service,
+        args: &Args,
+    ) -> Result<String> {
         service.sample();
         let started = parse_time(&job["started_at"]);
         let completed = parse_time(&job["completed_at"]);
@@ -617,8 +705,25 @@ impl Stack {
             .iter()
             .map(|(m, n)| format!("{m}={n}"))
             .collect();
+        // Share of the Slack budget: calls per (scaled) minute against the tier, per method;
+        // the busiest method bounds the sync.
+        let minutes = seconds.max(0.001) / 60.0 * args.time_scale;
+        let mut budget = Vec::new();
+        for (method, calls) in &stats.calls {
+            if let Some((per_minute, _burst)) = slack_sim::state::tier(method) {
+                let share = *calls as f64 / minutes / per_minute;
+                if *calls >= 10 {
+                    budget.push(format!("{method} {:.0}%", share * 100.0));
+                }
+            }
+        }
+        let budget = if args.rate_limits {
+            format!("\n    Slack budget used: {}", budget.join(", "))
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far)\n    Slack calls {} ({}), 429s served {}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far)\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
@@ -724,6 +829,7 @@ impl Service {
         dir: &Path,
         slack_url: &str,
         mode: Mode,
+        tier_scale: f64,
     ) -> Result<Service> {
         let log = dir.join("elastic-ingest.log");
         let file = std::fs::File::create(&log)?;
@@ -733,6 +839,7 @@ impl Service {
             .arg(config)
             .arg("--debug")
             .env("SLACK_API_BASE_URL", slack_url)
+            .env("SLACK_TIER_SCALE", tier_scale.to_string())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
