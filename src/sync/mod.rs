@@ -1,2 +1,243 @@
 //! The sync engine: a source's document stream to Elasticsearch bulk requests, with safe
 //! deletions, sync rules and stats.
+//!
+//! # Pipeline
+//! ```text
+//! source ──DocOp──▶ bounded channel (64) ──▶ prepare + rules + serialize once ──▶ batcher
+//!        ──batch──▶ ≤ max_concurrency `_bulk` requests in flight ──▶ per-item verdicts
+//! ```
+//! - The source pushes into a bounded [`DocSender`](crate::sources::DocSender); a full channel
+//!   makes it wait, a full request pool makes the engine wait, so memory is bounded end to
+//!   end: the channel (64 ops), one batch under construction (at most `chunk_size` lines,
+//!   `queue_max_size` docs and min(`chunk_max_mem_size`, `queue_max_mem_size`) MiB of
+//!   serialized bytes), and `max_concurrency` request bodies in flight. A batch waiting
+//!   longer than `queue_refresh_timeout` for a free request slot fails the sync with
+//!   [`SyncError::Overloaded`].
+//! - Each document is serialized exactly once; the bytes are both the size measure and
+//!   the request body ([`document`], [`batcher`]). Item results: [`bulk`], [`monitor`].
+//!
+//! # Deletions without an id map
+//! Upstream loads every existing id of the index into memory before a full sync (~50 MiB
+//! per 300k ids) and deletes the ids the source did not produce. We keep peak memory flat
+//! instead: every document a sync writes carries `_sync_marker`, a `long` unique to that
+//! sync (its start time in epoch milliseconds, bumped above the index's current maximum
+//! so it is unique even if the clock goes back). When — and only when — a FULL (or access
+//! control) sync streamed everything with the source returning `Ok`, every bulk item
+//! succeeded (`failed_document_count == 0`), and it was not cancelled, the engine refreshes
+//! the index and runs `_delete_by_query` for documents whose marker is not this sync's.
+//! Documents excluded by sync rules are therefore deleted, as upstream. Any fetch error,
+//! item failure, cancel or crash leaves the index untouched (the next good full sync
+//! cleans up); the log says why the deletion was skipped.
+//!
+//! The marker is mapped as `long` when the engine creates the content index (a plain
+//! `PUT <index>` plus that one mapping), and put on an existing index with
+//! `PUT <index>/_mapping` before the first write; an index where `_sync_marker` is mapped
+//! otherwise fails the sync with a message saying so.
+//!
+//! # Incremental and access-control syncs
+//! Incremental syncs apply the source's `index`/`update`/`delete` ops (updates are
+//! `doc_as_upsert`) with no deletion sweep, and hand back the source's cursor.
+//! Access-control syncs are like full syncs into the index given in [`SyncOptions`]
+//! (sync rules do not apply to them).
+
+pub mod batcher;
+pub mod bulk;
+pub mod document;
+mod engine;
+pub mod monitor;
+pub mod rules;
+pub mod stats;
+
+pub use engine::run_sync;
+pub use stats::{StatsSnapshot, SyncStats};
+
+use crate::config::BulkConfig;
+use crate::es::EsError;
+use crate::sources::SourceError;
+use serde::{Deserialize, Serialize};
+
+/// The kind of a sync job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// `full`: everything, then delete what was not seen.
+    Full,
+    /// `incremental`: changes since the cursor.
+    Incremental,
+    /// `access_control`: the access-control documents.
+    AccessControl,
+}
+
+impl JobKind {
+    /// The wire name (`full`, `incremental`, `access_control`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobKind::Full => "full",
+            JobKind::Incremental => "incremental",
+            JobKind::AccessControl => "access_control",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<JobKind, String> {
+        match s {
+            "full" => Ok(JobKind::Full),
+            "incremental" => Ok(JobKind::Incremental),
+            "access_control" => Ok(JobKind::AccessControl),
+            other => Err(format!(
+                "unknown job type `{other}` (expected full, incremental or access_control)"
+            )),
+        }
+    }
+}
+
+/// The job's ingest pipeline settings (`connector.pipeline`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineSettings {
+    /// Pipeline name; `""` or `_none` sends no `?pipeline=`.
+    pub name: String,
+    /// Copied into each document as `_extract_binary_content`.
+    pub extract_binary_content: bool,
+    /// Copied into each document as `_reduce_whitespace`.
+    pub reduce_whitespace: bool,
+    /// Copied into each document as `_run_ml_inference`.
+    pub run_ml_inference: bool,
+}
+
+impl PipelineSettings {
+    /// The `?pipeline=` value, if one is to be sent.
+    pub fn query_name(&self) -> Option<&str> {
+        match self.name.as_str() {
+            "" | "_none" => None,
+            name => Some(name),
+        }
+    }
+}
+
+/// What to sync and how.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The target index (or alias).
+    pub index_name: String,
+    /// The job type.
+    pub job_kind: JobKind,
+    /// The job id, for logs.
+    pub job_id: String,
+    /// The job's pipeline settings.
+    pub pipeline: PipelineSettings,
+    /// The job's active `connector.filtering` (`{rules, advanced_snippet, validation}`);
+    /// `null` keeps every document.
+    pub filtering: serde_json::Value,
+    /// The connector's cursor, for incremental syncs.
+    pub sync_cursor: Option<serde_json::Value>,
+    /// `elasticsearch.bulk.*`.
+    pub bulk: BulkConfig,
+}
+
+/// What a finished sync reports.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    /// Final counters.
+    pub stats: StatsSnapshot,
+    /// The cursor to store on the connector.
+    pub sync_cursor: Option<serde_json::Value>,
+    /// The source's metadata for the job document.
+    pub metadata: serde_json::Value,
+}
+
+/// Why a sync failed. The text is what the job's `error` field shows.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The data source failed (nothing was deleted).
+    #[error("the data source failed: {0}")]
+    Source(#[from] SourceError),
+    /// Elasticsearch failed after retries (nothing was deleted).
+    #[error("Elasticsearch failed: {0}")]
+    Elasticsearch(#[from] EsError),
+    /// Too many documents were rejected by Elasticsearch.
+    #[error(
+        "too many documents were rejected by Elasticsearch: {summary}; first error: {first_error}"
+    )]
+    TooManyErrors {
+        /// Which limit was exceeded.
+        summary: String,
+        /// The first rejection: type, reason and document id.
+        first_error: String,
+    },
+    /// Elasticsearch did not keep up for `queue_refresh_timeout`.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The sync was cancelled.
+    #[error("sync cancelled")]
+    Cancelled,
+    /// The job cannot run as asked (job type, index mapping).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<monitor::TooManyErrors> for SyncError {
+    fn from(e: monitor::TooManyErrors) -> SyncError {
+        SyncError::TooManyErrors {
+            summary: e.summary,
+            first_error: e.first_error,
+        }
+    }
+}
+
+impl From<bulk::BulkError> for SyncError {
+    fn from(e: bulk::BulkError) -> SyncError {
+        match e {
+            bulk::BulkError::Elasticsearch(e) => SyncError::Elasticsearch(e),
+            bulk::BulkError::TooManyErrors(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_kinds_round_trip() {
+        for kind in [JobKind::Full, JobKind::Incremental, JobKind::AccessControl] {
+            assert_eq!(kind.as_str().parse::<JobKind>().unwrap(), kind);
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.as_str().into())
+            );
+        }
+        assert!("nope".parse::<JobKind>().is_err());
+    }
+
+    #[test]
+    fn pipeline_name_none() {
+        let mut p = PipelineSettings::default();
+        assert_eq!(p.query_name(), None);
+        p.name = "_none".into();
+        assert_eq!(p.query_name(), None);
+        p.name = "search-default-ingestion".into();
+        assert_eq!(p.query_name(), Some("search-default-ingestion"));
+    }
+
+    #[test]
+    fn too_many_errors_message_quotes_the_first_error() {
+        let e: SyncError = monitor::TooManyErrors {
+            summary: "exceeded the maximum of 10 consecutive bulk item errors (saw 11 in a row)"
+                .into(),
+            first_error: "mapper_parsing_exception: bad (document id x, status 400)".into(),
+            recent_errors: vec![],
+        }
+        .into();
+        let text = e.to_string();
+        assert!(text.contains("first error: mapper_parsing_exception: bad (document id x"));
+    }
+}
