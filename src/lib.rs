@@ -6,6 +6,7 @@
 //! runs sync jobs, and keeps an index in step with a Slack workspace.
 //!
 //! ## Layout
+//! - [`cli`]: the `connectors` management CLI.
 //! - [`config`]: `config.yml` loading and validation; [`config::Secret`] for credentials.
 //! - [`es`]: the Elasticsearch client layer (status checks, typed errors, retries).
 //! - [`retry`]: the retry decision shared by every client.
@@ -17,6 +18,7 @@
 //!   `cleanup`) wired together.
 //! - [`telemetry`], [`shutdown`]: logs and signals.
 
+pub mod cli;
 pub mod config;
 pub mod es;
 pub mod protocol;
