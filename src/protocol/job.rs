@@ -67,8 +67,13 @@ impl JobStatus {
 
 /// The text written to `error` when a job is failed by the cleanup.
 pub fn idle_error(idle_secs: f64) -> String {
+    let secs = if idle_secs.fract() == 0.0 {
+        format!("{idle_secs:.0}")
+    } else {
+        format!("{idle_secs:.1}")
+    };
     format!(
-        "The job has not seen any update for some time (no heartbeat for more than {idle_secs:.0} s): \
+        "The job has not seen any update for some time (no heartbeat for more than {secs} s): \
          the worker running it probably died; start a new sync"
     )
 }
