@@ -16,7 +16,9 @@
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::protocol::connector::{format_time, last_sync_fields, parse_time};
-use crate::protocol::job::{idle_error, pending_jobs_query, release_patch, running_jobs_query, ORPHAN_ERROR};
+use crate::protocol::job::{
+    idle_error, pending_jobs_query, release_patch, running_jobs_query, ORPHAN_ERROR,
+};
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
 use crate::protocol::{connectors_query, SourceRegistry};
@@ -126,20 +128,41 @@ pub async fn run_with(
     let mut loops = JoinSet::new();
     let actions: HashSet<Action> = actions.into_iter().collect();
     if actions.contains(&Action::Schedule) {
-        let scheduler = Scheduler::new(store.clone(), deps.registry.clone(), config.clone(), deps.clock.clone());
+        let scheduler = Scheduler::new(
+            store.clone(),
+            deps.registry.clone(),
+            config.clone(),
+            deps.clock.clone(),
+        );
         let token = shutdown.clone();
         loops.spawn(async move { scheduler.run(token).await });
     }
     if actions.contains(&Action::SyncContent) {
         let pool = config.service.max_concurrent_content_syncs;
-        loops.spawn(executor_loop(ctx.clone(), vec![JobKind::Full, JobKind::Incremental], pool, deps.clock.clone(), shutdown.clone()));
+        loops.spawn(executor_loop(
+            ctx.clone(),
+            vec![JobKind::Full, JobKind::Incremental],
+            pool,
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
     }
     if actions.contains(&Action::SyncAccessControl) {
         let pool = config.service.max_concurrent_access_control_syncs;
-        loops.spawn(executor_loop(ctx.clone(), vec![JobKind::AccessControl], pool, deps.clock.clone(), shutdown.clone()));
+        loops.spawn(executor_loop(
+            ctx.clone(),
+            vec![JobKind::AccessControl],
+            pool,
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
     }
     if actions.contains(&Action::Cleanup) {
-        loops.spawn(cleanup_loop(ctx.clone(), deps.clock.clone(), shutdown.clone()));
+        loops.spawn(cleanup_loop(
+            ctx.clone(),
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
     }
     while let Some(joined) = loops.join_next().await {
         if let Err(error) = joined {
@@ -156,10 +179,16 @@ fn secs(value: f64) -> Duration {
 
 /// Ids of the handled connectors whose service type this build supports.
 async fn supported_connectors(ctx: &RunnerContext) -> Result<Vec<String>, EsError> {
-    let connectors = ctx.store.search_connectors(connectors_query(&ctx.config)).await?;
+    let connectors = ctx
+        .store
+        .search_connectors(connectors_query(&ctx.config))
+        .await?;
     Ok(connectors
         .into_iter()
-        .filter(|c| c.str("service_type").is_some_and(|t| ctx.registry.get(t).is_some()))
+        .filter(|c| {
+            c.str("service_type")
+                .is_some_and(|t| ctx.registry.get(t).is_some())
+        })
         .map(|c| c.id)
         .collect())
 }
@@ -177,7 +206,8 @@ async fn executor_loop(
     let mut tasks = JoinSet::new();
     let idling = secs(ctx.config.service.idling);
     while !shutdown.is_cancelled() {
-        if let Err(error) = poll_jobs(&ctx, &kinds, &permits, &running, &mut tasks, &shutdown).await {
+        if let Err(error) = poll_jobs(&ctx, &kinds, &permits, &running, &mut tasks, &shutdown).await
+        {
             tracing::error!(%error, "polling sync jobs failed");
         }
         while tasks.try_join_next().is_some() {}
@@ -205,7 +235,10 @@ async fn poll_jobs(
     if ids.is_empty() {
         return Ok(());
     }
-    let jobs = ctx.store.search_jobs(pending_jobs_query(&ids, kinds)).await?;
+    let jobs = ctx
+        .store
+        .search_jobs(pending_jobs_query(&ids, kinds))
+        .await?;
     let mut busy_connectors = HashSet::new();
     for job in jobs {
         if shutdown.is_cancelled() {
@@ -217,7 +250,10 @@ async fn poll_jobs(
         {
             continue;
         }
-        let kind = job.str("job_type").and_then(JobKind::parse).unwrap_or(JobKind::Full);
+        let kind = job
+            .str("job_type")
+            .and_then(JobKind::parse)
+            .unwrap_or(JobKind::Full);
         let Some(connector) = ctx.store.get_connector(&connector_id).await? else {
             continue;
         };
@@ -237,8 +273,12 @@ async fn poll_jobs(
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             match runner::execute(&ctx, &job, &shutdown).await {
-                Ok(outcome) => tracing::debug!(sync_job_id = %job.id, ?outcome, "job execution ended"),
-                Err(error) => tracing::error!(sync_job_id = %job.id, %error, "job execution failed"),
+                Ok(outcome) => {
+                    tracing::debug!(sync_job_id = %job.id, ?outcome, "job execution ended")
+                }
+                Err(error) => {
+                    tracing::error!(sync_job_id = %job.id, %error, "job execution failed")
+                }
             }
             if let Ok(mut r) = running.lock() {
                 r.remove(&job.id);
@@ -254,7 +294,9 @@ async fn cleanup_loop(ctx: RunnerContext, clock: Arc<dyn Clock>, shutdown: Cance
     let interval = secs(ctx.config.service.job_cleanup_interval);
     while !shutdown.is_cancelled() {
         match cleanup_once(&ctx).await {
-            Ok(failed) if failed > 0 => tracing::info!(failed, "cleanup failed orphaned or idle jobs"),
+            Ok(failed) if failed > 0 => {
+                tracing::info!(failed, "cleanup failed orphaned or idle jobs")
+            }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "job cleanup failed"),
         }
@@ -283,11 +325,17 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
     let mut failed = 0;
     for job in store.search_jobs(running_jobs_query()).await? {
         let connector_id = job.at("/connector/id").as_str().unwrap_or("").to_string();
-        let kind = job.str("job_type").and_then(JobKind::parse).unwrap_or(JobKind::Full);
+        let kind = job
+            .str("job_type")
+            .and_then(JobKind::parse)
+            .unwrap_or(JobKind::Full);
         let message = if !all.contains(&connector_id) {
             ORPHAN_ERROR.to_string()
         } else if handled.contains(&connector_id)
-            && job.str("last_seen").and_then(parse_time).is_none_or(|seen| seen <= cutoff)
+            && job
+                .str("last_seen")
+                .and_then(parse_time)
+                .is_none_or(|seen| seen <= cutoff)
         {
             idle_error(idle_secs)
         } else {
@@ -305,9 +353,16 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
         tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id, error = %message, "failed a stuck sync job");
         if let Some(connector) = store.get_connector(&connector_id).await? {
             let (status_field, _) = last_sync_fields(kind);
-            if matches!(connector.str(status_field), Some("in_progress" | "canceling")) {
+            if matches!(
+                connector.str(status_field),
+                Some("in_progress" | "canceling")
+            ) {
                 match store
-                    .update_connector(&connector_id, release_patch(kind, &message, &ts), connector.guard())
+                    .update_connector(
+                        &connector_id,
+                        release_patch(kind, &message, &ts),
+                        connector.guard(),
+                    )
                     .await
                 {
                     Ok(()) => {}

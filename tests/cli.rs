@@ -83,10 +83,24 @@ fn run_bin(config: &Path, args: &[&str]) -> (i32, String, String) {
 fn cli_end_to_end(mode: Mode) {
     let env = Env::new(mode);
     let file = env.config.with_file_name("values.json");
-    std::fs::write(&file, r#"{"token": "xoxb-top-secret", "fetch_last_n_days": 14, "sync_users": {"value": false}}"#).unwrap();
+    std::fs::write(
+        &file,
+        r#"{"token": "xoxb-top-secret", "fetch_last_n_days": 14, "sync_users": {"value": false}}"#,
+    )
+    .unwrap();
     let created = env.json(&[
-        "connector", "create", "--service-type", "slack", "--index-name", "search-cli",
-        "--connector-id", "cli-1", "--name", "CLI", "--from-file", file.to_str().unwrap(),
+        "connector",
+        "create",
+        "--service-type",
+        "slack",
+        "--index-name",
+        "search-cli",
+        "--connector-id",
+        "cli-1",
+        "--name",
+        "CLI",
+        "--from-file",
+        file.to_str().unwrap(),
     ]);
     assert_eq!(created["id"], "cli-1");
     assert!(!created.to_string().contains("top-secret"), "{created}");
@@ -95,19 +109,53 @@ fn cli_end_to_end(mode: Mode) {
     let c = &list[0];
     assert_eq!(c["id"], "cli-1");
     assert_eq!(c["status"], "configured");
-    assert_eq!(c["configuration"]["token"]["value"], "******", "secrets redacted");
+    assert_eq!(
+        c["configuration"]["token"]["value"], "******",
+        "secrets redacted"
+    );
     assert_eq!(c["configuration"]["fetch_last_n_days"]["value"], 14);
     assert_eq!(c["configuration"]["sync_users"]["value"], false);
     assert_eq!(c["configuration"]["sync_users"]["label"], "Sync users");
     let table = env.ok(&["connector", "list"]);
-    assert!(table.starts_with("ID") && table.contains("cli-1") && table.contains("configured"), "{table}");
+    assert!(
+        table.starts_with("ID") && table.contains("cli-1") && table.contains("configured"),
+        "{table}"
+    );
     assert!(!table.contains("top-secret"));
 
-    let out = env.ok(&["connector", "config", "set", "-i", "cli-1", "token=xoxb-other-secret"]);
-    assert!(!out.contains("other-secret") && out.contains("token=******"), "{out}");
-    let out = env.ok(&["connector", "schedule", "set", "-i", "cli-1", "--full", "0 */5 * * * ?", "--incremental", "0 0 * * * ?"]);
+    let out = env.ok(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        "cli-1",
+        "token=xoxb-other-secret",
+    ]);
+    assert!(
+        !out.contains("other-secret") && out.contains("token=******"),
+        "{out}"
+    );
+    let out = env.ok(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        "cli-1",
+        "--full",
+        "0 */5 * * * ?",
+        "--incremental",
+        "0 0 * * * ?",
+    ]);
     assert!(out.contains("full every"), "{out}");
-    let out = env.ok(&["connector", "schedule", "set", "-i", "cli-1", "--disable", "incremental"]);
+    let out = env.ok(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        "cli-1",
+        "--disable",
+        "incremental",
+    ]);
     assert!(out.contains("incremental disabled"), "{out}");
 
     let job = env.json(&["job", "start", "-i", "cli-1", "-t", "full"]);
@@ -118,16 +166,33 @@ fn cli_end_to_end(mode: Mode) {
     assert_eq!(jobs[0]["trigger_method"], "on_demand");
     let view = env.json(&["job", "view", &job_id]);
     assert_eq!(view["connector"]["id"], "cli-1");
-    assert_eq!(view["connector"]["configuration"]["token"]["value"], "******");
+    assert_eq!(
+        view["connector"]["configuration"]["token"]["value"],
+        "******"
+    );
     let table = env.ok(&["job", "view", &job_id]);
     assert!(table.contains("pending"), "{table}");
     let canceled = env.json(&["job", "cancel", &job_id]);
-    assert_eq!(canceled["status"], "canceled", "a pending job is canceled at once");
+    assert_eq!(
+        canceled["status"], "canceled",
+        "a pending job is canceled at once"
+    );
 
     let indices = env.json(&["index", "list"]);
-    assert!(indices.as_array().unwrap().iter().any(|i| i["index"] == "search-cli"), "{indices}");
-    assert!(env.ok(&["index", "clean", "search-cli"]).contains("deleted 0 documents"));
-    assert!(env.ok(&["index", "delete", "search-cli"]).contains("deleted"));
+    assert!(
+        indices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["index"] == "search-cli"),
+        "{indices}"
+    );
+    assert!(env
+        .ok(&["index", "clean", "search-cli"])
+        .contains("deleted 0 documents"));
+    assert!(env
+        .ok(&["index", "delete", "search-cli"])
+        .contains("deleted"));
 
     // Unknown ids: exit 1 with a message naming the id.
     for args in [

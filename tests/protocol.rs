@@ -104,7 +104,9 @@ impl DataSource for TestSource {
             sink.index(format!("doc-{i}"), body).await?;
         }
         if self.state.fail.load(Ordering::SeqCst) {
-            return Err(SourceError::Fetch("conversations.history failed: ratelimited".into()));
+            return Err(SourceError::Fetch(
+                "conversations.history failed: ratelimited".into(),
+            ));
         }
         Ok(())
     }
@@ -224,8 +226,19 @@ impl Env {
     /// A connector created with the CLI and configured with a good token.
     async fn configured_connector(&self, id: &str) {
         self.cli_ok(&[
-            "connector", "create", "--service-type", "slack", "--index-name", &format!("search-{id}"),
-            "--connector-id", id, "--update-config", "--set", "token=good", "--set", "fetch_last_n_days=7",
+            "connector",
+            "create",
+            "--service-type",
+            "slack",
+            "--index-name",
+            &format!("search-{id}"),
+            "--connector-id",
+            id,
+            "--update-config",
+            "--set",
+            "token=good",
+            "--set",
+            "fetch_last_n_days=7",
         ])
         .await;
         if self.mode == Mode::Direct {
@@ -239,14 +252,27 @@ impl Env {
 
     async fn start_job(&self, connector_id: &str) -> String {
         let out = self
-            .cli_ok(&["-o", "json", "job", "start", "-i", connector_id, "-t", "full"])
+            .cli_ok(&[
+                "-o",
+                "json",
+                "job",
+                "start",
+                "-i",
+                connector_id,
+                "-t",
+                "full",
+            ])
             .await;
         let v: Value = serde_json::from_str(out.trim()).unwrap();
         v["id"].as_str().unwrap().to_string()
     }
 
     async fn connector(&self, id: &str) -> Doc {
-        self.store.get_connector(id).await.unwrap().expect("connector")
+        self.store
+            .get_connector(id)
+            .await
+            .unwrap()
+            .expect("connector")
     }
 
     async fn job(&self, id: &str) -> Doc {
@@ -255,8 +281,10 @@ impl Env {
 
     async fn jobs_of(&self, connector_id: &str) -> Vec<Doc> {
         self.store
-            .search_jobs(json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
-                                "sort": [{"created_at": {"order": "asc"}}]}))
+            .search_jobs(
+                json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                                "sort": [{"created_at": {"order": "asc"}}]}),
+            )
             .await
             .unwrap()
     }
@@ -284,7 +312,11 @@ fn yaml(url: &str, mode: Mode, ids: &[&str], extra: &str) -> String {
         .iter()
         .map(|id| format!("  - {{connector_id: \"{id}\", service_type: slack}}\n"))
         .collect();
-    let idling = if extra.contains("idling:") { "" } else { "  idling: 0.05\n" };
+    let idling = if extra.contains("idling:") {
+        ""
+    } else {
+        "  idling: 0.05\n"
+    };
     format!(
         "elasticsearch:\n  host: {url}\n  feature_use_connectors_api: {}\n  max_retries: 2\n  retry_interval: 0.05\n\
          service:\n{idling}  job_cleanup_interval: 0.2\n  job_idle_timeout: 1.5\n  max_concurrent_content_syncs: 2\n{extra}\
@@ -365,10 +397,18 @@ where
     }
 }
 
-async fn wait_connector_field(env: &Env, id: &str, field: &str, value: &str, timeout: Duration) -> Doc {
-    wait_for(&format!("connector {id} {field} = {value}"), timeout, || async {
-        env.connector(id).await.str(field) == Some(value)
-    })
+async fn wait_connector_field(
+    env: &Env,
+    id: &str,
+    field: &str,
+    value: &str,
+    timeout: Duration,
+) -> Doc {
+    wait_for(
+        &format!("connector {id} {field} = {value}"),
+        timeout,
+        || async { env.connector(id).await.str(field) == Some(value) },
+    )
     .await;
     env.connector(id).await
 }
@@ -409,35 +449,73 @@ async fn connector_lifecycle(mode: Mode) {
     let env = Env::new(mode);
     let id = "lifecycle";
     let out = env
-        .cli_ok(&["connector", "create", "--service-type", "slack", "--index-name", "search-lifecycle",
-                  "--connector-id", id, "--name", "Lifecycle"])
+        .cli_ok(&[
+            "connector",
+            "create",
+            "--service-type",
+            "slack",
+            "--index-name",
+            "search-lifecycle",
+            "--connector-id",
+            id,
+            "--name",
+            "Lifecycle",
+        ])
         .await;
     assert!(out.contains("created connector lifecycle"), "{out}");
     let doc = env.connector(id).await;
     assert_eq!(doc.str("status"), Some("created"));
     assert_eq!(doc.source["configuration"], json!({}));
     assert_eq!(doc.source["pipeline"]["name"], "search-default-ingestion");
-    assert_eq!(doc.source["filtering"][0]["active"]["rules"][0]["id"], "DEFAULT");
+    assert_eq!(
+        doc.source["filtering"][0]["active"]["rules"][0]["id"],
+        "DEFAULT"
+    );
     assert_eq!(doc.source["scheduling"]["full"]["enabled"], false);
-    assert!(env.store.es().index_exists("search-lifecycle").await.unwrap());
+    assert!(env
+        .store
+        .es()
+        .index_exists("search-lifecycle")
+        .await
+        .unwrap());
 
     let daemon = env.daemon(env.config(&[id], ""), &[Action::Schedule], "worker-1");
     wait_connector_field(&env, id, "status", "needs_configuration", WAIT).await;
-    wait_for("heartbeat", WAIT, || async { env.connector(id).await.str("last_seen").is_some() }).await;
+    wait_for("heartbeat", WAIT, || async {
+        env.connector(id).await.str("last_seen").is_some()
+    })
+    .await;
     let doc = env.connector(id).await;
     let expected = connectors::protocol::connector::to_value(&slack::default_configuration());
-    assert_eq!(doc.source["configuration"], expected, "schema exactly as the Slack source declares");
+    assert_eq!(
+        doc.source["configuration"], expected,
+        "schema exactly as the Slack source declares"
+    );
     assert_eq!(doc.source["configuration"]["token"]["sensitive"], true);
     assert_eq!(doc.source["configuration"]["fetch_last_n_days"]["order"], 2);
-    assert_eq!(doc.source["configuration"]["auto_join_channels"]["value"], false);
+    assert_eq!(
+        doc.source["configuration"]["auto_join_channels"]["value"],
+        false
+    );
     assert_eq!(doc.source["features"], basic_features());
     assert_eq!(doc.str("service_type"), Some("slack"));
     assert!(doc.str("last_seen").is_some(), "heartbeat on first sight");
 
     let out = env
-        .cli_ok(&["connector", "config", "set", "-i", id, "token=xoxb-very-secret", "fetch_last_n_days=30"])
+        .cli_ok(&[
+            "connector",
+            "config",
+            "set",
+            "-i",
+            id,
+            "token=xoxb-very-secret",
+            "fetch_last_n_days=30",
+        ])
         .await;
-    assert!(!out.contains("xoxb-very-secret"), "secrets are never echoed: {out}");
+    assert!(
+        !out.contains("xoxb-very-secret"),
+        "secrets are never echoed: {out}"
+    );
     assert!(out.contains("token=******"), "{out}");
     let doc = env.connector(id).await;
     assert!(
@@ -447,25 +525,58 @@ async fn connector_lifecycle(mode: Mode) {
     );
     let doc = wait_connector_field(&env, id, "status", "connected", WAIT).await;
     assert_eq!(doc.source["error"], Value::Null);
-    assert_eq!(doc.source["configuration"]["fetch_last_n_days"]["value"], 30);
+    assert_eq!(
+        doc.source["configuration"]["fetch_last_n_days"]["value"],
+        30
+    );
 
-    env.cli_ok(&["connector", "config", "set", "-i", id, "fetch_last_n_days=many"]).await;
+    env.cli_ok(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        id,
+        "fetch_last_n_days=many",
+    ])
+    .await;
     let doc = wait_connector_field(&env, id, "status", "error", WAIT).await;
     let error = doc.str("error").unwrap_or("");
-    assert!(error.contains("Days of message history to fetch"), "{error}");
+    assert!(
+        error.contains("Days of message history to fetch"),
+        "{error}"
+    );
 
-    env.cli_ok(&["connector", "config", "set", "-i", id, "fetch_last_n_days=30", "token="]).await;
+    env.cli_ok(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        id,
+        "fetch_last_n_days=30",
+        "token=",
+    ])
+    .await;
     wait_for("empty token error", WAIT, || async {
-        env.connector(id).await.str("error").unwrap_or("").contains("'Authentication Token' cannot be empty.")
+        env.connector(id)
+            .await
+            .str("error")
+            .unwrap_or("")
+            .contains("'Authentication Token' cannot be empty.")
     })
     .await;
 
-    env.cli_ok(&["connector", "config", "set", "-i", id, "token=bad"]).await;
+    env.cli_ok(&["connector", "config", "set", "-i", id, "token=bad"])
+        .await;
     wait_for("ping error", WAIT, || async {
-        env.connector(id).await.str("error").unwrap_or("").contains("invalid_auth")
+        env.connector(id)
+            .await
+            .str("error")
+            .unwrap_or("")
+            .contains("invalid_auth")
     })
     .await;
-    env.cli_ok(&["connector", "config", "set", "-i", id, "token=good"]).await;
+    env.cli_ok(&["connector", "config", "set", "-i", id, "token=good"])
+        .await;
     wait_connector_field(&env, id, "status", "connected", WAIT).await;
     daemon.stop().await;
 }
@@ -477,7 +588,15 @@ async fn schedule_one_job_per_tick(mode: Mode) {
     let id = "scheduled";
     env.configured_connector(id).await;
     let out = env
-        .cli_ok(&["connector", "schedule", "set", "-i", id, "--full", "0 * * * * ?"])
+        .cli_ok(&[
+            "connector",
+            "schedule",
+            "set",
+            "-i",
+            id,
+            "--full",
+            "0 * * * * ?",
+        ])
         .await;
     assert!(out.contains("full every"), "{out}");
     // Virtual time starts at 00:00:30 and runs 60× faster: slots 00:01:00 (real 0.5 s) and
@@ -488,20 +607,35 @@ async fn schedule_one_job_per_tick(mode: Mode) {
     let config = env.config(&[id], "  idling: 6\n");
     let actions = [Action::Schedule, Action::SyncContent];
     let started = Instant::now();
-    let a = Daemon::start(config.clone(), &actions, env.deps("worker-a", clock.clone()));
+    let a = Daemon::start(
+        config.clone(),
+        &actions,
+        env.deps("worker-a", clock.clone()),
+    );
     let b = Daemon::start(config, &actions, env.deps("worker-b", clock.clone()));
     tokio::time::sleep(Duration::from_millis(2250).saturating_sub(started.elapsed())).await;
     a.stop().await;
     b.stop().await;
     let jobs = env.jobs_of(id).await;
-    let scheduled: Vec<&Doc> = jobs.iter().filter(|j| j.str("trigger_method") == Some("scheduled")).collect();
-    assert_eq!(scheduled.len(), 2, "one job per tick: {:#?}", jobs.iter().map(|j| &j.source).collect::<Vec<_>>());
+    let scheduled: Vec<&Doc> = jobs
+        .iter()
+        .filter(|j| j.str("trigger_method") == Some("scheduled"))
+        .collect();
+    assert_eq!(
+        scheduled.len(),
+        2,
+        "one job per tick: {:#?}",
+        jobs.iter().map(|j| &j.source).collect::<Vec<_>>()
+    );
     for job in &scheduled {
         assert_eq!(job.str("job_type"), Some("full"));
         assert_eq!(job.str("status"), Some("completed"));
     }
     let doc = env.connector(id).await;
-    assert_eq!(doc.str("last_sync_scheduled_at"), Some("2026-01-01T00:02:00.000000Z"));
+    assert_eq!(
+        doc.str("last_sync_scheduled_at"),
+        Some("2026-01-01T00:02:00.000000Z")
+    );
     assert_eq!(env.state.syncs.load(Ordering::SeqCst), 2);
 }
 
@@ -524,7 +658,12 @@ async fn on_demand_job_finalised(mode: Mode) {
     assert_eq!(s["error"], Value::Null);
     assert_eq!(s["worker_hostname"], "worker-x");
     for key in ["started_at", "completed_at", "last_seen", "created_at"] {
-        assert!(s[key].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{key}: {s}");
+        assert!(
+            s[key]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{key}: {s}"
+        );
     }
     assert!(s["canceled_at"].is_null());
     assert_eq!(s["indexed_document_count"], 5);
@@ -550,13 +689,24 @@ async fn on_demand_job_finalised(mode: Mode) {
     let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-x");
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
     daemon.stop().await;
-    assert!(job.str("error").unwrap_or("").contains("ratelimited"), "{}", job.source);
+    assert!(
+        job.str("error").unwrap_or("").contains("ratelimited"),
+        "{}",
+        job.source
+    );
     assert!(job.source["completed_at"].is_string());
     let c = env.connector(id).await;
     assert_eq!(c.str("last_sync_status"), Some("error"));
     assert_eq!(c.str("status"), Some("error"));
-    assert!(c.str("last_sync_error").unwrap_or("").contains("ratelimited"));
-    assert_eq!(c.source["sync_cursor"], json!({"docs": 5}), "cursor kept from the completed sync");
+    assert!(c
+        .str("last_sync_error")
+        .unwrap_or("")
+        .contains("ratelimited"));
+    assert_eq!(
+        c.source["sync_cursor"],
+        json!({"docs": 5}),
+        "cursor kept from the completed sync"
+    );
 }
 
 /// Two daemons, ten connectors, ten pending jobs: every job runs exactly once.
@@ -579,11 +729,18 @@ async fn ten_jobs_run_exactly_once(mode: Mode) {
     }
     a.stop().await;
     b.stop().await;
-    assert_eq!(env.state.syncs.load(Ordering::SeqCst), 10, "each job ran exactly once");
+    assert_eq!(
+        env.state.syncs.load(Ordering::SeqCst),
+        10,
+        "each job ran exactly once"
+    );
     for id in &ids {
         let all = env.jobs_of(id).await;
         assert_eq!(all.len(), 1);
-        assert_eq!(env.connector(id).await.str("last_sync_status"), Some("completed"));
+        assert_eq!(
+            env.connector(id).await.str("last_sync_status"),
+            Some("completed")
+        );
     }
 }
 
@@ -624,7 +781,10 @@ async fn shutdown_suspends_and_resumes(mode: Mode) {
     let job = env.job(&job_id).await;
     assert_eq!(job.str("status"), Some("suspended"));
     assert!(job.source["completed_at"].is_null());
-    assert_eq!(env.connector(id).await.str("last_sync_status"), Some("suspended"));
+    assert_eq!(
+        env.connector(id).await.str("last_sync_status"),
+        Some("suspended")
+    );
 
     env.state.docs.store(4, Ordering::SeqCst);
     env.state.delay_ms.store(0, Ordering::SeqCst);
@@ -650,22 +810,41 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
     let killed_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.job(&job_id).await.str("status"), Some("in_progress"));
-    assert_eq!(env.connector(id).await.str("last_sync_status"), Some("in_progress"));
+    assert_eq!(
+        env.connector(id).await.str("last_sync_status"),
+        Some("in_progress")
+    );
 
     env.state.docs.store(2, Ordering::SeqCst);
     env.state.delay_ms.store(0, Ordering::SeqCst);
-    let rescuer = env.daemon(env.config(&[id], ""), &[Action::SyncContent, Action::Cleanup], "rescuer");
+    let rescuer = env.daemon(
+        env.config(&[id], ""),
+        &[Action::SyncContent, Action::Cleanup],
+        "rescuer",
+    );
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
-    assert!(killed_at.elapsed() >= Duration::from_millis(1500), "not before the idle timeout");
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(1500),
+        "not before the idle timeout"
+    );
     let error = job.str("error").unwrap_or("");
-    assert!(error.contains("has not seen any update for some time") && error.contains("1.5 s"), "{error}");
+    assert!(
+        error.contains("has not seen any update for some time") && error.contains("1.5 s"),
+        "{error}"
+    );
     let c = wait_connector_field(&env, id, "last_sync_status", "error", WAIT).await;
-    assert!(c.str("last_sync_error").unwrap_or("").contains("has not seen any update"));
+    assert!(c
+        .str("last_sync_error")
+        .unwrap_or("")
+        .contains("has not seen any update"));
 
     let next = env.start_job(id).await;
     let job = wait_job_status(&env, &next, "completed", WAIT).await;
     assert_eq!(job.str("worker_hostname"), Some("rescuer"));
-    assert_eq!(env.connector(id).await.str("last_sync_status"), Some("completed"));
+    assert_eq!(
+        env.connector(id).await.str("last_sync_status"),
+        Some("completed")
+    );
     rescuer.stop().await;
 }
 

@@ -20,10 +20,19 @@ use std::sync::Arc;
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "connectors", version, about = "Manage connectors, sync jobs and indices")]
+#[command(
+    name = "connectors",
+    version,
+    about = "Manage connectors, sync jobs and indices"
+)]
 pub struct Cli {
     /// The service's config.yml (only `elasticsearch.*` is used).
-    #[arg(short = 'c', long = "config", global = true, default_value = "config.yml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "config.yml"
+    )]
     pub config: PathBuf,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
@@ -258,20 +267,33 @@ pub async fn main_with(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Wri
 /// the CLI works with a service file that lists no connectors yet).
 pub fn load_es_config(path: &std::path::Path) -> Result<Config, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::Config(format!("cannot read configuration file `{}`: {e}; pass it with -c/--config", path.display()))
+        CliError::Config(format!(
+            "cannot read configuration file `{}`: {e}; pass it with -c/--config",
+            path.display()
+        ))
     })?;
-    let raw: serde_yaml::Value = serde_yaml::from_str(&text)
-        .map_err(|e| CliError::Config(format!("configuration file `{}` is not valid YAML: {e}", path.display())))?;
+    let raw: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        CliError::Config(format!(
+            "configuration file `{}` is not valid YAML: {e}",
+            path.display()
+        ))
+    })?;
     let mut kept = serde_yaml::Mapping::new();
     if let serde_yaml::Value::Mapping(map) = raw {
         for (key, value) in map {
-            if key.as_str().is_some_and(|k| k == "elasticsearch" || k.starts_with("elasticsearch.")) {
+            if key
+                .as_str()
+                .is_some_and(|k| k == "elasticsearch" || k.starts_with("elasticsearch."))
+            {
                 kept.insert(key, value);
             }
         }
     }
     kept.insert("service.worker_mode".into(), true.into());
-    kept.insert("service.service_types".into(), serde_yaml::Value::Sequence(vec!["slack".into()]));
+    kept.insert(
+        "service.service_types".into(),
+        serde_yaml::Value::Sequence(vec!["slack".into()]),
+    );
     let text = serde_yaml::to_string(&kept).map_err(|e| CliError::Config(e.to_string()))?;
     Config::from_yaml_str(&text, path, &|name| std::env::var(name).ok())
         .map(|loaded| loaded.config)
@@ -285,38 +307,58 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let store = store::for_mode(es.clone(), config.elasticsearch.feature_use_connectors_api);
     let json_out = cli.output == Output::Json;
     match cli.command {
-        Command::Connector(ConnectorCmd::Create(args)) => create(&store, &es, args, json_out, out).await,
+        Command::Connector(ConnectorCmd::Create(args)) => {
+            create(&store, &es, args, json_out, out).await
+        }
         Command::Connector(ConnectorCmd::List) => {
             let connectors = store
                 .search_connectors(json!({"size": 100, "query": {"bool": {"must_not": [{"term": {"deleted": true}}]}}}))
                 .await?;
             if json_out {
-                let list: Vec<Value> = connectors.iter().map(|c| with_id(c)).collect();
+                let list: Vec<Value> = connectors.iter().map(with_id).collect();
                 writeln!(out, "{}", pretty(&redact_doc(json!(list)))).map_err(CliError::Io)
             } else {
                 let rows = connectors
                     .iter()
                     .map(|c| {
-                        ["name", "index_name", "service_type", "status", "last_sync_status"]
-                            .iter()
-                            .fold(vec![c.id.clone()], |mut row, k| {
-                                row.push(c.str(k).unwrap_or("-").to_string());
-                                row
-                            })
+                        [
+                            "name",
+                            "index_name",
+                            "service_type",
+                            "status",
+                            "last_sync_status",
+                        ]
+                        .iter()
+                        .fold(vec![c.id.clone()], |mut row, k| {
+                            row.push(c.str(k).unwrap_or("-").to_string());
+                            row
+                        })
                     })
                     .collect();
-                table(out, &["ID", "NAME", "INDEX", "SERVICE TYPE", "STATUS", "LAST SYNC"], rows)
+                table(
+                    out,
+                    &["ID", "NAME", "INDEX", "SERVICE TYPE", "STATUS", "LAST SYNC"],
+                    rows,
+                )
             }
         }
         Command::Connector(ConnectorCmd::Config(ConfigCmd::Set { id, pairs })) => {
             let connector = require_connector(&store, &id).await?;
             let pairs = parse_pairs(&pairs)?;
-            let (configuration, shown) = apply_values(&connector.source, &pairs, connector_factory_defaults(&connector))?;
+            let (configuration, shown) = apply_values(
+                &connector.source,
+                &pairs,
+                connector_factory_defaults(&connector),
+            )?;
             store.set_configuration(&id, configuration).await?;
             if json_out {
                 writeln!(out, "{}", json!({"id": id, "updated": shown}))?;
             } else {
-                writeln!(out, "connector {id}: configuration updated ({})", shown.join(", "))?;
+                writeln!(
+                    out,
+                    "connector {id}: configuration updated ({})",
+                    shown.join(", ")
+                )?;
             }
             Ok(())
         }
@@ -333,8 +375,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 (JobKind::AccessControl, &args.access_control),
             ] {
                 if let Some(interval) = interval {
-                    CronSchedule::parse(interval)
-                        .map_err(|e| CliError::Invalid(format!("invalid {} schedule '{interval}': {e}", kind.as_str())))?;
+                    CronSchedule::parse(interval).map_err(|e| {
+                        CliError::Invalid(format!(
+                            "invalid {} schedule '{interval}': {e}",
+                            kind.as_str()
+                        ))
+                    })?;
                     scheduling[kind.as_str()] = json!({"enabled": true, "interval": interval});
                     changes.push(format!("{} every '{interval}'", kind.as_str()));
                 }
@@ -367,15 +413,21 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             if json_out {
                 writeln!(out, "{}", json!({"id": job_id}))?;
             } else {
-                writeln!(out, "started {} sync job {job_id} for connector {id}", JobKind::from(kind).as_str())?;
+                writeln!(
+                    out,
+                    "started {} sync job {job_id} for connector {id}",
+                    JobKind::from(kind).as_str()
+                )?;
             }
             Ok(())
         }
         Command::Job(JobCmd::List { connector_id }) => {
             require_connector(&store, &connector_id).await?;
             let jobs = store
-                .search_jobs(json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
-                                    "sort": [{"created_at": {"order": "desc"}}]}))
+                .search_jobs(
+                    json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                                    "sort": [{"created_at": {"order": "desc"}}]}),
+                )
                 .await?;
             if json_out {
                 let list: Vec<Value> = jobs.iter().map(with_id).collect();
@@ -395,7 +447,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     ]
                 })
                 .collect();
-            table(out, &["ID", "TYPE", "TRIGGER", "STATUS", "INDEXED", "CREATED"], rows)
+            table(
+                out,
+                &["ID", "TYPE", "TRIGGER", "STATUS", "INDEXED", "CREATED"],
+                rows,
+            )
         }
         Command::Job(JobCmd::View { job_id }) => {
             let job = store
@@ -407,16 +463,35 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 writeln!(out, "{}", pretty(&doc))?;
             } else {
                 let mut rows = Vec::new();
-                for key in ["job_type", "trigger_method", "status", "error", "worker_hostname", "created_at",
-                            "started_at", "completed_at", "indexed_document_count", "deleted_document_count",
-                            "total_document_count"] {
-                    rows.push(vec![key.to_string(), match &job.source[key] {
-                        Value::String(s) => s.clone(),
-                        Value::Null => "-".into(),
-                        other => other.to_string(),
-                    }]);
+                for key in [
+                    "job_type",
+                    "trigger_method",
+                    "status",
+                    "error",
+                    "worker_hostname",
+                    "created_at",
+                    "started_at",
+                    "completed_at",
+                    "indexed_document_count",
+                    "deleted_document_count",
+                    "total_document_count",
+                ] {
+                    rows.push(vec![
+                        key.to_string(),
+                        match &job.source[key] {
+                            Value::String(s) => s.clone(),
+                            Value::Null => "-".into(),
+                            other => other.to_string(),
+                        },
+                    ]);
                 }
-                rows.insert(0, vec!["connector".into(), job.at("/connector/id").as_str().unwrap_or("-").into()]);
+                rows.insert(
+                    0,
+                    vec![
+                        "connector".into(),
+                        job.at("/connector/id").as_str().unwrap_or("-").into(),
+                    ],
+                );
                 rows.insert(0, vec!["id".into(), job.id.clone()]);
                 table(out, &["FIELD", "VALUE"], rows)?;
             }
@@ -455,13 +530,17 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
             pair.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| CliError::Invalid(format!("expected KEY=VALUE, got '{}'", redact_pair(pair))))
+                .ok_or_else(|| {
+                    CliError::Invalid(format!("expected KEY=VALUE, got '{}'", redact_pair(pair)))
+                })
         })
         .collect()
 }
 
 fn redact_pair(pair: &str) -> String {
-    pair.split_once('=').map(|(k, _)| format!("{k}=…")).unwrap_or_else(|| "…".into())
+    pair.split_once('=')
+        .map(|(k, _)| format!("{k}=…"))
+        .unwrap_or_else(|| "…".into())
 }
 
 /// Applies KEY=VALUE pairs to a connector's configuration (its factory's schema when it has
@@ -478,13 +557,25 @@ pub fn apply_values(
     }
     let mut shown = Vec::new();
     for (key, raw) in pairs {
-        let Some(field) = configuration.get_mut(key.as_str()).filter(|f| f.is_object()) else {
-            let known: Vec<String> = configuration.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let Some(field) = configuration
+            .get_mut(key.as_str())
+            .filter(|f| f.is_object())
+        else {
+            let known: Vec<String> = configuration
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             return Err(CliError::Invalid(format!(
-                "unknown configuration field '{key}'; known fields: {}", known.join(", "))));
+                "unknown configuration field '{key}'; known fields: {}",
+                known.join(", ")
+            )));
         };
         let value = match field["type"].as_str().unwrap_or("str") {
-            "int" => raw.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(raw)),
+            "int" => raw
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| json!(raw)),
             "bool" => match raw.trim().to_lowercase().as_str() {
                 "true" | "yes" | "on" | "1" => json!(true),
                 "false" | "no" | "off" | "0" => json!(false),
@@ -493,7 +584,11 @@ pub fn apply_values(
             _ => json!(raw),
         };
         let sensitive = field["sensitive"] == true;
-        shown.push(if sensitive { format!("{key}=******") } else { format!("{key}={raw}") });
+        shown.push(if sensitive {
+            format!("{key}=******")
+        } else {
+            format!("{key}={raw}")
+        });
         field["value"] = value;
     }
     Ok((configuration, shown))
@@ -507,8 +602,11 @@ async fn create(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let factory = crate::sources::factory(&args.service_type).ok_or_else(|| {
-        CliError::Invalid(format!("unknown service type '{}'; supported: {}", args.service_type,
-                                  crate::config::KNOWN_SERVICE_TYPES.join(", ")))
+        CliError::Invalid(format!(
+            "unknown service type '{}'; supported: {}",
+            args.service_type,
+            crate::config::KNOWN_SERVICE_TYPES.join(", ")
+        ))
     })?;
     if let Some(problem) = index_name_problem(&args.index_name) {
         return Err(CliError::Invalid(problem));
@@ -522,7 +620,10 @@ async fn create(
         let values: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::Invalid(format!("{} is not JSON: {e}", path.display())))?;
         let Value::Object(values) = values else {
-            return Err(CliError::Invalid(format!("{} must hold a JSON object", path.display())));
+            return Err(CliError::Invalid(format!(
+                "{} must hold a JSON object",
+                path.display()
+            )));
         };
         for (key, value) in values {
             match value {
@@ -547,7 +648,9 @@ async fn create(
     if !pairs.is_empty() || !fields.is_empty() {
         let mut configuration = conn::to_value(&factory.default_configuration());
         for (key, field) in fields {
-            let Value::Object(field) = field else { continue };
+            let Value::Object(field) = field else {
+                continue;
+            };
             let merged = match configuration.get(&key) {
                 Some(Value::Object(default)) => {
                     let mut merged = default.clone();
@@ -564,9 +667,17 @@ async fn create(
         store.set_configuration(&id, configuration).await?;
     }
     if json_out {
-        writeln!(out, "{}", json!({"id": id, "index_name": args.index_name, "configured": shown}))?;
+        writeln!(
+            out,
+            "{}",
+            json!({"id": id, "index_name": args.index_name, "configured": shown})
+        )?;
     } else {
-        writeln!(out, "created connector {id} ({}) with index {}", args.service_type, args.index_name)?;
+        writeln!(
+            out,
+            "created connector {id} ({}) with index {}",
+            args.service_type, args.index_name
+        )?;
         if !shown.is_empty() {
             writeln!(out, "configuration: {}", shown.join(", "))?;
         }
@@ -578,19 +689,35 @@ fn index_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("--index-name must not be empty".into());
     }
-    if name != name.to_lowercase() || name.starts_with(['_', '-', '+'])
-        || name.chars().any(|c| matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'))
+    if name != name.to_lowercase()
+        || name.starts_with(['_', '-', '+'])
+        || name.chars().any(|c| {
+            matches!(
+                c,
+                '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+            )
+        })
     {
         return Some(format!("invalid index name '{name}': use lowercase letters, digits, '-' and '_', not starting with '_', '-' or '+'"));
     }
     None
 }
 
-async fn index_command(es: &EsClient, cmd: IndexCmd, json_out: bool, out: &mut dyn Write) -> Result<(), CliError> {
+async fn index_command(
+    es: &EsClient,
+    cmd: IndexCmd,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     match cmd {
         IndexCmd::List => {
             let answer = es
-                .json(Method::Get, "/_cat/indices", &[("format", "json".into()), ("h", "index,docs.count".into())], None)
+                .json(
+                    Method::Get,
+                    "/_cat/indices",
+                    &[("format", "json".into()), ("h", "index,docs.count".into())],
+                    None,
+                )
                 .await?;
             let mut rows: Vec<Vec<String>> = answer
                 .as_array()
@@ -599,15 +726,23 @@ async fn index_command(es: &EsClient, cmd: IndexCmd, json_out: bool, out: &mut d
                 .iter()
                 .filter_map(|i| {
                     let name = i["index"].as_str()?;
-                    (!name.starts_with('.')).then(|| vec![name.to_string(), match &i["docs.count"] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }])
+                    (!name.starts_with('.')).then(|| {
+                        vec![
+                            name.to_string(),
+                            match &i["docs.count"] {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            },
+                        ]
+                    })
                 })
                 .collect();
             rows.sort();
             if json_out {
-                let list: Vec<Value> = rows.iter().map(|r| json!({"index": r[0], "docs_count": r[1]})).collect();
+                let list: Vec<Value> = rows
+                    .iter()
+                    .map(|r| json!({"index": r[0], "docs_count": r[1]}))
+                    .collect();
                 writeln!(out, "{}", pretty(&json!(list)))?;
                 Ok(())
             } else {
@@ -616,11 +751,18 @@ async fn index_command(es: &EsClient, cmd: IndexCmd, json_out: bool, out: &mut d
         }
         IndexCmd::Clean { name } => {
             if !es.index_exists(&name).await? {
-                return Err(CliError::Store(StoreError::NotFound(format!("index [{name}] not found"))));
+                return Err(CliError::Store(StoreError::NotFound(format!(
+                    "index [{name}] not found"
+                ))));
             }
             let path = format!("/{}/_delete_by_query", crate::es::encode(&name));
             let answer = es
-                .json(Method::Post, &path, &[("refresh", "true".into())], Some(json!({"query": {"match_all": {}}})))
+                .json(
+                    Method::Post,
+                    &path,
+                    &[("refresh", "true".into())],
+                    Some(json!({"query": {"match_all": {}}})),
+                )
                 .await?;
             let deleted = answer["deleted"].as_u64().unwrap_or(0);
             if json_out {
@@ -632,7 +774,9 @@ async fn index_command(es: &EsClient, cmd: IndexCmd, json_out: bool, out: &mut d
         }
         IndexCmd::Delete { name } => {
             if !es.index_exists(&name).await? {
-                return Err(CliError::Store(StoreError::NotFound(format!("index [{name}] not found"))));
+                return Err(CliError::Store(StoreError::NotFound(format!(
+                    "index [{name}] not found"
+                ))));
             }
             es.delete_index(&name).await?;
             if json_out {
@@ -713,23 +857,39 @@ mod tests {
     fn values_are_typed_and_secrets_hidden() {
         let connector = json!({"configuration": {}});
         let defaults = conn::to_value(&crate::sources::slack::default_configuration());
-        let pairs = vec![("token".to_string(), "xoxb-secret".to_string()),
-                         ("fetch_last_n_days".to_string(), "30".to_string()),
-                         ("sync_users".to_string(), "false".to_string())];
+        let pairs = vec![
+            ("token".to_string(), "xoxb-secret".to_string()),
+            ("fetch_last_n_days".to_string(), "30".to_string()),
+            ("sync_users".to_string(), "false".to_string()),
+        ];
         let (config, shown) = apply_values(&connector, &pairs, Some(defaults)).unwrap();
         assert_eq!(config["fetch_last_n_days"]["value"], 30);
         assert_eq!(config["sync_users"]["value"], false);
         assert_eq!(config["token"]["value"], "xoxb-secret");
         assert!(shown.iter().all(|s| !s.contains("xoxb-secret")));
-        assert!(redact_doc(json!({"configuration": config})).to_string().find("xoxb").is_none());
-        assert!(apply_values(&json!({"configuration": config}), &[("nope".into(), "1".into())], None).is_err());
+        assert!(redact_doc(json!({"configuration": config}))
+            .to_string()
+            .find("xoxb")
+            .is_none());
+        assert!(apply_values(
+            &json!({"configuration": config}),
+            &[("nope".into(), "1".into())],
+            None
+        )
+        .is_err());
     }
 
     #[test]
     fn usage_errors_exit_2() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = rt.block_on(main_with(vec!["connectors".into(), "job".into(), "start".into()], &mut out, &mut err));
+        let code = rt.block_on(main_with(
+            vec!["connectors".into(), "job".into(), "start".into()],
+            &mut out,
+            &mut err,
+        ));
         assert_eq!(code, 2);
     }
 }

@@ -157,7 +157,10 @@ pub fn prepare_patch(
         patch.insert("features".into(), features);
     }
     let defaults = factory.default_configuration();
-    let current = doc["configuration"].as_object().cloned().unwrap_or_default();
+    let current = doc["configuration"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     if current.is_empty() {
         patch.insert("configuration".into(), to_value(&defaults));
         patch.insert("status".into(), json!(status::NEEDS_CONFIGURATION));
@@ -238,7 +241,12 @@ pub fn validate_configuration(configuration: &Configuration) -> Result<(), Strin
             continue;
         };
         for validation in &field.validations {
-            if let Some(message) = check_validation(&label, &value, &validation.validation_type, &validation.constraint) {
+            if let Some(message) = check_validation(
+                &label,
+                &value,
+                &validation.validation_type,
+                &validation.constraint,
+            ) {
                 errors.push(message);
             }
         }
@@ -278,7 +286,12 @@ fn display(value: &Value) -> String {
 }
 
 /// One `validations` entry against a coerced value; `Some(message)` when it fails.
-pub fn check_validation(label: &str, value: &Value, kind: &str, constraint: &Value) -> Option<String> {
+pub fn check_validation(
+    label: &str,
+    value: &Value,
+    kind: &str,
+    constraint: &Value,
+) -> Option<String> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -287,7 +300,11 @@ pub fn check_validation(label: &str, value: &Value, kind: &str, constraint: &Val
         "less_than" | "greater_than" => {
             let bound = as_number(constraint)?;
             let n = as_number(value)?;
-            let ok = if kind == "less_than" { n < bound } else { n > bound };
+            let ok = if kind == "less_than" {
+                n < bound
+            } else {
+                n > bound
+            };
             (!ok).then(|| {
                 format!(
                     "'{label}' value '{}' should be {} {}.",
@@ -308,7 +325,10 @@ pub fn check_validation(label: &str, value: &Value, kind: &str, constraint: &Val
                 .map(|item| display(item))
                 .collect();
             (!bad.is_empty()).then(|| {
-                format!("'{label}' list value(s) '{}' should be of type {wanted}.", bad.join(", "))
+                format!(
+                    "'{label}' list value(s) '{}' should be of type {wanted}.",
+                    bad.join(", ")
+                )
             })
         }
         "included_in" => {
@@ -332,7 +352,9 @@ pub fn check_validation(label: &str, value: &Value, kind: &str, constraint: &Val
         "regex" => {
             let pattern = constraint.as_str()?;
             let Ok(re) = regex::Regex::new(&format!("^(?:{pattern})")) else {
-                return Some(format!("'{label}' has an invalid regex validation '{pattern}'."));
+                return Some(format!(
+                    "'{label}' has an invalid regex validation '{pattern}'."
+                ));
             };
             let bad: Vec<String> = items
                 .iter()
@@ -340,7 +362,10 @@ pub fn check_validation(label: &str, value: &Value, kind: &str, constraint: &Val
                 .filter(|item| !re.is_match(item))
                 .collect();
             (!bad.is_empty()).then(|| {
-                format!("'{label}' value(s) '{}' should match regular expression '{pattern}'.", bad.join(", "))
+                format!(
+                    "'{label}' value(s) '{}' should match regular expression '{pattern}'.",
+                    bad.join(", ")
+                )
             })
         }
         _ => None,
@@ -453,7 +478,10 @@ mod tests {
         let doc = new_connector_doc("search-x", "x", "slack", None, "t");
         let prepared = prepare_patch(&doc, &SlackFactory, Some("slack")).unwrap();
         assert_eq!(prepared.patch["status"], "needs_configuration");
-        assert_eq!(prepared.patch["configuration"]["token"]["label"], "Authentication Token");
+        assert_eq!(
+            prepared.patch["configuration"]["token"]["label"],
+            "Authentication Token"
+        );
         assert_eq!(prepared.patch["configuration"]["sync_users"]["value"], true);
         assert!(prepared.patch.contains_key("features"));
         assert!(!prepared.patch.contains_key("service_type"));
@@ -483,8 +511,14 @@ mod tests {
     fn validation_names_the_field() {
         let config = SlackFactory.default_configuration();
         let err = validate_configuration(&config).unwrap_err();
-        assert!(err.contains("'Authentication Token' cannot be empty."), "{err}");
-        assert!(err.contains("'Days of message history to fetch' cannot be empty."), "{err}");
+        assert!(
+            err.contains("'Authentication Token' cannot be empty."),
+            "{err}"
+        );
+        assert!(
+            err.contains("'Days of message history to fetch' cannot be empty."),
+            "{err}"
+        );
         let mut config = config;
         config.get_mut("token").unwrap().value = json!("xoxb-1");
         config.get_mut("fetch_last_n_days").unwrap().value = json!("many");
@@ -497,7 +531,10 @@ mod tests {
     #[test]
     fn validations_and_depends_on() {
         let mut config = Configuration::new();
-        config.insert("on".into(), ConfigField::new("On", "bool", 1).value(json!(false)));
+        config.insert(
+            "on".into(),
+            ConfigField::new("On", "bool", 1).value(json!(false)),
+        );
         config.insert(
             "n".into(),
             ConfigField::new("N", "int", 2)
@@ -506,9 +543,13 @@ mod tests {
         );
         assert_eq!(validate_configuration(&config), Ok(()));
         config.get_mut("on").unwrap().value = json!(true);
-        assert!(validate_configuration(&config).unwrap_err().contains("'N' cannot be empty."));
+        assert!(validate_configuration(&config)
+            .unwrap_err()
+            .contains("'N' cannot be empty."));
         config.get_mut("n").unwrap().value = json!(12);
-        assert!(validate_configuration(&config).unwrap_err().contains("should be less than 10"));
+        assert!(validate_configuration(&config)
+            .unwrap_err()
+            .contains("should be less than 10"));
         assert!(check_validation("L", &json!(["a", "b"]), "included_in", &json!(["a"])).is_some());
         assert!(check_validation("L", &json!(["a"]), "included_in", &json!(["a"])).is_none());
         assert!(check_validation("L", &json!(["1", "x"]), "list_type", &json!("int")).is_some());

@@ -91,7 +91,13 @@ pub fn target_index(index_name: &str, kind: JobKind) -> String {
 }
 
 /// A new job document, as `POST _connector/_sync_job` writes it (direct-index mode).
-pub fn new_job_doc(connector_id: &str, connector: &Value, kind: JobKind, trigger: &str, ts: &str) -> Value {
+pub fn new_job_doc(
+    connector_id: &str,
+    connector: &Value,
+    kind: JobKind,
+    trigger: &str,
+    ts: &str,
+) -> Value {
     let index_name = connector["index_name"].as_str().unwrap_or("");
     json!({
         "cancelation_requested_at": null, "canceled_at": null, "completed_at": null,
@@ -230,7 +236,10 @@ pub fn sync_done_patch(kind: JobKind, finish: &Finish, now: &str) -> Value {
     patch.insert(status_field.into(), json!(finish.status.as_str()));
     patch.insert(error_field.into(), json!(finish.error));
     if kind != JobKind::AccessControl && finish.status == JobStatus::Completed {
-        patch.insert("sync_cursor".into(), finish.sync_cursor.clone().unwrap_or(Value::Null));
+        patch.insert(
+            "sync_cursor".into(),
+            finish.sync_cursor.clone().unwrap_or(Value::Null),
+        );
     }
     patch.insert(
         "last_indexed_document_count".into(),
@@ -315,7 +324,10 @@ mod tests {
     fn snapshot_like_es() {
         let connector = new_connector_doc("search-x", "x", "slack", Some("en"), "T");
         let job = new_job_doc("c1", &connector, JobKind::AccessControl, "scheduled", "T");
-        assert_eq!(job["connector"]["index_name"], ".search-acl-filter-search-x");
+        assert_eq!(
+            job["connector"]["index_name"],
+            ".search-acl-filter-search-x"
+        );
         assert_eq!(job["connector"]["filtering"]["rules"][0]["id"], "DEFAULT");
         assert_eq!(job["status"], "pending");
         assert!(job_creation_problem("c1", &connector).is_none());

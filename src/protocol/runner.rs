@@ -128,7 +128,13 @@ async fn execute_inner(
         let patch = json!({"status": "connected", "error": null, status_field: "in_progress", error_field: null});
         match store
             .es()
-            .update_doc(super::indices::CONNECTORS_INDEX, connector_id, patch, connector.guard(), true)
+            .update_doc(
+                super::indices::CONNECTORS_INDEX,
+                connector_id,
+                patch,
+                connector.guard(),
+                true,
+            )
             .await
         {
             Ok(answer) => {
@@ -181,7 +187,10 @@ async fn execute_inner(
     let cursor = (kind == JobKind::Incremental)
         .then(|| connector.source["sync_cursor"].clone())
         .filter(|c| !c.is_null());
-    if let Err(error) = store.claim_job(&current, &ctx.hostname, cursor.clone()).await {
+    if let Err(error) = store
+        .claim_job(&current, &ctx.hostname, cursor.clone())
+        .await
+    {
         release("claim failed").await;
         if error.is_version_conflict() {
             return Ok(Executed::Skipped(Skipped::JobTaken));
@@ -256,7 +265,10 @@ async fn run_claimed(
         && !filtering.is_null()
         && filtering["validation"]["state"] != "valid"
     {
-        return Err("the job's sync rules are not valid; fix the draft rules in Kibana and activate them".into());
+        return Err(
+            "the job's sync rules are not valid; fix the draft rules in Kibana and activate them"
+                .into(),
+        );
     }
     let es = sync_client(ctx, connector).map_err(|e| e.to_string())?;
     let pipeline = job.at("/connector/pipeline");
@@ -279,7 +291,13 @@ async fn run_claimed(
         bulk: ctx.config.elasticsearch.bulk.clone(),
     };
     let sync_cancel = CancellationToken::new();
-    let sync = sync::run_sync(&es, source.as_ref(), options, stats.clone(), sync_cancel.clone());
+    let sync = sync::run_sync(
+        &es,
+        source.as_ref(),
+        options,
+        stats.clone(),
+        sync_cancel.clone(),
+    );
     tokio::pin!(sync);
     let mut stats_tick = tokio::time::interval(ctx.timings.stats_interval);
     let mut check_tick = tokio::time::interval(ctx.timings.check_interval);
@@ -383,9 +401,14 @@ async fn finalise(
         Err(error) => return Err(error),
     }
     let s = finish.stats;
-    tracing::info!(status = finish.status.as_str(), error = finish.error.as_deref().unwrap_or(""),
-                   indexed = s.indexed_document_count, deleted = s.deleted_document_count,
-                   total = finish.total_document_count, "sync job finished");
+    tracing::info!(
+        status = finish.status.as_str(),
+        error = finish.error.as_deref().unwrap_or(""),
+        indexed = s.indexed_document_count,
+        deleted = s.deleted_document_count,
+        total = finish.total_document_count,
+        "sync job finished"
+    );
     Ok(finish.status)
 }
 

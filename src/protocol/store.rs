@@ -178,7 +178,10 @@ async fn search_all(
             Err(error) if error.is_not_found() => return Ok(docs),
             Err(error) => return Err(error),
         };
-        let hits = answer["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let hits = answer["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let total = answer["hits"]["total"]["value"].as_u64().unwrap_or(0) as usize;
         let page = hits.len();
         docs.extend(hits.iter().filter_map(Doc::from_hit));
@@ -237,8 +240,12 @@ impl ConnectorStore for DirectStore {
         if validation.state == "valid" {
             domain["active"] = domain["draft"].clone();
         }
-        self.update_connector(&connector.id, json!({"filtering": filtering}), connector.guard())
-            .await
+        self.update_connector(
+            &connector.id,
+            json!({"filtering": filtering}),
+            connector.guard(),
+        )
+        .await
     }
 
     async fn create_job(
@@ -254,12 +261,17 @@ impl ConnectorStore for DirectStore {
         if let Some(problem) = job_creation_problem(connector_id, &connector.source) {
             return Err(StoreError::Invalid(problem));
         }
-        let doc = new_job_doc(connector_id, &connector.source, kind, trigger_method, &now());
+        let doc = new_job_doc(
+            connector_id,
+            &connector.source,
+            kind,
+            trigger_method,
+            &now(),
+        );
         let answer = self.es.index_doc(JOBS_INDEX, None, doc, None, true).await?;
-        answer["_id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| StoreError::Invalid("elasticsearch returned no id for the new job".into()))
+        answer["_id"].as_str().map(str::to_string).ok_or_else(|| {
+            StoreError::Invalid("elasticsearch returned no id for the new job".into())
+        })
     }
 
     async fn claim_job(
@@ -302,8 +314,12 @@ impl ConnectorStore for DirectStore {
         if self.get_connector(id).await?.is_none() {
             return Err(not_found_connector(id));
         }
-        self.update_connector(id, json!({"configuration": configuration, "status": "configured"}), None)
-            .await?;
+        self.update_connector(
+            id,
+            json!({"configuration": configuration, "status": "configured"}),
+            None,
+        )
+        .await?;
         Ok(())
     }
 
@@ -420,10 +436,9 @@ impl ConnectorStore for ApiStore {
             )
             .await
             .map_err(|e| map_not_found(e, format!("connector [{connector_id}] not found")))?;
-        answer["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| StoreError::Invalid("elasticsearch returned no id for the new job".into()))
+        answer["id"].as_str().map(str::to_string).ok_or_else(|| {
+            StoreError::Invalid("elasticsearch returned no id for the new job".into())
+        })
     }
 
     async fn claim_job(
@@ -461,7 +476,11 @@ impl ConnectorStore for ApiStore {
         }
         let answer = match &request.id {
             Some(id) => self.put(&format!("/_connector/{}", encode(id)), body).await,
-            None => self.es.json(Method::Post, "/_connector", &[], Some(body)).await,
+            None => {
+                self.es
+                    .json(Method::Post, "/_connector", &[], Some(body))
+                    .await
+            }
         }
         .map_err(|e| map_not_found(e, "connector".into()))?;
         let id = answer["id"].as_str().unwrap_or_default().to_string();
@@ -495,9 +514,12 @@ impl ConnectorStore for ApiStore {
     }
 
     async fn cancel_job(&self, id: &str) -> Result<String, StoreError> {
-        self.put(&format!("/_connector/_sync_job/{}/_cancel", encode(id)), json!({}))
-            .await
-            .map_err(|e| map_not_found(e, format!("sync job [{id}] not found")))?;
+        self.put(
+            &format!("/_connector/_sync_job/{}/_cancel", encode(id)),
+            json!({}),
+        )
+        .await
+        .map_err(|e| map_not_found(e, format!("sync job [{id}] not found")))?;
         let job = self
             .get_job(id)
             .await?

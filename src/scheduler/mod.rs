@@ -172,11 +172,7 @@ impl Scheduler {
 
     async fn process(&self, doc: Doc, last_wake_up: DateTime<Utc>) -> Result<(), EsError> {
         let id = doc.id.clone();
-        let entry = self
-            .config
-            .connectors
-            .iter()
-            .find(|c| c.connector_id == id);
+        let entry = self.config.connectors.iter().find(|c| c.connector_id == id);
         let service_type = doc
             .str("service_type")
             .filter(|s| !s.is_empty())
@@ -184,8 +180,10 @@ impl Scheduler {
             .unwrap_or("")
             .to_string();
         let Some(factory) = self.registry.get(&service_type) else {
-            let message = format!("unknown service type '{service_type}': this connector service supports {}",
-                                  crate::config::KNOWN_SERVICE_TYPES.join(", "));
+            let message = format!(
+                "unknown service type '{service_type}': this connector service supports {}",
+                crate::config::KNOWN_SERVICE_TYPES.join(", ")
+            );
             self.set_error(&doc, &message).await?;
             return Ok(());
         };
@@ -194,13 +192,19 @@ impl Scheduler {
         let mut doc = doc;
         if entry.is_some() {
             for attempt in 0..3 {
-                let Some(prepared) = prepare_patch(&doc.source, factory, entry.map(|e| e.service_type.as_str())) else {
+                let Some(prepared) =
+                    prepare_patch(&doc.source, factory, entry.map(|e| e.service_type.as_str()))
+                else {
                     break;
                 };
                 if !prepared.upgraded.is_empty() {
                     tracing::warn!(fields = ?prepared.upgraded, "connector configuration upgraded with fields added by this version");
                 }
-                match self.store.update_connector(&id, Value::Object(prepared.patch), doc.guard()).await {
+                match self
+                    .store
+                    .update_connector(&id, Value::Object(prepared.patch), doc.guard())
+                    .await
+                {
                     Ok(()) => {}
                     Err(error) if error.is_version_conflict() && attempt < 2 => {}
                     Err(error) => return Err(error),
@@ -213,8 +217,13 @@ impl Scheduler {
         }
 
         // Heartbeat.
-        let first_sight = self.seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(false);
-        let interval = chrono::Duration::milliseconds((self.config.service.heartbeat * 1000.0) as i64);
+        let first_sight = self
+            .seen
+            .lock()
+            .map(|mut s| s.insert(id.clone()))
+            .unwrap_or(false);
+        let interval =
+            chrono::Duration::milliseconds((self.config.service.heartbeat * 1000.0) as i64);
         if heartbeat_due(doc.str("last_seen"), first_sight, Utc::now(), interval) {
             self.store.check_in(&id).await?;
         }
@@ -241,22 +250,32 @@ impl Scheduler {
             if let Some(draft) = connector::draft_needs_validation(&doc.source) {
                 let validation = validate_rules(&draft["rules"]);
                 tracing::info!(state = %validation.state, "validated draft sync rules");
-                self.store.write_filtering_validation(&doc, &validation).await?;
+                self.store
+                    .write_filtering_validation(&doc, &validation)
+                    .await?;
             }
         }
         if doc.str("status") != Some(status::CONNECTED) || !doc.source["error"].is_null() {
             self.store
-                .update_connector(&id, json!({"status": status::CONNECTED, "error": null}), None)
+                .update_connector(
+                    &id,
+                    json!({"status": status::CONNECTED, "error": null}),
+                    None,
+                )
                 .await?;
         }
 
         // Schedules.
         let features = doc.source["features"].clone();
         let mut kinds = Vec::new();
-        if factory.supports_access_control() && connector::feature_enabled(&features, JobKind::AccessControl) {
+        if factory.supports_access_control()
+            && connector::feature_enabled(&features, JobKind::AccessControl)
+        {
             kinds.push(JobKind::AccessControl);
         }
-        if factory.supports_incremental() && connector::feature_enabled(&features, JobKind::Incremental) {
+        if factory.supports_incremental()
+            && connector::feature_enabled(&features, JobKind::Incremental)
+        {
             kinds.push(JobKind::Incremental);
         }
         kinds.push(JobKind::Full);
@@ -271,7 +290,11 @@ impl Scheduler {
             return Ok(());
         }
         self.store
-            .update_connector(&doc.id, json!({"status": status::ERROR, "error": message}), None)
+            .update_connector(
+                &doc.id,
+                json!({"status": status::ERROR, "error": message}),
+                None,
+            )
             .await
     }
 
@@ -315,8 +338,12 @@ impl Scheduler {
                 return Ok(());
             }
             match self.store.create_job(id, kind, "scheduled").await {
-                Ok(job_id) => tracing::info!(job_type = kind.as_str(), sync_job_id = %job_id, slot = %format_time(slot), "scheduled sync job created"),
-                Err(error) => tracing::error!(%error, job_type = kind.as_str(), "could not create the scheduled job"),
+                Ok(job_id) => {
+                    tracing::info!(job_type = kind.as_str(), sync_job_id = %job_id, slot = %format_time(slot), "scheduled sync job created")
+                }
+                Err(error) => {
+                    tracing::error!(%error, job_type = kind.as_str(), "could not create the scheduled job")
+                }
             }
             return Ok(());
         }
@@ -334,11 +361,23 @@ mod tests {
         let every_minute = CronSchedule::parse("0 * * * * ?").unwrap();
         let t = |m: u32, s: u32| Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
         assert_eq!(due_slot(&every_minute, t(0, 30), None, t(0, 50)), None);
-        assert_eq!(due_slot(&every_minute, t(0, 50), None, t(1, 5)), Some(t(1, 0)));
-        assert_eq!(due_slot(&every_minute, t(0, 50), Some(t(1, 0)), t(1, 5)), None);
-        assert_eq!(due_slot(&every_minute, t(1, 5), Some(t(1, 0)), t(1, 10)), None);
+        assert_eq!(
+            due_slot(&every_minute, t(0, 50), None, t(1, 5)),
+            Some(t(1, 0))
+        );
+        assert_eq!(
+            due_slot(&every_minute, t(0, 50), Some(t(1, 0)), t(1, 5)),
+            None
+        );
+        assert_eq!(
+            due_slot(&every_minute, t(1, 5), Some(t(1, 0)), t(1, 10)),
+            None
+        );
         let at_seconds = CronSchedule::parse("30 * * * * ?").unwrap();
-        assert_eq!(due_slot(&at_seconds, t(0, 10), None, t(0, 31)), Some(t(0, 30)));
+        assert_eq!(
+            due_slot(&at_seconds, t(0, 10), None, t(0, 31)),
+            Some(t(0, 30))
+        );
     }
 
     #[test]

@@ -295,7 +295,12 @@ pub mod rules {
             }
         }
         FilteringValidation {
-            state: if errors.is_empty() { "valid" } else { "invalid" }.into(),
+            state: if errors.is_empty() {
+                "valid"
+            } else {
+                "invalid"
+            }
+            .into(),
             errors,
         }
     }
