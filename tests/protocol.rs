@@ -639,6 +639,43 @@ async fn schedule_one_job_per_tick(mode: Mode) {
     assert_eq!(env.state.syncs.load(Ordering::SeqCst), 2);
 }
 
+/// No scheduled job piles up while the previous one is still pending (upstream creates one
+/// per tick regardless).
+async fn schedule_skips_while_pending(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "pileup";
+    env.configured_connector(id).await;
+    env.cli_ok(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        id,
+        "--full",
+        "0 * * * * ?",
+    ])
+    .await;
+    let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(origin, 60.0));
+    let started = Instant::now();
+    let daemon = Daemon::start(
+        env.config(&[id], "  idling: 6\n"),
+        &[Action::Schedule],
+        env.deps("w", clock),
+    );
+    tokio::time::sleep(Duration::from_millis(2250).saturating_sub(started.elapsed())).await;
+    daemon.stop().await;
+    let jobs = env.jobs_of(id).await;
+    assert_eq!(jobs.len(), 1, "one pending job, not one per tick");
+    assert_eq!(jobs[0].str("status"), Some("pending"));
+    assert_eq!(jobs[0].str("trigger_method"), Some("scheduled"));
+    let doc = env.connector(id).await;
+    assert_eq!(
+        doc.str("last_sync_scheduled_at"),
+        Some("2026-01-01T00:02:00.000000Z")
+    );
+}
+
 /// An on-demand job is claimed, run and finalised with the exact §2.5 fields.
 async fn on_demand_job_finalised(mode: Mode) {
     let env = Env::new(mode);
@@ -862,6 +899,7 @@ macro_rules! both_modes {
 both_modes!(
     connector_lifecycle,
     schedule_one_job_per_tick,
+    schedule_skips_while_pending,
     on_demand_job_finalised,
     ten_jobs_run_exactly_once,
     cancel_running_job,

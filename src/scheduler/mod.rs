@@ -129,13 +129,14 @@ impl Scheduler {
         }
     }
 
-    /// Runs rounds every `service.idling` until `shutdown`.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    /// Runs rounds every `service.idling` until `shutdown`; failed rounds go to `on_error`.
+    pub async fn run(&self, shutdown: CancellationToken, on_error: &(dyn Fn(&EsError) + Sync)) {
         let idling = Duration::from_secs_f64(self.config.service.idling.max(0.001));
         let mut last_wake_up = self.clock.now();
         while !shutdown.is_cancelled() {
             if let Err(error) = self.round(last_wake_up, &shutdown).await {
                 tracing::error!(%error, "scheduling round failed");
+                on_error(&error);
             }
             last_wake_up = self.clock.now();
             tokio::select! {
