@@ -602,18 +602,22 @@ async fn schedule_one_job_per_tick(mode: Mode) {
     // Virtual time starts at 00:00:30 and runs 60× faster: slots 00:01:00 (real 0.5 s) and
     // 00:02:00 (1.5 s); the daemons stop at about 00:02:45 (2.25 s).
     let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(origin, 60.0));
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
     // idling 6 s of virtual time = 0.1 s real.
     let config = env.config(&[id], "  idling: 6\n");
     let actions = [Action::Schedule, Action::SyncContent];
-    let started = Instant::now();
     let a = Daemon::start(
         config.clone(),
         &actions,
         env.deps("worker-a", clock.clone()),
     );
     let b = Daemon::start(config, &actions, env.deps("worker-b", clock.clone()));
-    tokio::time::sleep(Duration::from_millis(2250).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     a.stop().await;
     b.stop().await;
     let jobs = env.jobs_of(id).await;
@@ -656,14 +660,18 @@ async fn schedule_skips_while_pending(mode: Mode) {
     ])
     .await;
     let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(origin, 60.0));
-    let started = Instant::now();
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
     let daemon = Daemon::start(
         env.config(&[id], "  idling: 6\n"),
         &[Action::Schedule],
         env.deps("w", clock),
     );
-    tokio::time::sleep(Duration::from_millis(2250).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     daemon.stop().await;
     let jobs = env.jobs_of(id).await;
     assert_eq!(jobs.len(), 1, "one pending job, not one per tick");
@@ -798,8 +806,8 @@ async fn cancel_running_job(mode: Mode) {
     assert!(asked.elapsed() < Duration::from_secs(5));
     assert!(job.source["canceled_at"].is_string() && job.source["completed_at"].is_string());
     assert_eq!(job.source["error"], Value::Null);
-    let c = env.connector(id).await;
-    assert_eq!(c.str("last_sync_status"), Some("canceled"));
+    // The connector is written right after the job.
+    let c = wait_connector_field(&env, id, "last_sync_status", "canceled", WAIT).await;
     assert_eq!(c.str("status"), Some("connected"));
     daemon.stop().await;
 }
@@ -860,10 +868,14 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
         "rescuer",
     );
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
+    let time =
+        |key: &str| chrono::DateTime::parse_from_rfc3339(job.str(key).unwrap_or_default()).unwrap();
     assert!(
-        killed_at.elapsed() >= Duration::from_millis(1500),
-        "not before the idle timeout"
+        time("completed_at") - time("last_seen") >= chrono::Duration::milliseconds(1500),
+        "not before the idle timeout after the last heartbeat: {}",
+        job.source
     );
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
     let error = job.str("error").unwrap_or("");
     assert!(
         error.contains("has not seen any update for some time") && error.contains("1.5 s"),
@@ -878,10 +890,7 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
     let next = env.start_job(id).await;
     let job = wait_job_status(&env, &next, "completed", WAIT).await;
     assert_eq!(job.str("worker_hostname"), Some("rescuer"));
-    assert_eq!(
-        env.connector(id).await.str("last_sync_status"),
-        Some("completed")
-    );
+    wait_connector_field(&env, id, "last_sync_status", "completed", WAIT).await;
     rescuer.stop().await;
 }
 
