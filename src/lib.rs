@@ -16,11 +16,14 @@
 //! - [`sources`]: the `DataSource` trait, the registry, and [`sources::slack`].
 //! - [`service`]: the daemon's services (`schedule`, `sync_content`, `sync_access_control`,
 //!   `cleanup`) wired together.
-//! - [`telemetry`], [`shutdown`]: logs and signals.
+//! - [`telemetry`], [`shutdown`]: logs and signals; [`metrics`] and [`http`]: the optional
+//!   health and Prometheus metrics listener.
 
 pub mod cli;
 pub mod config;
 pub mod es;
+pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod retry;
 pub mod scheduler;

@@ -1,33 +1,76 @@
 //! The sync engine: a source's document stream to Elasticsearch bulk requests, with safe
 //! deletions, sync rules and stats.
 //!
-//! STAND-IN (branch wt-protocol): the real engine is written on branch wt-sync. This module
-//! only has the agreed interface and a minimal body (drain the source into plain `_bulk`
-//! index requests, no deletions) so the job runner compiles and its lifecycle tests run.
-//! When the real engine lands in main, this file is replaced by it.
+//! # Pipeline
+//! ```text
+//! source ──DocOp──▶ bounded channel (64) ──▶ prepare + rules + serialize once ──▶ batcher
+//!        ──batch──▶ ≤ max_concurrency `_bulk` requests in flight ──▶ per-item verdicts
+//! ```
+//! - The source pushes into a bounded [`DocSender`](crate::sources::DocSender); a full channel
+//!   makes it wait, a full request pool makes the engine wait, so memory is bounded end to
+//!   end: the channel (64 ops), one batch under construction (at most `chunk_size` lines,
+//!   `queue_max_size` docs and min(`chunk_max_mem_size`, `queue_max_mem_size`) MiB of
+//!   serialized bytes), and `max_concurrency` request bodies in flight. A batch waiting
+//!   longer than `queue_refresh_timeout` for a free request slot fails the sync with
+//!   [`SyncError::Overloaded`].
+//! - Each document is serialized exactly once; the bytes are both the size measure and
+//!   the request body ([`document`], [`batcher`]). Item results: [`bulk`], [`monitor`].
+//!
+//! # Deletions without an id map
+//! Upstream loads every existing id of the index into memory before a full sync (~50 MiB
+//! per 300k ids) and deletes the ids the source did not produce. We keep peak memory flat
+//! instead: every document a sync writes carries `_sync_marker`, a `long` unique to that
+//! sync (its start time in epoch milliseconds, bumped above the index's current maximum
+//! so it is unique even if the clock goes back). When — and only when — a FULL (or access
+//! control) sync streamed everything with the source returning `Ok`, every bulk item
+//! succeeded (`failed_document_count == 0`), and it was not cancelled, the engine refreshes
+//! the index and runs `_delete_by_query` for documents whose marker is not this sync's.
+//! Documents excluded by sync rules are therefore deleted, as upstream. Any fetch error,
+//! item failure, cancel or crash leaves the index untouched (the next good full sync
+//! cleans up); the log says why the deletion was skipped.
+//!
+//! The marker is mapped as `long` when the engine creates the content index (a plain
+//! `PUT <index>` plus that one mapping), and put on an existing index with
+//! `PUT <index>/_mapping` before the first write; an index where `_sync_marker` is mapped
+//! otherwise fails the sync with a message saying so.
+//!
+//! # Incremental and access-control syncs
+//! Incremental syncs apply the source's `index`/`update`/`delete` ops (updates are
+//! `doc_as_upsert`) with no deletion sweep, and hand back the source's cursor.
+//! Access-control syncs are like full syncs into the index given in [`SyncOptions`]
+//! (sync rules do not apply to them).
+
+pub mod batcher;
+pub mod bulk;
+pub mod document;
+mod engine;
+pub mod monitor;
+pub mod rules;
+pub mod stats;
+
+pub use engine::run_sync;
+pub use stats::{StatsSnapshot, SyncStats};
 
 use crate::config::BulkConfig;
-use crate::es::{EsClient, EsError};
-use crate::sources::{DataSource, DocOp, DocSender, SourceError};
-use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+use crate::es::EsError;
+use crate::sources::SourceError;
+use serde::{Deserialize, Serialize};
 
-/// The kind of sync job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kind of a sync job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobKind {
-    /// Full sync.
+    /// `full`: everything, then delete what was not seen.
     Full,
-    /// Incremental sync.
+    /// `incremental`: changes since the cursor.
     Incremental,
-    /// Access-control sync.
+    /// `access_control`: the access-control documents.
     AccessControl,
 }
 
 impl JobKind {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    /// The wire name (`full`, `incremental`, `access_control`).
+    pub fn as_str(&self) -> &'static str {
         match self {
             JobKind::Full => "full",
             JobKind::Incremental => "incremental",
@@ -35,273 +78,171 @@ impl JobKind {
         }
     }
 
-    /// From the wire name.
+    /// From the wire name (`None` for anything else).
     pub fn parse(s: &str) -> Option<JobKind> {
+        s.parse().ok()
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<JobKind, String> {
         match s {
-            "full" => Some(JobKind::Full),
-            "incremental" => Some(JobKind::Incremental),
-            "access_control" => Some(JobKind::AccessControl),
-            _ => None,
+            "full" => Ok(JobKind::Full),
+            "incremental" => Ok(JobKind::Incremental),
+            "access_control" => Ok(JobKind::AccessControl),
+            other => Err(format!(
+                "unknown job type `{other}` (expected full, incremental or access_control)"
+            )),
         }
     }
 }
 
-/// The job's ingest pipeline settings.
-#[derive(Debug, Clone, Default)]
+/// The job's ingest pipeline settings (`connector.pipeline`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineSettings {
-    /// Pipeline name; "" or "_none" → no `?pipeline`.
+    /// Pipeline name; `""` or `_none` sends no `?pipeline=`.
     pub name: String,
-    /// `_extract_binary_content`.
+    /// Copied into each document as `_extract_binary_content`.
     pub extract_binary_content: bool,
-    /// `_reduce_whitespace`.
+    /// Copied into each document as `_reduce_whitespace`.
     pub reduce_whitespace: bool,
-    /// `_run_ml_inference`.
+    /// Copied into each document as `_run_ml_inference`.
     pub run_ml_inference: bool,
 }
 
-/// What one sync does.
-#[derive(Debug, Clone)]
-pub struct SyncOptions {
-    /// The content index.
-    pub index_name: String,
-    /// Full, incremental or access control.
-    pub job_kind: JobKind,
-    /// For logs and the deletion marker.
-    pub job_id: String,
-    /// Pipeline settings.
-    pub pipeline: PipelineSettings,
-    /// The job's active filtering object.
-    pub filtering: Value,
-    /// Cursor for incremental syncs.
-    pub sync_cursor: Option<Value>,
-    /// Bulk settings.
-    pub bulk: BulkConfig,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    indexed: AtomicU64,
-    volume: AtomicU64,
-    deleted: AtomicU64,
-    filtered: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
-}
-
-/// Live counters, readable from another task.
-#[derive(Debug, Clone, Default)]
-pub struct SyncStats(Arc<Counters>);
-
-impl SyncStats {
-    /// Zeroed counters.
-    pub fn new() -> Self {
-        SyncStats::default()
-    }
-
-    /// A copy of the counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            indexed_document_count: self.0.indexed.load(Ordering::Relaxed),
-            indexed_document_volume_bytes: self.0.volume.load(Ordering::Relaxed),
-            deleted_document_count: self.0.deleted.load(Ordering::Relaxed),
-            docs_filtered: self.0.filtered.load(Ordering::Relaxed),
-            docs_dropped: self.0.dropped.load(Ordering::Relaxed),
-            failed_document_count: self.0.failed.load(Ordering::Relaxed),
+impl PipelineSettings {
+    /// The `?pipeline=` value, if one is to be sent.
+    pub fn query_name(&self) -> Option<&str> {
+        match self.name.as_str() {
+            "" | "_none" => None,
+            name => Some(name),
         }
     }
 }
 
-/// The counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Successful index/update ops.
-    pub indexed_document_count: u64,
-    /// Their summed sizes.
-    pub indexed_document_volume_bytes: u64,
-    /// Successful deletes.
-    pub deleted_document_count: u64,
-    /// Docs rejected by sync rules.
-    pub docs_filtered: u64,
-    /// Docs dropped.
-    pub docs_dropped: u64,
-    /// Failed items.
-    pub failed_document_count: u64,
+/// What to sync and how.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The target index (or alias).
+    pub index_name: String,
+    /// The job type.
+    pub job_kind: JobKind,
+    /// The job id, for logs.
+    pub job_id: String,
+    /// The job's pipeline settings.
+    pub pipeline: PipelineSettings,
+    /// The job's active `connector.filtering` (`{rules, advanced_snippet, validation}`);
+    /// `null` keeps every document.
+    pub filtering: serde_json::Value,
+    /// The connector's cursor, for incremental syncs.
+    pub sync_cursor: Option<serde_json::Value>,
+    /// `elasticsearch.bulk.*`.
+    pub bulk: BulkConfig,
 }
 
-impl StatsSnapshot {
-    /// round(bytes / 1 MiB).
-    pub fn indexed_document_volume_mib(&self) -> u64 {
-        (self.indexed_document_volume_bytes as f64 / 1_048_576.0).round() as u64
-    }
-}
-
-/// A finished sync.
+/// What a finished sync reports.
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {
     /// Final counters.
     pub stats: StatsSnapshot,
-    /// Cursor to store on the connector.
-    pub sync_cursor: Option<Value>,
-    /// Job metadata.
-    pub metadata: Value,
+    /// The cursor to store on the connector.
+    pub sync_cursor: Option<serde_json::Value>,
+    /// The source's metadata for the job document.
+    pub metadata: serde_json::Value,
 }
 
-/// Why a sync failed.
+/// Why a sync failed. The text is what the job's `error` field shows.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// The source failed.
-    #[error("{0}")]
+    /// The data source failed (nothing was deleted).
+    #[error("the data source failed: {0}")]
     Source(#[from] SourceError),
-    /// Elasticsearch failed.
-    #[error("{0}")]
+    /// Elasticsearch failed after retries (nothing was deleted).
+    #[error("Elasticsearch failed: {0}")]
     Elasticsearch(#[from] EsError),
-    /// Too many per-item errors.
-    #[error("too many errors while indexing documents ({total} failed)")]
+    /// Too many documents were rejected by Elasticsearch.
+    #[error(
+        "too many documents were rejected by Elasticsearch: {summary}; first error: {first_error}"
+    )]
     TooManyErrors {
-        /// Failed items.
-        total: u64,
+        /// Which limit was exceeded.
+        summary: String,
+        /// The first rejection: type, reason and document id.
+        first_error: String,
     },
-    /// Elasticsearch overloaded.
+    /// Elasticsearch did not keep up for `queue_refresh_timeout`.
     #[error("{0}")]
     Overloaded(String),
-    /// Cancelled.
+    /// The sync was cancelled.
     #[error("sync cancelled")]
     Cancelled,
-    /// Unsupported job type.
+    /// The job cannot run as asked (job type, index mapping).
     #[error("{0}")]
     Unsupported(String),
 }
 
-/// Runs one sync (stand-in: index everything, delete nothing).
-pub async fn run_sync(
-    es: &EsClient,
-    source: &dyn DataSource,
-    options: SyncOptions,
-    stats: SyncStats,
-    cancel: CancellationToken,
-) -> Result<SyncOutcome, SyncError> {
-    if !es.index_exists(&options.index_name).await? {
-        es.create_index(&options.index_name, None).await?;
-    }
-    let (tx, mut rx) = DocSender::channel(64);
-    let index = options.index_name.clone();
-    let pipeline = match options.pipeline.name.as_str() {
-        "" | "_none" => None,
-        name => Some(name.to_string()),
-    };
-    let writer = async {
-        let mut body = Vec::new();
-        let mut n = 0u64;
-        let mut bytes = 0u64;
-        while let Some(op) = rx.recv().await {
-            if let DocOp::Index(doc) | DocOp::Update(doc) = op {
-                let line = serde_json::to_vec(&doc.body).unwrap_or_default();
-                bytes += line.len() as u64;
-                body.extend_from_slice(
-                    serde_json::json!({"index": {"_index": index, "_id": doc.id}})
-                        .to_string()
-                        .as_bytes(),
-                );
-                body.push(b'\n');
-                body.extend_from_slice(&line);
-                body.push(b'\n');
-                n += 1;
-            }
+impl From<monitor::TooManyErrors> for SyncError {
+    fn from(e: monitor::TooManyErrors) -> SyncError {
+        SyncError::TooManyErrors {
+            summary: e.summary,
+            first_error: e.first_error,
         }
-        if n > 0 {
-            es.bulk(body.into(), pipeline.as_deref(), false).await?;
-        }
-        stats.0.indexed.fetch_add(n, Ordering::Relaxed);
-        stats.0.volume.fetch_add(bytes, Ordering::Relaxed);
-        Ok::<(), EsError>(())
-    };
-    let produce = async {
-        let result = match options.job_kind {
-            JobKind::Full => source.get_docs(&tx, &cancel).await,
-            JobKind::Incremental => {
-                source
-                    .get_docs_incrementally(options.sync_cursor.as_ref(), &tx, &cancel)
-                    .await
-            }
-            JobKind::AccessControl => source.get_access_control(&tx, &cancel).await,
-        };
-        drop(tx);
-        result
-    };
-    let (produced, written) = tokio::select! {
-        r = async { tokio::join!(produce, writer) } => r,
-        _ = cancel.cancelled() => return Err(SyncError::Cancelled),
-    };
-    if cancel.is_cancelled() {
-        return Err(SyncError::Cancelled);
     }
-    produced?;
-    written?;
-    Ok(SyncOutcome {
-        stats: stats.snapshot(),
-        sync_cursor: source.sync_cursor(),
-        metadata: source.metadata(),
-    })
 }
 
-/// Basic sync rules (stand-in: schema checks only).
-pub mod rules {
-    use serde_json::Value;
+impl From<bulk::BulkError> for SyncError {
+    fn from(e: bulk::BulkError) -> SyncError {
+        match e {
+            bulk::BulkError::Elasticsearch(e) => SyncError::Elasticsearch(e),
+            bulk::BulkError::TooManyErrors(e) => e.into(),
+        }
+    }
+}
 
-    /// One validation error.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ValidationError {
-        /// Rule ids.
-        pub ids: Vec<String>,
-        /// Messages.
-        pub messages: Vec<String>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_kinds_round_trip() {
+        for kind in [JobKind::Full, JobKind::Incremental, JobKind::AccessControl] {
+            assert_eq!(kind.as_str().parse::<JobKind>().unwrap(), kind);
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.as_str().into())
+            );
+        }
+        assert!("nope".parse::<JobKind>().is_err());
     }
 
-    /// The result of validating a draft.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct FilteringValidation {
-        /// `valid` or `invalid`.
-        pub state: String,
-        /// Errors.
-        pub errors: Vec<ValidationError>,
+    #[test]
+    fn pipeline_name_none() {
+        let mut p = PipelineSettings::default();
+        assert_eq!(p.query_name(), None);
+        p.name = "_none".into();
+        assert_eq!(p.query_name(), None);
+        p.name = "search-default-ingestion".into();
+        assert_eq!(p.query_name(), Some("search-default-ingestion"));
     }
 
-    /// Validates basic rules.
-    pub fn validate_rules(rules: &Value) -> FilteringValidation {
-        let mut errors = Vec::new();
-        for rule in rules.as_array().map(Vec::as_slice).unwrap_or_default() {
-            let id = rule["id"].as_str().unwrap_or("").to_string();
-            for key in ["id", "policy", "field", "rule", "value"] {
-                let empty = match &rule[key] {
-                    Value::Null => true,
-                    Value::String(s) => s.is_empty(),
-                    _ => false,
-                };
-                if empty {
-                    errors.push(ValidationError {
-                        ids: vec![id.clone()],
-                        messages: vec![format!("{key} cannot be empty")],
-                    });
-                }
-            }
-            if id != "DEFAULT"
-                && rule["rule"] == "regex"
-                && matches!(rule["value"].as_str(), Some(".*") | Some("(.*)"))
-            {
-                errors.push(ValidationError {
-                    ids: vec![id.clone()],
-                    messages: vec!["a match-all regex is only allowed in the default rule".into()],
-                });
-            }
+    #[test]
+    fn too_many_errors_message_quotes_the_first_error() {
+        let e: SyncError = monitor::TooManyErrors {
+            summary: "exceeded the maximum of 10 consecutive bulk item errors (saw 11 in a row)"
+                .into(),
+            first_error: "mapper_parsing_exception: bad (document id x, status 400)".into(),
+            recent_errors: vec![],
         }
-        FilteringValidation {
-            state: if errors.is_empty() {
-                "valid"
-            } else {
-                "invalid"
-            }
-            .into(),
-            errors,
-        }
+        .into();
+        let text = e.to_string();
+        assert!(text.contains("first error: mapper_parsing_exception: bad (document id x"));
     }
 }

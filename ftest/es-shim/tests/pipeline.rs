@@ -255,3 +255,50 @@ async fn single_document_writes() {
         json!({"_run_ml_inference": true})
     );
 }
+
+#[tokio::test]
+async fn rewritten_bodies_may_grow_or_shrink() {
+    let index = unique("sizes");
+    let grow = unique("grow");
+    let big = "g".repeat(20_000);
+    put_pipeline(
+        &grow,
+        json!({"processors": [{"set": {"field": "big", "value": big}}]}),
+    )
+    .await;
+    let shrink = unique("shrink");
+    put_pipeline(
+        &shrink,
+        json!({"processors": [{"remove": {"field": "blob"}}]}),
+    )
+    .await;
+    let blob = "s".repeat(20_000);
+    let body = format!(
+        "{{\"index\":{{\"_id\":\"g\",\"pipeline\":\"{grow}\"}}}}\n{{\"n\":1}}\n{{\"index\":{{\"_id\":\"s\",\"pipeline\":\"{shrink}\"}}}}\n{{\"blob\":\"{blob}\"}}\n"
+    );
+    let (status, _, answer) = raw(
+        "POST",
+        &format!("/{index}/_bulk?refresh=true"),
+        "application/x-ndjson",
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["errors"]),
+        (200, &json!(false)),
+        "{answer}"
+    );
+    assert_eq!(
+        source(&index, "g").await["big"].as_str().map(str::len),
+        Some(20_000)
+    );
+    assert_eq!(source(&index, "s").await, json!({}));
+    let (status, _) = call(
+        "PUT",
+        &format!("/{index}/_doc/x?pipeline={shrink}"),
+        Some(json!({"blob": blob, "k": 1})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(source(&index, "x").await, json!({"k": 1}));
+}

@@ -244,5 +244,8 @@ async fn license_and_authenticate_stubs() {
 #[tokio::test]
 async fn unknown_connector_paths_are_es_errors() {
     let r = call("PUT", "/_connector/x/_bogus", Some(json!({}))).await;
-    assert_error(&r, 400, "illegal_argument_exception");
+    assert_eq!(
+        assert_error(&r, 400, "illegal_argument_exception"),
+        "no handler found for uri [/_connector/x/_bogus] and method [PUT]"
+    );
 }

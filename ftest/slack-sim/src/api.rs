@@ -653,12 +653,12 @@ fn files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiErr
     }
     let ts_from = p
         .get("ts_from")
-        .and_then(|v| Ts::parse(v))
+        .and_then(Ts::parse)
         .map(|t| t.0)
         .unwrap_or(i64::MIN);
     let ts_to = p
         .get("ts_to")
-        .and_then(|v| Ts::parse(v))
+        .and_then(Ts::parse)
         .map(|t| t.0)
         .unwrap_or(i64::MAX);
     let mut found: Vec<(i64, &Channel, &crate::model::Msg)> = Vec::new();
@@ -675,7 +675,7 @@ fn files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiErr
             found.push((m.ts, ch, m));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     let total = found.len();
     let pages = total.div_ceil(count).max(1);
     let files: Vec<FileView<'_>> = found

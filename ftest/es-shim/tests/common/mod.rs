@@ -96,6 +96,6 @@ pub async fn new_job(connector: &str, body: Value) -> String {
     let mut b = body;
     b["id"] = Value::String(connector.to_string());
     let (status, answer) = call("POST", "/_connector/_sync_job", Some(b)).await;
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status, 201, "{answer}");
     answer["id"].as_str().expect("job id").to_string()
 }

@@ -1,0 +1,353 @@
+//! Preparing a source document and serializing it, once, into its bulk NDJSON lines.
+//!
+//! What preparing does (as upstream, see the protocol notes §3.1):
+//! - an `_id` longer than [`MAX_ID_BYTES`] UTF-8 bytes becomes the md5 hex of itself
+//!   (Elasticsearch refuses ids over 512 bytes);
+//! - the body gets `id` = `_id`, the three pipeline flags `_extract_binary_content`,
+//!   `_reduce_whitespace`, `_run_ml_inference` (the ingest pipeline removes them), and the
+//!   sync's deletion marker `_sync_marker` (see the engine docs);
+//! - `_timestamp` is set on creation and kept for unchanged documents. A source that gives
+//!   `_timestamp` (Slack sets it from the message `ts`) is indexed as is with an `index` op.
+//!   Without one we cannot know whether the document exists (we keep no id map), so the op
+//!   becomes an `update` with `doc` = body and `upsert` = body + `_timestamp: now`: an
+//!   existing document keeps its `_timestamp` and a new one gets now. The price is the body
+//!   twice on the wire, and fields the source stopped sending survive on an existing
+//!   document (an update merges) until its next change.
+//!
+//! The serialized bytes are what the batcher measures and what goes on the wire: each
+//! document is serialized exactly once.
+
+use crate::sources::DocOp;
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Longest `_id` Elasticsearch accepts, in UTF-8 bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// The field that carries the deletion marker of the sync that last wrote a document.
+pub const SYNC_MARKER_FIELD: &str = "_sync_marker";
+
+/// The bulk operation an item became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// `index`: create or replace.
+    Index,
+    /// `update` with `doc` + `doc_as_upsert` or `upsert`.
+    Update,
+    /// `delete`.
+    Delete,
+}
+
+/// What encoding one op produced (its bytes went into the output buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The op.
+    pub kind: OpKind,
+    /// The final `_id` (hashed when too long).
+    pub id: String,
+    /// Bulk body lines: 2 for index/update, 1 for delete.
+    pub lines: usize,
+    /// Bytes of the source line (the document volume counted on success); 0 for deletes.
+    pub source_len: usize,
+}
+
+/// Fixed per-sync facts every document gets.
+#[derive(Debug, Clone)]
+pub struct EncodeContext {
+    /// The target index, already JSON-escaped with its quotes.
+    index_json: String,
+    extract_binary_content: bool,
+    reduce_whitespace: bool,
+    run_ml_inference: bool,
+    marker: i64,
+}
+
+impl EncodeContext {
+    /// A context for `index` with the job's pipeline flags and the sync marker.
+    pub fn new(
+        index: &str,
+        extract_binary_content: bool,
+        reduce_whitespace: bool,
+        run_ml_inference: bool,
+        marker: i64,
+    ) -> EncodeContext {
+        EncodeContext {
+            index_json: Value::String(index.to_string()).to_string(),
+            extract_binary_content,
+            reduce_whitespace,
+            run_ml_inference,
+            marker,
+        }
+    }
+
+    /// Writes `op` as NDJSON lines (each ending with `\n`) into `out`.
+    /// `now` is the ISO-8601 time used for `_timestamp` of new documents.
+    pub fn encode(&self, op: DocOp, now: &str, out: &mut Vec<u8>) -> Encoded {
+        match op {
+            DocOp::Index(doc) => self.encode_doc(OpKind::Index, doc.id, doc.body, now, out),
+            DocOp::Update(doc) => self.encode_doc(OpKind::Update, doc.id, doc.body, now, out),
+            DocOp::Delete(id) => {
+                let id = normalize_id(id);
+                self.action_line(out, "delete", &id);
+                Encoded {
+                    kind: OpKind::Delete,
+                    id,
+                    lines: 1,
+                    source_len: 0,
+                }
+            }
+        }
+    }
+
+    fn encode_doc(
+        &self,
+        requested: OpKind,
+        id: String,
+        mut body: Map<String, Value>,
+        now: &str,
+        out: &mut Vec<u8>,
+    ) -> Encoded {
+        let id = normalize_id(id);
+        // A body `_id` would be rejected by Elasticsearch (metadata field); the id is ours.
+        body.remove("_id");
+        body.insert("id".into(), Value::String(id.clone()));
+        body.insert(
+            "_extract_binary_content".into(),
+            Value::Bool(self.extract_binary_content),
+        );
+        body.insert(
+            "_reduce_whitespace".into(),
+            Value::Bool(self.reduce_whitespace),
+        );
+        body.insert(
+            "_run_ml_inference".into(),
+            Value::Bool(self.run_ml_inference),
+        );
+        body.insert(SYNC_MARKER_FIELD.into(), Value::from(self.marker));
+        let has_timestamp = body.contains_key("_timestamp");
+        let kind = if requested == OpKind::Index && has_timestamp {
+            OpKind::Index
+        } else {
+            OpKind::Update
+        };
+        match kind {
+            OpKind::Index => self.action_line(out, "index", &id),
+            _ => self.action_line(out, "update", &id),
+        }
+        let start = out.len();
+        match (kind, has_timestamp) {
+            (OpKind::Index, _) => write_json(out, &body),
+            (_, true) => {
+                out.extend_from_slice(b"{\"doc\":");
+                write_json(out, &body);
+                out.extend_from_slice(b",\"doc_as_upsert\":true}");
+            }
+            (_, false) => {
+                out.extend_from_slice(b"{\"doc\":");
+                write_json(out, &body);
+                out.extend_from_slice(b",\"upsert\":");
+                body.insert("_timestamp".into(), Value::String(now.to_string()));
+                write_json(out, &body);
+                out.push(b'}');
+            }
+        }
+        let source_len = out.len() - start;
+        out.push(b'\n');
+        Encoded {
+            kind,
+            id,
+            lines: 2,
+            source_len,
+        }
+    }
+
+    fn action_line(&self, out: &mut Vec<u8>, action: &str, id: &str) {
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(action.as_bytes());
+        out.extend_from_slice(b"\":{\"_index\":");
+        out.extend_from_slice(self.index_json.as_bytes());
+        out.extend_from_slice(b",\"_id\":");
+        write_json(out, id);
+        out.extend_from_slice(b"}}\n");
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Serializing a `Value`/`str` into a Vec cannot fail (no IO, string keys only).
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        let _ = out.write_all(b"null");
+    }
+}
+
+/// An id over [`MAX_ID_BYTES`] becomes its md5 hex digest; others are kept.
+pub fn normalize_id(id: String) -> String {
+    if id.len() <= MAX_ID_BYTES {
+        return id;
+    }
+    let digest = Md5::digest(id.as_bytes());
+    let mut hex = String::with_capacity(32);
+    for byte in digest {
+        // Writing to a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:02x}"));
+    }
+    hex
+}
+
+/// The current UTC time as ISO-8601 (`+00:00`, as upstream's `iso_utc`), re-read at most
+/// once per `resolution`: formatting a date per document is measurable at our rates, and
+/// a second is finer than anyone reads `_timestamp` at.
+#[derive(Debug)]
+pub struct Clock {
+    text: String,
+    read_at: Instant,
+    resolution: Duration,
+}
+
+impl Clock {
+    /// A clock re-read every second.
+    pub fn new() -> Clock {
+        Clock {
+            text: iso_now(),
+            read_at: Instant::now(),
+            resolution: Duration::from_secs(1),
+        }
+    }
+
+    /// The current time text.
+    pub fn now(&mut self) -> &str {
+        if self.read_at.elapsed() >= self.resolution {
+            self.text = iso_now();
+            self.read_at = Instant::now();
+        }
+        &self.text
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+fn iso_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Document;
+    use serde_json::json;
+
+    fn ctx() -> EncodeContext {
+        EncodeContext::new("idx", false, true, false, 42)
+    }
+
+    fn doc(id: &str, body: Value) -> Document {
+        Document {
+            id: id.into(),
+            body: body.as_object().cloned().unwrap(),
+        }
+    }
+
+    #[test]
+    fn long_ids_become_md5_hex() {
+        let short = "a".repeat(512);
+        assert_eq!(normalize_id(short.clone()), short);
+        let long = "a".repeat(513);
+        let hashed = normalize_id(long);
+        assert_eq!(hashed.len(), 32);
+        assert!(hashed.chars().all(|c| c.is_ascii_hexdigit()));
+        // 171 three-byte characters = 513 bytes: bytes count, not chars.
+        let wide = "€".repeat(171);
+        assert_eq!(normalize_id(wide).len(), 32);
+        assert_eq!(
+            normalize_id("x".repeat(600)),
+            normalize_id("x".repeat(600)),
+            "stable"
+        );
+        // md5("") is well known; check the digest itself on a long input made of it.
+        let digest = Md5::digest(b"");
+        assert_eq!(format!("{digest:x}"), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn index_op_with_source_timestamp_is_literal_ndjson() {
+        let mut out = Vec::new();
+        let encoded = ctx().encode(
+            DocOp::Index(doc(
+                "C1-1.0",
+                json!({"_timestamp": "2020-01-01T00:00:00+00:00", "text": "hi"}),
+            )),
+            "NOW",
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "{\"index\":{\"_index\":\"idx\",\"_id\":\"C1-1.0\"}}\n\
+             {\"_extract_binary_content\":false,\"_reduce_whitespace\":true,\"_run_ml_inference\":false,\
+             \"_sync_marker\":42,\"_timestamp\":\"2020-01-01T00:00:00+00:00\",\"id\":\"C1-1.0\",\"text\":\"hi\"}\n"
+        );
+        assert_eq!(encoded.kind, OpKind::Index);
+        assert_eq!(encoded.lines, 2);
+        assert_eq!(encoded.source_len, text.lines().nth(1).unwrap().len());
+    }
+
+    #[test]
+    fn doc_without_timestamp_becomes_update_with_upsert_timestamp() {
+        let mut out = Vec::new();
+        let encoded = ctx().encode(
+            DocOp::Index(doc("U1", json!({"_id": "ignored", "name": "a\"b"}))),
+            "NOW",
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "{\"update\":{\"_index\":\"idx\",\"_id\":\"U1\"}}");
+        let source: Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(source["doc"]["name"], "a\"b");
+        assert_eq!(source["doc"]["id"], "U1");
+        assert!(source["doc"].get("_timestamp").is_none());
+        assert!(source["doc"].get("_id").is_none());
+        assert_eq!(source["upsert"]["_timestamp"], "NOW");
+        assert_eq!(source["upsert"]["_sync_marker"], 42);
+        assert_eq!(encoded.kind, OpKind::Update);
+    }
+
+    #[test]
+    fn update_and_delete_ops() {
+        let mut out = Vec::new();
+        ctx().encode(
+            DocOp::Update(doc("U1", json!({"_timestamp": "T", "a": 1}))),
+            "NOW",
+            &mut out,
+        );
+        let encoded = ctx().encode(DocOp::Delete("x".repeat(600)), "NOW", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[1].ends_with(",\"doc_as_upsert\":true}"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "{{\"delete\":{{\"_index\":\"idx\",\"_id\":\"{}\"}}}}",
+                normalize_id("x".repeat(600))
+            )
+        );
+        assert_eq!(encoded.lines, 1);
+        assert_eq!(encoded.kind, OpKind::Delete);
+    }
+
+    #[test]
+    fn clock_formats_utc() {
+        let mut clock = Clock::new();
+        assert!(clock.now().ends_with("+00:00"), "{}", clock.now());
+    }
+}

@@ -1,0 +1,462 @@
+//! [`run_sync`]: runs one sync job's data flow (see the module docs of [`crate::sync`]).
+//!
+//! Structure: the source's stream future and the consumer future run concurrently in the
+//! caller's task (the source is borrowed, so it cannot be spawned); bulk requests run as
+//! spawned tasks, at most `max_concurrency` at once (a semaphore whose permit each task
+//! holds). The consumer stops at the first fatal error and drops its receiver, so the
+//! source's next `send` fails and the source returns; dropping the task set abandons
+//! in-flight requests (their documents may or may not land — nothing is deleted then).
+
+use super::batcher::{Batch, BatchLimits, Batcher};
+use super::bulk::{BulkError, BulkSender};
+use super::document::{Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
+use super::monitor::ErrorMonitor;
+use super::rules::Rules;
+use super::{JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
+use crate::es::{encode, EsClient, EsError};
+use crate::retry::RetryParams;
+use crate::sources::{DataSource, DocOp, DocSender, SourceError};
+use elasticsearch::http::Method;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Capacity of the source → engine channel, in operations. Small: the real buffering is the
+/// batch, and a small channel keeps the source's memory (unserialized documents) low.
+pub const CHANNEL_CAPACITY: usize = 64;
+
+const MIB: f64 = 1_048_576.0;
+
+/// Runs one sync: prepares the index, streams the source into bulk requests, and (full and
+/// access-control syncs that fully succeeded only) deletes the documents this sync did not
+/// write. Counters are live in `stats` throughout. See [`crate::sync`] for the guarantees.
+pub async fn run_sync(
+    es: &EsClient,
+    source: &dyn DataSource,
+    options: SyncOptions,
+    stats: SyncStats,
+    cancel: CancellationToken,
+) -> Result<SyncOutcome, SyncError> {
+    let span = tracing::info_span!(
+        "sync",
+        sync_job_id = %options.job_id,
+        index = %options.index_name,
+        job_type = %options.job_kind
+    );
+    run(es, source, options, stats, cancel)
+        .instrument(span)
+        .await
+}
+
+async fn run(
+    es: &EsClient,
+    source: &dyn DataSource,
+    options: SyncOptions,
+    stats: SyncStats,
+    cancel: CancellationToken,
+) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    if cancel.is_cancelled() {
+        return Err(SyncError::Cancelled);
+    }
+    let index = options.index_name.clone();
+    prepare_index(es, &index).await?;
+    let marker = next_marker(es, &index, chrono::Utc::now().timestamp_millis()).await?;
+    tracing::info!(marker, "sync started");
+
+    let rules = match options.job_kind {
+        JobKind::AccessControl => Rules::default(),
+        _ => Rules::from_filtering(&options.filtering),
+    };
+    let bulk = &options.bulk;
+    let retry_interval = Duration::from_secs_f64(bulk.retry_interval.max(0.0));
+    let sender = Arc::new(BulkSender {
+        es: es.clone(),
+        pipeline: options.pipeline.query_name().map(str::to_string),
+        item_retry: RetryParams {
+            base_delay: retry_interval,
+            max_delay: retry_interval.saturating_mul(16),
+            max_retries: bulk.max_retries,
+        },
+        stats: stats.clone(),
+        monitor: Arc::new(Mutex::new(ErrorMonitor::new(&bulk.error_monitor))),
+        log_operations: bulk.enable_operations_logging,
+    });
+    let consumer = Consumer {
+        ctx: EncodeContext::new(
+            &index,
+            options.pipeline.extract_binary_content,
+            options.pipeline.reduce_whitespace,
+            options.pipeline.run_ml_inference,
+            marker,
+        ),
+        rules,
+        batcher: Batcher::new(BatchLimits::from_config(bulk)),
+        scratch: Vec::with_capacity(4096),
+        clock: Clock::new(),
+        max_doc_bytes: if bulk.max_text_document_size > 0.0 {
+            (bulk.max_text_document_size * MIB) as usize
+        } else {
+            0
+        },
+        slots: Arc::new(Semaphore::new(bulk.max_concurrency.max(1))),
+        overload_timeout: Duration::from_secs_f64(bulk.queue_refresh_timeout.max(0.001)),
+        tasks: JoinSet::new(),
+        sender,
+        stats: stats.clone(),
+        cancel: cancel.clone(),
+        display_every: bulk.display_every,
+        received: 0,
+        started,
+    };
+
+    let (tx, rx) = DocSender::channel(CHANNEL_CAPACITY);
+    let kind = options.job_kind;
+    let cursor = options.sync_cursor.clone();
+    let source_cancel = cancel.clone();
+    let source_future = async move {
+        let result = match kind {
+            JobKind::Full => source.get_docs(&tx, &source_cancel).await,
+            JobKind::Incremental => {
+                source
+                    .get_docs_incrementally(cursor.as_ref(), &tx, &source_cancel)
+                    .await
+            }
+            JobKind::AccessControl => source.get_access_control(&tx, &source_cancel).await,
+        };
+        // Closing the channel tells the consumer the stream is over.
+        drop(tx);
+        result
+    };
+    let consumer_future = consumer.run(rx);
+    tokio::pin!(source_future);
+    tokio::pin!(consumer_future);
+    let mut source_result: Option<Result<(), SourceError>> = None;
+    let consumed = loop {
+        tokio::select! {
+            result = &mut source_future, if source_result.is_none() => source_result = Some(result),
+            result = &mut consumer_future => break result,
+        }
+    };
+    if let Err(error) = consumed {
+        // Dropping the source future here stops a source that ignores the closed channel.
+        tracing::warn!(%error, "sync failed; not deleting anything");
+        return Err(error);
+    }
+    let source_result = match source_result {
+        Some(result) => result,
+        None => source_future.await,
+    };
+    if cancel.is_cancelled() {
+        tracing::info!("sync cancelled; not deleting anything");
+        return Err(SyncError::Cancelled);
+    }
+    match source_result {
+        Ok(()) => {}
+        Err(SourceError::Cancelled) => return Err(SyncError::Cancelled),
+        Err(SourceError::Unsupported(message)) => return Err(SyncError::Unsupported(message)),
+        Err(error) => {
+            tracing::warn!(%error, "the source failed; skipping the deletion of stale documents");
+            return Err(SyncError::Source(error));
+        }
+    }
+
+    if matches!(kind, JobKind::Full | JobKind::AccessControl) {
+        let failed = stats.snapshot().failed_document_count;
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "some documents were rejected by Elasticsearch; skipping the deletion of stale documents"
+            );
+        } else {
+            let deleted = delete_stale(es, &index, marker).await?;
+            stats.add_deleted(deleted);
+        }
+    }
+
+    let snapshot = stats.snapshot();
+    let elapsed = started.elapsed().as_secs_f64();
+    tracing::info!(
+        indexed = snapshot.indexed_document_count,
+        volume_bytes = snapshot.indexed_document_volume_bytes,
+        deleted = snapshot.deleted_document_count,
+        filtered = snapshot.docs_filtered,
+        dropped = snapshot.docs_dropped,
+        failed = snapshot.failed_document_count,
+        elapsed_s = elapsed,
+        docs_per_sec = (snapshot.indexed_document_count as f64 / elapsed.max(1e-9)) as u64,
+        "sync finished"
+    );
+    Ok(SyncOutcome {
+        stats: snapshot,
+        sync_cursor: match kind {
+            JobKind::AccessControl => None,
+            _ => source.sync_cursor(),
+        },
+        metadata: source.metadata(),
+    })
+}
+
+/// The serialize-and-batch stage and the owner of the in-flight bulk tasks.
+struct Consumer {
+    ctx: EncodeContext,
+    rules: Rules,
+    batcher: Batcher,
+    /// Reused buffer for one op's lines.
+    scratch: Vec<u8>,
+    clock: Clock,
+    /// 0 = no size limit.
+    max_doc_bytes: usize,
+    slots: Arc<Semaphore>,
+    overload_timeout: Duration,
+    tasks: JoinSet<Result<(), BulkError>>,
+    sender: Arc<BulkSender>,
+    stats: SyncStats,
+    cancel: CancellationToken,
+    display_every: u64,
+    received: u64,
+    started: Instant,
+}
+
+impl Consumer {
+    async fn run(mut self, mut rx: mpsc::Receiver<DocOp>) -> Result<(), SyncError> {
+        loop {
+            let op = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(SyncError::Cancelled),
+                op = rx.recv() => op,
+            };
+            let Some(op) = op else { break };
+            self.accept(op).await?;
+        }
+        if let Some(batch) = self.batcher.finish() {
+            self.dispatch(batch).await?;
+        }
+        self.drain().await
+    }
+
+    async fn accept(&mut self, op: DocOp) -> Result<(), SyncError> {
+        self.received += 1;
+        if self.display_every > 0 && self.received % self.display_every == 0 {
+            let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!(
+                docs = self.received,
+                docs_per_sec = (self.received as f64 / elapsed) as u64,
+                "sync progress"
+            );
+        }
+        let keep = match &op {
+            DocOp::Index(doc) | DocOp::Update(doc) => {
+                self.rules.is_empty() || self.rules.includes(&doc.body)
+            }
+            DocOp::Delete(_) => true,
+        };
+        if !keep {
+            self.stats.add_filtered(1);
+            return Ok(());
+        }
+        self.scratch.clear();
+        let encoded = self.ctx.encode(op, self.clock.now(), &mut self.scratch);
+        if self.max_doc_bytes > 0
+            && encoded.kind != OpKind::Delete
+            && self.scratch.len() > self.max_doc_bytes
+        {
+            tracing::warn!(
+                id = %encoded.id,
+                bytes = self.scratch.len(),
+                limit_bytes = self.max_doc_bytes,
+                "dropping a document larger than elasticsearch.bulk.max_text_document_size"
+            );
+            self.stats.add_dropped(1);
+            return Ok(());
+        }
+        for batch in self.batcher.add(encoded, &self.scratch) {
+            self.dispatch(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a bulk request for `batch` once a request slot is free.
+    async fn dispatch(&mut self, batch: Batch) -> Result<(), SyncError> {
+        let wait = tokio::time::timeout(self.overload_timeout, self.slots.clone().acquire_owned());
+        let permit = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(SyncError::Cancelled),
+            acquired = wait => match acquired {
+                Ok(Ok(permit)) => permit,
+                // The semaphore is never closed; treat it like a timeout if it were.
+                Ok(Err(_)) | Err(_) => return Err(SyncError::Overloaded(format!(
+                    "Elasticsearch did not finish a bulk request within {:.0} s \
+                     (elasticsearch.bulk.queue_refresh_timeout): the cluster is overloaded; check its \
+                     health, or lower elasticsearch.bulk.max_concurrency or chunk_size",
+                    self.overload_timeout.as_secs_f64()
+                ))),
+            },
+        };
+        self.reap()?;
+        let sender = self.sender.clone();
+        self.tasks.spawn(
+            async move {
+                let result = sender.send(batch).await;
+                drop(permit);
+                result
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+
+    /// Collects finished requests without waiting; the first failure stops the sync.
+    fn reap(&mut self) -> Result<(), SyncError> {
+        while let Some(joined) = self.tasks.try_join_next() {
+            finished(joined)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every in-flight request.
+    async fn drain(&mut self) -> Result<(), SyncError> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(SyncError::Cancelled),
+                next = self.tasks.join_next() => next,
+            };
+            match next {
+                None => return Ok(()),
+                Some(joined) => finished(joined)?,
+            }
+        }
+    }
+}
+
+fn finished(
+    joined: Result<Result<(), BulkError>, tokio::task::JoinError>,
+) -> Result<(), SyncError> {
+    match joined {
+        Ok(result) => result.map_err(SyncError::from),
+        Err(error) => Err(SyncError::Unsupported(format!(
+            "internal error: a bulk request task failed: {error}"
+        ))),
+    }
+}
+
+/// Creates the content index when missing (with the marker mapping), or adds the marker
+/// mapping to an existing one; a conflicting mapping is a clear error.
+async fn prepare_index(es: &EsClient, index: &str) -> Result<(), SyncError> {
+    let properties = json!({ SYNC_MARKER_FIELD: {"type": "long"} });
+    if !es.index_exists(index).await? {
+        let created = es
+            .create_index(index, Some(json!({"mappings": {"properties": properties}})))
+            .await?;
+        if created {
+            tracing::info!("created the content index");
+            return Ok(());
+        }
+    }
+    let path = format!("/{}/_mapping", encode(index));
+    match es
+        .json(
+            Method::Put,
+            &path,
+            &[],
+            Some(json!({"properties": properties})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(EsError::Status {
+            status: 400,
+            error_type,
+            reason,
+            ..
+        }) => Err(SyncError::Unsupported(format!(
+            "cannot map `{SYNC_MARKER_FIELD}` as a long in the content index `{index}` \
+             ({error_type}: {reason}); this connector marks each document with the sync that \
+             wrote it: delete or reindex the index without that field, then run a full sync"
+        ))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// This sync's marker: now, or one above the highest marker in the index (clock skew).
+async fn next_marker(es: &EsClient, index: &str, now_ms: i64) -> Result<i64, SyncError> {
+    let body = es
+        .search(
+            index,
+            json!({"size": 0, "aggs": {"max_marker": {"max": {"field": SYNC_MARKER_FIELD}}}}),
+        )
+        .await?;
+    let highest = body["aggregations"]["max_marker"]["value"]
+        .as_f64()
+        .map(|v| v as i64);
+    Ok(choose_marker(now_ms, highest))
+}
+
+/// `now_ms`, unless an existing marker is as high: then one above it (markers must be
+/// unique per sync for the deletion query to be right).
+pub(crate) fn choose_marker(now_ms: i64, highest_existing: Option<i64>) -> i64 {
+    match highest_existing {
+        Some(highest) if highest >= now_ms => highest.saturating_add(1),
+        _ => now_ms,
+    }
+}
+
+/// Deletes every document not written by the sync with `marker`; returns how many.
+async fn delete_stale(es: &EsClient, index: &str, marker: i64) -> Result<u64, SyncError> {
+    es.refresh(index).await?;
+    let path = format!("/{}/_delete_by_query", encode(index));
+    let body = es
+        .json(
+            Method::Post,
+            &path,
+            &[
+                ("refresh", "true".to_string()),
+                ("conflicts", "proceed".to_string()),
+            ],
+            Some(stale_query(marker)),
+        )
+        .await?;
+    let deleted = body["deleted"].as_u64().unwrap_or(0);
+    let failures = body["failures"].as_array().map_or(0, Vec::len);
+    if failures > 0 {
+        tracing::warn!(
+            failures,
+            deleted,
+            "some stale documents could not be deleted; the next full sync retries"
+        );
+    }
+    tracing::info!(deleted, "deleted stale documents");
+    Ok(deleted)
+}
+
+/// Documents whose marker is not `marker` (including documents without one).
+pub(crate) fn stale_query(marker: i64) -> serde_json::Value {
+    json!({"query": {"bool": {"must_not": {"term": {SYNC_MARKER_FIELD: marker}}}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_unique_even_when_the_clock_goes_back() {
+        assert_eq!(choose_marker(1000, None), 1000);
+        assert_eq!(choose_marker(1000, Some(999)), 1000);
+        assert_eq!(choose_marker(1000, Some(1000)), 1001);
+        assert_eq!(choose_marker(1000, Some(5000)), 5001);
+        assert_eq!(choose_marker(1000, Some(i64::MAX)), i64::MAX);
+    }
+
+    #[test]
+    fn stale_query_shape() {
+        assert_eq!(
+            stale_query(7),
+            json!({"query": {"bool": {"must_not": {"term": {"_sync_marker": 7}}}}})
+        );
+    }
+}
