@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
+use crate::http::Health;
 use crate::protocol::connector::{format_time, last_sync_fields, parse_time};
 use crate::protocol::job::{
     idle_error, pending_jobs_query, release_patch, running_jobs_query, ORPHAN_ERROR,
@@ -70,6 +71,14 @@ pub enum ServiceError {
         span_secs: f64,
         /// The last error.
         last: String,
+    },
+    /// The health and metrics listener could not start.
+    #[error("cannot listen on service.http.listen `{listen}`: {message}; choose a free address or remove the key")]
+    Listener {
+        /// The configured address.
+        listen: String,
+        /// Why.
+        message: String,
     },
 }
 
@@ -169,11 +178,22 @@ pub async fn run_with(
     deps: ServiceDeps,
 ) -> Result<(), ServiceError> {
     let es = EsClient::new(&config.elasticsearch)?;
+    // The listener comes first so that /healthz answers while the cluster is awaited.
+    let health = Arc::new(Health::default());
+    if let Some(listen) = &config.service.http.listen {
+        crate::http::serve(listen, health.clone(), shutdown.clone())
+            .await
+            .map_err(|e| ServiceError::Listener {
+                listen: listen.clone(),
+                message: e.to_string(),
+            })?;
+    }
     tracing::info!(host = %es.host(), "connecting to elasticsearch");
     let info = tokio::select! {
         info = es.wait_for_cluster() => info?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    health.set_elasticsearch_ok(true);
     tracing::info!(
         version = info["version"]["number"].as_str().unwrap_or("unknown"),
         cluster = info["cluster_name"].as_str().unwrap_or("unknown"),
@@ -236,16 +256,40 @@ pub async fn run_with(
             shutdown.clone(),
         ));
     }
+    if config.service.http.listen.is_some() {
+        loops.spawn(readiness_probe(
+            store.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
+    }
+    health.set_loops_running(true);
     while let Some(joined) = loops.join_next().await {
         if let Err(error) = joined {
             tracing::error!(%error, "a service loop panicked");
         }
     }
+    health.set_loops_running(false);
     if let Some(error) = budget.take() {
         return Err(error);
     }
     tracing::info!("service stopped");
     Ok(())
+}
+
+/// Keeps `/readyz` honest: pings Elasticsearch every 10 s while the service runs.
+async fn readiness_probe(
+    store: Arc<dyn store::ConnectorStore>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        health.set_elasticsearch_ok(store.es().info().await.is_ok());
+    }
 }
 
 fn secs(value: f64) -> Duration {
