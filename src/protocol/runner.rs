@@ -223,7 +223,7 @@ async fn execute_inner(
             sync_cursor: None,
         },
     };
-    let snapshot = finish.stats.clone();
+    let snapshot = finish.stats;
     let status = finalise(ctx, &current, kind, finish).await?;
     metrics.sync_finished(status.as_str());
     metrics.documents_indexed(snapshot.indexed_document_count);
