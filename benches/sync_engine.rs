@@ -5,6 +5,10 @@
 //! cargo bench --bench sync_engine                    # 1,000,000 docs
 //! cargo bench --bench sync_engine -- --docs 100000   # or SYNC_BENCH_DOCS=100000
 //! ```
+//! `--null-es` replaces osmem with an in-process stub that acknowledges every bulk item
+//! without storing anything (its CPU and memory count against us: an upper bound), to
+//! measure the engine alone at sizes osmem cannot hold on a loaded 2-core machine.
+//!
 //! Prints docs/s, this process's CPU seconds (getrusage, user + system), CPU µs per doc and
 //! peak RSS (VmHWM). osmem ingests at roughly 5–6k docs/s on 2 cores, so the wall time is
 //! osmem's; our CPU per doc and peak RSS are the figures that matter.
@@ -142,26 +146,79 @@ fn parse_docs() -> u64 {
         .unwrap_or(1_000_000)
 }
 
+/// A stand-in Elasticsearch that acknowledges everything and stores nothing.
+async fn null_es() -> String {
+    use axum::body::Bytes;
+    use axum::http::{Method, Uri};
+    async fn answer(method: Method, uri: Uri, body: Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let path = uri.path();
+        let json = |v: Value| axum::Json(v).into_response();
+        if path == "/_bulk" {
+            let mut items = Vec::new();
+            for line in body.split(|&b| b == b'\n') {
+                for (prefix, op) in [
+                    (&b"{\"index\":{\"_index\""[..], "index"),
+                    (&b"{\"update\":{\"_index\""[..], "update"),
+                    (&b"{\"delete\":{\"_index\""[..], "delete"),
+                ] {
+                    if line.starts_with(prefix) {
+                        items.push(serde_json::json!({ op: {"status": 201} }));
+                    }
+                }
+            }
+            return json(serde_json::json!({"errors": false, "items": items}));
+        }
+        if path.ends_with("/_search") {
+            return json(serde_json::json!({"aggregations": {"max_marker": {"value": null}}}));
+        }
+        if path.ends_with("/_delete_by_query") {
+            return json(serde_json::json!({"deleted": 0, "failures": []}));
+        }
+        if method == Method::HEAD {
+            return axum::http::StatusCode::OK.into_response();
+        }
+        json(serde_json::json!({"acknowledged": true}))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
+    });
+    url
+}
+
 fn main() {
     let docs = parse_docs();
-    let server = osmem::Osmem::start().expect("osmem-server (see ftest/osmem)");
+    let use_null_es = std::env::args().any(|a| a == "--null-es");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    let server = if use_null_es {
+        None
+    } else {
+        Some(osmem::Osmem::start().expect("osmem-server (see ftest/osmem)"))
+    };
+    let url = match &server {
+        Some(server) => server.url().to_string(),
+        None => runtime.block_on(null_es()),
+    };
     let (sample_id, sample_body) = SyntheticSlack::message(12_345);
     let sample_len = serde_json::to_vec(&sample_body).map_or(0, |v| v.len());
     println!(
-        "sync_engine bench: {docs} docs (~{sample_len} B each, e.g. {sample_id}) into osmem at {}",
-        server.url()
+        "sync_engine bench: {docs} docs (~{sample_len} B each, e.g. {sample_id}) into {} at {url}",
+        if use_null_es { "a null Elasticsearch stub" } else { "osmem" }
     );
     let rss_before_kib = status_kib("VmRSS:");
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let outcome = runtime.block_on(async {
         let es = EsClient::new(&ElasticsearchConfig {
-            host: server.url().to_string(),
+            host: url.clone(),
             ..ElasticsearchConfig::default()
         })
         .expect("client");
