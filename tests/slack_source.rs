@@ -242,7 +242,8 @@ async fn tier_limits_time_scaled_complete_with_few_429s_and_high_budget_use() {
         "429 storm: {}",
         stats.ratelimited_total
     );
-    assert!(used >= 0.75, "budget use {:.2}", used);
+    // ~97% on an idle machine; the bound leaves room for a loaded CI box.
+    assert!(used >= 0.6, "budget use {:.2}", used);
     assert_eq!(
         result.metadata["api_throttled"].as_u64(),
         Some(stats.ratelimited_total)
@@ -699,4 +700,25 @@ async fn factory_builds_from_configuration_and_env_base_url() {
         factory.build(&configuration),
         Err(SourceError::Configuration(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_interrupts_rate_limit_waits() {
+    // Real tier rates (scale 1): the sync would take minutes; cancel stops it at once.
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 1.0;
+    let source = SlackSource::new(paced).unwrap();
+    // Room for every document: nothing needs to drain the channel.
+    let (tx, _rx) = DocSender::channel(4096);
+    let cancel = CancellationToken::new();
+    let canceller = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(source.get_docs(&tx, &cancel), canceller);
+    assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1));
 }

@@ -257,6 +257,7 @@ struct Counters {
     channels: AtomicU64,
     messages: AtomicU64,
     threads: AtomicU64,
+    skipped_threads: AtomicU64,
 }
 
 struct Inner {
@@ -577,6 +578,9 @@ impl Inner {
                         thread_ts = parent_ts,
                         "slack thread vanished during the sync"
                     );
+                    self.counters
+                        .skipped_threads
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(error) => {
@@ -720,6 +724,7 @@ impl DataSource for SlackSource {
             "channels": counters.channels.load(Ordering::Relaxed),
             "messages": counters.messages.load(Ordering::Relaxed),
             "threads": counters.threads.load(Ordering::Relaxed),
+            "skipped_threads": counters.skipped_threads.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
