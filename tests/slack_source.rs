@@ -176,7 +176,12 @@ async fn small_workspace_matches_expected_for_every_option_combination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn medium_workspace_matches_expected() {
     let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
-    for (days, auto_join, sync_users) in [(180, false, true), (0, true, false)] {
+    for (days, auto_join, sync_users) in [
+        (180, false, true),
+        (1, false, false),
+        (0, true, false),
+        (30, true, true),
+    ] {
         let label = format!("medium auto_join={auto_join} sync_users={sync_users} days={days}");
         let expected = sim.expected(&query(days, auto_join, sync_users));
         let result = run(options(&sim, days, auto_join, sync_users)).await;
