@@ -292,9 +292,7 @@ async fn history_shapes_cover_slack_message_kinds() {
     assert!(all.iter().any(|m| s(&m["text"]).contains("<@U")));
     assert!(all.iter().any(|m| s(&m["text"]).contains("<#C")));
     assert!(all.iter().any(|m| s(&m["text"]).contains("<https://")));
-    assert!(all
-        .iter()
-        .any(|m| !s(&m["text"]).is_ascii()));
+    assert!(all.iter().any(|m| !s(&m["text"]).is_ascii()));
     // History never shows ordinary replies.
     assert!(all
         .iter()

@@ -599,3 +599,41 @@ async fn mutations_show_in_api_and_expected() {
         }])
         .is_err());
 }
+
+#[test]
+fn binary_prints_ready_line_and_exits_on_stdin_close() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slack-sim"))
+        .args(["--size", "small", "--now", "1700000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn slack-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert!(s(&v["url"]).starts_with("http://127.0.0.1:"));
+    assert_eq!(s(&v["api_url"]), format!("{}/api", s(&v["url"])));
+    assert_eq!(v["pid"].as_u64(), Some(u64::from(child.id())));
+    let sim = start();
+    assert_eq!(
+        v["documents"].as_u64(),
+        Some(sim.expected(&ExpectedQuery::default()).total as u64)
+    );
+    drop(child.stdin.take());
+    let t = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "slack-sim did not exit after stdin closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -18,6 +18,18 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Light client-side parse: the benchmark measures the server, not a DOM.
+#[derive(serde::Deserialize)]
+struct Page {
+    messages: Vec<serde::de::IgnoredAny>,
+    response_metadata: Meta,
+}
+
+#[derive(serde::Deserialize)]
+struct Meta {
+    next_cursor: String,
+}
+
 async fn page_channel(http: &reqwest::Client, api: &str, channel: &str) -> (usize, usize) {
     let (mut n, mut bytes) = (0, 0);
     let mut cursor = String::new();
@@ -37,9 +49,9 @@ async fn page_channel(http: &reqwest::Client, api: &str, channel: &str) -> (usiz
             .await
             .expect("body");
         bytes += body.len();
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        n += v["messages"].as_array().map(Vec::len).unwrap_or(0);
-        cursor = v["response_metadata"]["next_cursor"].as_str().unwrap_or("").to_string();
+        let v: Page = serde_json::from_slice(&body).expect("json");
+        n += v.messages.len();
+        cursor = v.response_metadata.next_cursor;
         if cursor.is_empty() {
             return (n, bytes);
         }
@@ -62,7 +74,11 @@ fn serving_rate() {
     };
     let rss0 = rss_kb();
     let t = Instant::now();
-    let sim = SimHandle::start(SimConfig { spec, ..SimConfig::default() }).expect("start");
+    let sim = SimHandle::start(SimConfig {
+        spec,
+        ..SimConfig::default()
+    })
+    .expect("start");
     let gen = t.elapsed();
     let rss1 = rss_kb();
     let ws = sim.workspace();
@@ -78,9 +94,17 @@ fn serving_rate() {
     assert!(ws.messages >= 1_000_000);
     let t = Instant::now();
     let exp = sim.expected(&Default::default());
-    println!("expected(default) = {} docs in {:.2?}", exp.total, t.elapsed());
+    println!(
+        "expected(default) = {} docs in {:.2?}",
+        exp.total,
+        t.elapsed()
+    );
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         let http = reqwest::Client::new();
         let api = sim.api_url();
@@ -94,7 +118,12 @@ fn serving_rate() {
                 .json()
                 .await
                 .expect("json");
-            v["channels"].as_array().expect("channels").iter().map(|c| c["id"].as_str().unwrap_or("").to_string()).collect()
+            v["channels"]
+                .as_array()
+                .expect("channels")
+                .iter()
+                .map(|c| c["id"].as_str().unwrap_or("").to_string())
+                .collect()
         };
         // One client, sequential (how a connector pages one channel at a time).
         let t = Instant::now();
@@ -128,6 +157,43 @@ fn serving_rate() {
             n4 += t.await.expect("task");
         }
         let dt = t.elapsed().as_secs_f64();
-        println!("4 concurrent: {n4} messages in {dt:.2} s = {:.0} msg/s", n4 as f64 / dt);
+        println!(
+            "4 concurrent: {n4} messages in {dt:.2} s = {:.0} msg/s",
+            n4 as f64 / dt
+        );
     });
+}
+
+/// In-process render + serialize cost of history views (no HTTP).
+#[test]
+#[ignore]
+fn render_rate() {
+    use slack_sim::model::Workspace;
+    use slack_sim::render::{msg_view, View};
+    let spec = WorkspaceSpec {
+        channels: 10,
+        messages_per_channel: 20_000,
+        bot_member_share: 1.0,
+        ..WorkspaceSpec::default()
+    };
+    let ws = Workspace::generate(&spec, 1_700_000_000);
+    let t = Instant::now();
+    let mut n = 0;
+    let mut bytes = 0;
+    for ch in &ws.channels {
+        for page in ch.top.chunks(999) {
+            let v: Vec<_> = page
+                .iter()
+                .map(|m| msg_view(&ws, ch, m, View::History))
+                .collect();
+            bytes += serde_json::to_vec(&v).expect("json").len();
+            n += page.len();
+        }
+    }
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "render+serialize: {n} messages in {dt:.2} s = {:.0} msg/s, {:.0} B/msg",
+        n as f64 / dt,
+        bytes as f64 / n as f64
+    );
 }
