@@ -727,3 +727,47 @@ async fn cancellation_interrupts_rate_limit_waits() {
     assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
     assert!(cancelled_at.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overestimated_tiers_adapt_without_a_429_storm() {
+    // Slack's real limit is half what we think (our scale 120, the server's 60): after the
+    // first 429s the buckets slow down instead of hammering.
+    let sim = SimHandle::start(SimConfig {
+        spec: WorkspaceSpec::for_size(DataSize::Small),
+        now: Some(NOW),
+        rate_limits: true,
+        time_scale: 60.0,
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let expected = sim.expected(&query(0, true, true));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 120.0;
+    let result = run(paced).await;
+    assert_matches(&result, &expected.docs, "overestimated tiers");
+    let stats = sim.stats();
+    let replies = stats.calls["conversations.replies"];
+    let throttled = stats
+        .ratelimited
+        .get("conversations.replies")
+        .copied()
+        .unwrap_or(0);
+    // The server's budget: 25 burst, then 50/s; use = ideal time for the successful calls.
+    let ideal = ((replies - throttled) as f64 - 25.0).max(0.0) / 50.0;
+    println!(
+        "overestimated tiers: {} calls, {} replies calls, {} HTTP 429 ({:?}), elapsed {:?}, replies budget use {:.0}%",
+        stats.total_calls,
+        replies,
+        stats.ratelimited_total,
+        stats.ratelimited,
+        result.elapsed,
+        ideal / result.elapsed.as_secs_f64() * 100.0
+    );
+    assert!(
+        stats.ratelimited_total * 5 <= replies,
+        "429 storm: {} of {} calls",
+        stats.ratelimited_total,
+        stats.total_calls
+    );
+}

@@ -460,7 +460,10 @@ impl SlackClient {
                 return Err(SlackError::Cancelled);
             }
             let error = match self.send_once::<T>(method, verb, params).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    self.limiter.record_success(method);
+                    return Ok(reply);
+                }
                 Err(error) => error,
             };
             let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
