@@ -771,3 +771,39 @@ async fn overestimated_tiers_adapt_without_a_429_storm() {
         stats.total_calls
     );
 }
+
+/// CPU time (user + system) of the calling thread, from `/proc/thread-self/stat`.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the state field.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Benchmark (run with `--release -- --ignored --nocapture`): CPU per document of the
+/// source alone (HTTP client, JSON parsing, transforms), on one thread; the simulator
+/// serves from its own threads and is not counted.
+#[test]
+#[ignore]
+fn bench_source_cpu_per_doc() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let expected = sim.expected(&query(0, true, true));
+    let before = thread_cpu().expect("/proc/thread-self/stat");
+    let result = runtime.block_on(run(options(&sim, 0, true, true)));
+    let cpu = thread_cpu().unwrap() - before;
+    assert_matches(&result, &expected.docs, "bench");
+    let docs = result.docs.len() as f64;
+    println!(
+        "bench: {} docs in {:?}, source CPU {:?} = {:.1} µs/doc",
+        docs,
+        result.elapsed,
+        cpu,
+        cpu.as_secs_f64() * 1e6 / docs
+    );
+}
