@@ -807,3 +807,48 @@ fn bench_source_cpu_per_doc() {
         cpu.as_secs_f64() * 1e6 / docs
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_options_reach_private_channels_dms_and_filters() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let summary = sim.workspace();
+    let public = sim.expected(&query(0, false, false));
+    let mut wide = options(&sim, 0, false, false);
+    wide.include_private_channels = true;
+    wide.include_direct_messages = true;
+    let result = run(wide).await;
+    result.result.as_ref().expect("sync");
+    let channels: Vec<&Map<String, Value>> = result
+        .docs
+        .values()
+        .filter(|d| d["type"] == "channel")
+        .collect();
+    // Every public doc is still there, plus private channels and DMs the bot is in.
+    for doc in &public.docs {
+        assert!(result.docs.contains_key(doc.id()), "{}", doc.id());
+    }
+    assert!(
+        channels.len() > public.counts["channel"],
+        "{} channels with private + DMs, {} public ({summary:?})",
+        channels.len(),
+        public.counts["channel"]
+    );
+    // Filters: exclude one readable channel by name, drop bot messages.
+    let excluded = public
+        .docs
+        .iter()
+        .find_map(|d| match d {
+            ExpectedDoc::Channel { id, name } => Some((id.clone(), name.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let mut filtered = options(&sim, 0, false, false);
+    filtered.channel_exclude = vec![excluded.1.clone()];
+    filtered.skip_bot_messages = true;
+    let result = run(filtered).await;
+    result.result.as_ref().expect("sync");
+    assert!(!result.docs.contains_key(&excluded.0));
+    assert!(result.docs.values().all(|d| d.get("channel_id")
+        != Some(&Value::from(excluded.0.as_str()))
+        && d.get("subtype") != Some(&Value::from("bot_message"))));
+}
