@@ -176,7 +176,12 @@ async fn small_workspace_matches_expected_for_every_option_combination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn medium_workspace_matches_expected() {
     let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
-    for (days, auto_join, sync_users) in [(180, false, true), (0, true, false)] {
+    for (days, auto_join, sync_users) in [
+        (180, false, true),
+        (1, false, false),
+        (0, true, false),
+        (30, true, true),
+    ] {
         let label = format!("medium auto_join={auto_join} sync_users={sync_users} days={days}");
         let expected = sim.expected(&query(days, auto_join, sync_users));
         let result = run(options(&sim, days, auto_join, sync_users)).await;
@@ -242,7 +247,8 @@ async fn tier_limits_time_scaled_complete_with_few_429s_and_high_budget_use() {
         "429 storm: {}",
         stats.ratelimited_total
     );
-    assert!(used >= 0.75, "budget use {:.2}", used);
+    // ~97% on an idle machine; the bound leaves room for a loaded CI box.
+    assert!(used >= 0.6, "budget use {:.2}", used);
     assert_eq!(
         result.metadata["api_throttled"].as_u64(),
         Some(stats.ratelimited_total)
@@ -699,4 +705,150 @@ async fn factory_builds_from_configuration_and_env_base_url() {
         factory.build(&configuration),
         Err(SourceError::Configuration(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_interrupts_rate_limit_waits() {
+    // Real tier rates (scale 1): the sync would take minutes; cancel stops it at once.
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 1.0;
+    let source = SlackSource::new(paced).unwrap();
+    // Room for every document: nothing needs to drain the channel.
+    let (tx, _rx) = DocSender::channel(4096);
+    let cancel = CancellationToken::new();
+    let canceller = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(source.get_docs(&tx, &cancel), canceller);
+    assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overestimated_tiers_adapt_without_a_429_storm() {
+    // Slack's real limit is half what we think (our scale 120, the server's 60): after the
+    // first 429s the buckets slow down instead of hammering.
+    let sim = SimHandle::start(SimConfig {
+        spec: WorkspaceSpec::for_size(DataSize::Small),
+        now: Some(NOW),
+        rate_limits: true,
+        time_scale: 60.0,
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let expected = sim.expected(&query(0, true, true));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 120.0;
+    let result = run(paced).await;
+    assert_matches(&result, &expected.docs, "overestimated tiers");
+    let stats = sim.stats();
+    let replies = stats.calls["conversations.replies"];
+    let throttled = stats
+        .ratelimited
+        .get("conversations.replies")
+        .copied()
+        .unwrap_or(0);
+    // The server's budget: 25 burst, then 50/s; use = ideal time for the successful calls.
+    let ideal = ((replies - throttled) as f64 - 25.0).max(0.0) / 50.0;
+    println!(
+        "overestimated tiers: {} calls, {} replies calls, {} HTTP 429 ({:?}), elapsed {:?}, replies budget use {:.0}%",
+        stats.total_calls,
+        replies,
+        stats.ratelimited_total,
+        stats.ratelimited,
+        result.elapsed,
+        ideal / result.elapsed.as_secs_f64() * 100.0
+    );
+    assert!(
+        stats.ratelimited_total * 5 <= replies,
+        "429 storm: {} of {} calls",
+        stats.ratelimited_total,
+        stats.total_calls
+    );
+}
+
+/// CPU time (user + system) of the calling thread, from `/proc/thread-self/stat`.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the state field.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Benchmark (run with `--release -- --ignored --nocapture`): CPU per document of the
+/// source alone (HTTP client, JSON parsing, transforms), on one thread; the simulator
+/// serves from its own threads and is not counted.
+#[test]
+#[ignore]
+fn bench_source_cpu_per_doc() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let expected = sim.expected(&query(0, true, true));
+    let before = thread_cpu().expect("/proc/thread-self/stat");
+    let result = runtime.block_on(run(options(&sim, 0, true, true)));
+    let cpu = thread_cpu().unwrap() - before;
+    assert_matches(&result, &expected.docs, "bench");
+    let docs = result.docs.len() as f64;
+    println!(
+        "bench: {} docs in {:?}, source CPU {:?} = {:.1} µs/doc",
+        docs,
+        result.elapsed,
+        cpu,
+        cpu.as_secs_f64() * 1e6 / docs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_options_reach_private_channels_dms_and_filters() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let summary = sim.workspace();
+    let public = sim.expected(&query(0, false, false));
+    let mut wide = options(&sim, 0, false, false);
+    wide.include_private_channels = true;
+    wide.include_direct_messages = true;
+    let result = run(wide).await;
+    result.result.as_ref().expect("sync");
+    let channels: Vec<&Map<String, Value>> = result
+        .docs
+        .values()
+        .filter(|d| d["type"] == "channel")
+        .collect();
+    // Every public doc is still there, plus private channels and DMs the bot is in.
+    for doc in &public.docs {
+        assert!(result.docs.contains_key(doc.id()), "{}", doc.id());
+    }
+    assert!(
+        channels.len() > public.counts["channel"],
+        "{} channels with private + DMs, {} public ({summary:?})",
+        channels.len(),
+        public.counts["channel"]
+    );
+    // Filters: exclude one readable channel by name, drop bot messages.
+    let excluded = public
+        .docs
+        .iter()
+        .find_map(|d| match d {
+            ExpectedDoc::Channel { id, name } => Some((id.clone(), name.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let mut filtered = options(&sim, 0, false, false);
+    filtered.channel_exclude = vec![excluded.1.clone()];
+    filtered.skip_bot_messages = true;
+    let result = run(filtered).await;
+    result.result.as_ref().expect("sync");
+    assert!(!result.docs.contains_key(&excluded.0));
+    assert!(result.docs.values().all(|d| d.get("channel_id")
+        != Some(&Value::from(excluded.0.as_str()))
+        && d.get("subtype") != Some(&Value::from("bot_message"))));
 }

@@ -75,6 +75,14 @@ pub enum SlackError {
         /// What went wrong (never contains the token).
         reason: String,
     },
+    /// The request could not be built (bad base URL): retrying cannot help.
+    #[error("slack {method} request is invalid: {reason}")]
+    Request {
+        /// The method called.
+        method: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The body is not the JSON we expect.
     #[error("slack {method} returned malformed json: {reason}")]
     Malformed {
@@ -162,7 +170,7 @@ pub fn classify(error: &SlackError) -> Class {
         SlackError::Transport { .. } | SlackError::Malformed { .. } => {
             Class::Retry { throttled: false }
         }
-        SlackError::Cancelled => Class::Fail,
+        SlackError::Request { .. } | SlackError::Cancelled => Class::Fail,
     }
 }
 
@@ -424,6 +432,17 @@ impl SlackClient {
                 reason: e.to_string(),
             })?;
         let base_url = config.base_url.trim_end_matches('/').to_string();
+        match url::Url::parse(&base_url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(SlackError::Request {
+                    method: "client".into(),
+                    reason: format!(
+                        "the Slack API base URL '{base_url}' is not an http(s) URL (check {BASE_URL_ENV})"
+                    ),
+                })
+            }
+        }
         let key = limiter_key(
             &base_url,
             config.token.expose(),
@@ -460,7 +479,10 @@ impl SlackClient {
                 return Err(SlackError::Cancelled);
             }
             let error = match self.send_once::<T>(method, verb, params).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    self.limiter.record_success(method);
+                    return Ok(reply);
+                }
                 Err(error) => error,
             };
             let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
@@ -514,9 +536,18 @@ impl SlackClient {
         .header(reqwest::header::ACCEPT, "application/json");
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(method, "slack request");
-        let transport = |e: reqwest::Error| SlackError::Transport {
-            method: method.into(),
-            reason: describe_transport(&e),
+        let transport = |e: reqwest::Error| {
+            if e.is_builder() {
+                SlackError::Request {
+                    method: method.into(),
+                    reason: describe_transport(&e),
+                }
+            } else {
+                SlackError::Transport {
+                    method: method.into(),
+                    reason: describe_transport(&e),
+                }
+            }
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
@@ -795,6 +826,23 @@ mod tests {
             serde_json::from_str(r#"{"ok":false,"error":"missing_scope","needed":"x"}"#).unwrap();
         assert!(!failed.ok);
         assert_eq!(failed.needed.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_up_front() {
+        let config = |base_url: &str| ClientConfig {
+            base_url: base_url.into(),
+            token: Secret::new("xoxb-1"),
+            timeout: Duration::from_secs(1),
+            tier_scale: 1.0,
+            pace: true,
+            retry: RetryBudget::default(),
+        };
+        let error = SlackClient::new(config("slack.com/api")).unwrap_err();
+        assert_eq!(classify(&error), Class::Fail);
+        assert!(error.to_string().contains(BASE_URL_ENV), "{error}");
+        assert!(SlackClient::new(config("ftp://x/api")).is_err());
+        assert!(SlackClient::new(config("http://127.0.0.1:9/api")).is_ok());
     }
 
     #[test]

@@ -7,6 +7,15 @@
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`ratelimit`] (per-method tier
 //! buckets), [`transform`] (documents), [`source`] (options and the fetch).
+//!
+//! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
+//! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
+//! Options beyond the schema (private channels, DMs, archived, include/exclude lists, bot
+//! filter, page sizes, concurrency) live in [`SlackOptions`] with defaults, ready for
+//! future schema fields.
+//!
+//! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
+//! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
 
 pub mod client;
 pub mod ratelimit;

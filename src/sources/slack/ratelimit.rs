@@ -11,6 +11,11 @@
 //!   burst never exceeds [`Tier::burst`] (well under Slack's tolerance);
 //! - a `Retry-After` from Slack moves the bucket's reference time to the end of the wait
 //!   ([`Bucket::penalize`]): every request to that method, reserved or not, waits for it;
+//! - the published tiers are floors Slack may not grant (the 2025 Tier 1 change for
+//!   non-Marketplace apps), so the rate adapts: a 429 halves it (once per block, however
+//!   many in-flight requests bounce), each success adds back 1/32 of the nominal rate
+//!   (AIMD), never above the tier; a client paced right never sees a 429 and keeps the
+//!   full rate;
 //! - the arithmetic is pure (times are `Duration`s since the limiter's start), so it is
 //!   unit-tested without sleeping; [`RateLimiter::acquire`] is the only place that sleeps,
 //!   on tokio's clock (pausable in tests) and racing the cancellation token.
@@ -73,12 +78,18 @@ impl Tier {
     }
 }
 
+/// Lowest rate after repeated 429s, as a share of the tier's (Tier 3 → about 1/min).
+const MIN_RATE_SHARE: f64 = 1.0 / 64.0;
+/// Rate won back per successful request, as a share of the tier's.
+const RECOVERY_SHARE: f64 = 1.0 / 32.0;
+
 /// A token bucket whose reference time may lie in the future (after a `Retry-After`).
 ///
 /// `tokens` is the count at time `at`; it goes negative while requests are reserved
 /// ahead of time, and each unit of deficit is `1 / rate` seconds of waiting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
+    nominal_rate: f64,
     rate_per_sec: f64,
     capacity: f64,
     tokens: f64,
@@ -93,6 +104,7 @@ impl Bucket {
     pub fn new(tier: Tier, scale: f64, now: Duration) -> Bucket {
         let capacity = tier.burst.max(1.0);
         Bucket {
+            nominal_rate: tier.rate_per_sec(scale),
             rate_per_sec: tier.rate_per_sec(scale),
             capacity,
             tokens: capacity,
@@ -130,10 +142,27 @@ impl Bucket {
         if until <= self.at && self.tokens <= 1.0 {
             return false;
         }
+        // Only the first 429 of a block slows us down: the others were already in flight.
+        if self.at <= now {
+            self.rate_per_sec = (self.rate_per_sec / 2.0).max(self.nominal_rate * MIN_RATE_SHARE);
+        }
         self.at = self.at.max(until);
         self.tokens = 1.0_f64.min(self.capacity);
         self.epoch += 1;
         true
+    }
+
+    /// A request went through: win back some of the rate a 429 took.
+    pub fn record_success(&mut self) {
+        if self.rate_per_sec < self.nominal_rate {
+            self.rate_per_sec =
+                (self.rate_per_sec + self.nominal_rate * RECOVERY_SHARE).min(self.nominal_rate);
+        }
+    }
+
+    /// The current rate (requests per second).
+    pub fn rate_per_sec(&self) -> f64 {
+        self.rate_per_sec
     }
 
     /// The penalty counter (see the field).
@@ -218,6 +247,11 @@ impl RateLimiter {
         }
     }
 
+    /// Reports a successful request (rate recovery after 429s).
+    pub fn record_success(&self, method: &str) {
+        self.with_bucket(method, |b, _| b.record_success());
+    }
+
     /// Feeds a `Retry-After` back so that every caller of `method` waits for it.
     pub fn penalize(&self, method: &str, retry_after: Duration) {
         self.with_bucket(method, |b, now| b.penalize(now, retry_after));
@@ -284,15 +318,40 @@ mod tests {
         assert_eq!(b.epoch(), 1);
         // At t=10 a new caller waits until t=40 for the request Slack promised.
         assert_eq!(b.reserve(secs(10.0)), secs(30.0));
-        // The one after waits another 1/rate (1.2 s at 50/min).
+        // The one after waits another 1/rate, at the halved rate (2.4 s at 25/min).
         let w = b.reserve(secs(10.0));
-        assert!((w.as_secs_f64() - 31.2).abs() < 1e-9, "{w:?}");
+        assert!((w.as_secs_f64() - 32.4).abs() < 1e-9, "{w:?}");
         // A shorter Retry-After than the current block changes nothing.
         let mut c = Bucket::new(Tier::TIER3, 1.0, Duration::ZERO);
         c.penalize(Duration::ZERO, secs(30.0));
         c.tokens = 0.0;
         assert!(!c.penalize(secs(1.0), secs(2.0)));
         assert_eq!(c.epoch(), 1);
+    }
+
+    #[test]
+    fn rate_halves_on_429_once_per_block_and_recovers_on_success() {
+        let mut b = Bucket::new(Tier::TIER3, 60.0, Duration::ZERO);
+        assert_eq!(b.rate_per_sec(), 50.0);
+        b.penalize(secs(1.0), secs(0.5));
+        assert_eq!(b.rate_per_sec(), 25.0);
+        // More 429s from requests already in flight: same block, no further cut.
+        b.penalize(secs(1.1), secs(0.5));
+        b.penalize(secs(1.2), secs(0.2));
+        assert_eq!(b.rate_per_sec(), 25.0);
+        // A 429 after the block: cut again.
+        b.penalize(secs(2.0), secs(0.1));
+        assert_eq!(b.rate_per_sec(), 12.5);
+        // Never below 1/64 of the tier.
+        for i in 0..20 {
+            b.penalize(secs(10.0 + f64::from(i)), secs(0.1));
+        }
+        assert!((b.rate_per_sec() - 50.0 / 64.0).abs() < 1e-9);
+        // Successes climb back, capped at the tier.
+        for _ in 0..100 {
+            b.record_success();
+        }
+        assert_eq!(b.rate_per_sec(), 50.0);
     }
 
     #[test]

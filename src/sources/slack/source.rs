@@ -241,6 +241,22 @@ fn conversation_types(options: &SlackOptions) -> String {
     types.join(",")
 }
 
+/// The cursor of the next page, or `None` when done (pure). A cursor equal to the one just
+/// used would loop forever: that is a fetch error, not the end of the list.
+pub fn next_page(
+    current: Option<&str>,
+    next: Option<&str>,
+    method: &str,
+) -> Result<Option<String>, SourceError> {
+    match next {
+        Some(next) if current == Some(next) => Err(SourceError::Fetch(format!(
+            "slack {method} returned the same cursor twice; stopping instead of looping"
+        ))),
+        Some(next) => Ok(Some(next.to_string())),
+        None => Ok(None),
+    }
+}
+
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
@@ -257,6 +273,7 @@ struct Counters {
     channels: AtomicU64,
     messages: AtomicU64,
     threads: AtomicU64,
+    skipped_threads: AtomicU64,
 }
 
 struct Inner {
@@ -379,9 +396,9 @@ impl Inner {
                     self.counters.users.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            match reply.body.next_cursor() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(names),
+            cursor = next_page(cursor.as_deref(), reply.body.next_cursor(), "users.list")?;
+            if cursor.is_none() {
+                return Ok(names);
             }
         }
     }
@@ -409,7 +426,11 @@ impl Inner {
                 .await
                 .map_err(|e| source_error(e, "listing channels"))?;
             // Slack filters after cutting the page: an empty page with a cursor is not the end.
-            cursor = reply.body.next_cursor().map(str::to_string);
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.list",
+            )?;
             for channel in reply.body.items {
                 let plan = plan_channel(&channel, &self.options);
                 channels.push((channel, plan));
@@ -530,9 +551,13 @@ impl Inner {
                     None => break,
                 }
             }
-            match reply.body.next_cursor() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(()),
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.history",
+            )?;
+            if cursor.is_none() {
+                return Ok(());
             }
         }
     }
@@ -577,6 +602,9 @@ impl Inner {
                         thread_ts = parent_ts,
                         "slack thread vanished during the sync"
                     );
+                    self.counters
+                        .skipped_threads
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(error) => {
@@ -600,9 +628,13 @@ impl Inner {
                 .await?;
                 self.counters.messages.fetch_add(1, Ordering::Relaxed);
             }
-            match reply.body.next_cursor() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(()),
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.replies",
+            )?;
+            if cursor.is_none() {
+                return Ok(());
             }
         }
     }
@@ -720,6 +752,7 @@ impl DataSource for SlackSource {
             "channels": counters.channels.load(Ordering::Relaxed),
             "messages": counters.messages.load(Ordering::Relaxed),
             "threads": counters.threads.load(Ordering::Relaxed),
+            "skipped_threads": counters.skipped_threads.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
@@ -780,6 +813,16 @@ mod tests {
             vec!["channels:history", "channels:join"]
         );
         assert!(missing_scopes("channels:history,channels:read,users:read", false).is_empty());
+    }
+
+    #[test]
+    fn cursors_advance_or_fail() {
+        assert_eq!(
+            next_page(None, Some("YQ=="), "m").unwrap().as_deref(),
+            Some("YQ==")
+        );
+        assert_eq!(next_page(Some("YQ=="), None, "m").unwrap(), None);
+        assert!(next_page(Some("YQ=="), Some("YQ=="), "m").is_err());
     }
 
     #[test]

@@ -392,6 +392,14 @@ pub fn permalink(base: &str, channel_id: &str, ts: &str, thread_ts: Option<&str>
     link
 }
 
+/// `_timestamp` only when known: the sync engine reads its *presence* as "the source dates
+/// this document" and otherwise keeps the creation time of an existing document.
+fn set_timestamp(doc: &mut Map<String, Value>, timestamp: Option<String>) {
+    if let Some(timestamp) = timestamp {
+        doc.insert("_timestamp".into(), Value::String(timestamp));
+    }
+}
+
 fn opt_str(value: Option<&str>) -> Value {
     value.map_or(Value::Null, |s| Value::String(s.to_string()))
 }
@@ -424,10 +432,7 @@ pub fn user_doc(user: &User) -> Map<String, Value> {
     doc.insert("is_admin".into(), opt(user.is_admin));
     doc.insert("is_owner".into(), opt(user.is_owner));
     doc.insert("is_bot".into(), opt(user.is_bot));
-    doc.insert(
-        "_timestamp".into(),
-        opt(user.updated.and_then(iso_from_epoch)),
-    );
+    set_timestamp(&mut doc, user.updated.and_then(iso_from_epoch));
     doc
 }
 
@@ -462,7 +467,7 @@ pub fn channel_doc(channel: &Channel, names: &Names, base: Option<&str>) -> Map<
         .filter(|u| *u > 0)
         .or(channel.created)
         .and_then(iso_from_epoch);
-    doc.insert("_timestamp".into(), opt(timestamp));
+    set_timestamp(&mut doc, timestamp);
     doc.insert(
         "url".into(),
         opt(base.map(|b| format!("{b}/archives/{}", channel.id))),
@@ -522,10 +527,7 @@ pub fn message_doc(message: &Message, ctx: &MessageContext<'_>) -> Map<String, V
     );
     doc.insert("title".into(), title.into());
     doc.insert("ts".into(), message.ts.clone().into());
-    doc.insert(
-        "_timestamp".into(),
-        opt(ts_micros(&message.ts).and_then(iso_from_micros)),
-    );
+    set_timestamp(&mut doc, ts_micros(&message.ts).and_then(iso_from_micros));
     doc.insert(
         "edited_ts".into(),
         opt_str(message.edited.as_ref().and_then(|e| e.ts.as_deref())),
@@ -751,6 +753,10 @@ mod tests {
         ] {
             assert_eq!(user_doc[key], Value::Null, "{key}");
         }
+        assert!(
+            !user_doc.contains_key("_timestamp"),
+            "unknown dates are left out"
+        );
         let channel: Channel = serde_json::from_value(json!({
             "id": "C1", "name": "general", "created": 1_600_000_000, "updated": 1_700_000_000_000i64,
             "topic": {"value": "t", "creator": "USERID1", "last_set": 5}
