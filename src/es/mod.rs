@@ -210,6 +210,7 @@ impl EsClient {
             &self.retry,
             |_| self.request_once(method, path, query, body.clone()),
             |error, attempt, delay| {
+                crate::metrics::global().retry("elasticsearch");
                 tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "elasticsearch request failed, retrying");
             },
         )
