@@ -146,7 +146,7 @@ fn run(args: &Args) -> Result<()> {
 }
 
 struct Stack {
-    _osmem: osmem::Osmem,
+    osmem: osmem::Osmem,
     _shim: Option<es_shim::ShimHandle>,
     sim: SimHandle,
     es_url: String,
@@ -195,7 +195,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         ..SimConfig::default()
     })?;
     let stack = Stack {
-        _osmem: osmem,
+        osmem,
         _shim: shim,
         sim,
         es_url,
@@ -286,7 +286,11 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         // With the simulator's limits off, the service must not pace itself at real Slack
         // rates either (a medium workspace would take an hour); with them on, it paces at
         // the simulator's time scale.
-        if args.rate_limits { args.time_scale } else { 10_000.0 },
+        if args.rate_limits {
+            args.time_scale
+        } else {
+            10_000.0
+        },
     )?;
     let query = ExpectedQuery {
         fetch_last_n_days: args.fetch_last_n_days,
@@ -355,6 +359,20 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             result
         }
     }
+}
+
+/// utime + stime of a process, seconds (0 when it is gone).
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
 }
 
 /// Appends a report to `--report-file` with the date, machine and command.
@@ -720,13 +738,14 @@ impl Stack {
                 }
             }
         }
+        let osmem_cpu = process_cpu_seconds(self.osmem.pid());
         let budget = if args.rate_limits {
             format!("\n    Slack budget used: {}", budget.join(", "))
         } else {
             String::new()
         };
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far)\n    Slack calls {} ({}), 429s served {}{budget}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
@@ -840,7 +859,6 @@ impl Service {
         command
             .arg("-c")
             .arg(config)
-            .arg("--debug")
             .env("SLACK_API_BASE_URL", slack_url)
             .env("SLACK_TIER_SCALE", tier_scale.to_string())
             .env_remove("RUST_LOG")
