@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
+use crate::http::Health;
 use crate::protocol::connector::{format_time, last_sync_fields, parse_time};
 use crate::protocol::job::{
     idle_error, pending_jobs_query, release_patch, running_jobs_query, ORPHAN_ERROR,
@@ -25,9 +26,9 @@ use crate::protocol::{connectors_query, SourceRegistry};
 use crate::scheduler::{Clock, Scheduler, SystemClock};
 use crate::sync::JobKind;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,79 @@ pub enum ServiceError {
     /// Elasticsearch could not be used.
     #[error(transparent)]
     Elasticsearch(#[from] EsError),
+    /// The loops failed too often (`service.max_errors` within `service.max_errors_span`).
+    #[error("stopping: {count} errors within {span_secs:.0} s (service.max_errors / service.max_errors_span); last error: {last}")]
+    TooManyErrors {
+        /// Errors in the window.
+        count: usize,
+        /// The window, seconds.
+        span_secs: f64,
+        /// The last error.
+        last: String,
+    },
+    /// The health and metrics listener could not start.
+    #[error("cannot listen on service.http.listen `{listen}`: {message}; choose a free address or remove the key")]
+    Listener {
+        /// The configured address.
+        listen: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Whether one more error at `now` exceeds the budget (pure): errors older than `span` are
+/// forgotten; more than `max` remaining is too many.
+pub fn over_budget(times: &mut VecDeque<Instant>, now: Instant, max: u32, span: Duration) -> bool {
+    times.push_back(now);
+    while times.front().is_some_and(|t| now.duration_since(*t) > span) {
+        times.pop_front();
+    }
+    times.len() > max as usize
+}
+
+/// Loop errors of the whole service; tripping it stops the service (upstream: more than 20
+/// errors within 600 s kill the service).
+pub struct ErrorBudget {
+    max: u32,
+    span: Duration,
+    times: Mutex<VecDeque<Instant>>,
+    tripped: Mutex<Option<ServiceError>>,
+    stop: CancellationToken,
+}
+
+impl ErrorBudget {
+    fn new(config: &Config, stop: CancellationToken) -> ErrorBudget {
+        ErrorBudget {
+            max: config.service.max_errors,
+            span: secs(config.service.max_errors_span),
+            times: Mutex::new(VecDeque::new()),
+            tripped: Mutex::new(None),
+            stop,
+        }
+    }
+
+    /// Records a loop error; stops the service when over budget.
+    pub fn record(&self, error: &dyn std::fmt::Display) {
+        let Ok(mut times) = self.times.lock() else {
+            return;
+        };
+        if over_budget(&mut times, Instant::now(), self.max, self.span) {
+            if let Ok(mut tripped) = self.tripped.lock() {
+                if tripped.is_none() {
+                    *tripped = Some(ServiceError::TooManyErrors {
+                        count: times.len(),
+                        span_secs: self.span.as_secs_f64(),
+                        last: error.to_string(),
+                    });
+                }
+            }
+            self.stop.cancel();
+        }
+    }
+
+    fn take(&self) -> Option<ServiceError> {
+        self.tripped.lock().ok().and_then(|mut t| t.take())
+    }
 }
 
 /// What the service is built from besides the configuration (tests inject their own).
@@ -104,11 +178,22 @@ pub async fn run_with(
     deps: ServiceDeps,
 ) -> Result<(), ServiceError> {
     let es = EsClient::new(&config.elasticsearch)?;
+    // The listener comes first so that /healthz answers while the cluster is awaited.
+    let health = Arc::new(Health::default());
+    if let Some(listen) = &config.service.http.listen {
+        crate::http::serve(listen, health.clone(), shutdown.clone())
+            .await
+            .map_err(|e| ServiceError::Listener {
+                listen: listen.clone(),
+                message: e.to_string(),
+            })?;
+    }
     tracing::info!(host = %es.host(), "connecting to elasticsearch");
     let info = tokio::select! {
         info = es.wait_for_cluster() => info?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    health.set_elasticsearch_ok(true);
     tracing::info!(
         version = info["version"]["number"].as_str().unwrap_or("unknown"),
         cluster = info["cluster_name"].as_str().unwrap_or("unknown"),
@@ -117,6 +202,9 @@ pub async fn run_with(
     let store = store::for_mode(es, config.elasticsearch.feature_use_connectors_api);
     store.ensure_indices().await?;
     tracing::info!(?actions, connectors = ?config.connector_ids(), "service running; press Ctrl-C to stop");
+    // Loops stop on the caller's shutdown or when the error budget trips.
+    let shutdown = shutdown.child_token();
+    let budget = Arc::new(ErrorBudget::new(&config, shutdown.clone()));
     let config = Arc::new(config);
     let ctx = RunnerContext {
         store: store.clone(),
@@ -135,7 +223,8 @@ pub async fn run_with(
             deps.clock.clone(),
         );
         let token = shutdown.clone();
-        loops.spawn(async move { scheduler.run(token).await });
+        let budget = budget.clone();
+        loops.spawn(async move { scheduler.run(token, &|e| budget.record(e)).await });
     }
     if actions.contains(&Action::SyncContent) {
         let pool = config.service.max_concurrent_content_syncs;
@@ -144,6 +233,7 @@ pub async fn run_with(
             vec![JobKind::Full, JobKind::Incremental],
             pool,
             deps.clock.clone(),
+            budget.clone(),
             shutdown.clone(),
         ));
     }
@@ -154,6 +244,7 @@ pub async fn run_with(
             vec![JobKind::AccessControl],
             pool,
             deps.clock.clone(),
+            budget.clone(),
             shutdown.clone(),
         ));
     }
@@ -161,16 +252,44 @@ pub async fn run_with(
         loops.spawn(cleanup_loop(
             ctx.clone(),
             deps.clock.clone(),
+            budget.clone(),
             shutdown.clone(),
         ));
     }
+    if config.service.http.listen.is_some() {
+        loops.spawn(readiness_probe(
+            store.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
+    }
+    health.set_loops_running(true);
     while let Some(joined) = loops.join_next().await {
         if let Err(error) = joined {
             tracing::error!(%error, "a service loop panicked");
         }
     }
+    health.set_loops_running(false);
+    if let Some(error) = budget.take() {
+        return Err(error);
+    }
     tracing::info!("service stopped");
     Ok(())
+}
+
+/// Keeps `/readyz` honest: pings Elasticsearch every 10 s while the service runs.
+async fn readiness_probe(
+    store: Arc<dyn store::ConnectorStore>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        health.set_elasticsearch_ok(store.es().info().await.is_ok());
+    }
 }
 
 fn secs(value: f64) -> Duration {
@@ -199,6 +318,7 @@ async fn executor_loop(
     kinds: Vec<JobKind>,
     pool: usize,
     clock: Arc<dyn Clock>,
+    budget: Arc<ErrorBudget>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(pool.max(1)));
@@ -209,6 +329,7 @@ async fn executor_loop(
         if let Err(error) = poll_jobs(&ctx, &kinds, &permits, &running, &mut tasks, &shutdown).await
         {
             tracing::error!(%error, "polling sync jobs failed");
+            budget.record(&error);
         }
         while tasks.try_join_next().is_some() {}
         tokio::select! {
@@ -290,7 +411,12 @@ async fn poll_jobs(
 }
 
 /// The `cleanup` service.
-async fn cleanup_loop(ctx: RunnerContext, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+async fn cleanup_loop(
+    ctx: RunnerContext,
+    clock: Arc<dyn Clock>,
+    budget: Arc<ErrorBudget>,
+    shutdown: CancellationToken,
+) {
     let interval = secs(ctx.config.service.job_cleanup_interval);
     while !shutdown.is_cancelled() {
         match cleanup_once(&ctx).await {
@@ -298,7 +424,10 @@ async fn cleanup_loop(ctx: RunnerContext, clock: Arc<dyn Clock>, shutdown: Cance
                 tracing::info!(failed, "cleanup failed orphaned or idle jobs")
             }
             Ok(_) => {}
-            Err(error) => tracing::error!(%error, "job cleanup failed"),
+            Err(error) => {
+                tracing::error!(%error, "job cleanup failed");
+                budget.record(&error);
+            }
         }
         tokio::select! {
             _ = clock.sleep(interval) => {}
@@ -373,4 +502,37 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
         }
     }
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_budget_counts_within_the_span() {
+        let mut times = VecDeque::new();
+        let start = Instant::now();
+        let span = Duration::from_secs(10);
+        assert!(!over_budget(&mut times, start, 2, span));
+        assert!(!over_budget(
+            &mut times,
+            start + Duration::from_secs(1),
+            2,
+            span
+        ));
+        assert!(over_budget(
+            &mut times,
+            start + Duration::from_secs(2),
+            2,
+            span
+        ));
+        let mut times = VecDeque::new();
+        assert!(!over_budget(&mut times, start, 1, span));
+        assert!(!over_budget(
+            &mut times,
+            start + Duration::from_secs(11),
+            1,
+            span
+        ));
+    }
 }

@@ -602,18 +602,22 @@ async fn schedule_one_job_per_tick(mode: Mode) {
     // Virtual time starts at 00:00:30 and runs 60× faster: slots 00:01:00 (real 0.5 s) and
     // 00:02:00 (1.5 s); the daemons stop at about 00:02:45 (2.25 s).
     let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(origin, 60.0));
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
     // idling 6 s of virtual time = 0.1 s real.
     let config = env.config(&[id], "  idling: 6\n");
     let actions = [Action::Schedule, Action::SyncContent];
-    let started = Instant::now();
     let a = Daemon::start(
         config.clone(),
         &actions,
         env.deps("worker-a", clock.clone()),
     );
     let b = Daemon::start(config, &actions, env.deps("worker-b", clock.clone()));
-    tokio::time::sleep(Duration::from_millis(2250).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     a.stop().await;
     b.stop().await;
     let jobs = env.jobs_of(id).await;
@@ -637,6 +641,47 @@ async fn schedule_one_job_per_tick(mode: Mode) {
         Some("2026-01-01T00:02:00.000000Z")
     );
     assert_eq!(env.state.syncs.load(Ordering::SeqCst), 2);
+}
+
+/// No scheduled job piles up while the previous one is still pending (upstream creates one
+/// per tick regardless).
+async fn schedule_skips_while_pending(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "pileup";
+    env.configured_connector(id).await;
+    env.cli_ok(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        id,
+        "--full",
+        "0 * * * * ?",
+    ])
+    .await;
+    let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
+    let daemon = Daemon::start(
+        env.config(&[id], "  idling: 6\n"),
+        &[Action::Schedule],
+        env.deps("w", clock),
+    );
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    daemon.stop().await;
+    let jobs = env.jobs_of(id).await;
+    assert_eq!(jobs.len(), 1, "one pending job, not one per tick");
+    assert_eq!(jobs[0].str("status"), Some("pending"));
+    assert_eq!(jobs[0].str("trigger_method"), Some("scheduled"));
+    let doc = env.connector(id).await;
+    assert_eq!(
+        doc.str("last_sync_scheduled_at"),
+        Some("2026-01-01T00:02:00.000000Z")
+    );
 }
 
 /// An on-demand job is claimed, run and finalised with the exact §2.5 fields.
@@ -761,8 +806,8 @@ async fn cancel_running_job(mode: Mode) {
     assert!(asked.elapsed() < Duration::from_secs(5));
     assert!(job.source["canceled_at"].is_string() && job.source["completed_at"].is_string());
     assert_eq!(job.source["error"], Value::Null);
-    let c = env.connector(id).await;
-    assert_eq!(c.str("last_sync_status"), Some("canceled"));
+    // The connector is written right after the job.
+    let c = wait_connector_field(&env, id, "last_sync_status", "canceled", WAIT).await;
     assert_eq!(c.str("status"), Some("connected"));
     daemon.stop().await;
 }
@@ -823,10 +868,14 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
         "rescuer",
     );
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
+    let time =
+        |key: &str| chrono::DateTime::parse_from_rfc3339(job.str(key).unwrap_or_default()).unwrap();
     assert!(
-        killed_at.elapsed() >= Duration::from_millis(1500),
-        "not before the idle timeout"
+        time("completed_at") - time("last_seen") >= chrono::Duration::milliseconds(1500),
+        "not before the idle timeout after the last heartbeat: {}",
+        job.source
     );
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
     let error = job.str("error").unwrap_or("");
     assert!(
         error.contains("has not seen any update for some time") && error.contains("1.5 s"),
@@ -841,10 +890,7 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
     let next = env.start_job(id).await;
     let job = wait_job_status(&env, &next, "completed", WAIT).await;
     assert_eq!(job.str("worker_hostname"), Some("rescuer"));
-    assert_eq!(
-        env.connector(id).await.str("last_sync_status"),
-        Some("completed")
-    );
+    wait_connector_field(&env, id, "last_sync_status", "completed", WAIT).await;
     rescuer.stop().await;
 }
 
@@ -862,6 +908,7 @@ macro_rules! both_modes {
 both_modes!(
     connector_lifecycle,
     schedule_one_job_per_tick,
+    schedule_skips_while_pending,
     on_demand_job_finalised,
     ten_jobs_run_exactly_once,
     cancel_running_job,

@@ -256,3 +256,60 @@ fn secrets_appear_in_no_log_line_at_any_level() {
         );
     }
 }
+
+#[test]
+fn health_and_metrics_listener_serves_the_running_service() {
+    let osmem = osmem::shared();
+    let port = unused_port();
+    let config = format!(
+        "{GOOD_CONNECTORS}elasticsearch:\n  host: {}\n  feature_use_connectors_api: false\nservice:\n  idling: 0.2\n  http:\n    listen: 127.0.0.1:{port}\n",
+        osmem.url()
+    );
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(config.as_bytes()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elastic-ingest"))
+        .arg("-c")
+        .arg(file.path())
+        .env("ALLOW_ES_VERSION_MISMATCH", "true")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<(u16, String)> {
+        let response = reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}")).ok()?;
+        Some((response.status().as_u16(), response.text().ok()?))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ready = None;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = get("/readyz") {
+            ready = Some(body);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ready.as_deref(), Some("ready\n"));
+    assert_eq!(get("/healthz").unwrap(), (200, "ok\n".to_string()));
+    let (status, metrics) = get("/metrics").unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "connectors_syncs_total",
+        "connectors_syncs_running",
+        "connectors_documents_indexed_total",
+        "connectors_documents_deleted_total",
+        "connectors_bulk_request_duration_seconds",
+        "connectors_queue_depth",
+        "connectors_slack_calls_total",
+        "connectors_slack_rate_limited_total",
+        "connectors_retries_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{metrics}"
+        );
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -72,3 +72,41 @@ pub fn connectors_query(config: &Config) -> Value {
     };
     json!({"size": 100, "query": {"bool": {"must_not": [{"term": {"deleted": true}}], "filter": filter}}})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml_str(yaml, std::path::Path::new("t.yml"), &|_| None)
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn connectors_query_by_ids_or_worker_mode() {
+        let q = connectors_query(&config(
+            "connectors:\n  - {connector_id: a, service_type: slack}\n  - {connector_id: b, service_type: slack}\n",
+        ));
+        assert_eq!(
+            q["query"]["bool"]["filter"][0]["terms"]["_id"],
+            json!(["a", "b"])
+        );
+        assert_eq!(q["query"]["bool"]["must_not"][0]["term"]["deleted"], true);
+        let q = connectors_query(&config(
+            "service:\n  worker_mode: true\n  service_types: [slack]\n",
+        ));
+        assert_eq!(
+            q["query"]["bool"]["filter"][0]["terms"]["service_type"],
+            json!(["slack"])
+        );
+        assert_eq!(q["query"]["bool"]["filter"][1]["term"]["is_native"], false);
+    }
+
+    #[test]
+    fn registry_lookup() {
+        let registry = SourceRegistry::default();
+        assert!(registry.get("slack").is_some());
+        assert!(registry.get("nope").is_none());
+    }
+}

@@ -201,7 +201,10 @@ async fn execute_inner(
 
     // 4. Run, then finalise whatever happened.
     let stats = SyncStats::new();
+    let metrics = crate::metrics::global();
+    metrics.syncs_running_add(1);
     let outcome = run_claimed(ctx, &current, &connector, kind, cursor, &stats, shutdown).await;
+    metrics.syncs_running_add(-1);
     let finish = match outcome {
         Ok((status, error, sync_cursor, metadata)) => Finish {
             status,
@@ -220,7 +223,11 @@ async fn execute_inner(
             sync_cursor: None,
         },
     };
+    let snapshot = finish.stats;
     let status = finalise(ctx, &current, kind, finish).await?;
+    metrics.sync_finished(status.as_str());
+    metrics.documents_indexed(snapshot.indexed_document_count);
+    metrics.documents_deleted(snapshot.deleted_document_count);
     Ok(Executed::Finished(status))
 }
 

@@ -67,17 +67,30 @@ pub struct ScaledClock {
 impl ScaledClock {
     /// Starts now at `origin`.
     pub fn new(origin: DateTime<Utc>, scale: f64) -> ScaledClock {
+        ScaledClock::new_delayed(origin, scale, Duration::ZERO)
+    }
+
+    /// Stays at `origin` for `delay` of real time (while daemons start), then runs.
+    pub fn new_delayed(origin: DateTime<Utc>, scale: f64, delay: Duration) -> ScaledClock {
         ScaledClock {
             origin,
-            started: Instant::now(),
+            started: Instant::now() + delay,
             scale: scale.max(1e-6),
         }
+    }
+
+    /// The real instant at which the clock started running.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 }
 
 impl Clock for ScaledClock {
     fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.started.elapsed().as_secs_f64() * self.scale;
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.started)
+            .as_secs_f64()
+            * self.scale;
         self.origin + chrono::Duration::microseconds((elapsed * 1e6) as i64)
     }
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
@@ -129,13 +142,14 @@ impl Scheduler {
         }
     }
 
-    /// Runs rounds every `service.idling` until `shutdown`.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    /// Runs rounds every `service.idling` until `shutdown`; failed rounds go to `on_error`.
+    pub async fn run(&self, shutdown: CancellationToken, on_error: &(dyn Fn(&EsError) + Sync)) {
         let idling = Duration::from_secs_f64(self.config.service.idling.max(0.001));
         let mut last_wake_up = self.clock.now();
         while !shutdown.is_cancelled() {
             if let Err(error) = self.round(last_wake_up, &shutdown).await {
                 tracing::error!(%error, "scheduling round failed");
+                on_error(&error);
             }
             last_wake_up = self.clock.now();
             tokio::select! {

@@ -283,7 +283,10 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         &dir,
         &stack.sim.api_url(),
         mode,
-        args.time_scale,
+        // With the simulator's limits off, the service must not pace itself at real Slack
+        // rates either (a medium workspace would take an hour); with them on, it paces at
+        // the simulator's time scale.
+        if args.rate_limits { args.time_scale } else { 10_000.0 },
     )?;
     let query = ExpectedQuery {
         fetch_last_n_days: args.fetch_last_n_days,
