@@ -784,27 +784,61 @@ fn thread_cpu() -> Option<Duration> {
 
 /// Benchmark (run with `--release -- --ignored --nocapture`): CPU per document of the
 /// source alone (HTTP client, JSON parsing, transforms), on one thread; the simulator
-/// serves from its own threads and is not counted.
+/// serves from its own threads and is not counted, and the consumer only counts and drops.
 #[test]
 #[ignore]
 fn bench_source_cpu_per_doc() {
-    let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
+    // Generation and the expected set on another thread, so a profiler of this thread sees
+    // the source only.
+    let thread_share: f64 = std::env::var("BENCH_THREAD_SHARE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.1);
+    let (sim, expected) = std::thread::spawn(move || {
+        let sim = start(WorkspaceSpec {
+            thread_share,
+            ..WorkspaceSpec::for_size(DataSize::Medium)
+        });
+        let expected = sim.expected(&query(0, true, true));
+        (sim, expected)
+    })
+    .join()
+    .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let expected = sim.expected(&query(0, true, true));
+    let source = SlackSource::new(options(&sim, 0, true, true)).unwrap();
+    let cancel = CancellationToken::new();
+    let started = Instant::now();
     let before = thread_cpu().expect("/proc/thread-self/stat");
-    let result = runtime.block_on(run(options(&sim, 0, true, true)));
+    let (result, docs) = runtime.block_on(async {
+        let (tx, mut rx) = DocSender::channel(256);
+        let fetch = async {
+            let result = source.get_docs(&tx, &cancel).await;
+            drop(tx);
+            result
+        };
+        let count = async {
+            let mut n = 0usize;
+            while let Some(op) = rx.recv().await {
+                drop(op);
+                n += 1;
+            }
+            n
+        };
+        tokio::join!(fetch, count)
+    });
     let cpu = thread_cpu().unwrap() - before;
-    assert_matches(&result, &expected.docs, "bench");
-    let docs = result.docs.len() as f64;
+    result.expect("sync");
+    assert_eq!(docs, expected.total);
     println!(
-        "bench: {} docs in {:?}, source CPU {:?} = {:.1} µs/doc",
+        "bench: {} docs in {:?}, source CPU {:?} = {:.1} µs/doc ({} API calls)",
         docs,
-        result.elapsed,
+        started.elapsed(),
         cpu,
-        cpu.as_secs_f64() * 1e6 / docs
+        cpu.as_secs_f64() * 1e6 / docs as f64,
+        sim.stats().total_calls
     );
 }
 
@@ -851,4 +885,88 @@ async fn internal_options_reach_private_channels_dms_and_filters() {
     assert!(result.docs.values().all(|d| d.get("channel_id")
         != Some(&Value::from(excluded.0.as_str()))
         && d.get("subtype") != Some(&Value::from("bot_message"))));
+}
+
+/// Benchmark split (run with `--release -- --ignored --nocapture`): JSON parsing against
+/// document building, on one 999-message history page, without HTTP.
+#[test]
+#[ignore]
+fn bench_parse_and_transform_split() {
+    use connectors::sources::slack::client::ApiResponse;
+    use connectors::sources::slack::transform::{message_doc, Message, MessageContext, Names};
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let channel = readable_channels(&sim, &query(0, false, false))[0].clone();
+    let url = format!("{}/conversations.history", sim.api_url());
+    let body = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .query(&[("channel", channel.as_str()), ("limit", "999")])
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let rounds = 50;
+    let started = Instant::now();
+    let mut messages = 0;
+    for _ in 0..rounds {
+        let page: ApiResponse<Message> = serde_json::from_slice(&body).unwrap();
+        messages += page.items.len();
+    }
+    let parse = started.elapsed();
+    let page: ApiResponse<Message> = serde_json::from_slice(&body).unwrap();
+    let names = Names::default();
+    let channels = std::collections::HashMap::new();
+    let ctx = MessageContext {
+        channel_id: &channel,
+        channel_name: "general",
+        names: &names,
+        channels: &channels,
+        base: Some("https://acme.slack.com"),
+    };
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for message in &page.items {
+            drop(std::hint::black_box(message_doc(message, &ctx)));
+        }
+    }
+    let build = started.elapsed();
+    use connectors::sources::slack::transform::{
+        iso_from_micros, permalink, plain_text, rewrite_mentions, ts_micros,
+    };
+    let time = |label: &str, f: &dyn Fn(&Message) -> usize| {
+        let started = Instant::now();
+        let mut n = 0;
+        for _ in 0..rounds {
+            for message in &page.items {
+                n += std::hint::black_box(f(message));
+            }
+        }
+        println!(
+            "  {label}: {:.2} µs/msg ({n})",
+            started.elapsed().as_secs_f64() * 1e6 / (rounds * page.items.len()) as f64
+        );
+    };
+    time("rewrite_mentions", &|m| {
+        rewrite_mentions(m.text.as_deref().unwrap_or(""), &names).len()
+    });
+    time("plain_text", &|m| {
+        plain_text(m.text.as_deref().unwrap_or(""), &names, &channels).len()
+    });
+    time("iso", &|m| {
+        iso_from_micros(ts_micros(&m.ts).unwrap()).unwrap().len()
+    });
+    time("permalink", &|m| {
+        permalink("https://a.slack.com", "C1", &m.ts, m.thread_ts.as_deref()).len()
+    });
+    time("clone text", &|m| m.text.clone().unwrap_or_default().len());
+    println!(
+        "split: {} bytes/page, parse {:.2} µs/msg, build+drop {:.2} µs/msg",
+        body.len(),
+        parse.as_secs_f64() * 1e6 / messages as f64,
+        build.as_secs_f64() * 1e6 / messages as f64
+    );
 }
