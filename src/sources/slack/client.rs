@@ -488,6 +488,7 @@ impl SlackClient {
             let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
             if is_throttled {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::global().slack_rate_limited(method);
             }
             match next_step(&error, transient, throttled, &self.retry, rand::random()) {
                 Step::GiveUp => return Err(error),
@@ -500,6 +501,7 @@ impl SlackClient {
                         transient += 1;
                         self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     }
+                    crate::metrics::global().retry("slack");
                     tracing::debug!(method, error = %error, delay_ms = delay.as_millis() as u64, "retrying slack call");
                     tokio::select! {
                         _ = cancel.cancelled() => return Err(SlackError::Cancelled),
@@ -549,8 +551,15 @@ impl SlackClient {
                 }
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                crate::metrics::global().slack_call(method, "error");
+                return Err(transport(error));
+            }
+        };
         let status = response.status();
+        crate::metrics::global().slack_call(method, status.as_str());
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
