@@ -54,6 +54,7 @@ fmt:
 test: tools lint unit-test
 	$(CARGO) build --workspace
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci
+	./scripts/docker-stage-check.sh
 
 unit-test: tools
 	$(CARGO) test --workspace
