@@ -6,6 +6,7 @@
 //! runs sync jobs, and keeps an index in step with a Slack workspace.
 //!
 //! ## Layout
+//! - [`cli`]: the `connectors` management CLI.
 //! - [`config`]: `config.yml` loading and validation; [`config::Secret`] for credentials.
 //! - [`es`]: the Elasticsearch client layer (status checks, typed errors, retries).
 //! - [`retry`]: the retry decision shared by every client.
@@ -15,10 +16,14 @@
 //! - [`sources`]: the `DataSource` trait, the registry, and [`sources::slack`].
 //! - [`service`]: the daemon's services (`schedule`, `sync_content`, `sync_access_control`,
 //!   `cleanup`) wired together.
-//! - [`telemetry`], [`shutdown`]: logs and signals.
+//! - [`telemetry`], [`shutdown`]: logs and signals; [`metrics`] and [`http`]: the optional
+//!   health and Prometheus metrics listener.
 
+pub mod cli;
 pub mod config;
 pub mod es;
+pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod retry;
 pub mod scheduler;

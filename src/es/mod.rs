@@ -210,6 +210,7 @@ impl EsClient {
             &self.retry,
             |_| self.request_once(method, path, query, body.clone()),
             |error, attempt, delay| {
+                crate::metrics::global().retry("elasticsearch");
                 tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "elasticsearch request failed, retrying");
             },
         )
@@ -329,8 +330,12 @@ impl EsClient {
                     let allow = std::env::var(ALLOW_VERSION_MISMATCH_ENV)
                         .map(|v| v.eq_ignore_ascii_case("true"))
                         .unwrap_or(false);
-                    if !allow {
-                        check_version(&info)?;
+                    match check_version(&info) {
+                        Ok(()) => {}
+                        Err(error) if allow => {
+                            tracing::warn!(%error, "version check skipped (ALLOW_ES_VERSION_MISMATCH=true)")
+                        }
+                        Err(error) => return Err(error),
                     }
                     return Ok(info);
                 }

@@ -3,5 +3,110 @@
 //!
 //! - [`indices`]: the connector indices and aliases, created as Elasticsearch creates them
 //!   when they are missing (direct-index mode), used as they are when present.
+//! - [`connector`]: connector documents and the pure decisions on them.
+//! - [`job`]: sync-job documents, queries and finalisation writes.
+//! - [`store`]: [`store::ConnectorStore`] in API mode or direct-index mode.
+//! - [`runner`]: the sync-job runner.
 
+pub mod connector;
 pub mod indices;
+pub mod job;
+pub mod runner;
+pub mod store;
+
+use crate::config::Config;
+use crate::sources::SourceFactory;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The source factories a service can build (the built-in [`crate::sources::registry`] by
+/// default; tests inject their own).
+#[derive(Clone)]
+pub struct SourceRegistry {
+    factories: Arc<Vec<&'static dyn SourceFactory>>,
+}
+
+impl Default for SourceRegistry {
+    fn default() -> Self {
+        SourceRegistry::new(crate::sources::registry().to_vec())
+    }
+}
+
+impl std::fmt::Debug for SourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<&str> = self.factories.iter().map(|f| f.service_type()).collect();
+        f.debug_tuple("SourceRegistry").field(&types).finish()
+    }
+}
+
+impl SourceRegistry {
+    /// A registry of these factories (the first one of a service type wins).
+    pub fn new(factories: Vec<&'static dyn SourceFactory>) -> SourceRegistry {
+        SourceRegistry {
+            factories: Arc::new(factories),
+        }
+    }
+
+    /// The factory for a service type.
+    pub fn get(&self, service_type: &str) -> Option<&'static dyn SourceFactory> {
+        self.factories
+            .iter()
+            .copied()
+            .find(|f| f.service_type() == service_type)
+    }
+}
+
+/// The connectors this service handles (§2.4 A.1): the configured ids, or in worker mode the
+/// non-native connectors of `service.service_types`. Soft-deleted connectors are excluded.
+pub fn connectors_query(config: &Config) -> Value {
+    let filter = if config.service.worker_mode {
+        json!([{"terms": {"service_type": config.service.service_types}},
+               {"term": {"is_native": false}}])
+    } else {
+        let ids: Vec<&str> = config
+            .connectors
+            .iter()
+            .map(|c| c.connector_id.as_str())
+            .collect();
+        json!([{"terms": {"_id": ids}}])
+    };
+    json!({"size": 100, "query": {"bool": {"must_not": [{"term": {"deleted": true}}], "filter": filter}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml_str(yaml, std::path::Path::new("t.yml"), &|_| None)
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn connectors_query_by_ids_or_worker_mode() {
+        let q = connectors_query(&config(
+            "connectors:\n  - {connector_id: a, service_type: slack}\n  - {connector_id: b, service_type: slack}\n",
+        ));
+        assert_eq!(
+            q["query"]["bool"]["filter"][0]["terms"]["_id"],
+            json!(["a", "b"])
+        );
+        assert_eq!(q["query"]["bool"]["must_not"][0]["term"]["deleted"], true);
+        let q = connectors_query(&config(
+            "service:\n  worker_mode: true\n  service_types: [slack]\n",
+        ));
+        assert_eq!(
+            q["query"]["bool"]["filter"][0]["terms"]["service_type"],
+            json!(["slack"])
+        );
+        assert_eq!(q["query"]["bool"]["filter"][1]["term"]["is_native"], false);
+    }
+
+    #[test]
+    fn registry_lookup() {
+        let registry = SourceRegistry::default();
+        assert!(registry.get("slack").is_some());
+        assert!(registry.get("nope").is_none());
+    }
+}

@@ -1,3 +1,404 @@
-//! Scheduling: Quartz cron expressions ([`cron`]) and the loop that creates scheduled sync jobs.
+//! Scheduling: Quartz cron expressions ([`cron`]) and the `schedule` service: every
+//! `service.idling`, each handled connector is prepared, heartbeated, validated, and gets its
+//! scheduled sync jobs (§2.4 A).
+//!
+//! Invariants:
+//! - Exactly one job per schedule slot across daemons: the slot (`next_after(last wake-up)`) is
+//!   taken by a guarded write of `last_*_scheduled_at`; the loser of a race reloads and sees
+//!   the slot taken (`last_*_scheduled_at >= slot`).
+//! - Quartz seconds are honoured (upstream drops them).
+//! - No scheduled job is created while one of the same kind for the connector is still
+//!   pending, running or suspended (upstream piles them up); the slot is consumed anyway.
+//! - Time comes from a [`Clock`], so tests run minutes of schedule in a second.
 
 pub mod cron;
+
+use crate::config::Config;
+use crate::es::EsError;
+use crate::protocol::connector::{
+    self, format_time, heartbeat_due, parse_time, prepare_patch, scheduled_at_field, status, Doc,
+};
+use crate::protocol::job::active_jobs_query;
+use crate::protocol::store::ConnectorStore;
+use crate::protocol::{connectors_query, SourceRegistry};
+use crate::sync::rules::validate_rules;
+use crate::sync::JobKind;
+use chrono::{DateTime, Utc};
+use cron::CronSchedule;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Where the scheduler gets the time from.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+    /// Waits `duration` of this clock's time.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A clock running `scale` times faster than real time from `origin` (tests: a minute of
+/// schedule per real second with `scale = 60`).
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    origin: DateTime<Utc>,
+    started: Instant,
+    scale: f64,
+}
+
+impl ScaledClock {
+    /// Starts now at `origin`.
+    pub fn new(origin: DateTime<Utc>, scale: f64) -> ScaledClock {
+        ScaledClock::new_delayed(origin, scale, Duration::ZERO)
+    }
+
+    /// Stays at `origin` for `delay` of real time (while daemons start), then runs.
+    pub fn new_delayed(origin: DateTime<Utc>, scale: f64, delay: Duration) -> ScaledClock {
+        ScaledClock {
+            origin,
+            started: Instant::now() + delay,
+            scale: scale.max(1e-6),
+        }
+    }
+
+    /// The real instant at which the clock started running.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.started)
+            .as_secs_f64()
+            * self.scale;
+        self.origin + chrono::Duration::microseconds((elapsed * 1e6) as i64)
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration.div_f64(self.scale)))
+    }
+}
+
+/// Whether a schedule slot is due (pure): the slot is `next_after(last_wake_up)`; it is due
+/// when `now` reached it and nobody took it (`last_scheduled_at < slot`).
+pub fn due_slot(
+    schedule: &CronSchedule,
+    last_wake_up: DateTime<Utc>,
+    last_scheduled_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let slot = schedule.next_after(last_wake_up)?;
+    if now < slot {
+        return None;
+    }
+    if last_scheduled_at.is_some_and(|taken| taken >= slot) {
+        return None;
+    }
+    Some(slot)
+}
+
+/// The `schedule` service.
+pub struct Scheduler {
+    store: Arc<dyn ConnectorStore>,
+    registry: SourceRegistry,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl Scheduler {
+    /// A scheduler; nothing runs until [`Scheduler::run`].
+    pub fn new(
+        store: Arc<dyn ConnectorStore>,
+        registry: SourceRegistry,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+    ) -> Scheduler {
+        Scheduler {
+            store,
+            registry,
+            config,
+            clock,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Runs rounds every `service.idling` until `shutdown`; failed rounds go to `on_error`.
+    pub async fn run(&self, shutdown: CancellationToken, on_error: &(dyn Fn(&EsError) + Sync)) {
+        let idling = Duration::from_secs_f64(self.config.service.idling.max(0.001));
+        let mut last_wake_up = self.clock.now();
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.round(last_wake_up, &shutdown).await {
+                tracing::error!(%error, "scheduling round failed");
+                on_error(&error);
+            }
+            last_wake_up = self.clock.now();
+            tokio::select! {
+                _ = self.clock.sleep(idling) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// One round over the handled connectors.
+    pub async fn round(
+        &self,
+        last_wake_up: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), EsError> {
+        let connectors = self
+            .store
+            .search_connectors(connectors_query(&self.config))
+            .await?;
+        let pool = self.config.service.max_concurrent_scheduling_tasks.max(1);
+        futures::stream::iter(connectors)
+            .for_each_concurrent(pool, |doc| async move {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let span = tracing::info_span!("schedule", connector_id = %doc.id);
+                if let Err(error) = self.process(doc, last_wake_up).instrument(span).await {
+                    tracing::error!(%error, "scheduling the connector failed");
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn process(&self, doc: Doc, last_wake_up: DateTime<Utc>) -> Result<(), EsError> {
+        let id = doc.id.clone();
+        let entry = self.config.connectors.iter().find(|c| c.connector_id == id);
+        let service_type = doc
+            .str("service_type")
+            .filter(|s| !s.is_empty())
+            .or(entry.map(|e| e.service_type.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let Some(factory) = self.registry.get(&service_type) else {
+            let message = format!(
+                "unknown service type '{service_type}': this connector service supports {}",
+                crate::config::KNOWN_SERVICE_TYPES.join(", ")
+            );
+            self.set_error(&doc, &message).await?;
+            return Ok(());
+        };
+
+        // Prepare (configured connectors only), 3 tries on 409.
+        let mut doc = doc;
+        if entry.is_some() {
+            for attempt in 0..3 {
+                let Some(prepared) =
+                    prepare_patch(&doc.source, factory, entry.map(|e| e.service_type.as_str()))
+                else {
+                    break;
+                };
+                if !prepared.upgraded.is_empty() {
+                    tracing::warn!(fields = ?prepared.upgraded, "connector configuration upgraded with fields added by this version");
+                }
+                match self
+                    .store
+                    .update_connector(&id, Value::Object(prepared.patch), doc.guard())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(error) if error.is_version_conflict() && attempt < 2 => {}
+                    Err(error) => return Err(error),
+                }
+                match self.store.get_connector(&id).await? {
+                    Some(reloaded) => doc = reloaded,
+                    None => return Ok(()),
+                }
+            }
+        }
+
+        // Heartbeat.
+        let first_sight = self
+            .seen
+            .lock()
+            .map(|mut s| s.insert(id.clone()))
+            .unwrap_or(false);
+        let interval =
+            chrono::Duration::milliseconds((self.config.service.heartbeat * 1000.0) as i64);
+        if heartbeat_due(doc.str("last_seen"), first_sight, Utc::now(), interval) {
+            self.store.check_in(&id).await?;
+        }
+
+        let current_status = doc.str("status").unwrap_or("");
+        if current_status == status::CREATED || current_status == status::NEEDS_CONFIGURATION {
+            return Ok(());
+        }
+
+        // Validate and ping.
+        let checked = async {
+            let configuration = connector::configuration(&doc.source)?;
+            connector::validate_configuration(&configuration)?;
+            let source = factory.build(&configuration).map_err(|e| e.to_string())?;
+            source.validate().await.map_err(|e| e.to_string())?;
+            source.ping().await.map_err(|e| e.to_string())
+        };
+        if let Err(message) = checked.await {
+            tracing::warn!(error = %message, "connector configuration or source check failed");
+            self.set_error(&doc, &message).await?;
+            return Ok(());
+        }
+        if connector::sync_rules_enabled(&doc.source["features"]) {
+            if let Some(draft) = connector::draft_needs_validation(&doc.source) {
+                let validation = validate_rules(&draft["rules"]);
+                tracing::info!(state = %validation.state, "validated draft sync rules");
+                self.store
+                    .write_filtering_validation(&doc, &validation)
+                    .await?;
+            }
+        }
+        if doc.str("status") != Some(status::CONNECTED) || !doc.source["error"].is_null() {
+            self.store
+                .update_connector(
+                    &id,
+                    json!({"status": status::CONNECTED, "error": null}),
+                    None,
+                )
+                .await?;
+        }
+
+        // Schedules.
+        let features = doc.source["features"].clone();
+        let mut kinds = Vec::new();
+        if factory.supports_access_control()
+            && connector::feature_enabled(&features, JobKind::AccessControl)
+        {
+            kinds.push(JobKind::AccessControl);
+        }
+        if factory.supports_incremental()
+            && connector::feature_enabled(&features, JobKind::Incremental)
+        {
+            kinds.push(JobKind::Incremental);
+        }
+        kinds.push(JobKind::Full);
+        for kind in kinds {
+            self.schedule_kind(&id, kind, last_wake_up).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_error(&self, doc: &Doc, message: &str) -> Result<(), EsError> {
+        if doc.str("status") == Some(status::ERROR) && doc.str("error") == Some(message) {
+            return Ok(());
+        }
+        self.store
+            .update_connector(
+                &doc.id,
+                json!({"status": status::ERROR, "error": message}),
+                None,
+            )
+            .await
+    }
+
+    async fn schedule_kind(
+        &self,
+        id: &str,
+        kind: JobKind,
+        last_wake_up: DateTime<Utc>,
+    ) -> Result<(), EsError> {
+        let field = scheduled_at_field(kind);
+        for _ in 0..3 {
+            let Some(doc) = self.store.get_connector(id).await? else {
+                return Ok(());
+            };
+            let Some(interval) = connector::schedule_interval(&doc.source, kind) else {
+                return Ok(());
+            };
+            let schedule = match CronSchedule::parse(interval) {
+                Ok(schedule) => schedule,
+                Err(error) => {
+                    tracing::warn!(%error, interval, job_type = kind.as_str(), "invalid schedule; no job created");
+                    return Ok(());
+                }
+            };
+            let taken = doc.str(field).and_then(parse_time);
+            let Some(slot) = due_slot(&schedule, last_wake_up, taken, self.clock.now()) else {
+                return Ok(());
+            };
+            match self
+                .store
+                .update_connector(id, json!({field: format_time(slot)}), doc.guard())
+                .await
+            {
+                Ok(()) => {}
+                Err(error) if error.is_version_conflict() => continue,
+                Err(error) => return Err(error),
+            }
+            let active = self.store.search_jobs(active_jobs_query(id, kind)).await?;
+            if let Some(job) = active.first() {
+                tracing::info!(job_type = kind.as_str(), active_job = %job.id, "a job is still pending or running; not creating another");
+                return Ok(());
+            }
+            match self.store.create_job(id, kind, "scheduled").await {
+                Ok(job_id) => {
+                    tracing::info!(job_type = kind.as_str(), sync_job_id = %job_id, slot = %format_time(slot), "scheduled sync job created")
+                }
+                Err(error) => {
+                    tracing::error!(%error, job_type = kind.as_str(), "could not create the scheduled job")
+                }
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn due_slot_takes_each_slot_once() {
+        let every_minute = CronSchedule::parse("0 * * * * ?").unwrap();
+        let t = |m: u32, s: u32| Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
+        assert_eq!(due_slot(&every_minute, t(0, 30), None, t(0, 50)), None);
+        assert_eq!(
+            due_slot(&every_minute, t(0, 50), None, t(1, 5)),
+            Some(t(1, 0))
+        );
+        assert_eq!(
+            due_slot(&every_minute, t(0, 50), Some(t(1, 0)), t(1, 5)),
+            None
+        );
+        assert_eq!(
+            due_slot(&every_minute, t(1, 5), Some(t(1, 0)), t(1, 10)),
+            None
+        );
+        let at_seconds = CronSchedule::parse("30 * * * * ?").unwrap();
+        assert_eq!(
+            due_slot(&at_seconds, t(0, 10), None, t(0, 31)),
+            Some(t(0, 30))
+        );
+    }
+
+    #[test]
+    fn scaled_clock_runs_fast() {
+        let origin = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = ScaledClock::new(origin, 3600.0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(clock.now() - origin >= chrono::Duration::seconds(60));
+    }
+}

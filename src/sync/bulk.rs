@@ -195,6 +195,7 @@ impl BulkSender {
                     tracing::debug!(id = %item.id, op = ?item.kind, "bulk operation");
                 }
             }
+            let sent_at = std::time::Instant::now();
             let response = self
                 .es
                 .request(
@@ -204,12 +205,14 @@ impl BulkSender {
                     Some(Body::NdJson(body.clone())),
                 )
                 .await?;
+            crate::metrics::global().bulk_request(sent_at.elapsed());
             let verdicts = classify_response(&response.body, &items)?;
             let to_retry = self.account(&items, verdicts, retry >= self.item_retry.max_retries)?;
             if to_retry.is_empty() {
                 return Ok(());
             }
             retry += 1;
+            crate::metrics::global().retry("elasticsearch");
             let delay = self.item_retry.compute_delay(retry, rand::random::<f64>());
             tracing::warn!(
                 items = to_retry.len(),

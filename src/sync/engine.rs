@@ -231,8 +231,13 @@ impl Consumer {
                 op = rx.recv() => op,
             };
             let Some(op) = op else { break };
+            // Sampled, not per document: the gauge only needs to show a backlog.
+            if self.received % 256 == 0 {
+                crate::metrics::global().set_queue_depth(rx.len() as i64);
+            }
             self.accept(op).await?;
         }
+        crate::metrics::global().set_queue_depth(0);
         if let Some(batch) = self.batcher.finish() {
             self.dispatch(batch).await?;
         }

@@ -77,6 +77,11 @@ impl JobKind {
             JobKind::AccessControl => "access_control",
         }
     }
+
+    /// From the wire name (`None` for anything else).
+    pub fn parse(s: &str) -> Option<JobKind> {
+        s.parse().ok()
+    }
 }
 
 impl std::fmt::Display for JobKind {

@@ -737,9 +737,8 @@ pub async fn last_sync(app: &App, id: &str, raw: &Bytes) -> Answer {
     // ES leaves out what is null in the request.
     let patch: Map<String, Value> = b.into_iter().filter(|(_, v)| !v.is_null()).collect();
     modify(app, id, |doc| {
-        for (k, v) in &patch {
-            doc.insert(k.clone(), v.clone());
-        }
+        // A partial-document update in ES: a new sync_cursor object merges into the old one.
+        body::merge(doc, &patch);
         Ok(())
     })
     .await

@@ -30,6 +30,7 @@ pub mod store;
 pub mod sync_job;
 pub mod upstream;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -38,6 +39,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::Rng;
 use tokio::sync::oneshot;
+
+/// How long in-flight requests may run on after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Default version reported by `GET /`.
 pub const DEFAULT_ES_VERSION: &str = "9.2.0";
@@ -149,11 +153,27 @@ impl ShimHandle {
                         tracing::warn!(error = %e, "could not install connector index templates yet");
                     }
                     let _ = ready_tx.send(Ok(()));
+                    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
                     let server = axum::serve(listener, app_router(app)).with_graceful_shutdown(async {
                         let _ = stop_rx.await;
+                        let _ = stopping_tx.send(());
                     });
-                    if let Err(e) = server.await {
-                        tracing::error!(error = %e, "es-shim server failed");
+                    // Graceful shutdown waits for in-flight requests; a client stuck mid-request
+                    // must not hang whoever drops the handle, so it gets SHUTDOWN_GRACE.
+                    let deadline = async {
+                        if stopping_rx.await.is_ok() {
+                            tokio::time::sleep(SHUTDOWN_GRACE).await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        r = server.into_future() => {
+                            if let Err(e) = r {
+                                tracing::error!(error = %e, "es-shim server failed");
+                            }
+                        }
+                        _ = deadline => tracing::warn!("es-shim: in-flight requests cut at shutdown"),
                     }
                 });
                 // Do not wait for lingering keep-alive connections.

@@ -60,15 +60,21 @@ pub async fn forward(
     body: OutBody,
 ) -> ShimResult<Response<Body>> {
     let url = format!("{}{}", upstream.base(), path_and_query);
+    let mut out_headers = end_to_end(headers);
+    if let OutBody::Bytes(b) = &body {
+        // The length is exact now; the client's Content-Length may describe another body
+        // (a rewritten bulk), and `RequestBuilder::header` would append a second one.
+        out_headers.insert(
+            axum::http::header::CONTENT_LENGTH,
+            axum::http::HeaderValue::from(b.len()),
+        );
+    }
     let mut req = upstream
         .client()
         .request(method.clone(), &url)
-        .headers(end_to_end(headers));
+        .headers(out_headers);
     req = match body {
-        OutBody::Bytes(b) => {
-            // The length is exact now; a stale Content-Length from the client would be wrong.
-            req.header(reqwest::header::CONTENT_LENGTH, b.len()).body(b)
-        }
+        OutBody::Bytes(b) => req.body(b),
         OutBody::Stream(b) => {
             if method == Method::GET || method == Method::HEAD || method == Method::DELETE {
                 // Bodies on these are rare but legal in ES (GET _search with a body); a stream

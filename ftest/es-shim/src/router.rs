@@ -309,7 +309,7 @@ fn no_handler(method: &Method, path: &str) -> ShimError {
     ShimError::new(
         StatusCode::BAD_REQUEST,
         "illegal_argument_exception",
-        format!("request [{path}] contains unrecognized method [{method}] or path"),
+        format!("no handler found for uri [{path}] and method [{method}]"),
     )
 }
 

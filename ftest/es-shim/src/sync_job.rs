@@ -156,7 +156,8 @@ pub async fn create(app: &App, raw: &Bytes) -> Answer {
         .upstream
         .index_doc(JOBS_ALIAS, None, &job, false)
         .await?;
-    Ok((StatusCode::OK, json!({"id": answer["_id"]})))
+    // ES's REST handler answers 201 here.
+    Ok((StatusCode::CREATED, json!({"id": answer["_id"]})))
 }
 
 /// `GET /_connector/_sync_job/{id}`.

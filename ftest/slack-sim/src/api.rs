@@ -362,12 +362,8 @@ pub fn call_write(
                 .get(id)
                 .ok_or_else(|| err("channel_not_found"))?;
             let ch = &ws.channels[ci as usize];
-            match ch.kind {
-                ConvKind::Public => {}
-                ConvKind::Private if !ch.is_member(tok.user) => {
-                    return Err(err("channel_not_found"))
-                }
-                _ => return Err(err("method_not_supported_for_channel_type")),
+            if ch.kind != ConvKind::Public {
+                return Err(err("method_not_supported_for_channel_type"));
             }
             if ch.archived {
                 return Err(err("is_archived"));
@@ -657,12 +653,12 @@ fn files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiErr
     }
     let ts_from = p
         .get("ts_from")
-        .and_then(|v| Ts::parse(v))
+        .and_then(Ts::parse)
         .map(|t| t.0)
         .unwrap_or(i64::MIN);
     let ts_to = p
         .get("ts_to")
-        .and_then(|v| Ts::parse(v))
+        .and_then(Ts::parse)
         .map(|t| t.0)
         .unwrap_or(i64::MAX);
     let mut found: Vec<(i64, &Channel, &crate::model::Msg)> = Vec::new();
@@ -679,7 +675,7 @@ fn files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiErr
             found.push((m.ts, ch, m));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     let total = found.len();
     let pages = total.div_ceil(count).max(1);
     let files: Vec<FileView<'_>> = found

@@ -10,6 +10,7 @@ use crate::model::{make_id, mix};
 use crate::model::{Channel, ConvKind, Kind, Msg, Rng, User, Workspace, NONE};
 use crate::ts::{Ts, MICROS};
 use serde::Serialize;
+use std::borrow::Cow;
 
 const WORDS: &[&str] = &[
     "the",
@@ -118,15 +119,21 @@ enum Seg<'a> {
     Emoji(&'static str),
 }
 
+/// Slack's three mrkdwn escapes. Copies unescaped runs as slices (hot path).
 fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(rep);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 fn msg_rng(ws: &Workspace, ch: &Channel, msg: &Msg) -> Rng {
@@ -144,7 +151,7 @@ fn segments<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg) -> Vec<Seg<'a>> {
             if w > 0 {
                 s.push(' ');
             }
-            s.push_str(*rng.pick(WORDS));
+            s.push_str(rng.pick_str(WORDS));
         }
         s.push(*rng.pick(&['.', '!', '?', '.']));
         segs.push(Seg::Text(s));
@@ -163,7 +170,7 @@ fn segments<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg) -> Vec<Seg<'a>> {
                 let (u, l) = *rng.pick(LINKS);
                 segs.push(Seg::Link(u, l));
             }
-            7..=9 => segs.push(Seg::Emoji(*rng.pick(EMOJI))),
+            7..=9 => segs.push(Seg::Emoji(rng.pick_str(EMOJI))),
             _ => {}
         }
     }
@@ -211,7 +218,7 @@ fn segs_text(segs: &[Seg<'_>]) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Elem<'a> {
     Text {
-        text: String,
+        text: Cow<'a, str>,
     },
     User {
         user_id: &'a str,
@@ -247,10 +254,14 @@ fn segs_blocks<'a>(segs: Vec<Seg<'a>>, block_id: String) -> Block<'a> {
     let mut elements = Vec::with_capacity(segs.len() * 2);
     for (i, s) in segs.into_iter().enumerate() {
         if i > 0 {
-            elements.push(Elem::Text { text: " ".into() });
+            elements.push(Elem::Text {
+                text: Cow::Borrowed(" "),
+            });
         }
         elements.push(match s {
-            Seg::Text(t) => Elem::Text { text: t },
+            Seg::Text(t) => Elem::Text {
+                text: Cow::Owned(t),
+            },
             Seg::User(id) => Elem::User { user_id: id },
             Seg::Chan(id, _) => Elem::Channel { channel_id: id },
             Seg::Link(url, text) => Elem::Link { url, text },
@@ -387,7 +398,7 @@ pub fn edited_of(ws: &Workspace, ch: &Channel, msg: &Msg) -> Option<(u32, i64)> 
         return None;
     }
     let h = mix(&[ws.seed, 51, u64::from(ch.idx), u64::from(msg.gen)]);
-    (h % 20 == 0).then(|| {
+    matches!(h % 20, 0).then(|| {
         (
             msg.user,
             msg.ts - msg.ts % MICROS + (60 + (h >> 8) as i64 % 2940) * MICROS,
@@ -584,7 +595,7 @@ pub fn msg_view<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg, view: View) -
             })
             .collect();
         v.reactions = Some(vec![Reaction {
-            name: *rng.pick(EMOJI),
+            name: rng.pick_str(EMOJI),
             count: users.len(),
             users,
         }]);

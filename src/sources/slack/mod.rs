@@ -4,6 +4,25 @@
 //! Configuration (exactly the Python source's schema, so Kibana renders the same form):
 //! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
 //! `auto_join_channels`, `sync_users`.
+//!
+//! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`ratelimit`] (per-method tier
+//! buckets), [`transform`] (documents), [`source`] (options and the fetch).
+//!
+//! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
+//! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
+//! Options beyond the schema (private channels, DMs, archived, include/exclude lists, bot
+//! filter, page sizes, concurrency) live in [`SlackOptions`] with defaults, ready for
+//! future schema fields.
+//!
+//! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
+//! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
+
+pub mod client;
+pub mod ratelimit;
+pub mod source;
+pub mod transform;
+
+pub use source::{SlackOptions, SlackSource};
 
 use super::{basic_features, ConfigField, Configuration, DataSource, SourceError, SourceFactory};
 use serde_json::{json, Value};
@@ -28,10 +47,9 @@ impl SourceFactory for SlackFactory {
         basic_features()
     }
 
-    fn build(&self, _configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Err(SourceError::Unsupported(
-            "the Slack source is not built yet".into(),
-        ))
+    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        let options = SlackOptions::from_configuration(configuration)?;
+        Ok(Box::new(SlackSource::new(options)?))
     }
 }
 

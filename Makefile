@@ -1,0 +1,93 @@
+# elastic-ingest (Rust) — build, test and run the Slack connector service.
+#
+#   make run    one-command local demo: in-memory Elasticsearch + ES shim + simulated Slack
+#               workspace + the service syncing it (Ctrl-C stops everything)
+#   make test   installs what the tests need, then fmt, clippy, every test, the small ftest in
+#               both protocol modes and the Dockerfile staging check
+#   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
+#   make bench  benchmarks; results appended to BENCHMARKS.md
+#
+# Nothing is installed outside this directory: the test Elasticsearch (osmem-server, PyPI)
+# goes into .tools/ (git-ignored).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+OSMEM_VERSION := 0.1.6
+OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
+OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
+export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
+
+.PHONY: all build release tools test unit-test lint fmt run ftest bench clean docker-build docker-run docker-check
+
+NAME ?= slack
+DATA_SIZE ?= small
+MODE ?= both
+
+IMAGE ?= elastic-ingest-rust:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CONFIG_DIR ?= $(HOME)/connectors-config
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
+
+# The local test Elasticsearch, pinned and checksummed.
+tools: $(OSMEM_BIN)
+
+$(OSMEM_BIN):
+	@command -v $(PYTHON) >/dev/null || { echo "python3 with pip is needed to install osmem-server (apt-get install python3-pip)"; exit 1; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --target .tools/osmem osmem-server==$(OSMEM_VERSION)
+	@echo "$(OSMEM_SHA256)  $(OSMEM_BIN)" | sha256sum -c --quiet - || { echo "osmem-server checksum mismatch"; rm -rf .tools/osmem; exit 1; }
+	@chmod +x $(OSMEM_BIN)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+test: tools lint unit-test
+	$(CARGO) build --workspace
+	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci
+
+unit-test: tools
+	$(CARGO) test --workspace
+
+run: tools
+	$(CARGO) build -p connectors -p ftest
+	./target/debug/ftest --serve --mode api --data-size small --bin-dir target/debug --work-dir target/run
+
+# End-to-end: osmem + ES shim + Slack simulator + elastic-ingest, both protocol modes.
+ftest: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --name $(NAME) --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release
+
+# Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
+# workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.
+bench: tools
+	$(CARGO) build --release -p connectors -p ftest
+	$(CARGO) bench --bench sync_engine
+	./target/release/ftest --mode direct --no-mutations --data-size large --channels 200 --messages-per-channel 5000 \
+		--bin-dir target/release --timeout 3600 --report-file BENCHMARKS.md
+	./target/release/ftest --mode direct --no-mutations --data-size medium --rate-limits --time-scale 60 \
+		--bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+
+clean:
+	$(CARGO) clean
+	rm -rf .tools
+
+# The image (needs a Docker engine).
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-run:
+	docker run --rm -v $(CONFIG_DIR):/config --network host $(IMAGE) /app/bin/elastic-ingest -c /config/config.yml
+
+# The Dockerfile's build and COPY steps replayed outside Docker into target/docker-stage/.
+docker-check:
+	./scripts/docker-stage-check.sh

@@ -1,0 +1,639 @@
+//! Control-plane behaviour: tier limiter, faults, mutations, stats, and the
+//! `expected` specification checked against a reference API walker.
+
+mod common;
+
+use common::{s, start, start_with, Client};
+use reqwest::Method;
+use serde_json::{json, Value};
+use slack_sim::{
+    ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, Mutation, SimHandle, WorkspaceSpec,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Walks the API the way the rules in `expected` describe (and the way
+/// Elastic's connector does: time paging on history, cursor on replies).
+async fn walk(c: &Client, q: &ExpectedQuery, now: i64) -> Vec<ExpectedDoc> {
+    let mut docs = BTreeMap::new();
+    if q.sync_users {
+        for u in c.all("users.list", "members", &[("limit", "200")]).await {
+            let id = s(&u["id"]).to_string();
+            docs.insert(
+                id.clone(),
+                ExpectedDoc::User {
+                    id,
+                    name: s(&u["name"]).to_string(),
+                },
+            );
+        }
+    }
+    for ch in c.channels().await {
+        let cid = s(&ch["id"]).to_string();
+        if ch["is_member"] != true {
+            if !q.auto_join_channels {
+                continue;
+            }
+            if !c.get("conversations.join", &[("channel", &cid)]).await.ok() {
+                continue;
+            }
+        }
+        let name = s(&ch["name"]).to_string();
+        docs.insert(
+            cid.clone(),
+            ExpectedDoc::Channel {
+                id: cid.clone(),
+                name: name.clone(),
+            },
+        );
+        let doc = |m: &Value| ExpectedDoc::Message {
+            id: format!("{cid}-{}", s(&m["ts"])),
+            channel: name.clone(),
+            channel_id: cid.clone(),
+            ts: s(&m["ts"]).to_string(),
+            thread_ts: m["thread_ts"].as_str().map(str::to_string),
+            reply_count: m["reply_count"].as_u64(),
+            edited_ts: m["edited"]["ts"].as_str().map(str::to_string),
+        };
+        let oldest = (now - i64::from(q.fetch_last_n_days) * 86_400).to_string();
+        let mut latest = now.to_string();
+        loop {
+            let mut p = vec![
+                ("channel", cid.as_str()),
+                ("limit", "200"),
+                ("latest", latest.as_str()),
+            ];
+            if q.fetch_last_n_days > 0 {
+                p.push(("oldest", &oldest));
+            }
+            let r = c.get("conversations.history", &p).await;
+            assert!(r.ok(), "{}", r.text);
+            let msgs = r.json["messages"].as_array().unwrap().clone();
+            for m in &msgs {
+                if m["reply_count"].as_u64().unwrap_or(0) > 0 {
+                    let replies = c
+                        .all(
+                            "conversations.replies",
+                            "messages",
+                            &[("channel", &cid), ("ts", s(&m["ts"])), ("limit", "200")],
+                        )
+                        .await;
+                    for r in &replies {
+                        let d = doc(r);
+                        docs.insert(d.id().to_string(), d);
+                    }
+                } else {
+                    let d = doc(m);
+                    docs.insert(d.id().to_string(), d);
+                }
+            }
+            if r.json["has_more"] != true {
+                break;
+            }
+            latest = s(&msgs.last().unwrap()["ts"]).to_string();
+        }
+    }
+    docs.into_values().collect()
+}
+
+async fn check_expected(sim: &SimHandle, q: ExpectedQuery) -> usize {
+    let c = Client::new(sim);
+    let now = sim.now();
+    let q = ExpectedQuery {
+        now: Some(now),
+        ..q
+    };
+    let want = sim.expected(&q);
+    let got = walk(&c, &q, now).await;
+    assert_eq!(got.len(), want.docs.len(), "{q:?}");
+    assert_eq!(got, want.docs, "{q:?}");
+    assert_eq!(want.total, got.len());
+    assert_eq!(want.counts.values().sum::<usize>(), want.total);
+    want.total
+}
+
+#[tokio::test]
+async fn expected_matches_reference_walker() {
+    let sim = start();
+    let n = check_expected(&sim, ExpectedQuery::default()).await;
+    assert!((600..=800).contains(&n), "small ≈ 700 docs, got {n}");
+    check_expected(
+        &sim,
+        ExpectedQuery {
+            fetch_last_n_days: 30,
+            sync_users: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    check_expected(
+        &sim,
+        ExpectedQuery {
+            fetch_last_n_days: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Auto-join changes membership: use a fresh simulator.
+    let sim2 = start();
+    let before = sim2.expected(&ExpectedQuery {
+        auto_join_channels: true,
+        ..Default::default()
+    });
+    let n2 = check_expected(
+        &sim2,
+        ExpectedQuery {
+            auto_join_channels: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(before.total, n2);
+    assert!(n2 > n);
+}
+
+#[tokio::test]
+async fn expected_is_stable_within_an_hour_of_now() {
+    let sim = start();
+    let now = sim.now();
+    for days in [1, 7, 30, 180, 364] {
+        let q = |t: i64| ExpectedQuery {
+            fetch_last_n_days: days,
+            now: Some(t),
+            ..Default::default()
+        };
+        let base = sim.expected(&q(now));
+        for dt in [-3599, -1800, 1800, 3599] {
+            assert_eq!(
+                sim.expected(&q(now + dt)).docs,
+                base.docs,
+                "days={days} dt={dt}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn expected_over_http_equals_in_process() {
+    let sim = start();
+    let c = Client::new(&sim);
+    let now = sim.now();
+    let q = ExpectedQuery {
+        fetch_last_n_days: 30,
+        sync_users: false,
+        auto_join_channels: true,
+        now: Some(now),
+    };
+    let want = serde_json::to_value(sim.expected(&q)).unwrap();
+    let via_post = c
+        .sim(
+            Method::POST,
+            "expected",
+            Some(&serde_json::to_value(&q).unwrap()),
+        )
+        .await;
+    assert_eq!(via_post, want);
+    let path = format!("expected?fetch_last_n_days=30&sync_users=false&auto_join_channels=true&now={now}&future_key=1");
+    assert_eq!(c.sim(Method::GET, &path, None).await, want);
+    let d = c.sim(Method::GET, "expected", None).await;
+    assert!(d["docs"][0]["type"].as_str().is_some());
+    assert_eq!(
+        d["counts"]["user"].as_u64().unwrap() as usize,
+        sim.workspace().users
+    );
+    let ws = c.sim(Method::GET, "workspace", None).await;
+    assert!(ws["messages"].as_u64().unwrap() > 1000);
+}
+
+#[tokio::test]
+async fn tier_limiter_answers_429_and_refills() {
+    let sim = start();
+    let c = Client::new(&sim);
+    // Scaled: a Slack minute lasts 2 s → users.list (T2, 20/min, burst 10)
+    // refills one request per 100 ms.
+    sim.set_rate_limits(true, 30.0);
+    let mut limited = None;
+    for i in 0..30 {
+        let r = c.get("users.list", &[("limit", "1")]).await;
+        if r.status == 429 {
+            limited = Some((i, r));
+            break;
+        }
+        assert!(r.ok());
+    }
+    let (i, r) = limited.expect("a 429 within 30 quick calls");
+    assert!(i >= 10, "burst of 10 allowed, limited at {i}");
+    assert_eq!(r.json, json!({"ok": false, "error": "ratelimited"}));
+    let ra = r.header("retry-after").unwrap().to_string();
+    assert!(ra.contains('.'), "{ra}");
+    let secs: f64 = ra.parse().unwrap();
+    assert!(secs > 0.0 && secs <= 0.1 + 1e-9, "{ra}");
+    // Other methods have their own buckets.
+    assert!(c.get("auth.test", &[]).await.ok());
+    tokio::time::sleep(Duration::from_secs_f64(secs + 0.005)).await;
+    assert!(c.get("users.list", &[("limit", "1")]).await.ok());
+    let st = sim.stats();
+    assert!(st.ratelimited["users.list"] >= 1);
+    assert_eq!(st.ratelimited_total, st.ratelimited.values().sum::<u64>());
+    assert!(st.status["users.list"]["429"] >= 1);
+    // Real time scale: integer Retry-After, as Slack sends it.
+    sim.set_rate_limits(true, 1.0);
+    let mut ra = None;
+    for _ in 0..12 {
+        let r = c.get("conversations.list", &[("limit", "1")]).await;
+        if r.status == 429 {
+            ra = r.header("retry-after").map(str::to_string);
+            break;
+        }
+    }
+    let ra = ra.expect("429 at time scale 1");
+    let n: u64 = ra.parse().expect("integer Retry-After");
+    assert!((1..=3).contains(&n), "{ra}");
+    // Disabled again: no limits.
+    sim.set_rate_limits(false, 1.0);
+    for _ in 0..15 {
+        assert!(c.get("conversations.list", &[("limit", "1")]).await.ok());
+    }
+    // Control API toggles too.
+    c.sim(
+        Method::POST,
+        "rate_limits",
+        Some(&json!({"enabled": true, "time_scale": 60.0})),
+    )
+    .await;
+    assert_eq!(
+        c.sim(Method::GET, "rate_limits", None).await,
+        json!({"enabled": true, "time_scale": 60.0})
+    );
+}
+
+fn rule(method: &str, after: u64, times: Option<u64>, action: FaultAction) -> FaultRule {
+    FaultRule {
+        method: method.into(),
+        channel: None,
+        after,
+        times,
+        action,
+    }
+}
+
+#[tokio::test]
+async fn faults_of_every_kind() {
+    let sim = start();
+    let c = Client::new(&sim);
+    let chans = c.channels().await;
+    let members: Vec<&str> = chans
+        .iter()
+        .filter(|c| c["is_member"] == true)
+        .map(|c| s(&c["id"]))
+        .collect();
+    let (a, b) = (members[0], members[1]);
+    // HTTP status after 1 call, once.
+    sim.set_faults(vec![rule(
+        "conversations.history",
+        1,
+        Some(1),
+        FaultAction::HttpStatus {
+            status: 503,
+            retry_after: None,
+        },
+    )]);
+    let codes: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(
+                c.get("conversations.history", &[("channel", a)])
+                    .await
+                    .status,
+            );
+        }
+        v
+    };
+    assert_eq!(codes, vec![200, 503, 200]);
+    // ok:false error code (e.g. ratelimited as a 200 body), forever.
+    sim.set_faults(vec![rule(
+        "users.list",
+        0,
+        None,
+        FaultAction::Error {
+            error: "ratelimited".into(),
+        },
+    )]);
+    for _ in 0..2 {
+        let r = c.get("users.list", &[]).await;
+        assert_eq!((r.status, r.error()), (200, "ratelimited"));
+    }
+    // Malformed JSON.
+    sim.set_faults(vec![rule("*", 0, Some(1), FaultAction::MalformedJson)]);
+    let r = c.get("auth.test", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_str::<Value>(&r.text).is_err());
+    assert!(c.get("auth.test", &[]).await.ok());
+    // Extra latency.
+    sim.set_faults(vec![rule(
+        "auth.test",
+        0,
+        Some(1),
+        FaultAction::Latency { ms: 60 },
+    )]);
+    let t = Instant::now();
+    assert!(c.get("auth.test", &[]).await.ok());
+    assert!(t.elapsed() >= Duration::from_millis(60));
+    // Dropped connection: no HTTP response at all.
+    sim.set_faults(vec![rule(
+        "auth.test",
+        0,
+        Some(1),
+        FaultAction::DropConnection,
+    )]);
+    let res = c
+        .http
+        .get(format!("{}/auth.test", c.api))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await;
+    assert!(res.is_err(), "{res:?}");
+    assert!(c.get("auth.test", &[]).await.ok());
+    // Channel-scoped rule via the control API.
+    let body = json!([{"method": "conversations.history", "channel": b, "kind": "error", "error": "not_in_channel"}]);
+    c.sim(Method::POST, "faults", Some(&body)).await;
+    let listed = c.sim(Method::GET, "faults", None).await;
+    assert_eq!(
+        (listed[0]["channel"].as_str(), listed[0]["after"].as_u64()),
+        (Some(b), Some(0))
+    );
+    assert!(listed[0]["times"].is_null());
+    assert!(c.get("conversations.history", &[("channel", a)]).await.ok());
+    assert_eq!(
+        c.get("conversations.history", &[("channel", b)])
+            .await
+            .error(),
+        "not_in_channel"
+    );
+    c.sim(Method::DELETE, "faults", None).await;
+    assert!(c.get("conversations.history", &[("channel", b)]).await.ok());
+    let st = sim.stats();
+    assert_eq!(st.faults["conversations.history"], 2);
+    assert_eq!(st.status["auth.test"]["dropped"], 1);
+    assert_eq!(st.status["conversations.history"]["503"], 1);
+    assert_eq!(st.errors["users.list"]["ratelimited"], 2);
+    // Global latency.
+    sim.set_latency_ms(30);
+    let t = Instant::now();
+    c.get("auth.test", &[]).await;
+    assert!(t.elapsed() >= Duration::from_millis(30));
+}
+
+#[tokio::test]
+async fn stats_count_and_reset() {
+    let sim = start();
+    let c = Client::new(&sim);
+    c.get("auth.test", &[]).await;
+    c.get("auth.test", &[]).await;
+    c.get("nope.nope", &[]).await;
+    let st = c.sim(Method::GET, "stats", None).await;
+    assert_eq!(st["calls"]["auth.test"], 2);
+    assert_eq!(st["status"]["auth.test"]["200"], 2);
+    assert_eq!(st["errors"]["nope.nope"]["unknown_method"], 1);
+    assert_eq!(st["total_calls"], 3);
+    c.sim(Method::POST, "stats/reset", None).await;
+    assert_eq!(sim.stats().total_calls, 0);
+}
+
+#[tokio::test]
+async fn mutations_show_in_api_and_expected() {
+    let sim = start_with(WorkspaceSpec::default());
+    let c = Client::new(&sim);
+    let chans = c.channels().await;
+    let ch = chans
+        .iter()
+        .find(|c| c["is_member"] == true && c["name"] != "general")
+        .unwrap();
+    let cid = s(&ch["id"]).to_string();
+    let exp = |sim: &SimHandle| {
+        sim.expected(&ExpectedQuery::default())
+            .docs
+            .into_iter()
+            .map(|d| (d.id().to_string(), d))
+            .collect::<BTreeMap<_, _>>()
+    };
+    // add_message.
+    let r = sim
+        .mutate(vec![Mutation::AddMessage {
+            channel: cid.clone(),
+            user: None,
+            text: "brand new".into(),
+            thread_ts: None,
+            broadcast: false,
+        }])
+        .unwrap();
+    let ts = s(&r[0]["ts"]).to_string();
+    let h = c.history(&cid).await;
+    assert_eq!(
+        (s(&h[0]["ts"]), s(&h[0]["text"])),
+        (ts.as_str(), "brand new")
+    );
+    assert!(exp(&sim).contains_key(&format!("{cid}-{ts}")));
+    // add_reply to an old thread.
+    let parent = h
+        .iter()
+        .find(|m| m["reply_count"].as_u64().unwrap_or(0) > 0)
+        .unwrap()
+        .clone();
+    let pts = s(&parent["ts"]).to_string();
+    let n = parent["reply_count"].as_u64().unwrap();
+    let users = c.get("users.list", &[]).await.json["members"].clone();
+    let poster = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["is_bot"] == false && u["deleted"] == false && u["id"] != "USLACKBOT")
+        .unwrap();
+    let r = sim
+        .mutate(vec![Mutation::AddReply {
+            channel: cid.clone(),
+            thread_ts: pts.clone(),
+            user: Some(s(&poster["id"]).to_string()),
+            text: "late reply".into(),
+            broadcast: false,
+        }])
+        .unwrap();
+    let rts = s(&r[0]["ts"]).to_string();
+    let h = c.history(&cid).await;
+    let p2 = h.iter().find(|m| m["ts"] == parent["ts"]).unwrap();
+    assert_eq!(p2["reply_count"].as_u64().unwrap(), n + 1);
+    assert_eq!(s(&p2["latest_reply"]), rts);
+    assert!(
+        p2["reply_users"]
+            .as_array()
+            .unwrap()
+            .contains(&poster["id"])
+            || p2["reply_users_count"].as_u64().unwrap() > 5
+    );
+    let e = exp(&sim);
+    assert!(e.contains_key(&format!("{cid}-{rts}")));
+    match &e[&format!("{cid}-{pts}")] {
+        ExpectedDoc::Message { reply_count, .. } => assert_eq!(*reply_count, Some(n + 1)),
+        other => panic!("{other:?}"),
+    }
+    // edit_message.
+    let target = s(&h[3]["ts"]).to_string();
+    sim.mutate(vec![Mutation::EditMessage {
+        channel: cid.clone(),
+        ts: target.clone(),
+        text: "edited!".into(),
+    }])
+    .unwrap();
+    let h = c.history(&cid).await;
+    let m = h.iter().find(|m| m["ts"] == target.as_str()).unwrap();
+    assert_eq!(m["text"], "edited!");
+    let ets = s(&m["edited"]["ts"]).to_string();
+    match &exp(&sim)[&format!("{cid}-{target}")] {
+        ExpectedDoc::Message { edited_ts, .. } => {
+            assert_eq!(edited_ts.as_deref(), Some(ets.as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    // delete_message of a parent removes the thread.
+    sim.mutate(vec![Mutation::DeleteMessage {
+        channel: cid.clone(),
+        ts: pts.clone(),
+    }])
+    .unwrap();
+    let h = c.history(&cid).await;
+    assert!(h
+        .iter()
+        .all(|m| m["ts"] != pts.as_str() && m["thread_ts"] != pts.as_str()));
+    let r = c
+        .get("conversations.replies", &[("channel", &cid), ("ts", &pts)])
+        .await;
+    assert_eq!(r.error(), "thread_not_found");
+    let e = exp(&sim);
+    assert!(!e.contains_key(&format!("{cid}-{pts}")) && !e.contains_key(&format!("{cid}-{rts}")));
+    // rename / archive / unarchive (via the HTTP control API).
+    let res = c
+        .sim(
+            Method::POST,
+            "mutate",
+            Some(&json!([
+                {"op": "rename_channel", "channel": cid, "name": "renamed-chan"},
+                {"op": "archive_channel", "channel": cid},
+                {"op": "delete_message", "channel": cid, "ts": "1.000001"}
+            ])),
+        )
+        .await;
+    assert_eq!(res[0]["ok"], true);
+    assert_eq!(res[2], json!({"ok": false, "error": "message_not_found"}));
+    let info = c.get("conversations.info", &[("channel", &cid)]).await;
+    assert_eq!(info.json["channel"]["name"], "renamed-chan");
+    assert_eq!(info.json["channel"]["previous_names"][0], ch["name"]);
+    assert_eq!(info.json["channel"]["is_archived"], true);
+    match &exp(&sim)[&cid] {
+        ExpectedDoc::Channel { name, .. } => assert_eq!(name, "renamed-chan"),
+        other => panic!("{other:?}"),
+    }
+    sim.mutate(vec![Mutation::UnarchiveChannel {
+        channel: "renamed-chan".into(),
+    }])
+    .unwrap();
+    assert_eq!(
+        c.get("conversations.info", &[("channel", &cid)]).await.json["channel"]["is_archived"],
+        false
+    );
+    // set_membership: the bot leaves → not_in_channel, channel leaves expected.
+    sim.mutate(vec![Mutation::SetMembership {
+        channel: cid.clone(),
+        member: false,
+        user: None,
+    }])
+    .unwrap();
+    assert_eq!(
+        c.get("conversations.history", &[("channel", &cid)])
+            .await
+            .error(),
+        "not_in_channel"
+    );
+    assert!(!exp(&sim).contains_key(&cid));
+    // deactivate_user, add_user, add_channel.
+    let uid = s(&poster["id"]).to_string();
+    let r = sim
+        .mutate(vec![
+            Mutation::DeactivateUser { user: uid.clone() },
+            Mutation::AddUser {
+                name: "newbie".into(),
+                real_name: Some("New Bie".into()),
+                is_bot: false,
+            },
+            Mutation::AddChannel {
+                name: "fresh".into(),
+                private: false,
+                bot_member: true,
+                archived: false,
+            },
+        ])
+        .unwrap();
+    let users = c.get("users.list", &[]).await.json["members"].clone();
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["id"] == uid.as_str() && u["deleted"] == true));
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["id"] == r[1]["id"] && u["name"] == "newbie"));
+    let fresh = s(&r[2]["id"]).to_string();
+    assert!(c
+        .channels()
+        .await
+        .iter()
+        .any(|c| c["id"] == fresh.as_str() && c["is_member"] == true));
+    assert!(exp(&sim).contains_key(&fresh));
+    // Still consistent with a full walk after all of that.
+    check_expected(&sim, ExpectedQuery::default()).await;
+    // Errors are reported.
+    assert!(sim
+        .mutate(vec![Mutation::ArchiveChannel {
+            channel: "nope".into()
+        }])
+        .is_err());
+}
+
+#[test]
+fn binary_prints_ready_line_and_exits_on_stdin_close() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slack-sim"))
+        .args(["--size", "small", "--now", "1700000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn slack-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert!(s(&v["url"]).starts_with("http://127.0.0.1:"));
+    assert_eq!(s(&v["api_url"]), format!("{}/api", s(&v["url"])));
+    assert_eq!(v["pid"].as_u64(), Some(u64::from(child.id())));
+    let sim = start();
+    assert_eq!(
+        v["documents"].as_u64(),
+        Some(sim.expected(&ExpectedQuery::default()).total as u64)
+    );
+    drop(child.stdin.take());
+    let t = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "slack-sim did not exit after stdin closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,430 @@
+//! The sync-job runner (`elastic-connectors-protocol.md` §2.5): lock the connector, claim the
+//! job, build the source from the job's snapshot, run the sync while reporting stats and
+//! watching for cancellation, then write the final job and connector state.
+//!
+//! Invariants:
+//! - The lock is the guarded `_update` of the connector's `last_sync_status` to
+//!   `in_progress`: two daemons racing for jobs of one connector never both win. After the
+//!   lock, the job is read again; a job that is no longer pending/suspended (another worker
+//!   already ran it) releases the lock and is left alone, so every job runs exactly once.
+//! - Once claimed, a job is always finalised (completed, error, canceled or suspended),
+//!   except when the process dies; then the cleanup fails it after the idle timeout.
+//! - A shutdown suspends the job (it runs again later from scratch); a `canceling` job is
+//!   stopped within one check interval and ends `canceled`.
+
+use super::connector::{self, format_time, last_sync_fields, sync_rules_enabled, Doc};
+use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus};
+use super::store::ConnectorStore;
+use super::SourceRegistry;
+use crate::config::Config;
+use crate::es::{EsClient, EsError};
+use crate::sync::{self, JobKind, PipelineSettings, SyncOptions, SyncStats};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Intervals of a running job (upstream: stats every 10 s, checks every 5 s, 5 s grace).
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerTimings {
+    /// How often the counters are reported (also the job heartbeat).
+    pub stats_interval: Duration,
+    /// How often the job is re-read for cancellation.
+    pub check_interval: Duration,
+    /// How long a cancelled sync gets to stop before it is abandoned.
+    pub cancel_grace: Duration,
+}
+
+impl Default for RunnerTimings {
+    fn default() -> Self {
+        RunnerTimings {
+            stats_interval: Duration::from_secs(10),
+            check_interval: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a runner needs.
+#[derive(Clone)]
+pub struct RunnerContext {
+    /// Connector and job persistence.
+    pub store: Arc<dyn ConnectorStore>,
+    /// Source factories.
+    pub registry: SourceRegistry,
+    /// The service configuration (bulk settings, per-connector API keys).
+    pub config: Arc<Config>,
+    /// `worker_hostname`.
+    pub hostname: String,
+    /// Intervals.
+    pub timings: RunnerTimings,
+}
+
+/// Why a job was not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// The connector is missing.
+    ConnectorMissing,
+    /// Another job of the connector runs (or another daemon won the lock).
+    ConnectorBusy,
+    /// The job is no longer pending or suspended.
+    JobTaken,
+}
+
+/// How [`execute`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    /// The job was not started; it stays as it was.
+    Skipped(Skipped),
+    /// The job ran and was finalised with this status.
+    Finished(JobStatus),
+}
+
+/// Why a job run stopped before the sync ended.
+enum Stop {
+    Shutdown,
+    Cancel,
+    Error(String),
+}
+
+/// Runs one pending or suspended job end to end.
+pub async fn execute(
+    ctx: &RunnerContext,
+    job: &Doc,
+    shutdown: &CancellationToken,
+) -> Result<Executed, EsError> {
+    let connector_id = job.at("/connector/id").as_str().unwrap_or("").to_string();
+    let span = tracing::info_span!("sync_job", connector_id = %connector_id, sync_job_id = %job.id,
+                                   job_type = job.str("job_type").unwrap_or(""));
+    execute_inner(ctx, job, &connector_id, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn execute_inner(
+    ctx: &RunnerContext,
+    job: &Doc,
+    connector_id: &str,
+    shutdown: &CancellationToken,
+) -> Result<Executed, EsError> {
+    let kind = job
+        .str("job_type")
+        .and_then(JobKind::parse)
+        .unwrap_or(JobKind::Full);
+    let store = ctx.store.as_ref();
+    let (status_field, error_field) = last_sync_fields(kind);
+
+    // 1. sync_starts: the lock.
+    let mut locked = None;
+    for _ in 0..3 {
+        let Some(connector) = store.get_connector(connector_id).await? else {
+            return Ok(Executed::Skipped(Skipped::ConnectorMissing));
+        };
+        if connector.str(status_field) == Some("in_progress") {
+            tracing::debug!("connector busy with another job; the job stays pending");
+            return Ok(Executed::Skipped(Skipped::ConnectorBusy));
+        }
+        let patch = json!({"status": "connected", "error": null, status_field: "in_progress", error_field: null});
+        match store
+            .es()
+            .update_doc(
+                super::indices::CONNECTORS_INDEX,
+                connector_id,
+                patch,
+                connector.guard(),
+                true,
+            )
+            .await
+        {
+            Ok(answer) => {
+                locked = Some((connector, answer));
+                break;
+            }
+            Err(error) if error.is_version_conflict() => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    let Some((connector, lock_answer)) = locked else {
+        return Ok(Executed::Skipped(Skipped::ConnectorBusy));
+    };
+    let release = |reason: &'static str| {
+        let previous = json!({status_field: connector.source[status_field].clone(),
+                              error_field: connector.source[error_field].clone()});
+        let guard = lock_answer["_seq_no"]
+            .as_u64()
+            .zip(lock_answer["_primary_term"].as_u64());
+        async move {
+            tracing::debug!(reason, "releasing the connector lock");
+            if let Err(error) = store.update_connector(connector_id, previous, guard).await {
+                tracing::warn!(%error, "could not release the connector lock");
+            }
+        }
+    };
+
+    // 2. The job must still be runnable: another worker may have run it meanwhile.
+    let current = match store.get_job(&job.id).await {
+        Ok(Some(current)) => current,
+        Ok(None) => {
+            release("job deleted").await;
+            return Ok(Executed::Skipped(Skipped::JobTaken));
+        }
+        Err(error) => {
+            release("job read failed").await;
+            return Err(error);
+        }
+    };
+    if !current
+        .str("status")
+        .and_then(JobStatus::parse)
+        .is_some_and(JobStatus::is_runnable)
+    {
+        release("job already taken").await;
+        return Ok(Executed::Skipped(Skipped::JobTaken));
+    }
+
+    // 3. Claim.
+    let cursor = (kind == JobKind::Incremental)
+        .then(|| connector.source["sync_cursor"].clone())
+        .filter(|c| !c.is_null());
+    if let Err(error) = store
+        .claim_job(&current, &ctx.hostname, cursor.clone())
+        .await
+    {
+        release("claim failed").await;
+        if error.is_version_conflict() {
+            return Ok(Executed::Skipped(Skipped::JobTaken));
+        }
+        return Err(error);
+    }
+    tracing::info!("sync job claimed");
+
+    // 4. Run, then finalise whatever happened.
+    let stats = SyncStats::new();
+    let metrics = crate::metrics::global();
+    metrics.syncs_running_add(1);
+    let outcome = run_claimed(ctx, &current, &connector, kind, cursor, &stats, shutdown).await;
+    metrics.syncs_running_add(-1);
+    let finish = match outcome {
+        Ok((status, error, sync_cursor, metadata)) => Finish {
+            status,
+            error,
+            stats: stats.snapshot(),
+            total_document_count: 0,
+            metadata,
+            sync_cursor,
+        },
+        Err(message) => Finish {
+            status: JobStatus::Error,
+            error: Some(error_text(&message)),
+            stats: stats.snapshot(),
+            total_document_count: 0,
+            metadata: json!({}),
+            sync_cursor: None,
+        },
+    };
+    let snapshot = finish.stats;
+    let status = finalise(ctx, &current, kind, finish).await?;
+    metrics.sync_finished(status.as_str());
+    metrics.documents_indexed(snapshot.indexed_document_count);
+    metrics.documents_deleted(snapshot.deleted_document_count);
+    Ok(Executed::Finished(status))
+}
+
+type RunResult = Result<(JobStatus, Option<String>, Option<Value>, Value), String>;
+
+async fn run_claimed(
+    ctx: &RunnerContext,
+    job: &Doc,
+    connector: &Doc,
+    kind: JobKind,
+    cursor: Option<Value>,
+    stats: &SyncStats,
+    shutdown: &CancellationToken,
+) -> RunResult {
+    let service_type = job.at("/connector/service_type").as_str().unwrap_or("");
+    let factory = ctx.registry.get(service_type).ok_or_else(|| {
+        format!("unknown service type '{service_type}': this connector service does not support it")
+    })?;
+    let configuration = connector::configuration(job.at("/connector"))?;
+    connector::validate_configuration(&configuration)?;
+    let source = factory.build(&configuration).map_err(|e| e.to_string())?;
+    source.validate().await.map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    let features = &connector.source["features"];
+    if kind == JobKind::Incremental
+        && !(factory.supports_incremental() && connector::feature_enabled(features, kind))
+    {
+        return Err(format!(
+            "incremental syncs are not supported by the {service_type} connector (or not enabled on it)"
+        ));
+    }
+    if kind == JobKind::AccessControl
+        && !(factory.supports_access_control() && connector::feature_enabled(features, kind))
+    {
+        return Err(format!(
+            "access control syncs are not supported by the {service_type} connector (or document level security is off)"
+        ));
+    }
+    let filtering = job.at("/connector/filtering").clone();
+    if kind != JobKind::AccessControl
+        && sync_rules_enabled(features)
+        && !filtering.is_null()
+        && filtering["validation"]["state"] != "valid"
+    {
+        return Err(
+            "the job's sync rules are not valid; fix the draft rules in Kibana and activate them"
+                .into(),
+        );
+    }
+    let es = sync_client(ctx, connector).map_err(|e| e.to_string())?;
+    let pipeline = job.at("/connector/pipeline");
+    let options = SyncOptions {
+        index_name: job
+            .at("/connector/index_name")
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        job_kind: kind,
+        job_id: job.id.clone(),
+        pipeline: PipelineSettings {
+            name: pipeline["name"].as_str().unwrap_or("").to_string(),
+            extract_binary_content: pipeline["extract_binary_content"] == true,
+            reduce_whitespace: pipeline["reduce_whitespace"] == true,
+            run_ml_inference: pipeline["run_ml_inference"] == true,
+        },
+        filtering,
+        sync_cursor: cursor,
+        bulk: ctx.config.elasticsearch.bulk.clone(),
+    };
+    let sync_cancel = CancellationToken::new();
+    let sync = sync::run_sync(
+        &es,
+        source.as_ref(),
+        options,
+        stats.clone(),
+        sync_cancel.clone(),
+    );
+    tokio::pin!(sync);
+    let mut stats_tick = tokio::time::interval(ctx.timings.stats_interval);
+    let mut check_tick = tokio::time::interval(ctx.timings.check_interval);
+    stats_tick.reset();
+    check_tick.reset();
+    let store = ctx.store.as_ref();
+    let stop = loop {
+        tokio::select! {
+            result = &mut sync => {
+                return Ok(match result {
+                    Ok(outcome) => (JobStatus::Completed, None, outcome.sync_cursor, outcome.metadata),
+                    Err(error) => (JobStatus::Error, Some(error_text(&error.to_string())), None, source.metadata()),
+                });
+            }
+            _ = stats_tick.tick() => {
+                if let Err(error) = store.job_stats(&job.id, &stats.snapshot()).await {
+                    tracing::warn!(%error, "could not report job stats");
+                }
+            }
+            _ = check_tick.tick() => {
+                match store.get_job(&job.id).await {
+                    Ok(Some(current)) => match current.str("status") {
+                        Some("in_progress") => {}
+                        Some("canceling") => break Stop::Cancel,
+                        other => break Stop::Error(format!(
+                            "the job's status changed to {} while it was running", other.unwrap_or("nothing"))),
+                    },
+                    Ok(None) => break Stop::Error("Couldn't find the job".into()),
+                    Err(error) => tracing::warn!(%error, "could not check the job status"),
+                }
+            }
+            _ = shutdown.cancelled() => break Stop::Shutdown,
+        }
+    };
+    sync_cancel.cancel();
+    if tokio::time::timeout(ctx.timings.cancel_grace, &mut sync)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the sync did not stop within the grace period; abandoning it");
+    }
+    let metadata = source.metadata();
+    Ok(match stop {
+        Stop::Shutdown => {
+            tracing::info!("service shutting down: suspending the job");
+            (JobStatus::Suspended, None, None, metadata)
+        }
+        Stop::Cancel => {
+            tracing::info!("job canceled");
+            (JobStatus::Canceled, None, None, metadata)
+        }
+        Stop::Error(message) => (JobStatus::Error, Some(message), None, metadata),
+    })
+}
+
+/// The client of a sync: the connector's own `api_key` when configured.
+fn sync_client(ctx: &RunnerContext, connector: &Doc) -> Result<EsClient, EsError> {
+    let entry = ctx
+        .config
+        .connectors
+        .iter()
+        .find(|c| c.connector_id == connector.id);
+    match entry.and_then(|e| e.api_key.as_ref()) {
+        Some(key) => ctx.store.es().with_api_key(key),
+        None => Ok(ctx.store.es().clone()),
+    }
+}
+
+/// §2.5 step 8: counts, job `_update`, connector `sync_done`.
+async fn finalise(
+    ctx: &RunnerContext,
+    job: &Doc,
+    kind: JobKind,
+    mut finish: Finish,
+) -> Result<JobStatus, EsError> {
+    let store = ctx.store.as_ref();
+    let index = job.at("/connector/index_name").as_str().unwrap_or("");
+    if !index.is_empty() {
+        let counted = async {
+            store.es().refresh(index).await?;
+            store.es().count(index).await
+        };
+        match counted.await {
+            Ok(total) => finish.total_document_count = total,
+            Err(error) => tracing::warn!(%error, "could not count the documents of the index"),
+        }
+    }
+    let now = format_time(chrono::Utc::now());
+    store
+        .update_job(&job.id, finish_job_patch(&finish, &now), None)
+        .await?;
+    let connector_id = job.at("/connector/id").as_str().unwrap_or("");
+    match store
+        .update_connector(connector_id, sync_done_patch(kind, &finish, &now), None)
+        .await
+    {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {
+            tracing::warn!("the connector was deleted while its job ran")
+        }
+        Err(error) => return Err(error),
+    }
+    let s = finish.stats;
+    tracing::info!(
+        status = finish.status.as_str(),
+        error = finish.error.as_deref().unwrap_or(""),
+        indexed = s.indexed_document_count,
+        deleted = s.deleted_document_count,
+        total = finish.total_document_count,
+        "sync job finished"
+    );
+    Ok(finish.status)
+}
+
+/// This machine's host name (`worker_hostname`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,559 @@
+//! Where connector and job documents are read and written: [`ConnectorStore`], with
+//! [`ApiStore`] (`elasticsearch.feature_use_connectors_api: true`: the `_connector` API where
+//! the Python service uses it, direct index access where it does, table of §2.1) and
+//! [`DirectStore`] (`false`: direct reads and writes of the connector indices).
+//!
+//! Invariants:
+//! - Reads keep `_seq_no`/`_primary_term`; every decision-bearing write (prepare, lock,
+//!   `last_*_scheduled_at`) is guarded by them, so two daemons never both win.
+//! - Writes that change what a search must see (new jobs, status changes) refresh, as
+//!   `POST _connector/_sync_job` does (`refresh=immediate`).
+
+use super::connector::{format_time, new_connector_doc, Doc};
+use super::indices::{self, CONNECTORS_INDEX, JOBS_INDEX};
+use super::job::{job_creation_problem, new_job_doc};
+use crate::es::{encode, EsClient, EsError};
+use crate::sync::rules::FilteringValidation;
+use crate::sync::{JobKind, StatsSnapshot};
+use async_trait::async_trait;
+use elasticsearch::http::Method;
+use serde_json::{json, Value};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Elasticsearch failed.
+    #[error(transparent)]
+    Elasticsearch(#[from] EsError),
+    /// The connector or job does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be done (the message says why).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What `connector create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewConnector {
+    /// Connector id (`None`: generated).
+    pub id: Option<String>,
+    /// Content index.
+    pub index_name: String,
+    /// Display name.
+    pub name: String,
+    /// `slack`.
+    pub service_type: String,
+    /// Index language.
+    pub language: Option<String>,
+}
+
+/// Connector and job persistence, in one of the two protocol modes.
+#[async_trait]
+pub trait ConnectorStore: Send + Sync {
+    /// The client in use.
+    fn es(&self) -> &EsClient;
+    /// Whether this store uses the `_connector` API.
+    fn uses_api(&self) -> bool;
+
+    /// Direct mode: creates missing connector indices. API mode: nothing (ES owns them).
+    async fn ensure_indices(&self) -> Result<(), EsError> {
+        if !self.uses_api() {
+            indices::ensure_connector_indices(self.es()).await?;
+        }
+        Ok(())
+    }
+
+    /// Connectors matching `query`, all pages of 100.
+    async fn search_connectors(&self, query: Value) -> Result<Vec<Doc>, EsError> {
+        search_all(self.es(), CONNECTORS_INDEX, query, None).await
+    }
+
+    /// One connector with its version (`None`: missing).
+    async fn get_connector(&self, id: &str) -> Result<Option<Doc>, EsError> {
+        get(self.es(), CONNECTORS_INDEX, id).await
+    }
+
+    /// Partial `_update` of a connector, optionally guarded.
+    async fn update_connector(
+        &self,
+        id: &str,
+        patch: Value,
+        guard: Option<(u64, u64)>,
+    ) -> Result<(), EsError> {
+        self.es()
+            .update_doc(CONNECTORS_INDEX, id, patch, guard, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// Heartbeat: sets `last_seen`.
+    async fn check_in(&self, id: &str) -> Result<(), EsError>;
+
+    /// Writes a draft filtering validation (and activates the draft when valid).
+    async fn write_filtering_validation(
+        &self,
+        connector: &Doc,
+        validation: &FilteringValidation,
+    ) -> Result<(), EsError>;
+
+    /// Creates a job; returns its id.
+    async fn create_job(
+        &self,
+        connector_id: &str,
+        kind: JobKind,
+        trigger_method: &str,
+    ) -> Result<String, StoreError>;
+
+    /// One job with its version.
+    async fn get_job(&self, id: &str) -> Result<Option<Doc>, EsError> {
+        get(self.es(), JOBS_INDEX, id).await
+    }
+
+    /// Jobs matching a search body (its `size` is the page size; all pages are read).
+    async fn search_jobs(&self, body: Value) -> Result<Vec<Doc>, EsError> {
+        search_all(self.es(), JOBS_INDEX, body, None).await
+    }
+
+    /// Claims a job: `in_progress`, `started_at`, `last_seen`, `worker_hostname`.
+    async fn claim_job(
+        &self,
+        job: &Doc,
+        worker_hostname: &str,
+        sync_cursor: Option<Value>,
+    ) -> Result<(), EsError>;
+
+    /// Reports the counters (the job heartbeat).
+    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError>;
+
+    /// Direct partial `_update` of a job (finalisation, cleanup), optionally guarded.
+    async fn update_job(
+        &self,
+        id: &str,
+        patch: Value,
+        guard: Option<(u64, u64)>,
+    ) -> Result<(), EsError> {
+        self.es()
+            .update_doc(JOBS_INDEX, id, patch, guard, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// Management: creates a connector as `PUT _connector/<id>` does; returns its id.
+    async fn create_connector(&self, request: &NewConnector) -> Result<String, StoreError>;
+
+    /// Management: replaces the configuration (full field objects); status `configured`.
+    async fn set_configuration(&self, id: &str, configuration: Value) -> Result<(), StoreError>;
+
+    /// Management: replaces `scheduling`.
+    async fn set_scheduling(&self, id: &str, scheduling: Value) -> Result<(), StoreError>;
+
+    /// Management: cancels a job (pending/suspended → canceled, running → canceling).
+    async fn cancel_job(&self, id: &str) -> Result<String, StoreError>;
+}
+
+async fn get(es: &EsClient, index: &str, id: &str) -> Result<Option<Doc>, EsError> {
+    Ok(es
+        .get_doc(index, id)
+        .await?
+        .as_ref()
+        .and_then(Doc::from_hit))
+}
+
+/// Every hit of a search, paging with `from` by the body's `size` (default 100).
+async fn search_all(
+    es: &EsClient,
+    index: &str,
+    mut body: Value,
+    limit: Option<usize>,
+) -> Result<Vec<Doc>, EsError> {
+    let size = body["size"].as_u64().unwrap_or(100).max(1) as usize;
+    body["size"] = json!(size);
+    let mut docs = Vec::new();
+    loop {
+        body["from"] = json!(docs.len());
+        let answer = match es.search(index, body.clone()).await {
+            Ok(answer) => answer,
+            // No connector index yet: nothing to list.
+            Err(error) if error.is_not_found() => return Ok(docs),
+            Err(error) => return Err(error),
+        };
+        let hits = answer["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let total = answer["hits"]["total"]["value"].as_u64().unwrap_or(0) as usize;
+        let page = hits.len();
+        docs.extend(hits.iter().filter_map(Doc::from_hit));
+        if page < size || docs.len() >= total || limit.is_some_and(|l| docs.len() >= l) {
+            return Ok(docs);
+        }
+    }
+}
+
+fn now() -> String {
+    format_time(chrono::Utc::now())
+}
+
+fn not_found_connector(id: &str) -> StoreError {
+    StoreError::NotFound(format!("connector [{id}] not found"))
+}
+
+/// Direct-index mode (`feature_use_connectors_api: false`).
+#[derive(Debug, Clone)]
+pub struct DirectStore {
+    es: EsClient,
+}
+
+impl DirectStore {
+    /// A store over `es`.
+    pub fn new(es: EsClient) -> DirectStore {
+        DirectStore { es }
+    }
+}
+
+#[async_trait]
+impl ConnectorStore for DirectStore {
+    fn es(&self) -> &EsClient {
+        &self.es
+    }
+
+    fn uses_api(&self) -> bool {
+        false
+    }
+
+    async fn check_in(&self, id: &str) -> Result<(), EsError> {
+        self.update_connector(id, json!({"last_seen": now()}), None)
+            .await
+    }
+
+    async fn write_filtering_validation(
+        &self,
+        connector: &Doc,
+        validation: &FilteringValidation,
+    ) -> Result<(), EsError> {
+        let mut filtering = connector.source["filtering"].clone();
+        let Some(domain) = filtering.get_mut(0) else {
+            return Ok(());
+        };
+        domain["draft"]["validation"] = validation_json(validation);
+        if validation.state == "valid" {
+            domain["active"] = domain["draft"].clone();
+        }
+        self.update_connector(
+            &connector.id,
+            json!({"filtering": filtering}),
+            connector.guard(),
+        )
+        .await
+    }
+
+    async fn create_job(
+        &self,
+        connector_id: &str,
+        kind: JobKind,
+        trigger_method: &str,
+    ) -> Result<String, StoreError> {
+        let connector = self
+            .get_connector(connector_id)
+            .await?
+            .ok_or_else(|| not_found_connector(connector_id))?;
+        if let Some(problem) = job_creation_problem(connector_id, &connector.source) {
+            return Err(StoreError::Invalid(problem));
+        }
+        let doc = new_job_doc(
+            connector_id,
+            &connector.source,
+            kind,
+            trigger_method,
+            &now(),
+        );
+        let answer = self.es.index_doc(JOBS_INDEX, None, doc, None, true).await?;
+        answer["_id"].as_str().map(str::to_string).ok_or_else(|| {
+            StoreError::Invalid("elasticsearch returned no id for the new job".into())
+        })
+    }
+
+    async fn claim_job(
+        &self,
+        job: &Doc,
+        worker_hostname: &str,
+        sync_cursor: Option<Value>,
+    ) -> Result<(), EsError> {
+        let ts = now();
+        let mut patch = json!({"status": "in_progress", "started_at": ts, "last_seen": ts,
+                                "worker_hostname": worker_hostname});
+        if let Some(cursor) = sync_cursor {
+            patch["connector"] = json!({"sync_cursor": cursor});
+        }
+        self.update_job(&job.id, patch, job.guard()).await
+    }
+
+    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError> {
+        self.update_job(job_id, stats_json(stats, Some(now())), None)
+            .await
+    }
+
+    async fn create_connector(&self, request: &NewConnector) -> Result<String, StoreError> {
+        self.ensure_indices().await?;
+        let doc = new_connector_doc(
+            &request.index_name,
+            &request.name,
+            &request.service_type,
+            request.language.as_deref(),
+            &now(),
+        );
+        let answer = self
+            .es
+            .index_doc(CONNECTORS_INDEX, request.id.as_deref(), doc, None, true)
+            .await?;
+        Ok(answer["_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn set_configuration(&self, id: &str, configuration: Value) -> Result<(), StoreError> {
+        if self.get_connector(id).await?.is_none() {
+            return Err(not_found_connector(id));
+        }
+        self.update_connector(
+            id,
+            json!({"configuration": configuration, "status": "configured"}),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_scheduling(&self, id: &str, scheduling: Value) -> Result<(), StoreError> {
+        if self.get_connector(id).await?.is_none() {
+            return Err(not_found_connector(id));
+        }
+        self.update_connector(id, json!({"scheduling": scheduling}), None)
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<String, StoreError> {
+        let job = self
+            .get_job(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("sync job [{id}] not found")))?;
+        let status = job.str("status").unwrap_or("").to_string();
+        let ts = now();
+        let (next, patch) = match status.as_str() {
+            "pending" | "suspended" => (
+                "canceled",
+                json!({"status": "canceled", "cancelation_requested_at": ts, "canceled_at": ts, "completed_at": ts}),
+            ),
+            "in_progress" => (
+                "canceling",
+                json!({"status": "canceling", "cancelation_requested_at": ts}),
+            ),
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "sync job [{id}] is {other} and cannot be canceled"
+                )))
+            }
+        };
+        self.update_job(id, patch, job.guard()).await?;
+        Ok(next.to_string())
+    }
+}
+
+/// `_connector` API mode (`feature_use_connectors_api: true`), hybrid like the Python service.
+#[derive(Debug, Clone)]
+pub struct ApiStore {
+    es: EsClient,
+}
+
+impl ApiStore {
+    /// A store over `es`.
+    pub fn new(es: EsClient) -> ApiStore {
+        ApiStore { es }
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Result<Value, EsError> {
+        self.es.json(Method::Put, path, &[], Some(body)).await
+    }
+}
+
+fn map_not_found(error: EsError, what: String) -> StoreError {
+    if error.is_not_found() {
+        StoreError::NotFound(what)
+    } else if error.status() == Some(400) {
+        StoreError::Invalid(error.to_string())
+    } else {
+        StoreError::Elasticsearch(error)
+    }
+}
+
+#[async_trait]
+impl ConnectorStore for ApiStore {
+    fn es(&self) -> &EsClient {
+        &self.es
+    }
+
+    fn uses_api(&self) -> bool {
+        true
+    }
+
+    async fn check_in(&self, id: &str) -> Result<(), EsError> {
+        self.put(&format!("/_connector/{}/_check_in", encode(id)), json!({}))
+            .await
+            .map(|_| ())
+    }
+
+    async fn write_filtering_validation(
+        &self,
+        connector: &Doc,
+        validation: &FilteringValidation,
+    ) -> Result<(), EsError> {
+        let id = encode(&connector.id);
+        self.put(
+            &format!("/_connector/{id}/_filtering/_validation"),
+            json!({"validation": validation_json(validation)}),
+        )
+        .await?;
+        if validation.state == "valid" {
+            self.put(&format!("/_connector/{id}/_filtering/_activate"), json!({}))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn create_job(
+        &self,
+        connector_id: &str,
+        kind: JobKind,
+        trigger_method: &str,
+    ) -> Result<String, StoreError> {
+        let answer = self
+            .es
+            .json(
+                Method::Post,
+                "/_connector/_sync_job",
+                &[],
+                Some(json!({"id": connector_id, "job_type": kind.as_str(), "trigger_method": trigger_method})),
+            )
+            .await
+            .map_err(|e| map_not_found(e, format!("connector [{connector_id}] not found")))?;
+        answer["id"].as_str().map(str::to_string).ok_or_else(|| {
+            StoreError::Invalid("elasticsearch returned no id for the new job".into())
+        })
+    }
+
+    async fn claim_job(
+        &self,
+        job: &Doc,
+        worker_hostname: &str,
+        sync_cursor: Option<Value>,
+    ) -> Result<(), EsError> {
+        let mut body = json!({"worker_hostname": worker_hostname});
+        if let Some(cursor) = sync_cursor {
+            body["sync_cursor"] = cursor;
+        }
+        self.put(
+            &format!("/_connector/_sync_job/{}/_claim", encode(&job.id)),
+            body,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError> {
+        self.put(
+            &format!("/_connector/_sync_job/{}/_stats", encode(job_id)),
+            stats_json(stats, None),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_connector(&self, request: &NewConnector) -> Result<String, StoreError> {
+        let mut body = json!({"index_name": request.index_name, "name": request.name,
+                              "service_type": request.service_type, "is_native": false});
+        if let Some(language) = &request.language {
+            body["language"] = json!(language);
+        }
+        let answer = match &request.id {
+            Some(id) => self.put(&format!("/_connector/{}", encode(id)), body).await,
+            None => {
+                self.es
+                    .json(Method::Post, "/_connector", &[], Some(body))
+                    .await
+            }
+        }
+        .map_err(|e| map_not_found(e, "connector".into()))?;
+        let id = answer["id"].as_str().unwrap_or_default().to_string();
+        // Kibana sets the pipeline right after creating the connector.
+        self.put(
+            &format!("/_connector/{}/_pipeline", encode(&id)),
+            json!({"pipeline": super::connector::default_pipeline()}),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    async fn set_configuration(&self, id: &str, configuration: Value) -> Result<(), StoreError> {
+        self.put(
+            &format!("/_connector/{}/_configuration", encode(id)),
+            json!({"configuration": configuration}),
+        )
+        .await
+        .map_err(|e| map_not_found(e, format!("connector [{id}] not found")))?;
+        Ok(())
+    }
+
+    async fn set_scheduling(&self, id: &str, scheduling: Value) -> Result<(), StoreError> {
+        self.put(
+            &format!("/_connector/{}/_scheduling", encode(id)),
+            json!({"scheduling": scheduling}),
+        )
+        .await
+        .map_err(|e| map_not_found(e, format!("connector [{id}] not found")))?;
+        Ok(())
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<String, StoreError> {
+        self.put(
+            &format!("/_connector/_sync_job/{}/_cancel", encode(id)),
+            json!({}),
+        )
+        .await
+        .map_err(|e| map_not_found(e, format!("sync job [{id}] not found")))?;
+        let job = self
+            .get_job(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("sync job [{id}] not found")))?;
+        Ok(job.str("status").unwrap_or("").to_string())
+    }
+}
+
+fn validation_json(validation: &FilteringValidation) -> Value {
+    json!({
+        "state": validation.state,
+        "errors": validation.errors.iter()
+            .map(|e| json!({"ids": e.ids, "messages": e.messages}))
+            .collect::<Vec<_>>()
+    })
+}
+
+fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>) -> Value {
+    let mut body = json!({
+        "indexed_document_count": stats.indexed_document_count,
+        "indexed_document_volume": stats.indexed_document_volume_mib(),
+        "deleted_document_count": stats.deleted_document_count,
+    });
+    if let Some(ts) = last_seen {
+        body["last_seen"] = json!(ts);
+    }
+    body
+}
+
+/// The store for a configuration's protocol mode.
+pub fn for_mode(es: EsClient, use_connectors_api: bool) -> std::sync::Arc<dyn ConnectorStore> {
+    if use_connectors_api {
+        std::sync::Arc::new(ApiStore::new(es))
+    } else {
+        std::sync::Arc::new(DirectStore::new(es))
+    }
+}

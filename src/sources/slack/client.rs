@@ -1,0 +1,862 @@
+//! The Slack Web API client: authentication, pacing, retries and the `ok:false` taxonomy.
+//!
+//! Every call goes through [`SlackClient::call`]: wait for the method's rate-limit slot,
+//! send (GET with a query string, or POST with a form body: reqwest encodes both, so
+//! cursors full of `=`/`+`/`/` survive), read the body, and classify the outcome with the
+//! pure [`classify`] (Airbyte's taxonomy, `slack-api.md` §1c):
+//! - configuration/auth errors fail at once with an actionable message;
+//! - throttling, server errors, transport errors and malformed JSON are retried with
+//!   backoff, a bounded number of times ([`RetryBudget`]); `Retry-After` is always honoured
+//!   and fed back into the limiter so every other request to that method waits too;
+//! - channel-level errors (`not_in_channel`, …) come back as [`SlackError::Api`] with
+//!   [`Class::Skip`], for the caller to skip that channel.
+//!
+//! Invariants: the token is a [`Secret`] sent only in the `Authorization` header (marked
+//! sensitive), so it appears in no URL, log line, error or `Debug` output; a call either
+//! returns a parsed `ok:true` body or an error: it never yields an empty page silently.
+
+use super::ratelimit::RateLimiter;
+use crate::config::Secret;
+use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Slack's public API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
+/// Env variable overriding [`DEFAULT_BASE_URL`] (simulators, proxies).
+pub const BASE_URL_ENV: &str = "SLACK_API_BASE_URL";
+
+/// HTTP verb of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// Read methods: parameters in the query string.
+    Get,
+    /// Write methods (`conversations.join`): parameters as a form body.
+    PostForm,
+}
+
+/// Why a Slack call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SlackError {
+    /// `ok:false` with an error code.
+    #[error("slack {method} failed: {code}")]
+    Api {
+        /// The method called.
+        method: String,
+        /// Slack's error code.
+        code: String,
+        /// `missing_scope`: the scope needed.
+        needed: Option<String>,
+        /// `missing_scope`: the scopes the token has.
+        provided: Option<String>,
+        /// `Retry-After` (for `ratelimited`).
+        retry_after: Option<Duration>,
+    },
+    /// A non-2xx HTTP status.
+    #[error("slack {method} answered http {status}")]
+    Http {
+        /// The method called.
+        method: String,
+        /// The status code.
+        status: u16,
+        /// `Retry-After`, if sent.
+        retry_after: Option<Duration>,
+    },
+    /// Connection, timeout or body read failure.
+    #[error("slack {method} request failed: {reason}")]
+    Transport {
+        /// The method called.
+        method: String,
+        /// What went wrong (never contains the token).
+        reason: String,
+    },
+    /// The request could not be built (bad base URL): retrying cannot help.
+    #[error("slack {method} request is invalid: {reason}")]
+    Request {
+        /// The method called.
+        method: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The body is not the JSON we expect.
+    #[error("slack {method} returned malformed json: {reason}")]
+    Malformed {
+        /// The method called.
+        method: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// The sync was cancelled while waiting.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What to do with a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Try again (after `Retry-After` if given, else backoff). `throttled` calls count
+    /// against a separate, larger budget: they are Slack pacing us, not failures.
+    Retry {
+        /// Whether Slack asked us to slow down (429 / `ratelimited`).
+        throttled: bool,
+    },
+    /// Skip the channel the call was about (not a fetch failure).
+    Skip,
+    /// Bad token or permissions: fail the sync and tell the user what to fix.
+    Auth,
+    /// Anything else: fail the sync.
+    Fail,
+}
+
+/// Error codes that mean the token or the app's permissions must be fixed.
+pub const AUTH_CODES: &[&str] = &[
+    "invalid_auth",
+    "not_authed",
+    "missing_scope",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "no_permission",
+    "org_login_required",
+    "ekm_access_denied",
+    "not_allowed_token_type",
+];
+
+/// Error codes that are transient on Slack's side.
+pub const RETRY_CODES: &[&str] = &[
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "request_timeout",
+    "service_unavailable",
+];
+
+/// Error codes that mean "this channel cannot be read": skip it.
+pub const SKIP_CODES: &[&str] = &[
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "channel_is_limited_access",
+];
+
+/// Classifies a failure (pure).
+pub fn classify(error: &SlackError) -> Class {
+    match error {
+        SlackError::Api { code, .. } => {
+            let code = code.as_str();
+            if code == "ratelimited" {
+                Class::Retry { throttled: true }
+            } else if RETRY_CODES.contains(&code) {
+                Class::Retry { throttled: false }
+            } else if AUTH_CODES.contains(&code) {
+                Class::Auth
+            } else if SKIP_CODES.contains(&code) {
+                Class::Skip
+            } else {
+                Class::Fail
+            }
+        }
+        SlackError::Http { status: 429, .. } => Class::Retry { throttled: true },
+        SlackError::Http { status, .. } if *status >= 500 || *status == 408 => {
+            Class::Retry { throttled: false }
+        }
+        SlackError::Http { status: 401, .. } | SlackError::Http { status: 403, .. } => Class::Auth,
+        SlackError::Http { .. } => Class::Fail,
+        SlackError::Transport { .. } | SlackError::Malformed { .. } => {
+            Class::Retry { throttled: false }
+        }
+        SlackError::Request { .. } | SlackError::Cancelled => Class::Fail,
+    }
+}
+
+impl SlackError {
+    /// The `Retry-After` Slack sent with this error, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SlackError::Api { retry_after, .. } | SlackError::Http { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// The Slack error code (`ok:false`), if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            SlackError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// A message saying what to fix, for auth/configuration failures.
+    pub fn actionable(&self) -> String {
+        match self {
+            SlackError::Api {
+                method,
+                code,
+                needed,
+                provided,
+                ..
+            } => match code.as_str() {
+                "missing_scope" => format!(
+                    "the Slack token lacks the scope '{}' needed by {method} (token scopes: {}); add it to the app's bot token scopes and reinstall the app",
+                    needed.as_deref().unwrap_or("unknown"),
+                    provided.as_deref().filter(|p| !p.is_empty()).unwrap_or("none"),
+                ),
+                "invalid_auth" | "not_authed" => format!(
+                    "slack rejected the token ({code}); check 'Authentication Token' (a bot token starting with xoxb-)"
+                ),
+                "token_revoked" | "token_expired" => format!(
+                    "the Slack token is no longer valid ({code}); generate a new token and update 'Authentication Token'"
+                ),
+                "account_inactive" => {
+                    "the Slack token belongs to a deactivated user or workspace (account_inactive); use a token of an active app".to_string()
+                }
+                "no_permission" => format!(
+                    "the Slack app has no permission to call {method} (no_permission); check the app's scopes and workspace settings"
+                ),
+                other => format!("slack {method} failed: {other}"),
+            },
+            SlackError::Http { method, status, .. } if *status == 401 || *status == 403 => {
+                format!("slack rejected the token for {method} (http {status}); check 'Authentication Token'")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Retry limits and backoff of one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// Retries of transient failures (5xx, transport, malformed, internal_error…).
+    pub max_retries: u32,
+    /// Retries of throttled answers (429 / `ratelimited`): Slack pacing us, so more.
+    pub max_throttled: u32,
+    /// First backoff delay.
+    pub base_delay: Duration,
+    /// Largest backoff delay (a `Retry-After` may be longer, and is honoured).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryBudget {
+    fn default() -> RetryBudget {
+        RetryBudget {
+            max_retries: 6,
+            max_throttled: 50,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What to do after a failure (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Wait, then send again.
+    RetryAfter(Duration),
+    /// Return the error.
+    GiveUp,
+}
+
+/// Decides the next step after `error`, given the retries already done of each kind.
+/// `jitter` in [0, 1] spreads backoffs over [half, full].
+pub fn next_step(
+    error: &SlackError,
+    transient_retries: u32,
+    throttled_retries: u32,
+    budget: &RetryBudget,
+    jitter: f64,
+) -> Step {
+    let throttled = match classify(error) {
+        Class::Retry { throttled } => throttled,
+        _ => return Step::GiveUp,
+    };
+    let used = if throttled {
+        throttled_retries
+    } else {
+        transient_retries
+    };
+    let limit = if throttled {
+        budget.max_throttled
+    } else {
+        budget.max_retries
+    };
+    if used >= limit {
+        return Step::GiveUp;
+    }
+    if let Some(after) = error.retry_after() {
+        return Step::RetryAfter(after);
+    }
+    let exponent = used.min(20);
+    let full = budget
+        .base_delay
+        .saturating_mul(1u32 << exponent)
+        .min(budget.max_delay);
+    Step::RetryAfter(full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0)))
+}
+
+/// Parses `Retry-After`: integer seconds (Slack) or decimal seconds (the simulator).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    // Cap absurd values: an hour is longer than any tier window.
+    Some(Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// The envelope every Web API answer shares. `items` takes the method's list
+/// (`members`, `channels` or `messages`), so one type serves every paged method.
+#[derive(Debug, Deserialize)]
+#[serde(bound = "T: Deserialize<'de>")]
+pub struct ApiResponse<T> {
+    /// Slack's success flag.
+    #[serde(default)]
+    pub ok: bool,
+    /// Error code when `ok` is false.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `missing_scope`: the scope needed.
+    #[serde(default)]
+    pub needed: Option<String>,
+    /// `missing_scope`: the token's scopes.
+    #[serde(default)]
+    pub provided: Option<String>,
+    /// The page's items.
+    #[serde(
+        default = "Vec::new",
+        alias = "members",
+        alias = "channels",
+        alias = "messages"
+    )]
+    pub items: Vec<T>,
+    /// `conversations.history`/`replies`: more pages exist.
+    #[serde(default)]
+    pub has_more: bool,
+    /// Paging cursor holder.
+    #[serde(default)]
+    pub response_metadata: Option<ResponseMetadata>,
+    /// `auth.test`: the workspace URL (`https://<domain>.slack.com/`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `auth.test`: the team id.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// `auth.test`: the token's user id.
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// `response_metadata`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseMetadata {
+    /// Empty or absent when this was the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ApiResponse<T> {
+    /// The cursor of the next page, if any (pure: empty means done).
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.response_metadata
+            .as_ref()
+            .and_then(|m| m.next_cursor.as_deref())
+            .filter(|c| !c.is_empty())
+    }
+}
+
+/// A successful answer plus the headers we use.
+#[derive(Debug)]
+pub struct Reply<T> {
+    /// The parsed body (`ok:true`).
+    pub body: ApiResponse<T>,
+    /// `x-oauth-scopes`: the token's scopes.
+    pub scopes: Option<String>,
+}
+
+/// Counters for the job's metadata.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// HTTP requests sent.
+    pub requests: AtomicU64,
+    /// Retries of transient failures.
+    pub retries: AtomicU64,
+    /// Throttled answers (429 / `ratelimited`).
+    pub throttled: AtomicU64,
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// API base URL, without a trailing slash.
+    pub base_url: String,
+    /// Bot or user token.
+    pub token: Secret,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Multiplier of every tier budget (`SLACK_TIER_SCALE`).
+    pub tier_scale: f64,
+    /// Client-side pacing on (off only for tests of the server's limiter).
+    pub pace: bool,
+    /// Retry limits.
+    pub retry: RetryBudget,
+}
+
+/// A Slack Web API client for one workspace (token).
+#[derive(Debug, Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: Secret,
+    limiter: Arc<RateLimiter>,
+    retry: RetryBudget,
+    stats: Arc<ClientStats>,
+}
+
+impl SlackClient {
+    /// Builds the client (rustls, timeouts, shared per-workspace limiter).
+    pub fn new(config: ClientConfig) -> Result<SlackClient, SlackError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10).min(config.timeout))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("elastic-connectors-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SlackError::Transport {
+                method: "client".into(),
+                reason: e.to_string(),
+            })?;
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        match url::Url::parse(&base_url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(SlackError::Request {
+                    method: "client".into(),
+                    reason: format!(
+                        "the Slack API base URL '{base_url}' is not an http(s) URL (check {BASE_URL_ENV})"
+                    ),
+                })
+            }
+        }
+        let key = limiter_key(
+            &base_url,
+            config.token.expose(),
+            config.tier_scale,
+            config.pace,
+        );
+        Ok(SlackClient {
+            http,
+            limiter: RateLimiter::shared(key, config.tier_scale, config.pace),
+            base_url,
+            token: config.token,
+            retry: config.retry,
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    /// The client's counters.
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// Calls `method` until it succeeds, fails for good, or the retry budget is spent.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        verb: Verb,
+        params: &[(&str, &str)],
+        cancel: &CancellationToken,
+    ) -> Result<Reply<T>, SlackError> {
+        let mut transient = 0u32;
+        let mut throttled = 0u32;
+        loop {
+            if !self.limiter.acquire(method, cancel).await {
+                return Err(SlackError::Cancelled);
+            }
+            let error = match self.send_once::<T>(method, verb, params).await {
+                Ok(reply) => {
+                    self.limiter.record_success(method);
+                    return Ok(reply);
+                }
+                Err(error) => error,
+            };
+            let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
+            if is_throttled {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            match next_step(&error, transient, throttled, &self.retry, rand::random()) {
+                Step::GiveUp => return Err(error),
+                Step::RetryAfter(delay) => {
+                    if is_throttled {
+                        throttled += 1;
+                        // Everyone calling this method waits, not just us.
+                        self.limiter.penalize(method, delay);
+                    } else {
+                        transient += 1;
+                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(method, error = %error, delay_ms = delay.as_millis() as u64, "retrying slack call");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(SlackError::Cancelled),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        verb: Verb,
+        params: &[(&str, &str)],
+    ) -> Result<Reply<T>, SlackError> {
+        let url = format!("{}/{}", self.base_url, method);
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
+                SlackError::Api {
+                    method: method.into(),
+                    code: "invalid_auth".into(),
+                    needed: None,
+                    provided: None,
+                    retry_after: None,
+                }
+            })?;
+        auth.set_sensitive(true);
+        let request = match verb {
+            Verb::Get => self.http.get(&url).query(params),
+            Verb::PostForm => self.http.post(&url).form(params),
+        }
+        .header(AUTHORIZATION, auth)
+        .header(reqwest::header::ACCEPT, "application/json");
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(method, "slack request");
+        let transport = |e: reqwest::Error| {
+            if e.is_builder() {
+                SlackError::Request {
+                    method: method.into(),
+                    reason: describe_transport(&e),
+                }
+            } else {
+                SlackError::Transport {
+                    method: method.into(),
+                    reason: describe_transport(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let scopes = response
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status == StatusCode::TOO_MANY_REQUESTS || !status.is_success() {
+            return Err(SlackError::Http {
+                method: method.into(),
+                status: status.as_u16(),
+                retry_after,
+            });
+        }
+        let body: ApiResponse<T> =
+            serde_json::from_slice(&bytes).map_err(|e| SlackError::Malformed {
+                method: method.into(),
+                reason: e.to_string(),
+            })?;
+        if !body.ok {
+            return Err(SlackError::Api {
+                method: method.into(),
+                code: body.error.unwrap_or_else(|| "unknown_error".into()),
+                needed: body.needed,
+                provided: body.provided.or(scopes),
+                retry_after,
+            });
+        }
+        Ok(Reply { body, scopes })
+    }
+}
+
+/// A transport error's description, without the URL (it carries channel ids and cursors,
+/// noisy in logs; the token is never in it either way).
+fn describe_transport(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "reading the body failed"
+    } else {
+        "request failed"
+    };
+    let mut reason = kind.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        reason.push_str(": ");
+        reason.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    reason
+}
+
+/// A stable key for the per-workspace limiter: the token is hashed, never stored.
+fn limiter_key(base_url: &str, token: &str, scale: f64, pace: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    base_url.hash(&mut hasher);
+    token.hash(&mut hasher);
+    scale.to_bits().hash(&mut hasher);
+    pace.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The base URL: `SLACK_API_BASE_URL` when set and non-empty, else Slack's (pure).
+pub fn resolve_base_url(env_value: Option<&str>) -> String {
+    env_value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(DEFAULT_BASE_URL)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The tier scale: `SLACK_TIER_SCALE` when it is a positive number, else 1 (pure).
+pub fn resolve_tier_scale(env_value: Option<&str>) -> f64 {
+    env_value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str) -> SlackError {
+        SlackError::Api {
+            method: "conversations.history".into(),
+            code: code.into(),
+            needed: None,
+            provided: None,
+            retry_after: None,
+        }
+    }
+
+    fn http(status: u16, retry_after: Option<Duration>) -> SlackError {
+        SlackError::Http {
+            method: "conversations.history".into(),
+            status,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn classification_follows_the_taxonomy() {
+        for code in [
+            "invalid_auth",
+            "not_authed",
+            "missing_scope",
+            "token_revoked",
+            "token_expired",
+            "account_inactive",
+            "no_permission",
+        ] {
+            assert_eq!(classify(&api(code)), Class::Auth, "{code}");
+        }
+        assert_eq!(
+            classify(&api("ratelimited")),
+            Class::Retry { throttled: true }
+        );
+        for code in [
+            "internal_error",
+            "fatal_error",
+            "request_timeout",
+            "service_unavailable",
+        ] {
+            assert_eq!(
+                classify(&api(code)),
+                Class::Retry { throttled: false },
+                "{code}"
+            );
+        }
+        for code in [
+            "not_in_channel",
+            "channel_not_found",
+            "is_archived",
+            "channel_is_limited_access",
+        ] {
+            assert_eq!(classify(&api(code)), Class::Skip, "{code}");
+        }
+        assert_eq!(classify(&api("invalid_cursor")), Class::Fail);
+        assert_eq!(classify(&http(429, None)), Class::Retry { throttled: true });
+        assert_eq!(
+            classify(&http(503, None)),
+            Class::Retry { throttled: false }
+        );
+        assert_eq!(
+            classify(&http(500, None)),
+            Class::Retry { throttled: false }
+        );
+        assert_eq!(classify(&http(401, None)), Class::Auth);
+        assert_eq!(classify(&http(404, None)), Class::Fail);
+        let transport = SlackError::Transport {
+            method: "m".into(),
+            reason: "connection reset".into(),
+        };
+        assert_eq!(classify(&transport), Class::Retry { throttled: false });
+        let malformed = SlackError::Malformed {
+            method: "m".into(),
+            reason: "eof".into(),
+        };
+        assert_eq!(classify(&malformed), Class::Retry { throttled: false });
+    }
+
+    #[test]
+    fn retries_are_bounded_and_honour_retry_after() {
+        let budget = RetryBudget {
+            max_retries: 3,
+            max_throttled: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        // Backoff doubles, with jitter in [half, full], capped.
+        assert_eq!(
+            next_step(&http(503, None), 0, 0, &budget, 1.0),
+            Step::RetryAfter(Duration::from_millis(100))
+        );
+        assert_eq!(
+            next_step(&http(503, None), 2, 0, &budget, 0.0),
+            Step::RetryAfter(Duration::from_millis(200))
+        );
+        assert_eq!(
+            next_step(&http(503, None), 3, 0, &budget, 0.5),
+            Step::GiveUp
+        );
+        // Throttling has its own budget and always waits what Slack asked.
+        let ra = Some(Duration::from_millis(1500));
+        assert_eq!(
+            next_step(&http(429, ra), 3, 4, &budget, 0.5),
+            Step::RetryAfter(Duration::from_millis(1500))
+        );
+        assert_eq!(next_step(&http(429, ra), 0, 5, &budget, 0.5), Step::GiveUp);
+        // Permanent errors never retry.
+        assert_eq!(
+            next_step(&api("missing_scope"), 0, 0, &budget, 0.5),
+            Step::GiveUp
+        );
+        assert_eq!(
+            next_step(&api("not_in_channel"), 0, 0, &budget, 0.5),
+            Step::GiveUp
+        );
+        // Huge retry counts never overflow.
+        let big = RetryBudget {
+            max_retries: u32::MAX,
+            ..budget
+        };
+        assert_eq!(
+            next_step(&http(500, None), 1000, 0, &big, 1.0),
+            Step::RetryAfter(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn retry_after_accepts_integers_and_decimals() {
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(" 0.125 "),
+            Some(Duration::from_millis(125))
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("1e9"), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn missing_scope_names_needed_and_provided() {
+        let error = SlackError::Api {
+            method: "conversations.history".into(),
+            code: "missing_scope".into(),
+            needed: Some("channels:history".into()),
+            provided: Some("channels:read,users:read".into()),
+            retry_after: None,
+        };
+        let message = error.actionable();
+        assert!(message.contains("'channels:history'"), "{message}");
+        assert!(message.contains("channels:read,users:read"), "{message}");
+    }
+
+    #[test]
+    fn env_overrides_resolve() {
+        assert_eq!(resolve_base_url(None), DEFAULT_BASE_URL);
+        assert_eq!(resolve_base_url(Some("  ")), DEFAULT_BASE_URL);
+        assert_eq!(
+            resolve_base_url(Some("http://127.0.0.1:9/api/")),
+            "http://127.0.0.1:9/api"
+        );
+        assert_eq!(resolve_tier_scale(None), 1.0);
+        assert_eq!(resolve_tier_scale(Some("60")), 60.0);
+        assert_eq!(resolve_tier_scale(Some("0")), 1.0);
+        assert_eq!(resolve_tier_scale(Some("x")), 1.0);
+    }
+
+    #[test]
+    fn envelope_reads_every_list_and_cursor() {
+        let users: ApiResponse<serde_json::Value> = serde_json::from_str(
+            r#"{"ok":true,"members":[{"id":"U1"}],"response_metadata":{"next_cursor":"dXNlcnM6MQ=="}}"#,
+        )
+        .unwrap();
+        assert_eq!(users.items.len(), 1);
+        assert_eq!(users.next_cursor(), Some("dXNlcnM6MQ=="));
+        let last: ApiResponse<serde_json::Value> = serde_json::from_str(
+            r#"{"ok":true,"channels":[],"response_metadata":{"next_cursor":""}}"#,
+        )
+        .unwrap();
+        assert_eq!(last.next_cursor(), None);
+        let failed: ApiResponse<serde_json::Value> =
+            serde_json::from_str(r#"{"ok":false,"error":"missing_scope","needed":"x"}"#).unwrap();
+        assert!(!failed.ok);
+        assert_eq!(failed.needed.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_up_front() {
+        let config = |base_url: &str| ClientConfig {
+            base_url: base_url.into(),
+            token: Secret::new("xoxb-1"),
+            timeout: Duration::from_secs(1),
+            tier_scale: 1.0,
+            pace: true,
+            retry: RetryBudget::default(),
+        };
+        let error = SlackClient::new(config("slack.com/api")).unwrap_err();
+        assert_eq!(classify(&error), Class::Fail);
+        assert!(error.to_string().contains(BASE_URL_ENV), "{error}");
+        assert!(SlackClient::new(config("ftp://x/api")).is_err());
+        assert!(SlackClient::new(config("http://127.0.0.1:9/api")).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let client = SlackClient::new(ClientConfig {
+            base_url: "http://127.0.0.1:1".into(),
+            token: Secret::new("xoxb-1234-secret"),
+            timeout: Duration::from_secs(1),
+            tier_scale: 1.0,
+            pace: true,
+            retry: RetryBudget::default(),
+        })
+        .unwrap();
+        let dump = format!("{client:?}");
+        assert!(!dump.contains("xoxb-1234-secret"), "{dump}");
+    }
+}

@@ -1,0 +1,880 @@
+//! The Slack [`DataSource`]: options from the job's configuration, and the full-sync fetch.
+//!
+//! Order and shape of a sync (`elastic-connectors-protocol.md` §4, minus its bugs):
+//! 1. `auth.test`: token check and the workspace URL (permalinks);
+//! 2. every `users.list` page: names for enrichment (always), user docs (if `sync_users`);
+//! 3. every `conversations.list` page (paging on while a cursor remains, even after empty
+//!    pages): the readable channels, i.e. bot member, or auto-join on and not archived;
+//! 4. up to [`SlackOptions::channel_concurrency`] channels at once: join if needed, then
+//!    `conversations.history` pages (integer-exact `oldest`, cursor paging) and, per page,
+//!    the threads of its parents with `reply_count > 0` (`conversations.replies`, cursor
+//!    paging, a few threads at once). Documents go to the sink as each page arrives, so
+//!    memory holds one page per channel task, never a channel's history.
+//!
+//! Invariants:
+//! - `get_docs` returns `Ok` only if every page of every readable channel was fetched;
+//!   a channel Slack refuses on its first call (`not_in_channel`, `is_archived`, …) is
+//!   skipped and reported in [`DataSource::metadata`]; a refusal after some of its pages
+//!   were sent fails the sync instead (a partial channel must not drive deletions);
+//! - a parent is emitted once (from history), a broadcast reply once (from history), and
+//!   every other reply once (from its thread);
+//! - cancellation is checked between pages and interrupts rate-limit and retry waits.
+
+use super::client::{
+    classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, RetryBudget, SlackClient,
+    SlackError, Verb, BASE_URL_ENV,
+};
+use super::transform::{
+    channel_doc, message_doc, message_id, user_doc, window_oldest, workspace_base, Channel,
+    Message, MessageContext, Names, User,
+};
+use crate::config::Secret;
+use crate::sources::{Configuration, ConfigurationExt, DataSource, DocSender, SourceError};
+use async_trait::async_trait;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Env variable multiplying every tier budget (tests and benchmarks against a time-scaled
+/// simulator).
+pub const TIER_SCALE_ENV: &str = "SLACK_TIER_SCALE";
+
+/// Scopes a bot needs for a sync (`channels:join` too with auto-join).
+pub const REQUIRED_SCOPES: &[&str] = &["channels:history", "channels:read", "users:read"];
+
+/// Label of the token field, for messages.
+const TOKEN_LABEL: &str = "Authentication Token";
+/// Label of the window field, for messages.
+const DAYS_LABEL: &str = "Days of message history to fetch";
+/// Default of `fetch_last_n_days` when the field is empty (Elastic's documented default).
+const DEFAULT_DAYS: u32 = 180;
+
+/// Everything a Slack source runs with. The first four come from the connector's schema;
+/// the rest are internal options with defaults (env for base URL and tier scale), kept
+/// ready for future schema fields (private channels, DMs, filters).
+#[derive(Debug, Clone)]
+pub struct SlackOptions {
+    /// Bot (`xoxb-`) or user (`xoxp-`) token.
+    pub token: Secret,
+    /// Days of history; 0 = all history.
+    pub fetch_last_n_days: u32,
+    /// Join public, non-archived channels the bot is not in.
+    pub auto_join_channels: bool,
+    /// Index user documents.
+    pub sync_users: bool,
+    /// API base URL (`SLACK_API_BASE_URL`, default `https://slack.com/api`).
+    pub base_url: String,
+    /// Tier budget multiplier (`SLACK_TIER_SCALE`, default 1).
+    pub tier_scale: f64,
+    /// Client-side pacing at the tier rates.
+    pub pace: bool,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Retry limits per call.
+    pub retry: RetryBudget,
+    /// Fixed "now" (epoch seconds) for the window; `None` = the clock.
+    pub now: Option<i64>,
+    /// `conversations.history` page size (1–999).
+    pub history_page_size: u32,
+    /// `users.list`, `conversations.list` and `conversations.replies` page size.
+    pub page_size: u32,
+    /// Channels fetched at once.
+    pub channel_concurrency: usize,
+    /// Threads fetched at once per channel.
+    pub thread_concurrency: usize,
+    /// Also index private channels the bot is in (needs `groups:*` scopes).
+    pub include_private_channels: bool,
+    /// Also index DMs and group DMs the token is in (needs `im:*`/`mpim:*` scopes).
+    pub include_direct_messages: bool,
+    /// Leave archived channels out.
+    pub exclude_archived: bool,
+    /// Only these channels (names or ids); empty = all.
+    pub channel_include: Vec<String>,
+    /// Never these channels (names or ids).
+    pub channel_exclude: Vec<String>,
+    /// Leave `bot_message` messages out.
+    pub skip_bot_messages: bool,
+}
+
+impl SlackOptions {
+    /// Options with defaults for everything but the token.
+    pub fn new(token: Secret) -> SlackOptions {
+        SlackOptions {
+            token,
+            fetch_last_n_days: DEFAULT_DAYS,
+            auto_join_channels: false,
+            sync_users: true,
+            base_url: resolve_base_url(std::env::var(BASE_URL_ENV).ok().as_deref()),
+            tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
+            pace: true,
+            request_timeout: Duration::from_secs(60),
+            retry: RetryBudget::default(),
+            now: None,
+            history_page_size: 200,
+            page_size: 200,
+            channel_concurrency: 8,
+            thread_concurrency: 4,
+            include_private_channels: false,
+            include_direct_messages: false,
+            exclude_archived: false,
+            channel_include: Vec::new(),
+            channel_exclude: Vec::new(),
+            skip_bot_messages: false,
+        }
+    }
+
+    /// Reads the §4.1 fields of a configuration (the job's snapshot).
+    pub fn from_configuration(configuration: &Configuration) -> Result<SlackOptions, SourceError> {
+        let mut options = SlackOptions::new(Secret::new(
+            configuration.str_value("token").unwrap_or_default(),
+        ));
+        if let Some(message) = configuration
+            .get("fetch_last_n_days")
+            .and_then(|f| f.coerce_error("fetch_last_n_days"))
+        {
+            return Err(SourceError::Configuration(message));
+        }
+        options.fetch_last_n_days = match configuration.int_value("fetch_last_n_days") {
+            None => DEFAULT_DAYS,
+            Some(days) => days_from(days)?,
+        };
+        options.auto_join_channels = configuration
+            .bool_value("auto_join_channels")
+            .unwrap_or(false);
+        options.sync_users = configuration.bool_value("sync_users").unwrap_or(true);
+        Ok(options)
+    }
+}
+
+/// `fetch_last_n_days` → days (pure): negative or absurd values are configuration errors.
+pub fn days_from(value: i64) -> Result<u32, SourceError> {
+    if value < 0 {
+        return Err(SourceError::Configuration(format!(
+            "'{DAYS_LABEL}' must be 0 (all history) or a positive number of days, got {value}"
+        )));
+    }
+    u32::try_from(value)
+        .ok()
+        .filter(|d| *d <= 365 * 100)
+        .ok_or_else(|| {
+            SourceError::Configuration(format!(
+                "'{DAYS_LABEL}' is too large ({value}); use 0 for all history"
+            ))
+        })
+}
+
+/// Checks the token's shape (pure).
+pub fn check_token_shape(token: &str) -> Result<(), SourceError> {
+    if token.trim().is_empty() {
+        return Err(SourceError::Configuration(format!(
+            "'{TOKEN_LABEL}' cannot be empty"
+        )));
+    }
+    if !(token.starts_with("xoxb-") || token.starts_with("xoxp-")) {
+        return Err(SourceError::Configuration(format!(
+            "'{TOKEN_LABEL}' must be a Slack bot token (xoxb-…) or user token (xoxp-…)"
+        )));
+    }
+    Ok(())
+}
+
+/// Scopes a sync needs that `granted` (the `x-oauth-scopes` header) lacks (pure).
+pub fn missing_scopes(granted: &str, auto_join: bool) -> Vec<&'static str> {
+    let granted: Vec<&str> = granted.split(',').map(str::trim).collect();
+    REQUIRED_SCOPES
+        .iter()
+        .copied()
+        .chain(auto_join.then_some("channels:join"))
+        .filter(|scope| !granted.contains(scope))
+        .collect()
+}
+
+/// Whether a listed channel is read, joined first, or left out (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPlan {
+    /// The bot is a member: read it.
+    Read,
+    /// Join, then read.
+    JoinThenRead,
+    /// Not readable (not a member, no auto-join, archived, filtered out).
+    Ignore,
+}
+
+/// Decides what to do with a listed channel (pure).
+pub fn plan_channel(channel: &Channel, options: &SlackOptions) -> ChannelPlan {
+    let name = channel.name.as_deref().unwrap_or("");
+    let listed = |list: &[String]| list.iter().any(|c| c == &channel.id || c == name);
+    if !options.channel_include.is_empty() && !listed(&options.channel_include) {
+        return ChannelPlan::Ignore;
+    }
+    if listed(&options.channel_exclude) {
+        return ChannelPlan::Ignore;
+    }
+    let archived = channel.is_archived.unwrap_or(false);
+    if archived && options.exclude_archived {
+        return ChannelPlan::Ignore;
+    }
+    let is_public = !channel.is_private.unwrap_or(false) && !channel.id.starts_with('D');
+    match channel.is_member {
+        Some(true) => ChannelPlan::Read,
+        // DMs have no `is_member`: listed means the token is in them.
+        None if channel.id.starts_with('D') => ChannelPlan::Read,
+        _ if options.auto_join_channels && is_public && !archived => ChannelPlan::JoinThenRead,
+        _ => ChannelPlan::Ignore,
+    }
+}
+
+/// The `types` of `conversations.list` for the options (pure).
+fn conversation_types(options: &SlackOptions) -> String {
+    let mut types = vec!["public_channel"];
+    if options.include_private_channels {
+        types.push("private_channel");
+    }
+    if options.include_direct_messages {
+        types.extend(["im", "mpim"]);
+    }
+    types.join(",")
+}
+
+/// The cursor of the next page, or `None` when done (pure). A cursor equal to the one just
+/// used would loop forever: that is a fetch error, not the end of the list.
+pub fn next_page(
+    current: Option<&str>,
+    next: Option<&str>,
+    method: &str,
+) -> Result<Option<String>, SourceError> {
+    match next {
+        Some(next) if current == Some(next) => Err(SourceError::Fetch(format!(
+            "slack {method} returned the same cursor twice; stopping instead of looping"
+        ))),
+        Some(next) => Ok(Some(next.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Errors that skip one thread (deleted between history and replies), not the sync.
+const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
+
+/// A channel left out because Slack refused it.
+#[derive(Debug, Clone, PartialEq)]
+struct Skipped {
+    channel: String,
+    reason: String,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    users: AtomicU64,
+    channels: AtomicU64,
+    messages: AtomicU64,
+    threads: AtomicU64,
+    skipped_threads: AtomicU64,
+}
+
+struct Inner {
+    options: SlackOptions,
+    client: SlackClient,
+    skipped: Mutex<Vec<Skipped>>,
+    counters: Counters,
+}
+
+/// The Slack data source.
+pub struct SlackSource {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SlackSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackSource")
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+impl SlackSource {
+    /// A source with these options.
+    pub fn new(options: SlackOptions) -> Result<SlackSource, SourceError> {
+        let client = SlackClient::new(ClientConfig {
+            base_url: options.base_url.clone(),
+            token: options.token.clone(),
+            timeout: options.request_timeout,
+            tier_scale: options.tier_scale,
+            pace: options.pace,
+            retry: options.retry,
+        })
+        .map_err(|e| SourceError::Configuration(e.to_string()))?;
+        Ok(SlackSource {
+            inner: Arc::new(Inner {
+                options,
+                client,
+                skipped: Mutex::new(Vec::new()),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SlackOptions {
+        &self.inner.options
+    }
+}
+
+/// Maps a failed call to the source's error (`context` says what was being fetched).
+fn source_error(error: SlackError, context: &str) -> SourceError {
+    match classify(&error) {
+        _ if matches!(error, SlackError::Cancelled) => SourceError::Cancelled,
+        Class::Auth => SourceError::Auth(error.actionable()),
+        Class::Retry { .. } => {
+            SourceError::Fetch(format!("{context}: {error} (still failing after retries)"))
+        }
+        Class::Skip | Class::Fail => SourceError::Fetch(format!("{context}: {error}")),
+    }
+}
+
+fn check_cancel(cancel: &CancellationToken) -> Result<(), SourceError> {
+    if cancel.is_cancelled() {
+        Err(SourceError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What every channel task shares.
+struct Shared {
+    names: Names,
+    channel_names: HashMap<String, String>,
+    base: Option<String>,
+    oldest: Option<String>,
+}
+
+impl Inner {
+    async fn auth_test(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<super::client::Reply<Value>, SourceError> {
+        self.client
+            .call::<Value>("auth.test", Verb::Get, &[], cancel)
+            .await
+            .map_err(|e| source_error(e, "checking the token (auth.test)"))
+    }
+
+    async fn fetch_users(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<Names, SourceError> {
+        let mut names = Names::default();
+        let limit = self.options.page_size.to_string();
+        let mut cursor: Option<String> = None;
+        loop {
+            check_cancel(cancel)?;
+            let mut params = vec![("limit", limit.as_str())];
+            if let Some(c) = cursor.as_deref() {
+                params.push(("cursor", c));
+            }
+            let reply = self
+                .client
+                .call::<User>("users.list", Verb::Get, &params, cancel)
+                .await
+                .map_err(|e| source_error(e, "listing users"))?;
+            for user in &reply.body.items {
+                names.add(user);
+                if self.options.sync_users {
+                    sink.index(user.id.clone(), user_doc(user)).await?;
+                    self.counters.users.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            cursor = next_page(cursor.as_deref(), reply.body.next_cursor(), "users.list")?;
+            if cursor.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn list_channels(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(Channel, ChannelPlan)>, SourceError> {
+        let mut channels = Vec::new();
+        let limit = self.options.page_size.to_string();
+        let types = conversation_types(&self.options);
+        let mut cursor: Option<String> = None;
+        loop {
+            check_cancel(cancel)?;
+            let mut params = vec![("limit", limit.as_str()), ("types", types.as_str())];
+            if self.options.exclude_archived {
+                params.push(("exclude_archived", "true"));
+            }
+            if let Some(c) = cursor.as_deref() {
+                params.push(("cursor", c));
+            }
+            let reply = self
+                .client
+                .call::<Channel>("conversations.list", Verb::Get, &params, cancel)
+                .await
+                .map_err(|e| source_error(e, "listing channels"))?;
+            // Slack filters after cutting the page: an empty page with a cursor is not the end.
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.list",
+            )?;
+            for channel in reply.body.items {
+                let plan = plan_channel(&channel, &self.options);
+                channels.push((channel, plan));
+            }
+            if cursor.is_none() {
+                return Ok(channels);
+            }
+        }
+    }
+
+    fn skip(&self, channel: &str, reason: &str) {
+        tracing::warn!(channel_id = channel, reason, "skipping slack channel");
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Skipped {
+                channel: channel.to_string(),
+                reason: reason.to_string(),
+            });
+    }
+
+    async fn fetch_channel(
+        &self,
+        channel: &Channel,
+        plan: ChannelPlan,
+        shared: &Shared,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let id = channel.id.as_str();
+        if plan == ChannelPlan::JoinThenRead {
+            let joined = self
+                .client
+                .call::<Value>(
+                    "conversations.join",
+                    Verb::PostForm,
+                    &[("channel", id)],
+                    cancel,
+                )
+                .await;
+            if let Err(error) = joined {
+                if classify(&error) == Class::Skip {
+                    self.skip(id, error.code().unwrap_or("join_failed"));
+                    return Ok(());
+                }
+                return Err(source_error(error, &format!("joining channel {id}")));
+            }
+        }
+        let channel_name = channel.name.as_deref().unwrap_or(id);
+        let limit = self.options.history_page_size.clamp(1, 999).to_string();
+        let mut cursor: Option<String> = None;
+        let mut first_page = true;
+        loop {
+            check_cancel(cancel)?;
+            let mut params = vec![("channel", id), ("limit", limit.as_str())];
+            if let Some(oldest) = shared.oldest.as_deref() {
+                params.push(("oldest", oldest));
+            }
+            if let Some(c) = cursor.as_deref() {
+                params.push(("cursor", c));
+            }
+            let reply = match self
+                .client
+                .call::<Message>("conversations.history", Verb::Get, &params, cancel)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(error) if first_page && classify(&error) == Class::Skip => {
+                    self.skip(id, error.code().unwrap_or("unreadable"));
+                    return Ok(());
+                }
+                Err(error) => {
+                    return Err(source_error(
+                        error,
+                        &format!("reading channel {id} history"),
+                    ))
+                }
+            };
+            if first_page {
+                first_page = false;
+                let doc = channel_doc(channel, &shared.names, shared.base.as_deref());
+                sink.index(id.to_string(), doc).await?;
+                self.counters.channels.fetch_add(1, Ordering::Relaxed);
+            }
+            let ctx = MessageContext {
+                channel_id: id,
+                channel_name,
+                names: &shared.names,
+                channels: &shared.channel_names,
+                base: shared.base.as_deref(),
+            };
+            let mut parents = Vec::new();
+            for message in &reply.body.items {
+                if message.ts.is_empty() || !self.keep(message) {
+                    continue;
+                }
+                sink.index(message_id(id, &message.ts), message_doc(message, &ctx))
+                    .await?;
+                self.counters.messages.fetch_add(1, Ordering::Relaxed);
+                let is_parent = message.reply_count.unwrap_or(0) > 0
+                    && message.thread_ts.as_deref().is_none_or(|t| t == message.ts);
+                if is_parent {
+                    parents.push(message.ts.as_str());
+                }
+            }
+            // A few threads at once; the rate limiter paces them. (A manual loop rather than
+            // `buffer_unordered` with a closure: async_trait futures must be `Send` for every
+            // lifetime, which closures over borrowed data cannot express.)
+            let mut parents = parents.into_iter();
+            let mut threads = FuturesUnordered::new();
+            loop {
+                while threads.len() < self.options.thread_concurrency.max(1) {
+                    let Some(parent) = parents.next() else { break };
+                    threads.push(self.fetch_thread(id, parent, &ctx, sink, cancel));
+                }
+                match threads.next().await {
+                    Some(result) => result?,
+                    None => break,
+                }
+            }
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.history",
+            )?;
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn keep(&self, message: &Message) -> bool {
+        if message.kind.as_deref().is_some_and(|k| k != "message") {
+            return false;
+        }
+        !(self.options.skip_bot_messages && message.subtype.as_deref() == Some("bot_message"))
+    }
+
+    async fn fetch_thread(
+        &self,
+        channel_id: &str,
+        parent_ts: &str,
+        ctx: &MessageContext<'_>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let limit = self.options.page_size.clamp(1, 999).to_string();
+        let mut cursor: Option<String> = None;
+        self.counters.threads.fetch_add(1, Ordering::Relaxed);
+        loop {
+            check_cancel(cancel)?;
+            let mut params = vec![
+                ("channel", channel_id),
+                ("ts", parent_ts),
+                ("limit", limit.as_str()),
+            ];
+            if let Some(c) = cursor.as_deref() {
+                params.push(("cursor", c));
+            }
+            let reply = match self
+                .client
+                .call::<Message>("conversations.replies", Verb::Get, &params, cancel)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(error) if error.code().is_some_and(|c| THREAD_SKIP_CODES.contains(&c)) => {
+                    tracing::warn!(
+                        channel_id,
+                        thread_ts = parent_ts,
+                        "slack thread vanished during the sync"
+                    );
+                    self.counters
+                        .skipped_threads
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(error) => {
+                    return Err(source_error(
+                        error,
+                        &format!("reading thread {parent_ts} of channel {channel_id}"),
+                    ))
+                }
+            };
+            for message in &reply.body.items {
+                // The parent came from history, and broadcasts are in history too.
+                let is_parent = message.ts == parent_ts;
+                let is_broadcast = message.subtype.as_deref() == Some("thread_broadcast");
+                if is_parent || is_broadcast || message.ts.is_empty() || !self.keep(message) {
+                    continue;
+                }
+                sink.index(
+                    message_id(channel_id, &message.ts),
+                    message_doc(message, ctx),
+                )
+                .await?;
+                self.counters.messages.fetch_add(1, Ordering::Relaxed);
+            }
+            cursor = next_page(
+                cursor.as_deref(),
+                reply.body.next_cursor(),
+                "conversations.replies",
+            )?;
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn get_docs(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let auth = self.auth_test(cancel).await?;
+        let base = auth.body.url.as_deref().and_then(workspace_base);
+        let names = self.fetch_users(sink, cancel).await?;
+        tracing::debug!(users = names.len(), "slack users fetched");
+        let channels = self.list_channels(cancel).await?;
+        let channel_names: HashMap<String, String> = channels
+            .iter()
+            .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
+            .collect();
+        let readable: Vec<(Channel, ChannelPlan)> = channels
+            .into_iter()
+            .filter(|(_, plan)| *plan != ChannelPlan::Ignore)
+            .collect();
+        tracing::debug!(channels = readable.len(), "slack channels to read");
+        let now = self.options.now.unwrap_or_else(now_secs);
+        let shared = Shared {
+            names,
+            channel_names,
+            base,
+            oldest: window_oldest(now, self.options.fetch_last_n_days),
+        };
+        let mut readable = readable.iter();
+        let mut tasks = FuturesUnordered::new();
+        loop {
+            while tasks.len() < self.options.channel_concurrency.max(1) {
+                let Some((channel, plan)) = readable.next() else {
+                    break;
+                };
+                let span = tracing::debug_span!("slack_channel", channel_id = %channel.id);
+                tasks.push(
+                    self.fetch_channel(channel, *plan, &shared, sink, cancel)
+                        .instrument(span),
+                );
+            }
+            match tasks.next().await {
+                // The first failure ends the sync; dropping `tasks` stops the other channels.
+                Some(result) => result?,
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DataSource for SlackSource {
+    async fn ping(&self) -> Result<(), SourceError> {
+        self.inner
+            .auth_test(&CancellationToken::new())
+            .await
+            .map(|_| ())
+    }
+
+    async fn validate(&self) -> Result<(), SourceError> {
+        check_token_shape(self.inner.options.token.expose())?;
+        let reply = self.inner.auth_test(&CancellationToken::new()).await?;
+        if let Some(granted) = reply.scopes.as_deref() {
+            let missing = missing_scopes(granted, self.inner.options.auto_join_channels);
+            if !missing.is_empty() {
+                return Err(SourceError::Auth(format!(
+                    "the Slack token lacks the scopes {} (token scopes: {}); add them to the app's bot token scopes and reinstall the app",
+                    missing.join(", "),
+                    if granted.is_empty() { "none" } else { granted }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_docs(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
+        let result = self.inner.get_docs(sink, cancel).await;
+        let counters = &self.inner.counters;
+        tracing::info!(
+            ok = result.is_ok(),
+            users = counters.users.load(Ordering::Relaxed),
+            channels = counters.channels.load(Ordering::Relaxed),
+            messages = counters.messages.load(Ordering::Relaxed),
+            threads = counters.threads.load(Ordering::Relaxed),
+            requests = self.inner.client.stats().requests.load(Ordering::Relaxed),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "slack fetch finished"
+        );
+        result
+    }
+
+    fn metadata(&self) -> Value {
+        let skipped = self
+            .inner
+            .skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stats = self.inner.client.stats();
+        let counters = &self.inner.counters;
+        json!({
+            "skipped_channels": skipped.len(),
+            "skipped": skipped
+                .iter()
+                .map(|s| json!({"channel": s.channel, "reason": s.reason}))
+                .collect::<Vec<_>>(),
+            "users": counters.users.load(Ordering::Relaxed),
+            "channels": counters.channels.load(Ordering::Relaxed),
+            "messages": counters.messages.load(Ordering::Relaxed),
+            "threads": counters.threads.load(Ordering::Relaxed),
+            "skipped_threads": counters.skipped_threads.load(Ordering::Relaxed),
+            "api_requests": stats.requests.load(Ordering::Relaxed),
+            "api_retries": stats.retries.load(Ordering::Relaxed),
+            "api_throttled": stats.throttled.load(Ordering::Relaxed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::ConfigField;
+
+    fn config(days: Value) -> Configuration {
+        let mut c = super::super::default_configuration();
+        c.get_mut("token").unwrap().value = json!("xoxb-1");
+        c.get_mut("fetch_last_n_days").unwrap().value = days;
+        c
+    }
+
+    #[test]
+    fn options_from_the_schema() {
+        let options = SlackOptions::from_configuration(&config(json!(30))).unwrap();
+        assert_eq!(options.fetch_last_n_days, 30);
+        assert!(!options.auto_join_channels);
+        assert!(options.sync_users);
+        assert_eq!(options.token.expose(), "xoxb-1");
+        let zero = SlackOptions::from_configuration(&config(json!("0"))).unwrap();
+        assert_eq!(zero.fetch_last_n_days, 0);
+        let empty = SlackOptions::from_configuration(&config(json!(""))).unwrap();
+        assert_eq!(empty.fetch_last_n_days, DEFAULT_DAYS);
+        let negative = SlackOptions::from_configuration(&config(json!(-1))).unwrap_err();
+        assert!(matches!(negative, SourceError::Configuration(ref m) if m.contains(DAYS_LABEL)));
+        let garbage = SlackOptions::from_configuration(&config(json!("many"))).unwrap_err();
+        assert!(matches!(garbage, SourceError::Configuration(_)));
+        let mut toggles = config(json!(1));
+        toggles.insert(
+            "auto_join_channels".into(),
+            ConfigField::new("x", "bool", 3).value(json!("true")),
+        );
+        toggles.get_mut("sync_users").unwrap().value = json!(false);
+        let options = SlackOptions::from_configuration(&toggles).unwrap();
+        assert!(options.auto_join_channels);
+        assert!(!options.sync_users);
+    }
+
+    #[test]
+    fn token_shape_and_scopes() {
+        let empty = check_token_shape("").unwrap_err().to_string();
+        assert_eq!(empty, "'Authentication Token' cannot be empty");
+        assert!(check_token_shape("abc")
+            .unwrap_err()
+            .to_string()
+            .contains("xoxb-"));
+        assert!(check_token_shape("xoxb-1").is_ok());
+        assert!(check_token_shape("xoxp-1").is_ok());
+        assert_eq!(
+            missing_scopes("channels:read,users:read", true),
+            vec!["channels:history", "channels:join"]
+        );
+        assert!(missing_scopes("channels:history,channels:read,users:read", false).is_empty());
+    }
+
+    #[test]
+    fn cursors_advance_or_fail() {
+        assert_eq!(
+            next_page(None, Some("YQ=="), "m").unwrap().as_deref(),
+            Some("YQ==")
+        );
+        assert_eq!(next_page(Some("YQ=="), None, "m").unwrap(), None);
+        assert!(next_page(Some("YQ=="), Some("YQ=="), "m").is_err());
+    }
+
+    #[test]
+    fn channel_plans() {
+        let options = SlackOptions::new(Secret::new("xoxb-1"));
+        let channel = |member: bool, archived: bool| Channel {
+            id: "C1".into(),
+            name: Some("general".into()),
+            is_member: Some(member),
+            is_archived: Some(archived),
+            ..Channel::default()
+        };
+        assert_eq!(
+            plan_channel(&channel(true, false), &options),
+            ChannelPlan::Read
+        );
+        assert_eq!(
+            plan_channel(&channel(true, true), &options),
+            ChannelPlan::Read
+        );
+        assert_eq!(
+            plan_channel(&channel(false, false), &options),
+            ChannelPlan::Ignore
+        );
+        let mut join = options.clone();
+        join.auto_join_channels = true;
+        assert_eq!(
+            plan_channel(&channel(false, false), &join),
+            ChannelPlan::JoinThenRead
+        );
+        assert_eq!(
+            plan_channel(&channel(false, true), &join),
+            ChannelPlan::Ignore
+        );
+        let mut filtered = options.clone();
+        filtered.channel_exclude = vec!["general".into()];
+        assert_eq!(
+            plan_channel(&channel(true, false), &filtered),
+            ChannelPlan::Ignore
+        );
+        filtered.channel_exclude.clear();
+        filtered.channel_include = vec!["C2".into()];
+        assert_eq!(
+            plan_channel(&channel(true, false), &filtered),
+            ChannelPlan::Ignore
+        );
+        filtered.channel_include = vec!["C1".into()];
+        filtered.exclude_archived = true;
+        assert_eq!(
+            plan_channel(&channel(true, true), &filtered),
+            ChannelPlan::Ignore
+        );
+        assert_eq!(conversation_types(&options), "public_channel");
+    }
+}

@@ -1,0 +1,917 @@
+//! Connector-protocol acceptance tests, each run in both protocol modes: direct index access
+//! against osmem (`feature_use_connectors_api: false`) and the `_connector` API through
+//! es-shim (`true`). Every test gets its own osmem (and shim), daemons run in their own
+//! runtimes (so one can be "killed" by dropping its runtime), and the source is a test
+//! source registered through [`ServiceDeps::registry`].
+
+use async_trait::async_trait;
+use chrono::TimeZone;
+use connectors::config::Config;
+use connectors::es::EsClient;
+use connectors::protocol::connector::Doc;
+use connectors::protocol::runner::RunnerTimings;
+use connectors::protocol::store::{self, ConnectorStore};
+use connectors::protocol::SourceRegistry;
+use connectors::scheduler::{Clock, ScaledClock, SystemClock};
+use connectors::service::{run_with, Action, ServiceDeps, ServiceError};
+use connectors::sources::{
+    basic_features, slack, Configuration, ConfigurationExt, DataSource, DocSender, SourceError,
+    SourceFactory,
+};
+use serde_json::{json, Map, Value};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Direct,
+    Api,
+}
+
+/// Shared knobs of the test source.
+#[derive(Default)]
+struct SourceState {
+    docs: AtomicUsize,
+    delay_ms: AtomicU64,
+    syncs: AtomicUsize,
+    pings: AtomicUsize,
+    fail: AtomicBool,
+}
+
+/// A `slack`-typed factory whose sources yield `docs` numbered documents.
+struct TestFactory {
+    state: Arc<SourceState>,
+}
+
+impl SourceFactory for TestFactory {
+    fn service_type(&self) -> &'static str {
+        "slack"
+    }
+    fn display_name(&self) -> &'static str {
+        "Slack (test)"
+    }
+    fn default_configuration(&self) -> Configuration {
+        slack::default_configuration()
+    }
+    fn features(&self) -> Value {
+        basic_features()
+    }
+    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Ok(Box::new(TestSource {
+            state: self.state.clone(),
+            token: configuration.str_value("token").unwrap_or_default(),
+        }))
+    }
+}
+
+struct TestSource {
+    state: Arc<SourceState>,
+    token: String,
+}
+
+#[async_trait]
+impl DataSource for TestSource {
+    async fn ping(&self) -> Result<(), SourceError> {
+        self.state.pings.fetch_add(1, Ordering::SeqCst);
+        if self.token == "bad" {
+            return Err(SourceError::Auth(
+                "'Authentication Token': slack rejected the token (invalid_auth)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn get_docs(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        self.state.syncs.fetch_add(1, Ordering::SeqCst);
+        for i in 0..self.state.docs.load(Ordering::SeqCst) {
+            if cancel.is_cancelled() {
+                return Err(SourceError::Cancelled);
+            }
+            let delay = self.state.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            let mut body = Map::new();
+            body.insert("title".into(), json!(format!("document {i}")));
+            sink.index(format!("doc-{i}"), body).await?;
+        }
+        if self.state.fail.load(Ordering::SeqCst) {
+            return Err(SourceError::Fetch(
+                "conversations.history failed: ratelimited".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn sync_cursor(&self) -> Option<Value> {
+        Some(json!({"docs": self.state.docs.load(Ordering::SeqCst)}))
+    }
+}
+
+/// One test's cluster, store and source.
+struct Env {
+    mode: Mode,
+    _osmem: osmem::Osmem,
+    _shim: Option<es_shim::ShimHandle>,
+    url: String,
+    state: Arc<SourceState>,
+    registry: SourceRegistry,
+    store: Arc<dyn ConnectorStore>,
+    dir: tempfile::TempDir,
+}
+
+static ENV_ONCE: Once = Once::new();
+
+impl Env {
+    fn new(mode: Mode) -> Env {
+        ENV_ONCE.call_once(|| {
+            // osmem reports an OpenSearch version; the shim reports ES 9 (API mode).
+            std::env::set_var("ALLOW_ES_VERSION_MISMATCH", "true");
+        });
+        let osmem = osmem::Osmem::start().expect("osmem-server");
+        let (shim, url) = match mode {
+            Mode::Direct => (None, osmem.url().to_string()),
+            Mode::Api => {
+                let shim = es_shim::ShimHandle::start(es_shim::ShimConfig::new(osmem.url()))
+                    .expect("es-shim");
+                let url = shim.url();
+                (Some(shim), url)
+            }
+        };
+        let state = Arc::new(SourceState::default());
+        state.docs.store(3, Ordering::SeqCst);
+        let factory: &'static TestFactory = Box::leak(Box::new(TestFactory {
+            state: state.clone(),
+        }));
+        let registry = SourceRegistry::new(vec![factory]);
+        let config = Config::from_yaml_str(
+            &yaml(&url, mode, &["x"], ""),
+            std::path::Path::new("test.yml"),
+            &|_| None,
+        )
+        .unwrap()
+        .config;
+        let es = EsClient::new(&config.elasticsearch).unwrap();
+        if mode == Mode::Api {
+            // Elasticsearch installs this pipeline itself; the shim needs it put.
+            block_on_other(es.json(
+                elasticsearch::http::Method::Put,
+                "/_ingest/pipeline/search-default-ingestion",
+                &[],
+                Some(json!({"processors": []})),
+            ))
+            .expect("pipeline");
+        }
+        let store = store::for_mode(es, mode == Mode::Api);
+        Env {
+            mode,
+            _osmem: osmem,
+            _shim: shim,
+            url,
+            state,
+            registry,
+            store,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self, connector_ids: &[&str], extra: &str) -> Config {
+        Config::from_yaml_str(
+            &yaml(&self.url, self.mode, connector_ids, extra),
+            std::path::Path::new("test.yml"),
+            &|_| None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config
+    }
+
+    fn config_file(&self) -> PathBuf {
+        let path = self.dir.path().join("config.yml");
+        std::fs::write(&path, yaml(&self.url, self.mode, &["x"], "")).unwrap();
+        path
+    }
+
+    /// Runs the `connectors` CLI in-process; returns (exit code, stdout, stderr).
+    async fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let path = self.config_file();
+        let mut argv = vec![
+            "connectors".to_string(),
+            "-c".into(),
+            path.display().to_string(),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = connectors::cli::main_with(argv, &mut out, &mut err).await;
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+
+    async fn cli_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.cli(args).await;
+        assert_eq!(code, 0, "connectors {args:?} failed: {err}");
+        out
+    }
+
+    /// A connector created with the CLI and configured with a good token.
+    async fn configured_connector(&self, id: &str) {
+        self.cli_ok(&[
+            "connector",
+            "create",
+            "--service-type",
+            "slack",
+            "--index-name",
+            &format!("search-{id}"),
+            "--connector-id",
+            id,
+            "--update-config",
+            "--set",
+            "token=good",
+            "--set",
+            "fetch_last_n_days=7",
+        ])
+        .await;
+        if self.mode == Mode::Direct {
+            // osmem has no ingest pipelines (Elasticsearch installs search-default-ingestion).
+            self.store
+                .update_connector(id, json!({"pipeline": {"name": "_none"}}), None)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn start_job(&self, connector_id: &str) -> String {
+        let out = self
+            .cli_ok(&[
+                "-o",
+                "json",
+                "job",
+                "start",
+                "-i",
+                connector_id,
+                "-t",
+                "full",
+            ])
+            .await;
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn connector(&self, id: &str) -> Doc {
+        self.store
+            .get_connector(id)
+            .await
+            .unwrap()
+            .expect("connector")
+    }
+
+    async fn job(&self, id: &str) -> Doc {
+        self.store.get_job(id).await.unwrap().expect("job")
+    }
+
+    async fn jobs_of(&self, connector_id: &str) -> Vec<Doc> {
+        self.store
+            .search_jobs(
+                json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                                "sort": [{"created_at": {"order": "asc"}}]}),
+            )
+            .await
+            .unwrap()
+    }
+
+    fn deps(&self, hostname: &str, clock: Arc<dyn Clock>) -> ServiceDeps {
+        ServiceDeps {
+            clock,
+            registry: self.registry.clone(),
+            timings: RunnerTimings {
+                stats_interval: Duration::from_millis(200),
+                check_interval: Duration::from_millis(100),
+                cancel_grace: Duration::from_secs(1),
+            },
+            hostname: hostname.to_string(),
+        }
+    }
+
+    fn daemon(&self, config: Config, actions: &[Action], hostname: &str) -> Daemon {
+        Daemon::start(config, actions, self.deps(hostname, Arc::new(SystemClock)))
+    }
+}
+
+fn yaml(url: &str, mode: Mode, ids: &[&str], extra: &str) -> String {
+    let connectors: String = ids
+        .iter()
+        .map(|id| format!("  - {{connector_id: \"{id}\", service_type: slack}}\n"))
+        .collect();
+    let idling = if extra.contains("idling:") {
+        ""
+    } else {
+        "  idling: 0.05\n"
+    };
+    format!(
+        "elasticsearch:\n  host: {url}\n  feature_use_connectors_api: {}\n  max_retries: 2\n  retry_interval: 0.05\n\
+         service:\n{idling}  job_cleanup_interval: 0.2\n  job_idle_timeout: 1.5\n  max_concurrent_content_syncs: 2\n{extra}\
+         connectors:\n{connectors}",
+        mode == Mode::Api
+    )
+}
+
+/// A service running on its own runtime.
+struct Daemon {
+    rt: Option<tokio::runtime::Runtime>,
+    token: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<Result<(), ServiceError>>>,
+}
+
+impl Daemon {
+    fn start(config: Config, actions: &[Action], deps: ServiceDeps) -> Daemon {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let token = CancellationToken::new();
+        let handle = rt.spawn(run_with(config, actions.to_vec(), token.clone(), deps));
+        Daemon {
+            rt: Some(rt),
+            token,
+            handle: Some(handle),
+        }
+    }
+
+    /// Graceful shutdown (SIGTERM): waits until the service returns.
+    async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(handle) = self.handle.take() {
+            let result = tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("service stops within 10 s");
+            result.unwrap().unwrap();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// SIGKILL: every task dropped at once, nothing finalised.
+    fn kill(mut self) {
+        self.handle.take();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.token.cancel();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        if started.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn wait_connector_field(
+    env: &Env,
+    id: &str,
+    field: &str,
+    value: &str,
+    timeout: Duration,
+) -> Doc {
+    wait_for(
+        &format!("connector {id} {field} = {value}"),
+        timeout,
+        || async { env.connector(id).await.str(field) == Some(value) },
+    )
+    .await;
+    env.connector(id).await
+}
+
+async fn wait_job_status(env: &Env, job_id: &str, status: &str, timeout: Duration) -> Doc {
+    wait_for(&format!("job {job_id} {status}"), timeout, || async {
+        env.job(job_id).await.str("status") == Some(status)
+    })
+    .await;
+    env.job(job_id).await
+}
+
+/// Runs a future on a fresh runtime from inside another one.
+fn block_on_other<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|scope| scope.spawn(|| block_on(future)).join().unwrap())
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+/// created → needs_configuration (exact schema) → configured → connected; bad configuration
+/// → error naming the field.
+async fn connector_lifecycle(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "lifecycle";
+    let out = env
+        .cli_ok(&[
+            "connector",
+            "create",
+            "--service-type",
+            "slack",
+            "--index-name",
+            "search-lifecycle",
+            "--connector-id",
+            id,
+            "--name",
+            "Lifecycle",
+        ])
+        .await;
+    assert!(out.contains("created connector lifecycle"), "{out}");
+    let doc = env.connector(id).await;
+    assert_eq!(doc.str("status"), Some("created"));
+    assert_eq!(doc.source["configuration"], json!({}));
+    assert_eq!(doc.source["pipeline"]["name"], "search-default-ingestion");
+    assert_eq!(
+        doc.source["filtering"][0]["active"]["rules"][0]["id"],
+        "DEFAULT"
+    );
+    assert_eq!(doc.source["scheduling"]["full"]["enabled"], false);
+    assert!(env
+        .store
+        .es()
+        .index_exists("search-lifecycle")
+        .await
+        .unwrap());
+
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::Schedule], "worker-1");
+    wait_connector_field(&env, id, "status", "needs_configuration", WAIT).await;
+    wait_for("heartbeat", WAIT, || async {
+        env.connector(id).await.str("last_seen").is_some()
+    })
+    .await;
+    let doc = env.connector(id).await;
+    let expected = connectors::protocol::connector::to_value(&slack::default_configuration());
+    assert_eq!(
+        doc.source["configuration"], expected,
+        "schema exactly as the Slack source declares"
+    );
+    assert_eq!(doc.source["configuration"]["token"]["sensitive"], true);
+    assert_eq!(doc.source["configuration"]["fetch_last_n_days"]["order"], 2);
+    assert_eq!(
+        doc.source["configuration"]["auto_join_channels"]["value"],
+        false
+    );
+    assert_eq!(doc.source["features"], basic_features());
+    assert_eq!(doc.str("service_type"), Some("slack"));
+    assert!(doc.str("last_seen").is_some(), "heartbeat on first sight");
+
+    let out = env
+        .cli_ok(&[
+            "connector",
+            "config",
+            "set",
+            "-i",
+            id,
+            "token=xoxb-very-secret",
+            "fetch_last_n_days=30",
+        ])
+        .await;
+    assert!(
+        !out.contains("xoxb-very-secret"),
+        "secrets are never echoed: {out}"
+    );
+    assert!(out.contains("token=******"), "{out}");
+    let doc = env.connector(id).await;
+    assert!(
+        matches!(doc.str("status"), Some("configured") | Some("connected")),
+        "{:?}",
+        doc.str("status")
+    );
+    let doc = wait_connector_field(&env, id, "status", "connected", WAIT).await;
+    assert_eq!(doc.source["error"], Value::Null);
+    assert_eq!(
+        doc.source["configuration"]["fetch_last_n_days"]["value"],
+        30
+    );
+
+    env.cli_ok(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        id,
+        "fetch_last_n_days=many",
+    ])
+    .await;
+    let doc = wait_connector_field(&env, id, "status", "error", WAIT).await;
+    let error = doc.str("error").unwrap_or("");
+    assert!(
+        error.contains("Days of message history to fetch"),
+        "{error}"
+    );
+
+    env.cli_ok(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        id,
+        "fetch_last_n_days=30",
+        "token=",
+    ])
+    .await;
+    wait_for("empty token error", WAIT, || async {
+        env.connector(id)
+            .await
+            .str("error")
+            .unwrap_or("")
+            .contains("'Authentication Token' cannot be empty.")
+    })
+    .await;
+
+    env.cli_ok(&["connector", "config", "set", "-i", id, "token=bad"])
+        .await;
+    wait_for("ping error", WAIT, || async {
+        env.connector(id)
+            .await
+            .str("error")
+            .unwrap_or("")
+            .contains("invalid_auth")
+    })
+    .await;
+    env.cli_ok(&["connector", "config", "set", "-i", id, "token=good"])
+        .await;
+    wait_connector_field(&env, id, "status", "connected", WAIT).await;
+    daemon.stop().await;
+}
+
+/// A one-minute schedule, a virtual clock (1 minute = 1 s) and two daemons: exactly one job
+/// per tick.
+async fn schedule_one_job_per_tick(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "scheduled";
+    env.configured_connector(id).await;
+    let out = env
+        .cli_ok(&[
+            "connector",
+            "schedule",
+            "set",
+            "-i",
+            id,
+            "--full",
+            "0 * * * * ?",
+        ])
+        .await;
+    assert!(out.contains("full every"), "{out}");
+    // Virtual time starts at 00:00:30 and runs 60× faster: slots 00:01:00 (real 0.5 s) and
+    // 00:02:00 (1.5 s); the daemons stop at about 00:02:45 (2.25 s).
+    let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
+    // idling 6 s of virtual time = 0.1 s real.
+    let config = env.config(&[id], "  idling: 6\n");
+    let actions = [Action::Schedule, Action::SyncContent];
+    let a = Daemon::start(
+        config.clone(),
+        &actions,
+        env.deps("worker-a", clock.clone()),
+    );
+    let b = Daemon::start(config, &actions, env.deps("worker-b", clock.clone()));
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    a.stop().await;
+    b.stop().await;
+    let jobs = env.jobs_of(id).await;
+    let scheduled: Vec<&Doc> = jobs
+        .iter()
+        .filter(|j| j.str("trigger_method") == Some("scheduled"))
+        .collect();
+    assert_eq!(
+        scheduled.len(),
+        2,
+        "one job per tick: {:#?}",
+        jobs.iter().map(|j| &j.source).collect::<Vec<_>>()
+    );
+    for job in &scheduled {
+        assert_eq!(job.str("job_type"), Some("full"));
+        assert_eq!(job.str("status"), Some("completed"));
+    }
+    let doc = env.connector(id).await;
+    assert_eq!(
+        doc.str("last_sync_scheduled_at"),
+        Some("2026-01-01T00:02:00.000000Z")
+    );
+    assert_eq!(env.state.syncs.load(Ordering::SeqCst), 2);
+}
+
+/// No scheduled job piles up while the previous one is still pending (upstream creates one
+/// per tick regardless).
+async fn schedule_skips_while_pending(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "pileup";
+    env.configured_connector(id).await;
+    env.cli_ok(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        id,
+        "--full",
+        "0 * * * * ?",
+    ])
+    .await;
+    let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
+    let started = scaled.started();
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
+    let daemon = Daemon::start(
+        env.config(&[id], "  idling: 6\n"),
+        &[Action::Schedule],
+        env.deps("w", clock),
+    );
+    tokio::time::sleep(
+        (started + Duration::from_millis(2250)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    daemon.stop().await;
+    let jobs = env.jobs_of(id).await;
+    assert_eq!(jobs.len(), 1, "one pending job, not one per tick");
+    assert_eq!(jobs[0].str("status"), Some("pending"));
+    assert_eq!(jobs[0].str("trigger_method"), Some("scheduled"));
+    let doc = env.connector(id).await;
+    assert_eq!(
+        doc.str("last_sync_scheduled_at"),
+        Some("2026-01-01T00:02:00.000000Z")
+    );
+}
+
+/// An on-demand job is claimed, run and finalised with the exact §2.5 fields.
+async fn on_demand_job_finalised(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "ondemand";
+    env.configured_connector(id).await;
+    env.state.docs.store(5, Ordering::SeqCst);
+    let job_id = env.start_job(id).await;
+    let job = env.job(&job_id).await;
+    assert_eq!(job.str("status"), Some("pending"));
+    assert_eq!(job.str("trigger_method"), Some("on_demand"));
+    assert_eq!(job.at("/connector/index_name"), "search-ondemand");
+    assert_eq!(job.at("/connector/configuration/token/value"), "good");
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-x");
+    let job = wait_job_status(&env, &job_id, "completed", WAIT).await;
+    daemon.stop().await;
+    let s = &job.source;
+    assert_eq!(s["error"], Value::Null);
+    assert_eq!(s["worker_hostname"], "worker-x");
+    for key in ["started_at", "completed_at", "last_seen", "created_at"] {
+        assert!(
+            s[key]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{key}: {s}"
+        );
+    }
+    assert!(s["canceled_at"].is_null());
+    assert_eq!(s["indexed_document_count"], 5);
+    assert_eq!(s["indexed_document_volume"], 0);
+    assert_eq!(s["deleted_document_count"], 0);
+    assert_eq!(s["total_document_count"], 5);
+    assert_eq!(s["metadata"], json!({}));
+    let c = env.connector(id).await;
+    let c = &c.source;
+    assert_eq!(c["last_sync_status"], "completed");
+    assert_eq!(c["last_sync_error"], Value::Null);
+    assert_eq!(c["status"], "connected");
+    assert_eq!(c["error"], Value::Null);
+    assert!(c["last_synced"].as_str().is_some());
+    assert_eq!(c["last_indexed_document_count"], 5);
+    assert_eq!(c["last_deleted_document_count"], 0);
+    assert_eq!(c["sync_cursor"], json!({"docs": 5}));
+    assert_eq!(env.store.es().count("search-ondemand").await.unwrap(), 5);
+
+    // A failing source: the job ends `error` with the source's text, the connector too.
+    env.state.fail.store(true, Ordering::SeqCst);
+    let job_id = env.start_job(id).await;
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-x");
+    let job = wait_job_status(&env, &job_id, "error", WAIT).await;
+    daemon.stop().await;
+    assert!(
+        job.str("error").unwrap_or("").contains("ratelimited"),
+        "{}",
+        job.source
+    );
+    assert!(job.source["completed_at"].is_string());
+    let c = env.connector(id).await;
+    assert_eq!(c.str("last_sync_status"), Some("error"));
+    assert_eq!(c.str("status"), Some("error"));
+    assert!(c
+        .str("last_sync_error")
+        .unwrap_or("")
+        .contains("ratelimited"));
+    assert_eq!(
+        c.source["sync_cursor"],
+        json!({"docs": 5}),
+        "cursor kept from the completed sync"
+    );
+}
+
+/// Two daemons, ten connectors, ten pending jobs: every job runs exactly once.
+async fn ten_jobs_run_exactly_once(mode: Mode) {
+    let env = Env::new(mode);
+    let ids: Vec<String> = (0..10).map(|i| format!("many-{i}")).collect();
+    for id in &ids {
+        env.configured_connector(id).await;
+    }
+    let mut jobs = Vec::new();
+    for id in &ids {
+        jobs.push(env.start_job(id).await);
+    }
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let config = env.config(&id_refs, "");
+    let a = env.daemon(config.clone(), &[Action::SyncContent], "worker-a");
+    let b = env.daemon(config, &[Action::SyncContent], "worker-b");
+    for job in &jobs {
+        wait_job_status(&env, job, "completed", WAIT).await;
+    }
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(
+        env.state.syncs.load(Ordering::SeqCst),
+        10,
+        "each job ran exactly once"
+    );
+    for id in &ids {
+        let all = env.jobs_of(id).await;
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            env.connector(id).await.str("last_sync_status"),
+            Some("completed")
+        );
+    }
+}
+
+/// Cancel while running → canceled within 5 s.
+async fn cancel_running_job(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "cancel";
+    env.configured_connector(id).await;
+    env.state.docs.store(100_000, Ordering::SeqCst);
+    env.state.delay_ms.store(5, Ordering::SeqCst);
+    let job_id = env.start_job(id).await;
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-c");
+    wait_job_status(&env, &job_id, "in_progress", WAIT).await;
+    let out = env.cli_ok(&["job", "cancel", &job_id]).await;
+    assert!(out.contains("canceling"), "{out}");
+    let asked = Instant::now();
+    let job = wait_job_status(&env, &job_id, "canceled", Duration::from_secs(5)).await;
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert!(job.source["canceled_at"].is_string() && job.source["completed_at"].is_string());
+    assert_eq!(job.source["error"], Value::Null);
+    // The connector is written right after the job.
+    let c = wait_connector_field(&env, id, "last_sync_status", "canceled", WAIT).await;
+    assert_eq!(c.str("status"), Some("connected"));
+    daemon.stop().await;
+}
+
+/// Shutdown mid-job → suspended; a new daemon completes it.
+async fn shutdown_suspends_and_resumes(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "suspend";
+    env.configured_connector(id).await;
+    env.state.docs.store(100_000, Ordering::SeqCst);
+    env.state.delay_ms.store(5, Ordering::SeqCst);
+    let job_id = env.start_job(id).await;
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-1");
+    wait_job_status(&env, &job_id, "in_progress", WAIT).await;
+    daemon.stop().await;
+    let job = env.job(&job_id).await;
+    assert_eq!(job.str("status"), Some("suspended"));
+    assert!(job.source["completed_at"].is_null());
+    assert_eq!(
+        env.connector(id).await.str("last_sync_status"),
+        Some("suspended")
+    );
+
+    env.state.docs.store(4, Ordering::SeqCst);
+    env.state.delay_ms.store(0, Ordering::SeqCst);
+    let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-2");
+    let job = wait_job_status(&env, &job_id, "completed", WAIT).await;
+    daemon.stop().await;
+    assert_eq!(job.str("worker_hostname"), Some("worker-2"));
+    assert_eq!(job.source["indexed_document_count"], 4);
+}
+
+/// A daemon killed mid-job: the cleanup fails the job after the idle timeout and releases
+/// the connector, which then syncs again.
+async fn killed_daemon_cleaned_up(mode: Mode) {
+    let env = Env::new(mode);
+    let id = "killed";
+    env.configured_connector(id).await;
+    env.state.docs.store(100_000, Ordering::SeqCst);
+    env.state.delay_ms.store(5, Ordering::SeqCst);
+    let job_id = env.start_job(id).await;
+    let victim = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "victim");
+    wait_job_status(&env, &job_id, "in_progress", WAIT).await;
+    victim.kill();
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.job(&job_id).await.str("status"), Some("in_progress"));
+    assert_eq!(
+        env.connector(id).await.str("last_sync_status"),
+        Some("in_progress")
+    );
+
+    env.state.docs.store(2, Ordering::SeqCst);
+    env.state.delay_ms.store(0, Ordering::SeqCst);
+    let rescuer = env.daemon(
+        env.config(&[id], ""),
+        &[Action::SyncContent, Action::Cleanup],
+        "rescuer",
+    );
+    let job = wait_job_status(&env, &job_id, "error", WAIT).await;
+    let time =
+        |key: &str| chrono::DateTime::parse_from_rfc3339(job.str(key).unwrap_or_default()).unwrap();
+    assert!(
+        time("completed_at") - time("last_seen") >= chrono::Duration::milliseconds(1500),
+        "not before the idle timeout after the last heartbeat: {}",
+        job.source
+    );
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
+    let error = job.str("error").unwrap_or("");
+    assert!(
+        error.contains("has not seen any update for some time") && error.contains("1.5 s"),
+        "{error}"
+    );
+    let c = wait_connector_field(&env, id, "last_sync_status", "error", WAIT).await;
+    assert!(c
+        .str("last_sync_error")
+        .unwrap_or("")
+        .contains("has not seen any update"));
+
+    let next = env.start_job(id).await;
+    let job = wait_job_status(&env, &next, "completed", WAIT).await;
+    assert_eq!(job.str("worker_hostname"), Some("rescuer"));
+    wait_connector_field(&env, id, "last_sync_status", "completed", WAIT).await;
+    rescuer.stop().await;
+}
+
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod direct {
+            $(#[test] fn $name() { super::block_on(super::$name(super::Mode::Direct)); })*
+        }
+        mod api {
+            $(#[test] fn $name() { super::block_on(super::$name(super::Mode::Api)); })*
+        }
+    };
+}
+
+both_modes!(
+    connector_lifecycle,
+    schedule_one_job_per_tick,
+    schedule_skips_while_pending,
+    on_demand_job_finalised,
+    ten_jobs_run_exactly_once,
+    cancel_running_job,
+    shutdown_suspends_and_resumes,
+    killed_daemon_cleaned_up,
+);

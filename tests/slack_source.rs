@@ -1,0 +1,854 @@
+//! Component tests of the Slack source against the Slack simulator (`ftest/slack-sim`):
+//! the documents produced for a configuration must be exactly the simulator's `expected`
+//! set, under tier limits, fault storms, skips and failures. No Elasticsearch: the tests
+//! read the `DocSender` output directly.
+
+use connectors::config::Secret;
+use connectors::sources::slack::client::RetryBudget;
+use connectors::sources::slack::{SlackOptions, SlackSource};
+use connectors::sources::{DataSource, DocOp, DocSender, SourceError};
+use serde_json::{Map, Value};
+use slack_sim::{
+    DataSize, ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, SimConfig, SimHandle, TokenSpec,
+    WorkspaceSpec,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Pinned clock: the same workspace on every run.
+const NOW: i64 = 1_700_000_000;
+const TOKEN: &str = "xoxb-sim-bot-token";
+
+fn start(spec: WorkspaceSpec) -> SimHandle {
+    SimHandle::start(SimConfig {
+        spec,
+        now: Some(NOW),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+/// Options against `sim`, unpaced, with fast retries.
+fn options(sim: &SimHandle, days: u32, auto_join: bool, sync_users: bool) -> SlackOptions {
+    let mut options = SlackOptions::new(Secret::new(TOKEN));
+    options.base_url = sim.api_url();
+    options.now = Some(NOW);
+    options.fetch_last_n_days = days;
+    options.auto_join_channels = auto_join;
+    options.sync_users = sync_users;
+    options.pace = false;
+    options.request_timeout = Duration::from_secs(10);
+    options.retry = RetryBudget {
+        max_retries: 10,
+        max_throttled: 200,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    };
+    options
+}
+
+struct Run {
+    result: Result<(), SourceError>,
+    docs: BTreeMap<String, Map<String, Value>>,
+    duplicates: usize,
+    metadata: Value,
+    elapsed: Duration,
+}
+
+async fn run(options: SlackOptions) -> Run {
+    let source = SlackSource::new(options).expect("source builds");
+    let (tx, mut rx) = DocSender::channel(64);
+    let cancel = CancellationToken::new();
+    let started = Instant::now();
+    let fetch = async {
+        let result = source.get_docs(&tx, &cancel).await;
+        drop(tx);
+        result
+    };
+    let collect = async {
+        let mut docs = BTreeMap::new();
+        let mut duplicates = 0;
+        while let Some(op) = rx.recv().await {
+            match op {
+                DocOp::Index(doc) => {
+                    if docs.insert(doc.id, doc.body).is_some() {
+                        duplicates += 1;
+                    }
+                }
+                other => panic!("a full sync only indexes, got {other:?}"),
+            }
+        }
+        (docs, duplicates)
+    };
+    let (result, (docs, duplicates)) = tokio::join!(fetch, collect);
+    Run {
+        result,
+        docs,
+        duplicates,
+        metadata: source.metadata(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn query(days: u32, auto_join: bool, sync_users: bool) -> ExpectedQuery {
+    ExpectedQuery {
+        fetch_last_n_days: days,
+        auto_join_channels: auto_join,
+        sync_users,
+        now: Some(NOW),
+    }
+}
+
+fn s(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_string)
+}
+
+/// Ids equal, no duplicates, key fields equal.
+fn assert_matches(run: &Run, expected: &[ExpectedDoc], label: &str) {
+    if let Err(e) = &run.result {
+        panic!("{label}: sync failed: {e}");
+    }
+    let got: BTreeSet<&str> = run.docs.keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = expected.iter().map(ExpectedDoc::id).collect();
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{label}: {} expected, {} produced; missing {missing:?}, extra {extra:?}",
+        want.len(),
+        got.len()
+    );
+    assert_eq!(run.duplicates, 0, "{label}: documents sent twice");
+    for doc in expected {
+        let body = &run.docs[doc.id()];
+        match doc {
+            ExpectedDoc::User { name, .. } => {
+                assert_eq!(body["type"], "user", "{label}");
+                assert_eq!(s(&body["name"]).as_ref(), Some(name), "{label}");
+            }
+            ExpectedDoc::Channel { name, .. } => {
+                assert_eq!(body["type"], "channel", "{label}");
+                assert_eq!(s(&body["name"]).as_ref(), Some(name), "{label}");
+            }
+            ExpectedDoc::Message {
+                id,
+                channel,
+                channel_id,
+                ts,
+                thread_ts,
+                reply_count,
+                edited_ts,
+            } => {
+                assert_eq!(body["type"], "message", "{label} {id}");
+                assert_eq!(s(&body["channel"]).as_ref(), Some(channel), "{label} {id}");
+                assert_eq!(
+                    s(&body["channel_id"]).as_ref(),
+                    Some(channel_id),
+                    "{label} {id}"
+                );
+                assert_eq!(s(&body["ts"]).as_ref(), Some(ts), "{label} {id}");
+                assert_eq!(&s(&body["thread_ts"]), thread_ts, "{label} {id}");
+                assert_eq!(&body["reply_count"].as_u64(), reply_count, "{label} {id}");
+                assert_eq!(&s(&body["edited_ts"]), edited_ts, "{label} {id}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_workspace_matches_expected_for_every_option_combination() {
+    for auto_join in [false, true] {
+        // A fresh workspace per auto-join value: joining changes memberships.
+        let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+        for sync_users in [false, true] {
+            for days in [0, 1, 30, 180] {
+                let label = format!("auto_join={auto_join} sync_users={sync_users} days={days}");
+                let expected = sim.expected(&query(days, auto_join, sync_users));
+                let result = run(options(&sim, days, auto_join, sync_users)).await;
+                assert_matches(&result, &expected.docs, &label);
+                println!("{label}: {} docs ({:?})", expected.total, expected.counts);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medium_workspace_matches_expected() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
+    for (days, auto_join, sync_users) in [
+        (180, false, true),
+        (1, false, false),
+        (0, true, false),
+        (30, true, true),
+    ] {
+        let label = format!("medium auto_join={auto_join} sync_users={sync_users} days={days}");
+        let expected = sim.expected(&query(days, auto_join, sync_users));
+        let result = run(options(&sim, days, auto_join, sync_users)).await;
+        assert_matches(&result, &expected.docs, &label);
+        println!(
+            "{label}: {} docs in {:?} ({:?})",
+            expected.total, result.elapsed, expected.counts
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_history_with_zero_days() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let all = sim.expected(&query(0, false, false));
+    let windowed = sim.expected(&query(30, false, false));
+    assert!(all.counts["message"] > windowed.counts["message"]);
+    let result = run(options(&sim, 0, false, false)).await;
+    assert_matches(&result, &all.docs, "days=0");
+    let messages = result
+        .docs
+        .values()
+        .filter(|d| d["type"] == "message")
+        .count();
+    assert_eq!(messages, all.counts["message"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_limits_time_scaled_complete_with_few_429s_and_high_budget_use() {
+    // A Slack minute lasts one second; our buckets run at the same scale.
+    let scale = 60.0;
+    let sim = SimHandle::start(SimConfig {
+        spec: WorkspaceSpec::for_size(DataSize::Small),
+        now: Some(NOW),
+        rate_limits: true,
+        time_scale: scale,
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let expected = sim.expected(&query(0, true, true));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = scale;
+    let result = run(paced).await;
+    assert_matches(&result, &expected.docs, "paced");
+    let stats = sim.stats();
+    let replies = stats.calls["conversations.replies"] as f64;
+    // Replies dominate: at 50/min × 60 = 50/s after a burst of 5, the ideal time is
+    // (replies - 5) / 50 s; budget use = ideal / actual.
+    let ideal = (replies - 5.0).max(0.0) / (50.0 * scale / 60.0);
+    let used = ideal / result.elapsed.as_secs_f64();
+    println!(
+        "paced: {} docs, {} calls, {} replies calls, {} HTTP 429, elapsed {:?}, replies budget use {:.0}%",
+        expected.total,
+        stats.total_calls,
+        replies,
+        stats.ratelimited_total,
+        result.elapsed,
+        used * 100.0
+    );
+    assert!(
+        stats.ratelimited_total <= 3,
+        "429 storm: {}",
+        stats.ratelimited_total
+    );
+    // ~97% on an idle machine; the bound leaves room for a loaded CI box.
+    assert!(used >= 0.6, "budget use {:.2}", used);
+    assert_eq!(
+        result.metadata["api_throttled"].as_u64(),
+        Some(stats.ratelimited_total)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaced_client_obeys_retry_after_without_loss() {
+    // Pacing off: the simulator's limiter answers 429 + Retry-After and we must obey.
+    let scale = 120.0;
+    let sim = SimHandle::start(SimConfig {
+        spec: WorkspaceSpec::for_size(DataSize::Small),
+        now: Some(NOW),
+        rate_limits: true,
+        time_scale: scale,
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let expected = sim.expected(&query(0, true, true));
+    let result = run(options(&sim, 0, true, true)).await;
+    assert_matches(&result, &expected.docs, "unpaced");
+    let stats = sim.stats();
+    println!(
+        "unpaced: {} docs, {} calls, {} HTTP 429 (all retried after Retry-After), elapsed {:?}",
+        expected.total, stats.total_calls, stats.ratelimited_total, result.elapsed
+    );
+    assert!(stats.ratelimited_total > 0, "the storm did not happen");
+    assert_eq!(
+        result.metadata["api_throttled"].as_u64(),
+        Some(stats.ratelimited_total)
+    );
+}
+
+fn fault(method: &str, after: u64, times: Option<u64>, action: FaultAction) -> FaultRule {
+    FaultRule {
+        method: method.into(),
+        channel: None,
+        after,
+        times,
+        action,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_storm_of_5xx_ratelimited_and_garbage_loses_nothing() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let expected = sim.expected(&query(180, false, true));
+    sim.set_faults(vec![
+        fault(
+            "users.list",
+            0,
+            Some(2),
+            FaultAction::HttpStatus {
+                status: 503,
+                retry_after: None,
+            },
+        ),
+        fault(
+            "conversations.list",
+            0,
+            Some(1),
+            FaultAction::DropConnection,
+        ),
+        fault("conversations.list", 0, Some(1), FaultAction::MalformedJson),
+        fault(
+            "conversations.history",
+            2,
+            Some(6),
+            FaultAction::HttpStatus {
+                status: 500,
+                retry_after: None,
+            },
+        ),
+        fault(
+            "conversations.history",
+            0,
+            Some(4),
+            FaultAction::Error {
+                error: "ratelimited".into(),
+            },
+        ),
+        fault(
+            "conversations.replies",
+            3,
+            Some(8),
+            FaultAction::HttpStatus {
+                status: 429,
+                retry_after: Some("0.01".into()),
+            },
+        ),
+        fault(
+            "conversations.replies",
+            0,
+            Some(5),
+            FaultAction::Error {
+                error: "internal_error".into(),
+            },
+        ),
+        fault(
+            "conversations.replies",
+            10,
+            Some(3),
+            FaultAction::MalformedJson,
+        ),
+        fault("*", 5, Some(3), FaultAction::DropConnection),
+    ]);
+    let result = run(options(&sim, 180, false, true)).await;
+    assert_matches(&result, &expected.docs, "fault storm");
+    let stats = sim.stats();
+    let faults: u64 = stats.faults.values().sum();
+    println!(
+        "fault storm: {} faults injected {:?}, {} docs, metadata {}",
+        faults, stats.faults, expected.total, result.metadata
+    );
+    assert!(faults >= 20, "faults fired: {faults}");
+}
+
+fn readable_channels(sim: &SimHandle, q: &ExpectedQuery) -> Vec<String> {
+    sim.expected(q)
+        .docs
+        .iter()
+        .filter_map(|d| match d {
+            ExpectedDoc::Channel { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_in_channel_skips_the_channel_and_counts_it() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let q = query(180, false, true);
+    let skipped = readable_channels(&sim, &q)[0].clone();
+    sim.set_faults(vec![FaultRule {
+        method: "conversations.history".into(),
+        channel: Some(skipped.clone()),
+        after: 0,
+        times: None,
+        action: FaultAction::Error {
+            error: "not_in_channel".into(),
+        },
+    }]);
+    let expected: Vec<ExpectedDoc> = sim
+        .expected(&q)
+        .docs
+        .into_iter()
+        .filter(|d| match d {
+            ExpectedDoc::Channel { id, .. } => *id != skipped,
+            ExpectedDoc::Message { channel_id, .. } => *channel_id != skipped,
+            ExpectedDoc::User { .. } => true,
+        })
+        .collect();
+    let result = run(options(&sim, 180, false, true)).await;
+    assert_matches(&result, &expected, "not_in_channel");
+    assert_eq!(result.metadata["skipped_channels"], 1);
+    assert_eq!(result.metadata["skipped"][0]["channel"], skipped.as_str());
+    assert_eq!(result.metadata["skipped"][0]["reason"], "not_in_channel");
+    println!("skip metadata: {}", result.metadata);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_scope_fails_naming_the_scope() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let token = "xoxb-no-history-scope";
+    sim.set_token(TokenSpec {
+        token: token.into(),
+        kind: Default::default(),
+        scopes: vec!["channels:read".into(), "users:read".into()],
+        revoked: false,
+        user: None,
+    });
+    let mut opts = options(&sim, 30, false, true);
+    opts.token = Secret::new(token);
+    let result = run(opts.clone()).await;
+    match &result.result {
+        Err(SourceError::Auth(message)) => {
+            assert!(message.contains("channels:history"), "{message}");
+            assert!(message.contains("channels:read,users:read"), "{message}");
+            println!("get_docs: {message}");
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+    let source = SlackSource::new(opts).unwrap();
+    match source.validate().await {
+        Err(SourceError::Auth(message)) => {
+            assert!(message.contains("channels:history"), "{message}");
+            println!("validate: {message}");
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failures_and_token_shape_are_actionable() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let mut bad = options(&sim, 30, false, true);
+    bad.token = Secret::new("xoxb-unknown");
+    let source = SlackSource::new(bad.clone()).unwrap();
+    assert!(matches!(source.ping().await, Err(SourceError::Auth(m)) if m.contains("invalid_auth")));
+    sim.set_token(TokenSpec {
+        token: "xoxb-revoked".into(),
+        kind: Default::default(),
+        scopes: vec![],
+        revoked: true,
+        user: None,
+    });
+    bad.token = Secret::new("xoxb-revoked");
+    let source = SlackSource::new(bad.clone()).unwrap();
+    let run = run(bad.clone()).await;
+    assert!(matches!(run.result, Err(SourceError::Auth(ref m)) if m.contains("token_revoked")));
+    assert!(run.docs.is_empty());
+    assert!(source.validate().await.is_err());
+    bad.token = Secret::new("");
+    let empty = SlackSource::new(bad.clone()).unwrap().validate().await;
+    assert_eq!(
+        empty.unwrap_err().to_string(),
+        "'Authentication Token' cannot be empty"
+    );
+    bad.token = Secret::new("not-a-token");
+    let shape = SlackSource::new(bad).unwrap().validate().await;
+    assert!(shape.unwrap_err().to_string().contains("xoxb-"));
+    let good = SlackSource::new(options(&sim, 30, true, true)).unwrap();
+    good.ping().await.expect("ping");
+    good.validate().await.expect("validate with every scope");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_mid_fetch_fails_the_sync() {
+    for (method, after) in [("conversations.history", 3), ("conversations.replies", 5)] {
+        let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+        sim.set_faults(vec![fault(
+            method,
+            after,
+            None,
+            FaultAction::HttpStatus {
+                status: 500,
+                retry_after: None,
+            },
+        )]);
+        let result = run(options(&sim, 0, false, true)).await;
+        match &result.result {
+            Err(SourceError::Fetch(message)) => {
+                assert!(message.contains(method), "{message}");
+                println!(
+                    "{method}: {message} ({} docs sent before)",
+                    result.docs.len()
+                );
+            }
+            other => panic!("{method}: expected a fetch error, got {other:?}"),
+        }
+        // A permanent unexpected ok:false fails too (never yields an empty page).
+        sim.set_faults(vec![fault(
+            method,
+            after,
+            None,
+            FaultAction::Error {
+                error: "invalid_cursor".into(),
+            },
+        )]);
+        let result = run(options(&sim, 0, false, true)).await;
+        assert!(
+            matches!(&result.result, Err(SourceError::Fetch(m)) if m.contains("invalid_cursor")),
+            "{:?}",
+            result.result
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_edges_are_exact() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let all = sim.expected(&query(0, false, false));
+    // A top-level message with a fractional ts: with oldest = floor(ts) it is in (ts >
+    // oldest); with oldest = floor(ts) + 1 it is out.
+    let (id, ts) = all
+        .docs
+        .iter()
+        .find_map(|d| match d {
+            ExpectedDoc::Message {
+                id,
+                ts,
+                thread_ts: None,
+                ..
+            } if !ts.ends_with(".000000") => Some((id.clone(), ts.clone())),
+            _ => None,
+        })
+        .expect("a plain message");
+    let secs: i64 = ts.split('.').next().unwrap().parse().unwrap();
+    for (now, inside) in [(secs + 86_400, true), (secs + 1 + 86_400, false)] {
+        let q = ExpectedQuery {
+            now: Some(now),
+            ..query(1, false, false)
+        };
+        let expected = sim.expected(&q);
+        let mut opts = options(&sim, 1, false, false);
+        opts.now = Some(now);
+        let result = run(opts).await;
+        assert_matches(&result, &expected.docs, &format!("edge now={now}"));
+        assert_eq!(result.docs.contains_key(&id), inside, "{id} at now={now}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_pages_exercise_cursors_with_padding() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let expected = sim.expected(&query(0, true, true));
+    let mut opts = options(&sim, 0, true, true);
+    opts.page_size = 3;
+    opts.history_page_size = 7;
+    let result = run(opts).await;
+    assert_matches(&result, &expected.docs, "tiny pages");
+    let stats = sim.stats();
+    // Every follow-up page used a cursor ending in '=': none was rejected.
+    assert!(stats.calls["users.list"] > 5, "{:?}", stats.calls);
+    assert!(stats.calls["conversations.list"] > 3, "{:?}", stats.calls);
+    let rejected: u64 = stats
+        .errors
+        .values()
+        .filter_map(|e| e.get("invalid_cursor"))
+        .sum();
+    assert_eq!(rejected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_are_rewritten_and_fields_enriched() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let result = run(options(&sim, 0, false, true)).await;
+    result.result.as_ref().expect("sync");
+    let users: BTreeMap<&str, &Map<String, Value>> = result
+        .docs
+        .iter()
+        .filter(|(_, d)| d["type"] == "user")
+        .map(|(id, d)| (id.as_str(), d))
+        .collect();
+    let mut mentions = 0;
+    for (id, doc) in result.docs.iter().filter(|(_, d)| d["type"] == "message") {
+        let text = doc["text"].as_str().unwrap_or("");
+        let body = doc["body"].as_str().unwrap_or("");
+        for user in users.keys() {
+            assert!(!text.contains(&format!("<@{user}>")), "{id}: {text}");
+            assert!(!body.contains(&format!("@{user}")), "{id}: {body}");
+        }
+        if text.contains("<@") {
+            mentions += 1;
+        }
+        assert!(
+            !body.contains("&lt;") && !body.contains("&amp;"),
+            "{id}: {body}"
+        );
+        let url = doc["url"].as_str().expect("permalink");
+        assert!(
+            url.starts_with("https://") && url.contains("/archives/"),
+            "{url}"
+        );
+        let ts = doc["ts"].as_str().unwrap();
+        assert!(url.contains(&format!("/p{}", ts.replace('.', ""))), "{url}");
+        if doc["thread_ts"].as_str().is_some_and(|t| t != ts) {
+            assert!(url.contains("?thread_ts="), "{url}");
+        }
+        assert!(doc["_timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(doc["title"].as_str().is_some_and(|t| t.starts_with('#')));
+        assert!(doc["author"].is_string(), "{id}");
+    }
+    assert!(mentions > 10, "only {mentions} messages with mentions");
+    println!("{mentions} messages with rewritten mentions");
+}
+
+#[tokio::test]
+async fn token_never_appears_in_logs_at_trace_level() {
+    use connectors::telemetry::CaptureWriter;
+    let sim = start(WorkspaceSpec {
+        channels: 4,
+        messages_per_channel: 30,
+        ..WorkspaceSpec::for_size(DataSize::Small)
+    });
+    let secret = "xoxb-0000-SUPERSECRET-trace";
+    sim.set_token(TokenSpec {
+        token: secret.into(),
+        kind: Default::default(),
+        scopes: slack_sim::DEFAULT_BOT_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        revoked: false,
+        user: None,
+    });
+    sim.set_faults(vec![fault(
+        "conversations.history",
+        1,
+        Some(2),
+        FaultAction::HttpStatus {
+            status: 503,
+            retry_after: None,
+        },
+    )]);
+    let capture = CaptureWriter::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut opts = options(&sim, 0, false, true);
+    opts.token = Secret::new(secret);
+    let source = SlackSource::new(opts.clone()).unwrap();
+    tracing::info!(?opts, source = ?source, "options");
+    let result = run(opts.clone()).await;
+    result.result.as_ref().expect("sync");
+    source.validate().await.expect("validate");
+    // Failures too: a revoked token and a permanent error.
+    sim.set_faults(vec![fault(
+        "users.list",
+        0,
+        None,
+        FaultAction::Error {
+            error: "fatal_error".into(),
+        },
+    )]);
+    let failed = run(opts.clone()).await;
+    let error = failed.result.unwrap_err().to_string();
+    tracing::error!(%error, "sync failed");
+    assert!(!error.contains(secret));
+    let logs = capture.contents();
+    assert!(
+        logs.len() > 1000,
+        "trace logs captured: {} bytes",
+        logs.len()
+    );
+    assert!(
+        logs.contains("slack request"),
+        "our trace lines are captured"
+    );
+    assert!(!logs.contains(secret), "the token leaked into the logs");
+    assert!(!logs.contains("SUPERSECRET"), "part of the token leaked");
+    println!("{} bytes of trace logs, no token", logs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_builds_from_configuration_and_env_base_url() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    // Only this test sets the variable; every other test sets `base_url` explicitly.
+    std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
+    let factory = connectors::sources::factory("slack").unwrap();
+    let mut configuration = factory.default_configuration();
+    configuration.get_mut("token").unwrap().value = TOKEN.into();
+    configuration.get_mut("fetch_last_n_days").unwrap().value = 30.into();
+    let source = factory.build(&configuration).expect("builds");
+    source
+        .ping()
+        .await
+        .expect("ping through SLACK_API_BASE_URL");
+    configuration.get_mut("fetch_last_n_days").unwrap().value = (-3).into();
+    assert!(matches!(
+        factory.build(&configuration),
+        Err(SourceError::Configuration(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_interrupts_rate_limit_waits() {
+    // Real tier rates (scale 1): the sync would take minutes; cancel stops it at once.
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 1.0;
+    let source = SlackSource::new(paced).unwrap();
+    // Room for every document: nothing needs to drain the channel.
+    let (tx, _rx) = DocSender::channel(4096);
+    let cancel = CancellationToken::new();
+    let canceller = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(source.get_docs(&tx, &cancel), canceller);
+    assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overestimated_tiers_adapt_without_a_429_storm() {
+    // Slack's real limit is half what we think (our scale 120, the server's 60): after the
+    // first 429s the buckets slow down instead of hammering.
+    let sim = SimHandle::start(SimConfig {
+        spec: WorkspaceSpec::for_size(DataSize::Small),
+        now: Some(NOW),
+        rate_limits: true,
+        time_scale: 60.0,
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let expected = sim.expected(&query(0, true, true));
+    let mut paced = options(&sim, 0, true, true);
+    paced.pace = true;
+    paced.tier_scale = 120.0;
+    let result = run(paced).await;
+    assert_matches(&result, &expected.docs, "overestimated tiers");
+    let stats = sim.stats();
+    let replies = stats.calls["conversations.replies"];
+    let throttled = stats
+        .ratelimited
+        .get("conversations.replies")
+        .copied()
+        .unwrap_or(0);
+    // The server's budget: 25 burst, then 50/s; use = ideal time for the successful calls.
+    let ideal = ((replies - throttled) as f64 - 25.0).max(0.0) / 50.0;
+    println!(
+        "overestimated tiers: {} calls, {} replies calls, {} HTTP 429 ({:?}), elapsed {:?}, replies budget use {:.0}%",
+        stats.total_calls,
+        replies,
+        stats.ratelimited_total,
+        stats.ratelimited,
+        result.elapsed,
+        ideal / result.elapsed.as_secs_f64() * 100.0
+    );
+    assert!(
+        stats.ratelimited_total * 5 <= replies,
+        "429 storm: {} of {} calls",
+        stats.ratelimited_total,
+        stats.total_calls
+    );
+}
+
+/// CPU time (user + system) of the calling thread, from `/proc/thread-self/stat`.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the state field.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Benchmark (run with `--release -- --ignored --nocapture`): CPU per document of the
+/// source alone (HTTP client, JSON parsing, transforms), on one thread; the simulator
+/// serves from its own threads and is not counted.
+#[test]
+#[ignore]
+fn bench_source_cpu_per_doc() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Medium));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let expected = sim.expected(&query(0, true, true));
+    let before = thread_cpu().expect("/proc/thread-self/stat");
+    let result = runtime.block_on(run(options(&sim, 0, true, true)));
+    let cpu = thread_cpu().unwrap() - before;
+    assert_matches(&result, &expected.docs, "bench");
+    let docs = result.docs.len() as f64;
+    println!(
+        "bench: {} docs in {:?}, source CPU {:?} = {:.1} µs/doc",
+        docs,
+        result.elapsed,
+        cpu,
+        cpu.as_secs_f64() * 1e6 / docs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_options_reach_private_channels_dms_and_filters() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let summary = sim.workspace();
+    let public = sim.expected(&query(0, false, false));
+    let mut wide = options(&sim, 0, false, false);
+    wide.include_private_channels = true;
+    wide.include_direct_messages = true;
+    let result = run(wide).await;
+    result.result.as_ref().expect("sync");
+    let channels: Vec<&Map<String, Value>> = result
+        .docs
+        .values()
+        .filter(|d| d["type"] == "channel")
+        .collect();
+    // Every public doc is still there, plus private channels and DMs the bot is in.
+    for doc in &public.docs {
+        assert!(result.docs.contains_key(doc.id()), "{}", doc.id());
+    }
+    assert!(
+        channels.len() > public.counts["channel"],
+        "{} channels with private + DMs, {} public ({summary:?})",
+        channels.len(),
+        public.counts["channel"]
+    );
+    // Filters: exclude one readable channel by name, drop bot messages.
+    let excluded = public
+        .docs
+        .iter()
+        .find_map(|d| match d {
+            ExpectedDoc::Channel { id, name } => Some((id.clone(), name.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let mut filtered = options(&sim, 0, false, false);
+    filtered.channel_exclude = vec![excluded.1.clone()];
+    filtered.skip_bot_messages = true;
+    let result = run(filtered).await;
+    result.result.as_ref().expect("sync");
+    assert!(!result.docs.contains_key(&excluded.0));
+    assert!(result.docs.values().all(|d| d.get("channel_id")
+        != Some(&Value::from(excluded.0.as_str()))
+        && d.get("subtype") != Some(&Value::from("bot_message"))));
+}
