@@ -386,14 +386,7 @@ impl EsClient {
         refresh: bool,
     ) -> Result<Value, EsError> {
         let path = format!("/{}/_update/{}", encode(index), encode(id));
-        let mut query = Vec::new();
-        if let Some((seq_no, primary_term)) = guard {
-            query.push(("if_seq_no", seq_no.to_string()));
-            query.push(("if_primary_term", primary_term.to_string()));
-        }
-        if refresh {
-            query.push(("refresh", "true".to_string()));
-        }
+        let query = write_query(guard, refresh);
         self.json(
             Method::Post,
             &path,
@@ -419,14 +412,7 @@ impl EsClient {
             ),
             None => (Method::Post, format!("/{}/_doc", encode(index))),
         };
-        let mut query = Vec::new();
-        if let Some((seq_no, primary_term)) = guard {
-            query.push(("if_seq_no", seq_no.to_string()));
-            query.push(("if_primary_term", primary_term.to_string()));
-        }
-        if refresh {
-            query.push(("refresh", "true".to_string()));
-        }
+        let query = write_query(guard, refresh);
         self.json(method, &path, &query, Some(doc)).await
     }
 
@@ -549,6 +535,19 @@ pub fn check_version(info: &Value) -> Result<(), EsError> {
         },
         needed: format!("Elasticsearch {COMPATIBLE_MAJOR}.x"),
     })
+}
+
+/// Query of a document write: optimistic-concurrency guard and refresh.
+fn write_query(guard: Option<(u64, u64)>, refresh: bool) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some((seq_no, primary_term)) = guard {
+        query.push(("if_seq_no", seq_no.to_string()));
+        query.push(("if_primary_term", primary_term.to_string()));
+    }
+    if refresh {
+        query.push(("refresh", "true".to_string()));
+    }
+    query
 }
 
 /// Percent-encodes one path segment.

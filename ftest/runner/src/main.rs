@@ -903,14 +903,9 @@ impl Service {
                 }
             }
         }
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // Fields after the command name (which may hold spaces) start after ')'.
-            if let Some(rest) = stat.rsplit(')').next() {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-                    + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-                self.cpu_seconds = ticks as f64 / 100.0;
-            }
+        let cpu = process_cpu_seconds(pid);
+        if cpu > 0.0 {
+            self.cpu_seconds = cpu;
         }
     }
 
