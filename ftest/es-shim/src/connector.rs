@@ -778,21 +778,40 @@ pub async fn index_name(app: &App, id: &str, raw: &Bytes) -> Answer {
 
 /// `PUT /_connector/{id}/_name`.
 pub async fn name(app: &App, id: &str, raw: &Bytes) -> Answer {
-    const P: &str = "connector_update_name_request";
-    let b = body::required(raw, P, &["name", "description"])?;
-    let name = body::opt_str(&b, "name", P)?;
-    let description = body::opt_str(&b, "description", P)?;
-    if name.is_none() && description.is_none() {
-        return Err(ShimError::validation(&[
-            "[name] and [description] cannot both be null.".to_string(),
-        ]));
+    update_optional_pair(
+        app,
+        id,
+        raw,
+        "connector_update_name_request",
+        ["name", "description"],
+    )
+    .await
+}
+
+/// An update of two optional string fields of which at least one must be given
+/// (`_name`, `_api_key_id`): ES's shared "cannot both be null" rule.
+async fn update_optional_pair(
+    app: &App,
+    id: &str,
+    raw: &Bytes,
+    request: &str,
+    [first, second]: [&str; 2],
+) -> Answer {
+    let b = body::required(raw, request, &[first, second])?;
+    let values = [
+        body::opt_str(&b, first, request)?,
+        body::opt_str(&b, second, request)?,
+    ];
+    if values.iter().all(Option::is_none) {
+        return Err(ShimError::validation(&[format!(
+            "[{first}] and [{second}] cannot both be null."
+        )]));
     }
     modify(app, id, |doc| {
-        if let Some(n) = &name {
-            doc.insert("name".into(), json!(n));
-        }
-        if let Some(d) = &description {
-            doc.insert("description".into(), json!(d));
+        for (field, value) in [first, second].into_iter().zip(&values) {
+            if let Some(v) = value {
+                doc.insert(field.into(), json!(v));
+            }
         }
         Ok(())
     })
@@ -914,24 +933,13 @@ pub async fn features(app: &App, id: &str, raw: &Bytes) -> Answer {
 
 /// `PUT /_connector/{id}/_api_key_id`.
 pub async fn api_key_id(app: &App, id: &str, raw: &Bytes) -> Answer {
-    const P: &str = "connector_update_api_key_id_request";
-    let b = body::required(raw, P, &["api_key_id", "api_key_secret_id"])?;
-    let key = body::opt_str(&b, "api_key_id", P)?;
-    let secret = body::opt_str(&b, "api_key_secret_id", P)?;
-    if key.is_none() && secret.is_none() {
-        return Err(ShimError::validation(&[
-            "[api_key_id] and [api_key_secret_id] cannot both be null.".to_string(),
-        ]));
-    }
-    modify(app, id, |doc| {
-        if let Some(k) = &key {
-            doc.insert("api_key_id".into(), json!(k));
-        }
-        if let Some(s) = &secret {
-            doc.insert("api_key_secret_id".into(), json!(s));
-        }
-        Ok(())
-    })
+    update_optional_pair(
+        app,
+        id,
+        raw,
+        "connector_update_api_key_id_request",
+        ["api_key_id", "api_key_secret_id"],
+    )
     .await
 }
 
