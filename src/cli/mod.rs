@@ -96,7 +96,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub index_language: Option<String>,
     /// Connector id (default: generated).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub connector_id: Option<String>,
     /// JSON file of configuration values or full field objects.
     #[arg(long)]
@@ -115,7 +115,7 @@ pub enum ConfigCmd {
     /// Set configuration values.
     Set {
         /// Connector id.
-        #[arg(short = 'i', long = "id")]
+        #[arg(short = 'i', long = "id", allow_hyphen_values = true)]
         id: String,
         /// KEY=VALUE pairs.
         #[arg(required = true, value_name = "KEY=VALUE")]
@@ -135,7 +135,7 @@ pub enum ScheduleCmd {
 #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["full", "incremental", "access_control", "disable"])))]
 pub struct ScheduleArgs {
     /// Connector id.
-    #[arg(short = 'i', long = "id")]
+    #[arg(short = 'i', long = "id", allow_hyphen_values = true)]
     pub id: String,
     /// Full-sync Quartz cron.
     #[arg(long)]
@@ -179,7 +179,7 @@ pub enum JobCmd {
     /// Start an on-demand sync.
     Start {
         /// Connector id.
-        #[arg(short = 'i', long = "id")]
+        #[arg(short = 'i', long = "id", allow_hyphen_values = true)]
         id: String,
         /// Job type.
         #[arg(short = 't', long = "type", value_enum, default_value = "full")]
@@ -188,16 +188,19 @@ pub enum JobCmd {
     /// List a connector's jobs.
     List {
         /// Connector id.
+        #[arg(allow_hyphen_values = true)]
         connector_id: String,
     },
     /// Show a job.
     View {
         /// Job id.
+        #[arg(allow_hyphen_values = true)]
         job_id: String,
     },
     /// Cancel a job.
     Cancel {
         /// Job id.
+        #[arg(allow_hyphen_values = true)]
         job_id: String,
     },
 }
@@ -877,6 +880,28 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    /// Elasticsearch ids are base64url and may start with `-`: a job id
+    /// like `-uEtWGX…` must be taken as a value, not as a flag.
+    #[test]
+    fn ids_may_start_with_a_hyphen() {
+        for args in [
+            vec!["connectors", "job", "view", "-uEtWGXHRMd0t5Fnqhx6"],
+            vec!["connectors", "job", "cancel", "-uEtWGXHRMd0t5Fnqhx6"],
+            vec!["connectors", "job", "list", "-abc"],
+            vec!["connectors", "job", "start", "-i", "-abc"],
+            vec!["connectors", "-o", "json", "job", "view", "-x"],
+        ] {
+            let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let id = match cli.command {
+                Command::Job(JobCmd::View { job_id } | JobCmd::Cancel { job_id }) => job_id,
+                Command::Job(JobCmd::List { connector_id }) => connector_id,
+                Command::Job(JobCmd::Start { id, .. }) => id,
+                other => panic!("{other:?}"),
+            };
+            assert!(id.starts_with('-'), "{args:?} gave {id}");
+        }
     }
 
     #[test]
