@@ -76,6 +76,12 @@ async fn run(options: SlackOptions) -> Run {
                         duplicates += 1;
                     }
                 }
+                DocOp::IndexRaw(raw) => {
+                    let doc = raw.to_document();
+                    if docs.insert(doc.id, doc.body).is_some() {
+                        duplicates += 1;
+                    }
+                }
                 other => panic!("a full sync only indexes, got {other:?}"),
             }
         }
@@ -893,7 +899,7 @@ async fn internal_options_reach_private_channels_dms_and_filters() {
 #[ignore]
 fn bench_parse_and_transform_split() {
     use connectors::sources::slack::client::ApiResponse;
-    use connectors::sources::slack::transform::{message_doc, Message, MessageContext, Names};
+    use connectors::sources::slack::transform::{message_json, Message, MessageContext, Names};
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
     let channel = readable_channels(&sim, &query(0, false, false))[0].clone();
     let url = format!("{}/conversations.history", sim.api_url());
@@ -930,7 +936,7 @@ fn bench_parse_and_transform_split() {
     let started = Instant::now();
     for _ in 0..rounds {
         for message in &page.items {
-            drop(std::hint::black_box(message_doc(message, &ctx)));
+            drop(std::hint::black_box(message_json(message, &ctx)));
         }
     }
     let build = started.elapsed();

@@ -258,6 +258,9 @@ impl Consumer {
             DocOp::Index(doc) | DocOp::Update(doc) => {
                 self.rules.is_empty() || self.rules.includes(&doc.body)
             }
+            // Rules need fields: parse only when there are rules (then the fast path's
+            // saving is spent, but filtering is rare and stays correct).
+            DocOp::IndexRaw(raw) => self.rules.is_empty() || self.rules.includes(&raw.fields()),
             DocOp::Delete(_) => true,
         };
         if !keep {

@@ -25,7 +25,7 @@ use super::client::{
     SlackError, Verb, BASE_URL_ENV,
 };
 use super::transform::{
-    channel_doc, message_doc, message_id, user_doc, window_oldest, workspace_base, Channel,
+    channel_doc, message_id, message_json, user_doc, window_oldest, workspace_base, Channel,
     Message, MessageContext, Names, User,
 };
 use crate::config::Secret;
@@ -527,7 +527,8 @@ impl Inner {
                 if message.ts.is_empty() || !self.keep(message) {
                     continue;
                 }
-                sink.index(message_id(id, &message.ts), message_doc(message, &ctx))
+                let (json, has_timestamp) = message_json(message, &ctx);
+                sink.index_raw(message_id(id, &message.ts), json, has_timestamp)
                     .await?;
                 self.counters.messages.fetch_add(1, Ordering::Relaxed);
                 let is_parent = message.reply_count.unwrap_or(0) > 0
@@ -621,11 +622,9 @@ impl Inner {
                 if is_parent || is_broadcast || message.ts.is_empty() || !self.keep(message) {
                     continue;
                 }
-                sink.index(
-                    message_id(channel_id, &message.ts),
-                    message_doc(message, ctx),
-                )
-                .await?;
+                let (json, has_timestamp) = message_json(message, ctx);
+                sink.index_raw(message_id(channel_id, &message.ts), json, has_timestamp)
+                    .await?;
                 self.counters.messages.fetch_add(1, Ordering::Relaxed);
             }
             cursor = next_page(

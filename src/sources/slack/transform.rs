@@ -202,8 +202,13 @@ impl Names {
     /// The author of a message: the user's name, else the bot user's, else the bot's
     /// `username`, else the raw id.
     pub fn author(&self, message: &Message) -> Option<String> {
+        self.author_ref(message).map(str::to_string)
+    }
+
+    /// [`Self::author`] without the copy.
+    pub fn author_ref<'a>(&'a self, message: &'a Message) -> Option<&'a str> {
         if let Some(user) = message.user.as_deref() {
-            return Some(self.user(user).unwrap_or(user).to_string());
+            return Some(self.user(user).unwrap_or(user));
         }
         let bot = message.bot_id.as_deref()?;
         Some(
@@ -211,8 +216,7 @@ impl Names {
                 .get(bot)
                 .map(String::as_str)
                 .or(message.username.as_deref())
-                .unwrap_or(bot)
-                .to_string(),
+                .unwrap_or(bot),
         )
     }
 
@@ -261,12 +265,31 @@ fn is_slack_id(s: &str) -> bool {
 
 /// Undoes Slack's three escapes (`&lt;`, `&gt;`, `&amp;`), `&amp;` last.
 pub fn unescape(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_string();
+    let mut out = String::with_capacity(text.len());
+    push_unescaped(&mut out, text);
+    out
+}
+
+/// [`unescape`] appending to `out`. One pass: `&amp;lt;` gives `&lt;` (not `<`), as the
+/// `&amp;`-last replacement order does.
+fn push_unescaped(out: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (replacement, len) = if tail.starts_with("&lt;") {
+            ('<', 4)
+        } else if tail.starts_with("&gt;") {
+            ('>', 4)
+        } else if tail.starts_with("&amp;") {
+            ('&', 5)
+        } else {
+            ('&', 1)
+        };
+        out.push(replacement);
+        rest = &tail[len..];
     }
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    out.push_str(rest);
 }
 
 /// Readable plain text from Slack mrkdwn: `<@U1>` → `@name`, `<#C1|general>` → `#general`,
@@ -276,7 +299,7 @@ pub fn plain_text(text: &str, names: &Names, channels: &HashMap<String, String>)
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find('<') {
-        out.push_str(&unescape(&rest[..start]));
+        push_unescaped(&mut out, &rest[..start]);
         let after = &rest[start + 1..];
         let Some(end) = after.find('>') else {
             rest = &rest[start..];
@@ -298,27 +321,26 @@ pub fn plain_text(text: &str, names: &Names, channels: &HashMap<String, String>)
             out.push_str(name.unwrap_or(id));
         } else if let Some(special) = target.strip_prefix('!') {
             match label {
-                Some(l) => out.push_str(&unescape(l)),
+                Some(l) => push_unescaped(&mut out, l),
                 None => {
                     out.push('@');
                     out.push_str(special.split('^').next().unwrap_or(special));
                 }
             }
         } else {
-            let url = unescape(target);
             match label.filter(|l| !l.is_empty()) {
                 Some(l) => {
-                    out.push_str(&unescape(l));
+                    push_unescaped(&mut out, l);
                     out.push_str(" (");
-                    out.push_str(&url);
+                    push_unescaped(&mut out, target);
                     out.push(')');
                 }
-                None => out.push_str(&url),
+                None => push_unescaped(&mut out, target),
             }
         }
         rest = &after[end + 1..];
     }
-    out.push_str(&unescape(rest));
+    push_unescaped(&mut out, rest);
     out
 }
 
@@ -498,54 +520,180 @@ pub fn message_id(channel_id: &str, ts: &str) -> String {
     id
 }
 
-/// The message document (§4.3 fields, plus `type`, `channel_id`, `author_id`, `body`,
-/// `title`, `_timestamp` and `url`).
-pub fn message_doc(message: &Message, ctx: &MessageContext<'_>) -> Map<String, Value> {
+/// The message document (§4.3 fields plus `type`, `body`, `title` and `url`), serialized
+/// straight into JSON: messages are nearly every document of a sync, and building a field
+/// map per message only to serialize and drop it was most of the source's CPU.
+/// Returns the body and whether it carries `_timestamp`.
+pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bool) {
     let raw_text = message.text.as_deref().unwrap_or("");
-    let author = ctx.names.author(message);
+    let author = ctx.names.author_ref(message);
     let author_id = message.user.as_deref().or(message.bot_id.as_deref());
-    let title = match author.as_deref() {
-        Some(a) => format!("#{} — {a}", ctx.channel_name),
-        None => format!("#{}", ctx.channel_name),
-    };
-    let mut doc = Map::new();
-    doc.insert("type".into(), "message".into());
-    doc.insert("channel".into(), ctx.channel_name.into());
-    doc.insert("channel_id".into(), ctx.channel_id.into());
-    doc.insert("author".into(), opt(author));
-    doc.insert("author_id".into(), opt_str(author_id));
-    doc.insert(
-        "text".into(),
-        opt(message
-            .text
-            .as_deref()
-            .map(|t| rewrite_mentions(t, ctx.names))),
+    let mut doc = ObjectWriter::with_capacity(3 * raw_text.len() + 512);
+    doc.str("type", "message");
+    doc.str("channel", ctx.channel_name);
+    doc.str("channel_id", ctx.channel_id);
+    doc.opt_str("author", author);
+    doc.opt_str("author_id", author_id);
+    match message.text.as_deref() {
+        Some(text) => doc.str("text", &rewrite_mentions(text, ctx.names)),
+        None => doc.null("text"),
+    }
+    doc.str("body", &plain_text(raw_text, ctx.names, ctx.channels));
+    match author {
+        Some(a) => doc.str_parts("title", &["#", ctx.channel_name, " — ", a]),
+        None => doc.str_parts("title", &["#", ctx.channel_name]),
+    }
+    doc.str("ts", &message.ts);
+    let timestamp = ts_micros(&message.ts).and_then(iso_from_micros);
+    if let Some(timestamp) = &timestamp {
+        doc.str("_timestamp", timestamp);
+    }
+    doc.opt_str(
+        "edited_ts",
+        message.edited.as_ref().and_then(|e| e.ts.as_deref()),
     );
-    doc.insert(
-        "body".into(),
-        plain_text(raw_text, ctx.names, ctx.channels).into(),
-    );
-    doc.insert("title".into(), title.into());
-    doc.insert("ts".into(), message.ts.clone().into());
-    set_timestamp(&mut doc, ts_micros(&message.ts).and_then(iso_from_micros));
-    doc.insert(
-        "edited_ts".into(),
-        opt_str(message.edited.as_ref().and_then(|e| e.ts.as_deref())),
-    );
-    doc.insert("subtype".into(), opt_str(message.subtype.as_deref()));
-    doc.insert("reply_count".into(), opt(message.reply_count));
-    doc.insert(
-        "latest_reply".into(),
-        opt_str(message.latest_reply.as_deref()),
-    );
-    doc.insert("thread_ts".into(), opt_str(message.thread_ts.as_deref()));
-    doc.insert(
-        "url".into(),
-        opt(ctx
-            .base
-            .map(|b| permalink(b, ctx.channel_id, &message.ts, message.thread_ts.as_deref()))),
-    );
-    doc
+    doc.opt_str("subtype", message.subtype.as_deref());
+    match message.reply_count {
+        Some(count) => doc.u64("reply_count", count),
+        None => doc.null("reply_count"),
+    }
+    doc.opt_str("latest_reply", message.latest_reply.as_deref());
+    doc.opt_str("thread_ts", message.thread_ts.as_deref());
+    match ctx.base {
+        Some(base) => {
+            let (secs, frac) = message.ts.split_once('.').unwrap_or((&message.ts, ""));
+            let mut parts = vec![base, "/archives/", ctx.channel_id, "/p", secs, frac];
+            if let Some(parent) = message.thread_ts.as_deref().filter(|t| *t != message.ts) {
+                parts.extend(["?thread_ts=", parent, "&cid=", ctx.channel_id]);
+            }
+            doc.str_parts("url", &parts);
+        }
+        None => doc.null("url"),
+    }
+    (doc.finish(), timestamp.is_some())
+}
+
+/// [`message_json`] as a field map (tests, and anyone who wants fields).
+pub fn message_doc(message: &Message, ctx: &MessageContext<'_>) -> Map<String, Value> {
+    serde_json::from_slice(&message_json(message, ctx).0).unwrap_or_default()
+}
+
+/// Writes one JSON object field by field. Keys are ours (plain ASCII, never escaped);
+/// values are escaped as JSON requires.
+struct ObjectWriter {
+    out: Vec<u8>,
+}
+
+impl ObjectWriter {
+    fn with_capacity(capacity: usize) -> ObjectWriter {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        ObjectWriter { out }
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.out.len() > 1 {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.str_parts(key, &[value]);
+    }
+
+    /// One string value made of `parts`, concatenated.
+    fn str_parts(&mut self, key: &str, parts: &[&str]) {
+        self.key(key);
+        self.out.push(b'"');
+        for part in parts {
+            escape_json_into(&mut self.out, part);
+        }
+        self.out.push(b'"');
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(value) => self.str(key, value),
+            None => self.null(key),
+        }
+    }
+
+    fn u64(&mut self, key: &str, value: u64) {
+        self.key(key);
+        // Writing to a Vec cannot fail.
+        let _ = std::io::Write::write_fmt(&mut self.out, format_args!("{value}"));
+    }
+
+    fn null(&mut self, key: &str) {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
+    }
+}
+
+/// Appends `s` JSON-escaped (without quotes): `"`, `\\` and control characters; the rest,
+/// unicode included, is copied as is (JSON text is UTF-8). Message text is most of the
+/// bytes we write, so clean runs are found eight bytes at a time.
+fn escape_json_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Whether any of the eight bytes of `word` is `"`, `\\` or below 0x20 (may say yes for a
+/// byte that only looks close; the byte loop then decides exactly).
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The classic "has a byte below n" and "has a zero byte" tricks.
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let has_quote = quote.wrapping_sub(ONES) & !quote & HIGH;
+    let has_backslash = backslash.wrapping_sub(ONES) & !backslash & HIGH;
+    below_space | has_quote | has_backslash != 0
 }
 
 #[cfg(test)]
@@ -675,6 +823,92 @@ mod tests {
             Some("1699913600")
         );
         assert_eq!(window_oldest(1_700_000_000, 0), None);
+    }
+
+    #[test]
+    fn json_escaping_round_trips() {
+        for text in [
+            "plain",
+            "quote \" backslash \\ slash /",
+            "lines\nand\r\ttabs \u{0} \u{1f} \u{7f}",
+            "unicode é 日本語 🎉 \u{2028}",
+            "",
+            "exactly8",
+            "a longer clean run of text, then one \" quote, then more clean text\\",
+            "\u{1}\u{2}\u{3}\u{4}\u{5}\u{6}\u{7}\u{8}\u{9}",
+            "ééééé\"ééééé",
+        ] {
+            let mut out = b"\"".to_vec();
+            escape_json_into(&mut out, text);
+            out.push(b'"');
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, text);
+        }
+    }
+
+    /// No byte that needs escaping slips through the eight-byte scan, at any position and
+    /// beside any neighbour.
+    #[test]
+    fn word_scan_never_misses_a_byte_to_escape() {
+        for needs in (0u8..0x20).chain([b'"', b'\\']) {
+            for filler in 0u8..=255 {
+                for at in 0..8 {
+                    let mut word = [filler; 8];
+                    word[at] = needs;
+                    assert!(
+                        word_needs_escape(u64::from_le_bytes(word)),
+                        "{needs} at {at}"
+                    );
+                }
+            }
+        }
+        assert!(!word_needs_escape(u64::from_le_bytes(*b"clean ok")));
+    }
+
+    #[test]
+    fn message_json_matches_the_field_helpers() {
+        let names = names();
+        let channels = HashMap::new();
+        let ctx = MessageContext {
+            channel_id: "C1",
+            channel_name: "gen\"eral",
+            names: &names,
+            channels: &channels,
+            base: Some("https://acme.slack.com"),
+        };
+        let reply: Message = serde_json::from_value(json!({
+            "type": "message", "bot_id": "B01", "text": "<@USERID1> \"quoted\"\n&lt;b&gt;",
+            "ts": "1700000001.000200", "thread_ts": "1700000000.000100", "reply_count": 0,
+            "edited": {"ts": "1700000002.000000"}
+        }))
+        .unwrap();
+        let (json, has_timestamp) = message_json(&reply, &ctx);
+        assert!(has_timestamp);
+        let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            doc["url"],
+            json!(permalink(
+                "https://acme.slack.com",
+                "C1",
+                &reply.ts,
+                reply.thread_ts.as_deref()
+            ))
+        );
+        assert_eq!(doc["title"], json!("#gen\"eral — ci-bot"));
+        assert_eq!(doc["body"], json!("@user_one \"quoted\"\n<b>"));
+        assert_eq!(doc["reply_count"], json!(0));
+        assert_eq!(doc["edited_ts"], json!("1700000002.000000"));
+        assert_eq!(doc.len(), 16);
+        let undated: Message = serde_json::from_value(json!({"ts": "not-a-ts"})).unwrap();
+        let ctx = MessageContext { base: None, ..ctx };
+        let (json, has_timestamp) = message_json(&undated, &ctx);
+        assert!(!has_timestamp);
+        let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap();
+        assert!(!doc.contains_key("_timestamp"));
+        assert_eq!(doc["url"], Value::Null);
+        assert_eq!(doc["text"], Value::Null);
+        assert_eq!(doc["author"], Value::Null);
+        assert_eq!(doc["title"], json!("#gen\"eral"));
     }
 
     #[test]
