@@ -9,12 +9,6 @@ use connectors::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc malloc: a sync allocates and frees a few small buffers per
-/// document, and glibc's allocator was a quarter of the service's CPU in profiles
-/// (BENCHMARKS.md). Its build-time setting lives in `.cargo/config.toml`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
 enum ActionArg {

@@ -26,6 +26,7 @@ pub mod media;
 pub mod pipeline;
 pub mod proxy;
 pub mod router;
+pub mod sink;
 pub mod store;
 pub mod sync_job;
 pub mod upstream;
@@ -55,6 +56,8 @@ pub struct ShimConfig {
     pub listen: String,
     /// Version `GET /` reports.
     pub es_version: String,
+    /// Indices whose `_bulk` writes are answered and discarded ([`sink`], benchmarks).
+    pub sink_indices: Vec<String>,
 }
 
 impl ShimConfig {
@@ -63,6 +66,7 @@ impl ShimConfig {
             upstream: upstream.into(),
             listen: "127.0.0.1:0".into(),
             es_version: DEFAULT_ES_VERSION.into(),
+            sink_indices: Vec::new(),
         }
     }
 }
@@ -74,6 +78,7 @@ pub struct App {
     pub system: store::SystemIndices,
     pub es_version: String,
     pub cluster_uuid: String,
+    pub sink: Arc<sink::Sink>,
 }
 
 impl App {
@@ -97,6 +102,7 @@ impl App {
             system: store::SystemIndices::default(),
             es_version: cfg.es_version.clone(),
             cluster_uuid: uuid,
+            sink: Arc::new(sink::Sink::new(cfg.sink_indices.clone())),
         })
     }
 }
@@ -109,6 +115,7 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
 /// A running shim. Dropping it (or [`shutdown`](Self::shutdown)) stops it.
 pub struct ShimHandle {
     addr: SocketAddr,
+    sink: Arc<sink::Sink>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -122,6 +129,7 @@ impl ShimHandle {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(&cfg)?);
+        let sink = app.sink.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
@@ -185,6 +193,7 @@ impl ShimHandle {
             .context("es-shim thread died during startup")??;
         Ok(ShimHandle {
             addr,
+            sink,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -197,6 +206,11 @@ impl ShimHandle {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The discarding sink ([`ShimConfig::sink_indices`]).
+    pub fn sink(&self) -> &sink::Sink {
+        &self.sink
     }
 
     /// Stops the server and waits for its thread.

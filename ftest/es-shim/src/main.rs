@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         upstream: upstream.clone(),
         listen: args.listen.clone(),
         es_version: args.es_version.clone(),
+        sink_indices: Vec::new(),
     })?;
     let ready =
         serde_json::json!({"url": shim.url(), "upstream": upstream, "pid": std::process::id()});

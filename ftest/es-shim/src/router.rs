@@ -176,6 +176,9 @@ async fn dispatch(
             let default_index = if s.len() == 2 { Some(s[0]) } else { None };
             let pipeline = crate::body::param(&query, "pipeline");
             let raw = body!();
+            if let Some(answer) = app.sink.bulk(&raw, default_index) {
+                return Ok(json_response(StatusCode::OK, &answer));
+            }
             return ingest::bulk(
                 &app.upstream,
                 &app.pipelines,

@@ -47,6 +47,17 @@ enum Mode {
     Both,
 }
 
+/// Where the content index's bulk writes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EsSink {
+    /// osmem-server: real indexing, full verification of ids and fields.
+    Osmem,
+    /// The ES shim answers content `_bulk` requests and only records ids (benchmarks:
+    /// measures the connector instead of osmem's few hundred docs/s). Verification checks
+    /// that every expected id arrived; the connector indices stay in osmem.
+    Null,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "ftest")]
 struct Args {
@@ -101,6 +112,12 @@ struct Args {
     /// Append the reports to this markdown file.
     #[arg(long)]
     report_file: Option<PathBuf>,
+    /// Where content documents go (`null` implies --no-mutations).
+    #[arg(long, value_enum, default_value = "osmem")]
+    es_sink: EsSink,
+    /// The service's `service.idling` (seconds between polls of the connector indices).
+    #[arg(long, default_value_t = 0.5)]
+    idling: f64,
 }
 
 fn main() {
@@ -147,7 +164,7 @@ fn run(args: &Args) -> Result<()> {
 
 struct Stack {
     osmem: osmem::Osmem,
-    _shim: Option<es_shim::ShimHandle>,
+    shim: Option<es_shim::ShimHandle>,
     sim: SimHandle,
     es_url: String,
     http: reqwest::blocking::Client,
@@ -161,11 +178,18 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     println!("== ftest slack, DATA_SIZE={}, mode={label}", args.data_size);
     let started = Instant::now();
     let osmem = osmem::Osmem::start().map_err(|e| anyhow!(e))?;
-    let shim = match mode {
-        Mode::Api => Some(es_shim::ShimHandle::start(es_shim::ShimConfig::new(
-            osmem.url(),
-        ))?),
-        _ => None,
+    let null_sink = args.es_sink == EsSink::Null;
+    let shim = if mode == Mode::Api || null_sink {
+        Some(es_shim::ShimHandle::start(es_shim::ShimConfig {
+            sink_indices: if null_sink {
+                vec![INDEX.to_string()]
+            } else {
+                Vec::new()
+            },
+            ..es_shim::ShimConfig::new(osmem.url())
+        })?)
+    } else {
+        None
     };
     let es_url = shim
         .as_ref()
@@ -196,7 +220,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     })?;
     let stack = Stack {
         osmem,
-        _shim: shim,
+        shim,
         sim,
         es_url,
         http: reqwest::blocking::Client::builder()
@@ -217,10 +241,11 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         &config_path,
         format!(
             "elasticsearch:\n  host: {}\n  feature_use_connectors_api: {}\n  max_wait_duration: 30\n  retry_interval: 0.5\n\
-             service:\n  idling: 0.5\n  heartbeat: 5\n  job_cleanup_interval: 30\n\
+             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: 30\n\
              connectors:\n  - connector_id: {CONNECTOR_ID}\n    service_type: slack\n",
             stack.es_url,
-            mode == Mode::Api
+            mode == Mode::Api,
+            args.idling
         ),
     )?;
     let cli = Cli {
@@ -310,13 +335,17 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         ])?;
         let expected = stack.sim.expected(&query);
         let report = stack.report("first sync (scheduled)", &job, &mut service, args)?;
-        stack.verify(&expected.docs, mode == Mode::Api)?;
+        if null_sink {
+            stack.verify_sink(&expected.docs)?;
+        } else {
+            stack.verify(&expected.docs, mode == Mode::Api)?;
+        }
         println!("{report}");
         append_report(args, label, &report)?;
         if args.serve {
             return serve(&stack);
         }
-        if args.no_mutations {
+        if args.no_mutations || null_sink {
             return Ok(());
         }
 
@@ -638,6 +667,37 @@ impl Stack {
         Ok(docs)
     }
 
+    /// With the null sink: every expected id arrived, and nothing else did.
+    fn verify_sink(&self, expected: &[ExpectedDoc]) -> Result<()> {
+        let sink = self
+            .shim
+            .as_ref()
+            .ok_or_else(|| anyhow!("the null sink needs the ES shim"))?
+            .sink();
+        let stats = sink.stats();
+        let missing = sink.missing(expected.iter().map(|d| d.id()));
+        println!(
+            "  verify (null sink): {} distinct ids received ({} writes, {} deletes, {:.1} MiB of bulk bodies), {} expected, {} missing",
+            stats.distinct_ids,
+            stats.writes,
+            stats.deletes,
+            stats.bytes as f64 / 1_048_576.0,
+            expected.len(),
+            missing.len()
+        );
+        if !missing.is_empty() || stats.distinct_ids != expected.len() as u64 {
+            let shown: Vec<&str> = missing.iter().take(10).copied().collect();
+            bail!(
+                "the sink does not hold the expected documents: {} missing (first: {}), {} received for {} expected",
+                missing.len(),
+                shown.join(", "),
+                stats.distinct_ids,
+                expected.len()
+            );
+        }
+        Ok(())
+    }
+
     /// The index must hold exactly the expected ids with the expected key fields.
     fn verify(&self, expected: &[ExpectedDoc], check_pipeline: bool) -> Result<()> {
         let actual = self.index_docs()?;
@@ -745,12 +805,14 @@ impl Stack {
             String::new()
         };
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
             service.peak_rss_kb as f64 / 1024.0,
             service.cpu_seconds,
+            service.cpu_seconds * 1e6 / docs.max(1) as f64,
+            args.idling,
             stats.total_calls,
             calls.join(", "),
             stats.ratelimited_total

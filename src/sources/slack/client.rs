@@ -411,8 +411,12 @@ pub struct ClientConfig {
 #[derive(Debug, Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
-    base_url: String,
-    token: Secret,
+    /// Parsed once: a sync makes one call per thread, and re-parsing the base URL (host
+    /// normalization included) per call showed in profiles.
+    base_url: url::Url,
+    /// `Bearer <token>`, marked sensitive (Debug shows `Sensitive`); `None` when the token
+    /// cannot be a header value (every call then fails as `invalid_auth`).
+    auth: Option<HeaderValue>,
     limiter: Arc<RateLimiter>,
     retry: RetryBudget,
     stats: Arc<ClientStats>,
@@ -432,8 +436,10 @@ impl SlackClient {
                 reason: e.to_string(),
             })?;
         let base_url = config.base_url.trim_end_matches('/').to_string();
-        match url::Url::parse(&base_url) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+        let parsed = match url::Url::parse(&base_url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && !parsed.cannot_be_a_base() => {
+                parsed
+            }
             _ => {
                 return Err(SlackError::Request {
                     method: "client".into(),
@@ -442,7 +448,13 @@ impl SlackClient {
                     ),
                 })
             }
-        }
+        };
+        let auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
+            .ok()
+            .map(|mut value| {
+                value.set_sensitive(true);
+                value
+            });
         let key = limiter_key(
             &base_url,
             config.token.expose(),
@@ -452,8 +464,8 @@ impl SlackClient {
         Ok(SlackClient {
             http,
             limiter: RateLimiter::shared(key, config.tier_scale, config.pace),
-            base_url,
-            token: config.token,
+            base_url: parsed,
+            auth,
             retry: config.retry,
             stats: Arc::new(ClientStats::default()),
         })
@@ -512,27 +524,32 @@ impl SlackClient {
         }
     }
 
+    /// `<base>/<method>` (a base with or without a path and trailing slash).
+    fn method_url(&self, method: &str) -> url::Url {
+        let mut url = self.base_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(method);
+        }
+        url
+    }
+
     async fn send_once<T: DeserializeOwned>(
         &self,
         method: &str,
         verb: Verb,
         params: &[(&str, &str)],
     ) -> Result<Reply<T>, SlackError> {
-        let url = format!("{}/{}", self.base_url, method);
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
-                SlackError::Api {
-                    method: method.into(),
-                    code: "invalid_auth".into(),
-                    needed: None,
-                    provided: None,
-                    retry_after: None,
-                }
-            })?;
-        auth.set_sensitive(true);
+        let auth = self.auth.clone().ok_or_else(|| SlackError::Api {
+            method: method.into(),
+            code: "invalid_auth".into(),
+            needed: None,
+            provided: None,
+            retry_after: None,
+        })?;
+        let url = self.method_url(method);
         let request = match verb {
-            Verb::Get => self.http.get(&url).query(params),
-            Verb::PostForm => self.http.post(&url).form(params),
+            Verb::Get => self.http.get(url).query(params),
+            Verb::PostForm => self.http.post(url).form(params),
         }
         .header(AUTHORIZATION, auth)
         .header(reqwest::header::ACCEPT, "application/json");
@@ -852,6 +869,24 @@ mod tests {
         assert!(error.to_string().contains(BASE_URL_ENV), "{error}");
         assert!(SlackClient::new(config("ftp://x/api")).is_err());
         assert!(SlackClient::new(config("http://127.0.0.1:9/api")).is_ok());
+        for (base, want) in [
+            (
+                "https://slack.com/api",
+                "https://slack.com/api/conversations.history",
+            ),
+            (
+                "http://127.0.0.1:9/api/",
+                "http://127.0.0.1:9/api/conversations.history",
+            ),
+            (
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9/conversations.history",
+            ),
+            ("http://h:9/a/b", "http://h:9/a/b/conversations.history"),
+        ] {
+            let client = SlackClient::new(config(base)).unwrap();
+            assert_eq!(client.method_url("conversations.history").as_str(), want);
+        }
     }
 
     #[test]
