@@ -135,24 +135,43 @@ impl EncodeContext {
         } else {
             OpKind::Update
         };
+        self.write_op(kind, has_timestamp, id, now, out, |out, _id, timestamp| {
+            if let Some(timestamp) = timestamp {
+                body.insert("_timestamp".into(), Value::String(timestamp.to_string()));
+            }
+            write_json(out, &body);
+        })
+    }
+
+    /// The action line and the source line of an index or update op. `body(out, id, ts)`
+    /// writes the document, with `_timestamp` set to `ts` when there is one (the upsert of a
+    /// document its source does not date).
+    fn write_op(
+        &self,
+        kind: OpKind,
+        has_timestamp: bool,
+        id: String,
+        now: &str,
+        out: &mut Vec<u8>,
+        mut body: impl FnMut(&mut Vec<u8>, &str, Option<&str>),
+    ) -> Encoded {
         match kind {
             OpKind::Index => self.action_line(out, "index", &id),
             _ => self.action_line(out, "update", &id),
         }
         let start = out.len();
         match (kind, has_timestamp) {
-            (OpKind::Index, _) => write_json(out, &body),
+            (OpKind::Index, _) => body(out, &id, None),
             (_, true) => {
                 out.extend_from_slice(b"{\"doc\":");
-                write_json(out, &body);
+                body(out, &id, None);
                 out.extend_from_slice(b",\"doc_as_upsert\":true}");
             }
             (_, false) => {
                 out.extend_from_slice(b"{\"doc\":");
-                write_json(out, &body);
+                body(out, &id, None);
                 out.extend_from_slice(b",\"upsert\":");
-                body.insert("_timestamp".into(), Value::String(now.to_string()));
-                write_json(out, &body);
+                body(out, &id, Some(now));
                 out.push(b'}');
             }
         }
@@ -181,28 +200,14 @@ impl EncodeContext {
         } else {
             OpKind::Update
         };
-        let start;
-        if raw.has_timestamp {
-            self.action_line(out, "index", &id);
-            start = out.len();
-            self.write_raw_body(out, inner, &id, None);
-        } else {
-            self.action_line(out, "update", &id);
-            start = out.len();
-            out.extend_from_slice(b"{\"doc\":");
-            self.write_raw_body(out, inner, &id, None);
-            out.extend_from_slice(b",\"upsert\":");
-            self.write_raw_body(out, inner, &id, Some(now));
-            out.push(b'}');
-        }
-        let source_len = out.len() - start;
-        out.push(b'\n');
-        Encoded {
+        self.write_op(
             kind,
+            raw.has_timestamp,
             id,
-            lines: 2,
-            source_len,
-        }
+            now,
+            out,
+            |out, id, timestamp| self.write_raw_body(out, inner, id, timestamp),
+        )
     }
 
     /// `{<inner>,"id":…,<pipeline flags>,"_sync_marker":…[,"_timestamp":…]}`.
