@@ -799,19 +799,22 @@ impl Stack {
             }
         }
         let osmem_cpu = process_cpu_seconds(self.osmem.pid());
+        let since_last = service.cpu_seconds - service.reported_cpu_seconds;
+        service.reported_cpu_seconds = service.cpu_seconds;
         let budget = if args.rate_limits {
             format!("\n    Slack budget used: {}", budget.join(", "))
         } else {
             String::new()
         };
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
             service.peak_rss_kb as f64 / 1024.0,
             service.cpu_seconds,
-            service.cpu_seconds * 1e6 / docs.max(1) as f64,
+            since_last,
+            since_last * 1e6 / docs.max(1) as f64,
             args.idling,
             stats.total_calls,
             calls.join(", "),
@@ -904,6 +907,9 @@ struct Service {
     log: PathBuf,
     peak_rss_kb: u64,
     cpu_seconds: f64,
+    /// `cpu_seconds` at the previous report: each report's per-document figure is for the
+    /// CPU spent since (the first one includes start-up).
+    reported_cpu_seconds: f64,
 }
 
 impl Service {
@@ -936,6 +942,7 @@ impl Service {
             log,
             peak_rss_kb: 0,
             cpu_seconds: 0.0,
+            reported_cpu_seconds: 0.0,
         })
     }
 
