@@ -150,6 +150,20 @@ fn osmem_client() -> EsClient {
     client(osmem::shared().url())
 }
 
+/// A fresh index (name from `prefix`) holding `count` messages from a first full sync.
+async fn seeded_index(prefix: &str, count: usize) -> (EsClient, String) {
+    let es = osmem_client();
+    let index = osmem::unique_name(prefix);
+    sync(
+        &es,
+        &TestSource::messages(count),
+        options(&index, JobKind::Full),
+    )
+    .await
+    .expect("first sync");
+    (es, index)
+}
+
 fn bulk_config() -> BulkConfig {
     BulkConfig {
         retry_interval: 0.005,
@@ -239,15 +253,7 @@ async fn full_sync_of_100k_then_a_resync_without_1k_deletes_exactly_those() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_failing_halfway_ends_in_error_and_deletes_nothing() {
-    let es = osmem_client();
-    let index = osmem::unique_name("sync-fail");
-    sync(
-        &es,
-        &TestSource::messages(2_000),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("first sync");
+    let (es, index) = seeded_index("sync-fail", 2_000).await;
     assert_eq!(count(&es, &index).await, 2_000);
 
     // A later sync that would drop half the docs fails after 500 of them.
@@ -424,15 +430,7 @@ async fn bulk_items_answered_429_are_retried_and_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_documents_fail_the_sync_quoting_the_first_reason_and_delete_nothing() {
-    let es = osmem_client();
-    let index = osmem::unique_name("sync-reject");
-    sync(
-        &es,
-        &TestSource::messages(300),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("first sync");
+    let (es, index) = seeded_index("sync-reject", 300).await;
     // `n` is a long now; a string that is not a number is rejected per item.
     let mut bad = TestSource::messages(300);
     bad.skip = (0..100).collect();
@@ -465,15 +463,7 @@ async fn rejected_documents_fail_the_sync_quoting_the_first_reason_and_delete_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item_failures_below_the_monitor_limits_complete_but_skip_deletion() {
-    let es = osmem_client();
-    let index = osmem::unique_name("sync-partial");
-    sync(
-        &es,
-        &TestSource::messages(200),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("first sync");
+    let (es, index) = seeded_index("sync-partial", 200).await;
     // One bad document among 150; the other 50 docs are no longer produced.
     struct OneBad(TestSource);
     #[async_trait]
@@ -513,15 +503,7 @@ async fn item_failures_below_the_monitor_limits_complete_but_skip_deletion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_rules_filter_documents_and_a_full_sync_deletes_the_excluded() {
-    let es = osmem_client();
-    let index = osmem::unique_name("sync-rules");
-    sync(
-        &es,
-        &TestSource::messages(500),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("first sync");
+    let (es, index) = seeded_index("sync-rules", 500).await;
     let mut opts = options(&index, JobKind::Full);
     opts.filtering = json!({
         "rules": [
@@ -664,15 +646,7 @@ async fn incremental_sync_applies_ops_and_returns_the_cursor_without_a_sweep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_returns_promptly_and_deletes_nothing() {
-    let es = osmem_client();
-    let index = osmem::unique_name("sync-cancel");
-    sync(
-        &es,
-        &TestSource::messages(300),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("first sync");
+    let (es, index) = seeded_index("sync-cancel", 300).await;
     let mut source = TestSource::messages(10_000);
     source.skip = (0..300).collect();
     source.park_after = Some(1_000);
