@@ -201,12 +201,7 @@ impl Names {
 
     /// The author of a message: the user's name, else the bot user's, else the bot's
     /// `username`, else the raw id.
-    pub fn author(&self, message: &Message) -> Option<String> {
-        self.author_ref(message).map(str::to_string)
-    }
-
-    /// [`Self::author`] without the copy.
-    pub fn author_ref<'a>(&'a self, message: &'a Message) -> Option<&'a str> {
+    pub fn author<'a>(&'a self, message: &'a Message) -> Option<&'a str> {
         if let Some(user) = message.user.as_deref() {
             return Some(self.user(user).unwrap_or(user));
         }
@@ -263,14 +258,8 @@ fn is_slack_id(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-/// Undoes Slack's three escapes (`&lt;`, `&gt;`, `&amp;`), `&amp;` last.
-pub fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_unescaped(&mut out, text);
-    out
-}
-
-/// [`unescape`] appending to `out`. One pass: `&amp;lt;` gives `&lt;` (not `<`), as the
+/// Appends `text` to `out` with Slack's three escapes (`&lt;`, `&gt;`, `&amp;`) undone, in
+/// one pass: `&amp;lt;` gives `&lt;` (not `<`), as the
 /// `&amp;`-last replacement order does.
 fn push_unescaped(out: &mut String, text: &str) {
     let mut rest = text;
@@ -526,7 +515,7 @@ pub fn message_id(channel_id: &str, ts: &str) -> String {
 /// Returns the body and whether it carries `_timestamp`.
 pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bool) {
     let raw_text = message.text.as_deref().unwrap_or("");
-    let author = ctx.names.author_ref(message);
+    let author = ctx.names.author(message);
     let author_id = message.user.as_deref().or(message.bot_id.as_deref());
     let mut doc = ObjectWriter::with_capacity(3 * raw_text.len() + 512);
     doc.str("type", "message");
@@ -559,17 +548,15 @@ pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bo
     }
     doc.opt_str("latest_reply", message.latest_reply.as_deref());
     doc.opt_str("thread_ts", message.thread_ts.as_deref());
-    match ctx.base {
-        Some(base) => {
-            let (secs, frac) = message.ts.split_once('.').unwrap_or((&message.ts, ""));
-            let mut parts = vec![base, "/archives/", ctx.channel_id, "/p", secs, frac];
-            if let Some(parent) = message.thread_ts.as_deref().filter(|t| *t != message.ts) {
-                parts.extend(["?thread_ts=", parent, "&cid=", ctx.channel_id]);
-            }
-            doc.str_parts("url", &parts);
-        }
-        None => doc.null("url"),
-    }
+    let url = ctx.base.map(|base| {
+        permalink(
+            base,
+            ctx.channel_id,
+            &message.ts,
+            message.thread_ts.as_deref(),
+        )
+    });
+    doc.opt_str("url", url.as_deref());
     (doc.finish(), timestamp.is_some())
 }
 
@@ -774,19 +761,19 @@ mod tests {
             user: Some("USERID1".into()),
             ..Message::default()
         };
-        assert_eq!(names.author(&m).as_deref(), Some("user_one"));
+        assert_eq!(names.author(&m), Some("user_one"));
         let bot = Message {
             bot_id: Some("B01".into()),
             username: Some("CI".into()),
             ..Message::default()
         };
-        assert_eq!(names.author(&bot).as_deref(), Some("ci-bot"));
+        assert_eq!(names.author(&bot), Some("ci-bot"));
         let other = Message {
             bot_id: Some("B99".into()),
             username: Some("hook".into()),
             ..Message::default()
         };
-        assert_eq!(names.author(&other).as_deref(), Some("hook"));
+        assert_eq!(names.author(&other), Some("hook"));
         assert_eq!(names.author(&Message::default()), None);
     }
 
