@@ -12,6 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,10 @@ impl Osmem {
     /// Starts a server on a free loopback port and waits until `_cluster/health` answers.
     pub fn start() -> Result<Osmem, String> {
         let bin = binary_path()?;
+        // Own process group: a terminal's Ctrl-C goes to the owner, which stops its clients
+        // first and this server last (it still exits with its parent, see `-parent-pid`).
         let mut child = Command::new(&bin)
+            .process_group(0)
             .args(["-addr", "127.0.0.1:0", "-no-ja", "-parent-pid"])
             .arg(std::process::id().to_string())
             .stdin(Stdio::piped())

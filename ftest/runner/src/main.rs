@@ -20,6 +20,7 @@ use slack_sim::{
     DataSize, ExpectedDoc, ExpectedQuery, Mutation, SimConfig, SimHandle, WorkspaceSpec,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -316,6 +317,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         } else {
             10_000.0
         },
+        args.serve,
     )?;
     let query = ExpectedQuery {
         fetch_last_n_days: args.fetch_last_n_days,
@@ -343,7 +345,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         println!("{report}");
         append_report(args, label, &report)?;
         if args.serve {
-            return serve(&stack);
+            return serve(&stack, &mut service);
         }
         if args.no_mutations || null_sink {
             return Ok(());
@@ -437,8 +439,14 @@ fn append_report(args: &Args, mode: &str, report: &str) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the stack up for the demo until Ctrl-C.
-fn serve(stack: &Stack) -> Result<()> {
+/// Keeps the stack up for the demo until Ctrl-C (SIGINT) or SIGTERM, then stops it in order:
+/// elastic-ingest first (one SIGTERM: it suspends running jobs while Elasticsearch is still
+/// up), the rest when `run_mode` returns. A second signal kills the service at once.
+///
+/// The service runs in its own process group in this mode, so a terminal's Ctrl-C reaches
+/// only us and the service sees exactly one signal (two would mean "exit now" to it).
+fn serve(stack: &Stack, service: &mut Service) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     println!();
     println!("The connector service is running against a simulated Slack workspace.");
     println!("Elasticsearch: {}", stack.es_url);
@@ -448,9 +456,39 @@ fn serve(stack: &Stack) -> Result<()> {
         stack.es_url
     );
     println!("Press Ctrl-C to stop everything.");
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        println!("{name}: stopping elastic-ingest, then the test servers (again to stop at once)");
+        service.terminate();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = service.child.try_wait()? {
+                println!("elastic-ingest exited ({status})");
+                break;
+            }
+            if Instant::now() > deadline {
+                println!("elastic-ingest did not stop within 10 s: killed");
+                service.kill();
+                break;
+            }
+            tokio::select! {
+                _ = term.recv() => { service.kill(); break; }
+                _ = int.recv() => { service.kill(); break; }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!("Stopped.");
+    Ok(())
 }
 
 /// A handful of changes that each sync must notice.
@@ -920,6 +958,7 @@ impl Service {
         slack_url: &str,
         mode: Mode,
         tier_scale: f64,
+        own_process_group: bool,
     ) -> Result<Service> {
         let log = dir.join("elastic-ingest.log");
         let file = std::fs::File::create(&log)?;
@@ -935,6 +974,9 @@ impl Service {
             .stderr(file);
         if mode == Mode::Direct {
             command.env("ALLOW_ES_VERSION_MISMATCH", "true");
+        }
+        if own_process_group {
+            command.process_group(0);
         }
         let child = command.spawn().context("starting elastic-ingest")?;
         Ok(Service {
@@ -978,11 +1020,23 @@ impl Service {
         }
     }
 
+    /// SIGTERM, unless it has already exited (and been reaped: its pid may be reused).
+    fn terminate(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status must be 0 within 10 s.
     fn stop(&mut self) -> Result<()> {
         self.sample();
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -1005,7 +1059,6 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
