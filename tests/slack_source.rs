@@ -915,7 +915,10 @@ fn bench_parse_and_transform_split() {
             .await
             .unwrap()
     });
-    let rounds = 50;
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let started = Instant::now();
     let mut messages = 0;
     for _ in 0..rounds {

@@ -226,9 +226,44 @@ impl Names {
     }
 }
 
+/// Where transformed text goes: a `String`, or straight into a JSON string value being
+/// written ([`JsonText`]), so a message document needs no intermediate strings.
+pub trait TextOut {
+    /// Appends a piece.
+    fn push_str(&mut self, s: &str);
+    /// Appends one character.
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+}
+
+impl TextOut for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+/// The inside of a JSON string value: every piece is escaped on the way in.
+pub struct JsonText<'a>(pub &'a mut Vec<u8>);
+
+impl TextOut for JsonText<'_> {
+    fn push_str(&mut self, s: &str) {
+        escape_json_into(self.0, s);
+    }
+}
+
 /// Upstream's `text`: every `<@ID>` of a known user becomes `<@name>` (unknown ids stay).
 pub fn rewrite_mentions(text: &str, names: &Names) -> String {
     let mut out = String::with_capacity(text.len() + 16);
+    rewrite_mentions_into(&mut out, text, names);
+    out
+}
+
+/// [`rewrite_mentions`] into any [`TextOut`].
+pub fn rewrite_mentions_into(out: &mut impl TextOut, text: &str, names: &Names) {
     let mut rest = text;
     while let Some(start) = rest.find("<@") {
         out.push_str(&rest[..start]);
@@ -239,7 +274,7 @@ pub fn rewrite_mentions(text: &str, names: &Names) -> String {
             (Some(id), Some(end)) => {
                 out.push_str("<@");
                 out.push_str(names.user(id).unwrap_or(id));
-                out.push('>');
+                out.push_str(">");
                 rest = &after[end + 1..];
             }
             _ => {
@@ -249,7 +284,6 @@ pub fn rewrite_mentions(text: &str, names: &Names) -> String {
         }
     }
     out.push_str(rest);
-    out
 }
 
 fn is_slack_id(s: &str) -> bool {
@@ -261,7 +295,7 @@ fn is_slack_id(s: &str) -> bool {
 /// Appends `text` to `out` with Slack's three escapes (`&lt;`, `&gt;`, `&amp;`) undone, in
 /// one pass: `&amp;lt;` gives `&lt;` (not `<`), as the
 /// `&amp;`-last replacement order does.
-fn push_unescaped(out: &mut String, text: &str) {
+fn push_unescaped(out: &mut impl TextOut, text: &str) {
     let mut rest = text;
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
@@ -286,9 +320,20 @@ fn push_unescaped(out: &mut String, text: &str) {
 /// `<url>` → `url`, entities unescaped.
 pub fn plain_text(text: &str, names: &Names, channels: &HashMap<String, String>) -> String {
     let mut out = String::with_capacity(text.len());
+    plain_text_into(&mut out, text, names, channels);
+    out
+}
+
+/// [`plain_text`] into any [`TextOut`].
+pub fn plain_text_into(
+    out: &mut impl TextOut,
+    text: &str,
+    names: &Names,
+    channels: &HashMap<String, String>,
+) {
     let mut rest = text;
     while let Some(start) = rest.find('<') {
-        push_unescaped(&mut out, &rest[..start]);
+        push_unescaped(out, &rest[..start]);
         let after = &rest[start + 1..];
         let Some(end) = after.find('>') else {
             rest = &rest[start..];
@@ -310,7 +355,7 @@ pub fn plain_text(text: &str, names: &Names, channels: &HashMap<String, String>)
             out.push_str(name.unwrap_or(id));
         } else if let Some(special) = target.strip_prefix('!') {
             match label {
-                Some(l) => push_unescaped(&mut out, l),
+                Some(l) => push_unescaped(out, l),
                 None => {
                     out.push('@');
                     out.push_str(special.split('^').next().unwrap_or(special));
@@ -319,18 +364,17 @@ pub fn plain_text(text: &str, names: &Names, channels: &HashMap<String, String>)
         } else {
             match label.filter(|l| !l.is_empty()) {
                 Some(l) => {
-                    push_unescaped(&mut out, l);
+                    push_unescaped(out, l);
                     out.push_str(" (");
-                    push_unescaped(&mut out, target);
+                    push_unescaped(out, target);
                     out.push(')');
                 }
-                None => push_unescaped(&mut out, target),
+                None => push_unescaped(out, target),
             }
         }
         rest = &after[end + 1..];
     }
-    push_unescaped(&mut out, rest);
-    out
+    push_unescaped(out, rest);
 }
 
 /// A Slack ts (`"1700000000.000100"`, or an integer) as exact microseconds.
@@ -357,6 +401,65 @@ pub fn ts_micros(ts: &str) -> Option<i64> {
 
 /// ISO-8601 UTC (`2023-11-14T22:13:20.000100Z`) of epoch microseconds.
 pub fn iso_from_micros(micros: i64) -> Option<String> {
+    let mut out = Vec::with_capacity(27);
+    if write_iso_micros(&mut out, micros) {
+        // Only ASCII digits and separators were written.
+        return String::from_utf8(out).ok();
+    }
+    iso_from_micros_chrono(micros)
+}
+
+/// Writes [`iso_from_micros`] for years 1970..=9999 (every Slack `ts`) without chrono's
+/// general formatter, which was a visible share of a message's cost; `false` (nothing
+/// written) outside that range. Days to civil date after Howard Hinnant's algorithm.
+fn write_iso_micros(out: &mut Vec<u8>, micros: i64) -> bool {
+    // 253402300800 s = 10000-01-01T00:00:00Z.
+    if !(0..253_402_300_800_000_000).contains(&micros) {
+        return false;
+    }
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    push_digits(out, year, 4);
+    out.push(b'-');
+    push_digits(out, month, 2);
+    out.push(b'-');
+    push_digits(out, day, 2);
+    out.push(b'T');
+    push_digits(out, rem / 3600, 2);
+    out.push(b':');
+    push_digits(out, rem / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, rem % 60, 2);
+    out.push(b'.');
+    push_digits(out, frac, 6);
+    out.push(b'Z');
+    true
+}
+
+/// `value` (non-negative) as exactly `width` (at most 6) zero-padded decimal digits.
+fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
+    let mut buf = [b'0'; 6];
+    let mut v = value;
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
+/// chrono's RFC 3339 with microseconds: the reference, and years past 9999.
+fn iso_from_micros_chrono(micros: i64) -> Option<String> {
     let secs = micros.div_euclid(1_000_000);
     let nanos = (micros.rem_euclid(1_000_000) * 1000) as u32;
     chrono::DateTime::from_timestamp(secs, nanos)
@@ -392,15 +495,32 @@ pub fn workspace_base(url: &str) -> Option<String> {
 /// A message permalink: `<base>/archives/<channel>/p<ts digits>`, and for a reply
 /// `?thread_ts=<parent ts>&cid=<channel>`.
 pub fn permalink(base: &str, channel_id: &str, ts: &str, thread_ts: Option<&str>) -> String {
-    let digits: String = ts.chars().filter(|c| *c != '.').collect();
-    let mut link = format!("{base}/archives/{channel_id}/p{digits}");
-    if let Some(parent) = thread_ts.filter(|t| *t != ts) {
-        link.push_str("?thread_ts=");
-        link.push_str(parent);
-        link.push_str("&cid=");
-        link.push_str(channel_id);
-    }
+    let mut link = String::with_capacity(base.len() + 2 * channel_id.len() + 2 * ts.len() + 32);
+    permalink_into(&mut link, base, channel_id, ts, thread_ts);
     link
+}
+
+/// [`permalink`] into any [`TextOut`].
+pub fn permalink_into(
+    out: &mut impl TextOut,
+    base: &str,
+    channel_id: &str,
+    ts: &str,
+    thread_ts: Option<&str>,
+) {
+    out.push_str(base);
+    out.push_str("/archives/");
+    out.push_str(channel_id);
+    out.push_str("/p");
+    for digits in ts.split('.') {
+        out.push_str(digits);
+    }
+    if let Some(parent) = thread_ts.filter(|t| *t != ts) {
+        out.push_str("?thread_ts=");
+        out.push_str(parent);
+        out.push_str("&cid=");
+        out.push_str(channel_id);
+    }
 }
 
 /// `_timestamp` only when known: the sync engine reads its *presence* as "the source dates
@@ -524,19 +644,18 @@ pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bo
     doc.opt_str("author", author);
     doc.opt_str("author_id", author_id);
     match message.text.as_deref() {
-        Some(text) => doc.str("text", &rewrite_mentions(text, ctx.names)),
+        Some(text) => doc.text("text", |out| rewrite_mentions_into(out, text, ctx.names)),
         None => doc.null("text"),
     }
-    doc.str("body", &plain_text(raw_text, ctx.names, ctx.channels));
+    doc.text("body", |out| {
+        plain_text_into(out, raw_text, ctx.names, ctx.channels)
+    });
     match author {
         Some(a) => doc.str_parts("title", &["#", ctx.channel_name, " — ", a]),
         None => doc.str_parts("title", &["#", ctx.channel_name]),
     }
     doc.str("ts", &message.ts);
-    let timestamp = ts_micros(&message.ts).and_then(iso_from_micros);
-    if let Some(timestamp) = &timestamp {
-        doc.str("_timestamp", timestamp);
-    }
+    let has_timestamp = doc.timestamp("_timestamp", ts_micros(&message.ts));
     doc.opt_str(
         "edited_ts",
         message.edited.as_ref().and_then(|e| e.ts.as_deref()),
@@ -548,16 +667,19 @@ pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bo
     }
     doc.opt_str("latest_reply", message.latest_reply.as_deref());
     doc.opt_str("thread_ts", message.thread_ts.as_deref());
-    let url = ctx.base.map(|base| {
-        permalink(
-            base,
-            ctx.channel_id,
-            &message.ts,
-            message.thread_ts.as_deref(),
-        )
-    });
-    doc.opt_str("url", url.as_deref());
-    (doc.finish(), timestamp.is_some())
+    match ctx.base {
+        Some(base) => doc.text("url", |out| {
+            permalink_into(
+                out,
+                base,
+                ctx.channel_id,
+                &message.ts,
+                message.thread_ts.as_deref(),
+            )
+        }),
+        None => doc.null("url"),
+    }
+    (doc.finish(), has_timestamp)
 }
 
 /// [`message_json`] as a field map (tests, and anyone who wants fields).
@@ -599,6 +721,38 @@ impl ObjectWriter {
             escape_json_into(&mut self.out, part);
         }
         self.out.push(b'"');
+    }
+
+    /// A string value written piece by piece by `write`, escaped on the way.
+    fn text(&mut self, key: &str, write: impl FnOnce(&mut JsonText<'_>)) {
+        self.key(key);
+        self.out.push(b'"');
+        write(&mut JsonText(&mut self.out));
+        self.out.push(b'"');
+    }
+
+    /// An ISO-8601 timestamp of epoch microseconds, if it has one (nothing written, and
+    /// `false`, otherwise: see [`set_timestamp`]).
+    fn timestamp(&mut self, key: &str, micros: Option<i64>) -> bool {
+        let Some(micros) = micros else { return false };
+        let mark = self.out.len();
+        self.key(key);
+        self.out.push(b'"');
+        if write_iso_micros(&mut self.out, micros) {
+            self.out.push(b'"');
+            return true;
+        }
+        match iso_from_micros_chrono(micros) {
+            Some(iso) => {
+                self.out.extend_from_slice(iso.as_bytes());
+                self.out.push(b'"');
+                true
+            }
+            None => {
+                self.out.truncate(mark);
+                false
+            }
+        }
     }
 
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
@@ -797,6 +951,45 @@ mod tests {
             Some("2023-11-14T22:13:20.123000Z")
         );
         assert_eq!(iso_from_epoch(0), None);
+    }
+
+    #[test]
+    fn fast_iso_agrees_with_chrono() {
+        // Edges (epoch, leap days, century rules, the last representable instant) and a
+        // deterministic sweep over 1970..10000 with odd strides, so every month, day and
+        // time of day is hit.
+        let mut cases = vec![
+            0,
+            1,
+            999_999,
+            951_782_400_000_000,   // 2000-02-29
+            4_107_542_400_000_000, // 2100-03-01 (2100 is not a leap year)
+            1_700_000_000_000_100,
+            253_402_300_799_999_999,
+        ];
+        let mut x: i64 = 1;
+        for _ in 0..200_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            cases.push(((x as u64) >> 1) as i64 % 253_402_300_800_000_000);
+        }
+        for micros in cases {
+            assert_eq!(
+                iso_from_micros(micros),
+                iso_from_micros_chrono(micros),
+                "{micros}"
+            );
+        }
+        // Outside the fast range: chrono's answer.
+        assert_eq!(
+            iso_from_micros(253_402_300_800_000_000).as_deref(),
+            Some("+10000-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            iso_from_micros(-1).as_deref(),
+            Some("1969-12-31T23:59:59.999999Z")
+        );
     }
 
     #[test]
