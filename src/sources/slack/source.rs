@@ -21,8 +21,8 @@
 //! - cancellation is checked between pages and interrupts rate-limit and retry waits.
 
 use super::client::{
-    classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, RetryBudget, SlackClient,
-    SlackError, Verb, BASE_URL_ENV,
+    classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, RetryBudget,
+    SlackClient, SlackError, Verb, BASE_URL_ENV,
 };
 use super::transform::{
     channel_doc, message_id, message_json, user_doc, window_oldest, workspace_base, Channel,
@@ -260,6 +260,14 @@ pub fn next_page(
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
+/// A page of messages as documents (`id`, body, has `_timestamp`), the thread parents it
+/// names (history pages), and the next cursor.
+struct MessagePage {
+    docs: Vec<(String, Vec<u8>, bool)>,
+    parents: Vec<String>,
+    next_cursor: Option<String>,
+}
+
 /// A channel left out because Slack refused it.
 #[derive(Debug, Clone, PartialEq)]
 struct Skipped {
@@ -480,6 +488,13 @@ impl Inner {
             }
         }
         let channel_name = channel.name.as_deref().unwrap_or(id);
+        let ctx = MessageContext {
+            channel_id: id,
+            channel_name,
+            names: &shared.names,
+            channels: &shared.channel_names,
+            base: shared.base.as_deref(),
+        };
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
         let mut cursor: Option<String> = None;
         let mut first_page = true;
@@ -492,12 +507,18 @@ impl Inner {
             if let Some(c) = cursor.as_deref() {
                 params.push(("cursor", c));
             }
-            let reply = match self
+            let page = self
                 .client
-                .call::<Message>("conversations.history", Verb::Get, &params, cancel)
-                .await
-            {
-                Ok(reply) => reply,
+                .call_with(
+                    "conversations.history",
+                    Verb::Get,
+                    &params,
+                    cancel,
+                    |bytes, head| self.message_page(bytes, head, &ctx, None),
+                )
+                .await;
+            let page = match page {
+                Ok(page) => page,
                 Err(error) if first_page && classify(&error) == Class::Skip => {
                     self.skip(id, error.code().unwrap_or("unreadable"));
                     return Ok(());
@@ -515,32 +536,11 @@ impl Inner {
                 sink.index(id.to_string(), doc).await?;
                 self.counters.channels.fetch_add(1, Ordering::Relaxed);
             }
-            let ctx = MessageContext {
-                channel_id: id,
-                channel_name,
-                names: &shared.names,
-                channels: &shared.channel_names,
-                base: shared.base.as_deref(),
-            };
-            let mut parents = Vec::new();
-            for message in &reply.body.items {
-                if message.ts.is_empty() || !self.keep(message) {
-                    continue;
-                }
-                let (json, has_timestamp) = message_json(message, &ctx);
-                sink.index_raw(message_id(id, &message.ts), json, has_timestamp)
-                    .await?;
-                self.counters.messages.fetch_add(1, Ordering::Relaxed);
-                let is_parent = message.reply_count.unwrap_or(0) > 0
-                    && message.thread_ts.as_deref().is_none_or(|t| t == message.ts);
-                if is_parent {
-                    parents.push(message.ts.as_str());
-                }
-            }
+            self.send_page(page.docs, sink).await?;
             // A few threads at once; the rate limiter paces them. (A manual loop rather than
             // `buffer_unordered` with a closure: async_trait futures must be `Send` for every
             // lifetime, which closures over borrowed data cannot express.)
-            let mut parents = parents.into_iter();
+            let mut parents = page.parents.iter();
             let mut threads = FuturesUnordered::new();
             loop {
                 while threads.len() < self.options.thread_concurrency.max(1) {
@@ -554,7 +554,7 @@ impl Inner {
             }
             cursor = next_page(
                 cursor.as_deref(),
-                reply.body.next_cursor(),
+                page.next_cursor.as_deref(),
                 "conversations.history",
             )?;
             if cursor.is_none() {
@@ -563,7 +563,63 @@ impl Inner {
         }
     }
 
-    fn keep(&self, message: &Message) -> bool {
+    /// A history or replies page made into documents while its body is still in the
+    /// receive buffer (messages borrow their strings from it). History pages also list
+    /// the thread parents to fetch; a replies page (`thread` = the parent's ts) leaves out
+    /// the parent and broadcasts, which history already gave.
+    fn message_page(
+        &self,
+        bytes: &[u8],
+        head: &Head<'_>,
+        ctx: &MessageContext<'_>,
+        thread: Option<&str>,
+    ) -> Result<MessagePage, SlackError> {
+        let body = head.decode::<Message<'_>>(bytes)?;
+        let mut page = MessagePage {
+            docs: Vec::with_capacity(body.items.len()),
+            parents: Vec::new(),
+            next_cursor: body.next_cursor().map(str::to_string),
+        };
+        for message in &body.items {
+            if message.ts.is_empty() || !self.keep(message) {
+                continue;
+            }
+            match thread {
+                Some(parent_ts) => {
+                    let is_parent = message.ts == parent_ts;
+                    let is_broadcast = message.subtype.as_deref() == Some("thread_broadcast");
+                    if is_parent || is_broadcast {
+                        continue;
+                    }
+                }
+                None => {
+                    let is_parent = message.reply_count.unwrap_or(0) > 0
+                        && message.thread_ts.as_deref().is_none_or(|t| t == message.ts);
+                    if is_parent {
+                        page.parents.push(message.ts.to_string());
+                    }
+                }
+            }
+            let (json, has_timestamp) = message_json(message, ctx);
+            page.docs
+                .push((message_id(ctx.channel_id, &message.ts), json, has_timestamp));
+        }
+        Ok(page)
+    }
+
+    async fn send_page(
+        &self,
+        docs: Vec<(String, Vec<u8>, bool)>,
+        sink: &DocSender,
+    ) -> Result<(), SourceError> {
+        for (id, json, has_timestamp) in docs {
+            sink.index_raw(id, json, has_timestamp).await?;
+            self.counters.messages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn keep(&self, message: &Message<'_>) -> bool {
         if message.kind.as_deref().is_some_and(|k| k != "message") {
             return false;
         }
@@ -591,12 +647,18 @@ impl Inner {
             if let Some(c) = cursor.as_deref() {
                 params.push(("cursor", c));
             }
-            let reply = match self
+            let page = self
                 .client
-                .call::<Message>("conversations.replies", Verb::Get, &params, cancel)
-                .await
-            {
-                Ok(reply) => reply,
+                .call_with(
+                    "conversations.replies",
+                    Verb::Get,
+                    &params,
+                    cancel,
+                    |bytes, head| self.message_page(bytes, head, ctx, Some(parent_ts)),
+                )
+                .await;
+            let page = match page {
+                Ok(page) => page,
                 Err(error) if error.code().is_some_and(|c| THREAD_SKIP_CODES.contains(&c)) => {
                     tracing::warn!(
                         channel_id,
@@ -615,21 +677,10 @@ impl Inner {
                     ))
                 }
             };
-            for message in &reply.body.items {
-                // The parent came from history, and broadcasts are in history too.
-                let is_parent = message.ts == parent_ts;
-                let is_broadcast = message.subtype.as_deref() == Some("thread_broadcast");
-                if is_parent || is_broadcast || message.ts.is_empty() || !self.keep(message) {
-                    continue;
-                }
-                let (json, has_timestamp) = message_json(message, ctx);
-                sink.index_raw(message_id(channel_id, &message.ts), json, has_timestamp)
-                    .await?;
-                self.counters.messages.fetch_add(1, Ordering::Relaxed);
-            }
+            self.send_page(page.docs, sink).await?;
             cursor = next_page(
                 cursor.as_deref(),
-                reply.body.next_cursor(),
+                page.next_cursor.as_deref(),
                 "conversations.replies",
             )?;
             if cursor.is_none() {

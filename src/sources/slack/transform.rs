@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A `users.list` member (fields we use).
@@ -117,48 +118,84 @@ pub struct Channel {
 
 /// `edited` of a message.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Edited {
+pub struct Edited<'a> {
     /// When (a ts string).
-    #[serde(default)]
-    pub ts: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub ts: Option<Cow<'a, str>>,
 }
 
-/// A history or replies message (fields we use).
+/// A history or replies message (fields we use). Strings borrow from the response body
+/// when they hold no JSON escapes: a sync parses a million of these, and owning every
+/// field cost an allocation and a copy each. (serde borrows a bare `Cow<str>` field with
+/// `borrow`, but an `Option<Cow<str>>` only through [`borrowed_opt`].)
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Message {
+pub struct Message<'a> {
     /// Always `message`.
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
+    #[serde(rename = "type", default, borrow, deserialize_with = "borrowed_opt")]
+    pub kind: Option<Cow<'a, str>>,
     /// `bot_message`, `thread_broadcast`, …
-    #[serde(default)]
-    pub subtype: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub subtype: Option<Cow<'a, str>>,
     /// Author (`U…`).
-    #[serde(default)]
-    pub user: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub user: Option<Cow<'a, str>>,
     /// Bot author (`B…`).
-    #[serde(default)]
-    pub bot_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub bot_id: Option<Cow<'a, str>>,
     /// Bot display name.
-    #[serde(default)]
-    pub username: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub username: Option<Cow<'a, str>>,
     /// Slack mrkdwn text.
-    #[serde(default)]
-    pub text: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub text: Option<Cow<'a, str>>,
     /// `"<secs>.<micros>"`, unique in the channel.
-    #[serde(default)]
-    pub ts: String,
+    #[serde(default, borrow)]
+    pub ts: Cow<'a, str>,
     /// Thread parent's ts (equal to `ts` on a parent).
-    #[serde(default)]
-    pub thread_ts: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub thread_ts: Option<Cow<'a, str>>,
     /// Replies (on parents).
     #[serde(default)]
     pub reply_count: Option<u64>,
     /// Newest reply's ts (on parents).
-    #[serde(default)]
-    pub latest_reply: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub latest_reply: Option<Cow<'a, str>>,
     /// Edit marker.
-    #[serde(default)]
-    pub edited: Option<Edited>,
+    #[serde(default, borrow)]
+    pub edited: Option<Edited<'a>>,
+}
+
+/// An optional string that borrows from the input when it can (no escapes), owned
+/// otherwise; `null` and absence are `None`.
+fn borrowed_opt<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+    }
+    deserializer.deserialize_option(Visit)
 }
 
 /// The first non-empty of §4.3's order: `display_name_normalized`, `real_name_normalized`,
@@ -201,7 +238,7 @@ impl Names {
 
     /// The author of a message: the user's name, else the bot user's, else the bot's
     /// `username`, else the raw id.
-    pub fn author<'a>(&'a self, message: &'a Message) -> Option<&'a str> {
+    pub fn author<'a>(&'a self, message: &'a Message<'_>) -> Option<&'a str> {
         if let Some(user) = message.user.as_deref() {
             return Some(self.user(user).unwrap_or(user));
         }
@@ -633,7 +670,7 @@ pub fn message_id(channel_id: &str, ts: &str) -> String {
 /// straight into JSON: messages are nearly every document of a sync, and building a field
 /// map per message only to serialize and drop it was most of the source's CPU.
 /// Returns the body and whether it carries `_timestamp`.
-pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bool) {
+pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>, bool) {
     let raw_text = message.text.as_deref().unwrap_or("");
     let author = ctx.names.author(message);
     let author_id = message.user.as_deref().or(message.bot_id.as_deref());
@@ -683,7 +720,7 @@ pub fn message_json(message: &Message, ctx: &MessageContext<'_>) -> (Vec<u8>, bo
 }
 
 /// [`message_json`] as a field map (tests, and anyone who wants fields).
-pub fn message_doc(message: &Message, ctx: &MessageContext<'_>) -> Map<String, Value> {
+pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Map<String, Value> {
     serde_json::from_slice(&message_json(message, ctx).0).unwrap_or_default()
 }
 
@@ -1056,12 +1093,20 @@ mod tests {
             channels: &channels,
             base: Some("https://acme.slack.com"),
         };
-        let reply: Message = serde_json::from_value(json!({
+        // Escapes in the text: that field is owned, the others borrow from `raw`.
+        let raw = json!({
             "type": "message", "bot_id": "B01", "text": "<@USERID1> \"quoted\"\n&lt;b&gt;",
             "ts": "1700000001.000200", "thread_ts": "1700000000.000100", "reply_count": 0,
             "edited": {"ts": "1700000002.000000"}
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let reply: Message = serde_json::from_str(&raw).unwrap();
+        assert!(matches!(reply.text, Some(Cow::Owned(_))));
+        assert!(matches!(reply.ts, Cow::Borrowed(_)));
+        assert!(matches!(reply.thread_ts, Some(Cow::Borrowed(_))));
+        assert!(matches!(reply.bot_id, Some(Cow::Borrowed(_))));
+        let edited = reply.edited.as_ref().and_then(|e| e.ts.as_ref());
+        assert!(matches!(edited, Some(Cow::Borrowed(_))));
         let (json, has_timestamp) = message_json(&reply, &ctx);
         assert!(has_timestamp);
         let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap();
@@ -1079,7 +1124,7 @@ mod tests {
         assert_eq!(doc["reply_count"], json!(0));
         assert_eq!(doc["edited_ts"], json!("1700000002.000000"));
         assert_eq!(doc.len(), 16);
-        let undated: Message = serde_json::from_value(json!({"ts": "not-a-ts"})).unwrap();
+        let undated: Message = serde_json::from_str(r#"{"ts": "not-a-ts"}"#).unwrap();
         let ctx = MessageContext { base: None, ..ctx };
         let (json, has_timestamp) = message_json(&undated, &ctx);
         assert!(!has_timestamp);
@@ -1114,11 +1159,12 @@ mod tests {
     fn documents_have_every_field_with_nulls() {
         let names = names();
         let channels = HashMap::new();
-        let message: Message = serde_json::from_value(json!({
+        let raw = json!({
             "type": "message", "user": "USERID1", "text": "hey <@USERID1> &amp; co",
             "ts": "1700000000.000100"
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let message: Message = serde_json::from_str(&raw).unwrap();
         let ctx = MessageContext {
             channel_id: "C1",
             channel_name: "general",
