@@ -302,10 +302,10 @@ pub fn rewrite_mentions(text: &str, names: &Names) -> String {
 /// [`rewrite_mentions`] into any [`TextOut`].
 pub fn rewrite_mentions_into(out: &mut impl TextOut, text: &str, names: &Names) {
     let mut rest = text;
-    while let Some(start) = rest.find("<@") {
+    while let Some(start) = find_pair(rest, b'<', b'@') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('>');
+        let end = memchr::memchr(b'>', after.as_bytes());
         let id = end.map(|e| &after[..e]).filter(|id| is_slack_id(id));
         match (id, end) {
             (Some(id), Some(end)) => {
@@ -323,6 +323,21 @@ pub fn rewrite_mentions_into(out: &mut impl TextOut, text: &str, names: &Names) 
     out.push_str(rest);
 }
 
+/// The byte offset of the first `first` followed by `second` (both ASCII): memchr finds the
+/// candidates, where a two-byte substring search paid a setup per call.
+fn find_pair(s: &str, first: u8, second: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(first, &bytes[from..]) {
+        let at = from + at;
+        if bytes.get(at + 1) == Some(&second) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 fn is_slack_id(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -334,7 +349,7 @@ fn is_slack_id(s: &str) -> bool {
 /// `&amp;`-last replacement order does.
 fn push_unescaped(out: &mut impl TextOut, text: &str) {
     let mut rest = text;
-    while let Some(at) = rest.find('&') {
+    while let Some(at) = memchr::memchr(b'&', rest.as_bytes()) {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
         let (replacement, len) = if tail.starts_with("&lt;") {
@@ -369,10 +384,10 @@ pub fn plain_text_into(
     channels: &HashMap<String, String>,
 ) {
     let mut rest = text;
-    while let Some(start) = rest.find('<') {
+    while let Some(start) = memchr::memchr(b'<', rest.as_bytes()) {
         push_unescaped(out, &rest[..start]);
         let after = &rest[start + 1..];
-        let Some(end) = after.find('>') else {
+        let Some(end) = memchr::memchr(b'>', after.as_bytes()) else {
             rest = &rest[start..];
             break;
         };
@@ -680,13 +695,31 @@ pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>
     doc.str("channel_id", ctx.channel_id);
     doc.opt_str("author", author);
     doc.opt_str("author_id", author_id);
+    // Most messages have no markup (`<…>`) and no entities (`&…;`): then `text` and `body`
+    // are the raw text, escaped once and copied.
+    let plain = memchr::memchr2(b'<', b'&', raw_text.as_bytes()).is_none();
     match message.text.as_deref() {
-        Some(text) => doc.text("text", |out| rewrite_mentions_into(out, text, ctx.names)),
-        None => doc.null("text"),
+        Some(text) if plain => {
+            doc.key("text");
+            let value = doc.out.len();
+            doc.out.push(b'"');
+            escape_json_into(&mut doc.out, text);
+            doc.out.push(b'"');
+            let end = doc.out.len();
+            doc.key("body");
+            doc.out.extend_from_within(value..end);
+        }
+        Some(text) => {
+            doc.text("text", |out| rewrite_mentions_into(out, text, ctx.names));
+            doc.text("body", |out| {
+                plain_text_into(out, raw_text, ctx.names, ctx.channels)
+            });
+        }
+        None => {
+            doc.null("text");
+            doc.str("body", "");
+        }
     }
-    doc.text("body", |out| {
-        plain_text_into(out, raw_text, ctx.names, ctx.channels)
-    });
     match author {
         Some(a) => doc.str_parts("title", &["#", ctx.channel_name, " — ", a]),
         None => doc.str_parts("title", &["#", ctx.channel_name]),
@@ -1080,6 +1113,45 @@ mod tests {
             }
         }
         assert!(!word_needs_escape(u64::from_le_bytes(*b"clean ok")));
+    }
+
+    #[test]
+    fn text_and_body_agree_with_the_helpers_with_or_without_markup() {
+        let names = names();
+        let channels = HashMap::from([("C9".to_string(), "random".to_string())]);
+        let ctx = MessageContext {
+            channel_id: "C1",
+            channel_name: "general",
+            names: &names,
+            channels: &channels,
+            base: None,
+        };
+        // Plain texts take the escape-once-and-copy path; the rest the two helpers.
+        for text in [
+            "",
+            "plain words",
+            "quotes \" and \\ backslash, tab\t, newline\n, nul\u{0}, é ✓ 🎉",
+            "<@USERID1> hi",
+            "a < b",
+            "x &amp; y",
+            "see <#C9> and <https://e.com|e>",
+            "\"<@USERID2>\"\n&lt;",
+        ] {
+            let raw = json!({"type": "message", "text": text, "ts": "1.000001"}).to_string();
+            let message: Message = serde_json::from_str(&raw).unwrap();
+            let doc: Map<String, Value> =
+                serde_json::from_slice(&message_json(&message, &ctx).0).unwrap();
+            assert_eq!(
+                doc["text"],
+                json!(rewrite_mentions(text, &names)),
+                "{text:?}"
+            );
+            assert_eq!(
+                doc["body"],
+                json!(plain_text(text, &names, &channels)),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
