@@ -447,6 +447,17 @@ fn append_report(args: &Args, mode: &str, report: &str) -> Result<()> {
 /// only us and the service sees exactly one signal (two would mean "exit now" to it).
 fn serve(stack: &Stack, service: &mut Service) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // Listen before saying so: a signal right after the ready line must find the handlers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     println!();
     println!("The connector service is running against a simulated Slack workspace.");
     println!("Elasticsearch: {}", stack.es_url);
@@ -456,26 +467,25 @@ fn serve(stack: &Stack, service: &mut Service) -> Result<()> {
         stack.es_url
     );
     println!("Press Ctrl-C to stop everything.");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        println!("{name}: stopping elastic-ingest, then the test servers (again to stop at once)");
+        say(format_args!(
+            "{name}: stopping elastic-ingest, then the test servers (again to stop at once)"
+        ));
         service.terminate();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = service.child.try_wait()? {
-                println!("elastic-ingest exited ({status})");
+                say(format_args!("elastic-ingest exited ({status})"));
                 break;
             }
             if Instant::now() > deadline {
-                println!("elastic-ingest did not stop within 10 s: killed");
+                say(format_args!(
+                    "elastic-ingest did not stop within 10 s: killed"
+                ));
                 service.kill();
                 break;
             }
@@ -487,8 +497,15 @@ fn serve(stack: &Stack, service: &mut Service) -> Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    println!("Stopped.");
+    say(format_args!("Stopped."));
     Ok(())
+}
+
+/// A line on stdout that may fail: whoever read our output may be gone by the time we stop
+/// (`println!` would panic, and the service would be killed instead of stopped).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// A handful of changes that each sync must notice.
@@ -977,6 +994,17 @@ impl Service {
         }
         if own_process_group {
             command.process_group(0);
+        }
+        // If we die before stopping it (a signal during the first sync, a panic, SIGKILL),
+        // the kernel sends it the SIGTERM we could not: no orphaned service.
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let child = command.spawn().context("starting elastic-ingest")?;
         Ok(Service {
