@@ -1,6 +1,7 @@
 //! The Slack Web API client: authentication, pacing, retries and the `ok:false` taxonomy.
 //!
-//! Every call goes through [`SlackClient::call`]: wait for the method's rate-limit slot,
+//! Every call goes through [`SlackClient::call_with`] (or [`SlackClient::call`], its owned
+//! form): wait for the method's rate-limit slot,
 //! send (GET with a query string, or POST with a form body: reqwest encodes both, so
 //! cursors full of `=`/`+`/`/` survive), read the body, and classify the outcome with the
 //! pure [`classify`] (Airbyte's taxonomy, `slack-api.md` §1c):
@@ -13,7 +14,9 @@
 //!
 //! Invariants: the token is a [`Secret`] sent only in the `Authorization` header (marked
 //! sensitive), so it appears in no URL, log line, error or `Debug` output; a call either
-//! returns a parsed `ok:true` body or an error: it never yields an empty page silently.
+//! returns a parsed `ok:true` body or an error: it never yields an empty page silently. The
+//! body is decoded in place by the caller's decoder, so pages can be read with borrowed
+//! strings; a decoder error is retried like a bad answer, so decoders have no side effects.
 
 use super::ratelimit::RateLimiter;
 use crate::config::Secret;
