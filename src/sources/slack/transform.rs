@@ -454,11 +454,25 @@ pub fn ts_micros(ts: &str) -> Option<i64> {
 /// ISO-8601 UTC (`2023-11-14T22:13:20.000100Z`) of epoch microseconds.
 pub fn iso_from_micros(micros: i64) -> Option<String> {
     let mut out = Vec::with_capacity(27);
-    if write_iso_micros(&mut out, micros) {
-        // Only ASCII digits and separators were written.
+    if write_iso(&mut out, micros) {
         return String::from_utf8(out).ok();
     }
-    iso_from_micros_chrono(micros)
+    None
+}
+
+/// Appends [`iso_from_micros`] of `micros`: the fast writer for 1970..=9999, chrono beyond;
+/// `false`, with nothing written, when the instant has no representation.
+fn write_iso(out: &mut Vec<u8>, micros: i64) -> bool {
+    if write_iso_micros(out, micros) {
+        return true;
+    }
+    match iso_from_micros_chrono(micros) {
+        Some(iso) => {
+            out.extend_from_slice(iso.as_bytes());
+            true
+        }
+        None => false,
+    }
 }
 
 /// Writes [`iso_from_micros`] for years 1970..=9999 (every Slack `ts`) without chrono's
@@ -808,20 +822,12 @@ impl ObjectWriter {
         let mark = self.out.len();
         self.key(key);
         self.out.push(b'"');
-        if write_iso_micros(&mut self.out, micros) {
+        if write_iso(&mut self.out, micros) {
             self.out.push(b'"');
-            return true;
-        }
-        match iso_from_micros_chrono(micros) {
-            Some(iso) => {
-                self.out.extend_from_slice(iso.as_bytes());
-                self.out.push(b'"');
-                true
-            }
-            None => {
-                self.out.truncate(mark);
-                false
-            }
+            true
+        } else {
+            self.out.truncate(mark);
+            false
         }
     }
 
