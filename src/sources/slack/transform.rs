@@ -714,14 +714,8 @@ pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>
     let plain = memchr::memchr2(b'<', b'&', raw_text.as_bytes()).is_none();
     match message.text.as_deref() {
         Some(text) if plain => {
-            doc.key("text");
-            let value = doc.out.len();
-            doc.out.push(b'"');
-            escape_json_into(&mut doc.out, text);
-            doc.out.push(b'"');
-            let end = doc.out.len();
-            doc.key("body");
-            doc.out.extend_from_within(value..end);
+            let value = doc.str("text", text);
+            doc.same("body", value);
         }
         Some(text) => {
             doc.text("text", |out| rewrite_mentions_into(out, text, ctx.names));
@@ -737,7 +731,7 @@ pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>
     match author {
         Some(a) => doc.str_parts("title", &["#", ctx.channel_name, " — ", a]),
         None => doc.str_parts("title", &["#", ctx.channel_name]),
-    }
+    };
     doc.str("ts", &message.ts);
     let has_timestamp = doc.timestamp("_timestamp", ts_micros(&message.ts));
     doc.opt_str(
@@ -793,18 +787,27 @@ impl ObjectWriter {
         self.out.extend_from_slice(b"\":");
     }
 
-    fn str(&mut self, key: &str, value: &str) {
-        self.str_parts(key, &[value]);
+    /// Returns where the written value (quotes included) lies in the output, for [`Self::same`].
+    fn str(&mut self, key: &str, value: &str) -> std::ops::Range<usize> {
+        self.str_parts(key, &[value])
     }
 
-    /// One string value made of `parts`, concatenated.
-    fn str_parts(&mut self, key: &str, parts: &[&str]) {
+    /// One string value made of `parts`, concatenated; returns the value's span.
+    fn str_parts(&mut self, key: &str, parts: &[&str]) -> std::ops::Range<usize> {
         self.key(key);
+        let start = self.out.len();
         self.out.push(b'"');
         for part in parts {
             escape_json_into(&mut self.out, part);
         }
         self.out.push(b'"');
+        start..self.out.len()
+    }
+
+    /// `key` with a value already written at `value` (a span [`Self::str`] returned).
+    fn same(&mut self, key: &str, value: std::ops::Range<usize>) {
+        self.key(key);
+        self.out.extend_from_within(value);
     }
 
     /// A string value written piece by piece by `write`, escaped on the way.
@@ -833,7 +836,9 @@ impl ObjectWriter {
 
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
         match value {
-            Some(value) => self.str(key, value),
+            Some(value) => {
+                self.str(key, value);
+            }
             None => self.null(key),
         }
     }
