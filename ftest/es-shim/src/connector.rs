@@ -424,31 +424,27 @@ pub async fn configuration(app: &App, id: &str, raw: &Bytes) -> Answer {
     .await
 }
 
-/// `PUT /_connector/{id}/_scheduling`.
+/// `PUT /_connector/{id}/_scheduling`. ES's `connector_scheduling` and `schedule_config`
+/// parsers are lenient: unknown keys are dropped (types and required fields are checked against
+/// the conformance table before this runs).
 pub async fn scheduling(app: &App, id: &str, raw: &Bytes) -> Answer {
     const P: &str = "connector_update_scheduling_request";
     let b = body::required(raw, P, &["scheduling"])?;
     let sched = body::opt_object(&b, "scheduling", P)?
         .ok_or_else(|| ShimError::validation(&["[scheduling] cannot be [null].".to_string()]))?;
-    for (k, v) in &sched {
-        if !matches!(k.as_str(), "access_control" | "full" | "incremental") {
-            return Err(ShimError::parse(format!(
-                "[1:2] [connector_scheduling] unknown field [{k}]"
-            )));
+    let mut kept = Map::new();
+    for (kind, config) in sched {
+        if !matches!(kind.as_str(), "access_control" | "full" | "incremental") {
+            continue;
         }
-        let Some(o) = v.as_object() else {
-            return Err(ShimError::parse(format!(
-                "[1:2] [{P}] failed to parse field [scheduling.{k}]"
-            )));
-        };
-        if let Some(bad) = o
-            .keys()
-            .find(|f| !matches!(f.as_str(), "enabled" | "interval"))
-        {
-            return Err(ShimError::parse(format!(
-                "[1:2] [schedule_config] unknown field [{bad}]"
-            )));
-        }
+        let config: Map<String, Value> = config
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| matches!(k.as_str(), "enabled" | "interval"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        kept.insert(kind, Value::Object(config));
     }
     modify(app, id, |doc| {
         let mut current = doc
@@ -456,7 +452,7 @@ pub async fn scheduling(app: &App, id: &str, raw: &Bytes) -> Answer {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        body::merge(&mut current, &sched);
+        body::merge(&mut current, &kept);
         doc.insert("scheduling".into(), Value::Object(current));
         Ok(())
     })
@@ -818,32 +814,24 @@ async fn update_optional_pair(
     .await
 }
 
-/// `PUT /_connector/{id}/_pipeline`.
+/// `PUT /_connector/{id}/_pipeline`. ES's `connector_ingest_pipeline` parser is lenient: it
+/// keeps the four settings it knows and drops anything else (types and required fields are
+/// checked against the conformance table before this runs).
 pub async fn pipeline(app: &App, id: &str, raw: &Bytes) -> Answer {
     const P: &str = "connector_update_pipeline_request";
-    let b = body::required(raw, P, &["pipeline"])?;
-    let p = body::opt_object(&b, "pipeline", P)?
-        .ok_or_else(|| ShimError::validation(&["[pipeline] cannot be [null].".to_string()]))?;
-    let keys = [
+    const KEYS: [&str; 4] = [
         "extract_binary_content",
         "name",
         "reduce_whitespace",
         "run_ml_inference",
     ];
-    if let Some(bad) = p.keys().find(|k| !keys.contains(&k.as_str())) {
-        return Err(ShimError::parse(format!(
-            "[1:2] [connector_ingest_pipeline] unknown field [{bad}]"
-        )));
-    }
-    body::require_keys(&p, &keys, "connector_ingest_pipeline")?;
-    for k in [
-        "extract_binary_content",
-        "reduce_whitespace",
-        "run_ml_inference",
-    ] {
-        body::opt_bool(&p, k, "connector_ingest_pipeline")?;
-    }
-    body::opt_str(&p, "name", "connector_ingest_pipeline")?;
+    let b = body::required(raw, P, &["pipeline"])?;
+    let p = body::opt_object(&b, "pipeline", P)?
+        .ok_or_else(|| ShimError::validation(&["[pipeline] cannot be [null].".to_string()]))?;
+    let p: Map<String, Value> = p
+        .into_iter()
+        .filter(|(k, _)| KEYS.contains(&k.as_str()))
+        .collect();
     modify(app, id, |doc| {
         doc.insert("pipeline".into(), Value::Object(p.clone()));
         Ok(())

@@ -5,6 +5,9 @@
 //! - [`router`]: per-request dispatch; everything unknown goes to [`proxy`] unchanged.
 //! - [`media`]: vendor media types (`compatible-with=8|9`) ↔ plain JSON/NDJSON.
 //! - [`identity`]: `GET /`, `_license`, `_security/_authenticate`, ES-style PIT.
+//! - [`conformance`]: the conformance table; every `_connector` request is checked against it
+//!   (query parameters, body or none, body fields and types) before a handler runs, and
+//!   recorded when [`ShimConfig::record`] is set, for the ftest's audit.
 //! - [`connector`], [`sync_job`]: the `_connector` API over the connector system indices
 //!   ([`store`]), with ES's defaults, validation, errors and job state machine.
 //! - [`pipeline`], [`ingest`]: ingest pipelines stored in memory and applied to `_bulk` and
@@ -18,6 +21,7 @@
 //! - Nothing in request data can panic the shim; every failure is an ES-shaped error answer.
 
 pub mod body;
+pub mod conformance;
 pub mod connector;
 pub mod error;
 pub mod identity;
@@ -58,6 +62,8 @@ pub struct ShimConfig {
     pub es_version: String,
     /// Indices whose `_bulk` writes are answered and discarded ([`sink`], benchmarks).
     pub sink_indices: Vec<String>,
+    /// Record every request ([`conformance::Recorder`]) for a conformance audit.
+    pub record: bool,
 }
 
 impl ShimConfig {
@@ -67,6 +73,7 @@ impl ShimConfig {
             listen: "127.0.0.1:0".into(),
             es_version: DEFAULT_ES_VERSION.into(),
             sink_indices: Vec::new(),
+            record: false,
         }
     }
 }
@@ -79,6 +86,7 @@ pub struct App {
     pub es_version: String,
     pub cluster_uuid: String,
     pub sink: Arc<sink::Sink>,
+    pub recorder: Arc<conformance::Recorder>,
 }
 
 impl App {
@@ -103,6 +111,7 @@ impl App {
             es_version: cfg.es_version.clone(),
             cluster_uuid: uuid,
             sink: Arc::new(sink::Sink::new(cfg.sink_indices.clone())),
+            recorder: Arc::new(conformance::Recorder::new(cfg.record)),
         })
     }
 }
@@ -116,6 +125,7 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
 pub struct ShimHandle {
     addr: SocketAddr,
     sink: Arc<sink::Sink>,
+    recorder: Arc<conformance::Recorder>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -130,6 +140,7 @@ impl ShimHandle {
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(&cfg)?);
         let sink = app.sink.clone();
+        let recorder = app.recorder.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
@@ -194,6 +205,7 @@ impl ShimHandle {
         Ok(ShimHandle {
             addr,
             sink,
+            recorder,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -211,6 +223,11 @@ impl ShimHandle {
     /// The discarding sink ([`ShimConfig::sink_indices`]).
     pub fn sink(&self) -> &sink::Sink {
         &self.sink
+    }
+
+    /// What was recorded ([`ShimConfig::record`]).
+    pub fn recorder(&self) -> &conformance::Recorder {
+        &self.recorder
     }
 
     /// Stops the server and waits for its thread.

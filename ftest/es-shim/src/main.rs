@@ -67,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         listen: args.listen.clone(),
         es_version: args.es_version.clone(),
         sink_indices: Vec::new(),
+        record: false,
     })?;
     let ready =
         serde_json::json!({"url": shim.url(), "upstream": upstream, "pid": std::process::id()});

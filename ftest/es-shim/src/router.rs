@@ -3,6 +3,9 @@
 //! Invariants:
 //! - Matching is by method and decoded path segments; anything not listed here is forwarded
 //!   unchanged ([`crate::proxy`]).
+//! - Every `_connector` request is recorded, then checked against the conformance table
+//!   ([`crate::conformance`]) before its handler runs: what Elasticsearch refuses, the shim
+//!   refuses with the same error, and changes nothing.
 //! - Every response, whoever produced it, carries `X-Elastic-Product: Elasticsearch`, and JSON
 //!   responses to requests that used a vendor media type carry
 //!   `application/vnd.elasticsearch+json;compatible-with=N`.
@@ -17,6 +20,7 @@ use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::body::Query;
+use crate::conformance::{self, Recorded};
 use crate::error::{ShimError, ShimResult};
 use crate::proxy::{forward, OutBody};
 use crate::upstream::decode;
@@ -124,6 +128,12 @@ async fn dispatch(
         };
     }
 
+    if s.first() == Some(&"_connector") {
+        let raw = body!();
+        return dispatch_connector(app, &method, &s, &query, raw).await;
+    }
+    app.recorder.other(m, &s);
+
     match (m, s.as_slice()) {
         ("GET" | "HEAD", []) => {
             if method == Method::HEAD {
@@ -230,66 +240,6 @@ async fn dispatch(
             }
         }
 
-        // Connector secrets.
-        ("POST", ["_connector", "_secret"]) => answer!(sync_job::secret_post(app, &body!()).await),
-        ("GET", ["_connector", "_secret", id]) => answer!(sync_job::secret_get(app, id).await),
-        ("PUT", ["_connector", "_secret", id]) => {
-            answer!(sync_job::secret_put(app, id, &body!()).await)
-        }
-        ("DELETE", ["_connector", "_secret", id]) => {
-            answer!(sync_job::secret_delete(app, id).await)
-        }
-
-        // Sync jobs.
-        ("POST", ["_connector", "_sync_job"]) => answer!(sync_job::create(app, &body!()).await),
-        ("GET", ["_connector", "_sync_job"]) => answer!(sync_job::list(app, &query).await),
-        ("GET", ["_connector", "_sync_job", id]) => answer!(sync_job::get(app, id).await),
-        ("DELETE", ["_connector", "_sync_job", id]) => answer!(sync_job::delete(app, id).await),
-        ("PUT", ["_connector", "_sync_job", id, action]) => {
-            let raw = body!();
-            match *action {
-                "_check_in" => answer!(sync_job::check_in(app, id).await),
-                "_claim" => answer!(sync_job::claim(app, id, &raw).await),
-                "_stats" => answer!(sync_job::stats(app, id, &raw).await),
-                "_cancel" => answer!(sync_job::cancel(app, id).await),
-                "_error" => answer!(sync_job::error(app, id, &raw).await),
-                _ => return Err(no_handler(&method, &path)),
-            }
-        }
-
-        // Connectors.
-        ("GET", ["_connector"]) => answer!(connector::list(app, &query).await),
-        ("POST" | "PUT", ["_connector"]) => answer!(connector::create(app, None, &body!()).await),
-        ("PUT", ["_connector", id]) => answer!(connector::create(app, Some(id), &body!()).await),
-        ("GET", ["_connector", id]) => answer!(connector::get(app, id, &query).await),
-        ("DELETE", ["_connector", id]) => answer!(connector::delete(app, id, &query).await),
-        ("PUT", ["_connector", id, "_filtering", "_validation"]) => {
-            answer!(connector::filtering_validation(app, id, &body!()).await)
-        }
-        ("PUT", ["_connector", id, "_filtering", "_activate"]) => {
-            answer!(connector::filtering_activate(app, id).await)
-        }
-        ("PUT", ["_connector", id, action]) => {
-            let raw = body!();
-            match *action {
-                "_check_in" => answer!(connector::check_in(app, id).await),
-                "_configuration" => answer!(connector::configuration(app, id, &raw).await),
-                "_scheduling" => answer!(connector::scheduling(app, id, &raw).await),
-                "_filtering" => answer!(connector::filtering(app, id, &raw).await),
-                "_status" => answer!(connector::status(app, id, &raw).await),
-                "_error" => answer!(connector::error(app, id, &raw).await),
-                "_last_sync" => answer!(connector::last_sync(app, id, &raw).await),
-                "_index_name" => answer!(connector::index_name(app, id, &raw).await),
-                "_name" => answer!(connector::name(app, id, &raw).await),
-                "_pipeline" => answer!(connector::pipeline(app, id, &raw).await),
-                "_service_type" => answer!(connector::service_type(app, id, &raw).await),
-                "_native" => answer!(connector::native(app, id, &raw).await),
-                "_features" => answer!(connector::features(app, id, &raw).await),
-                "_api_key_id" => answer!(connector::api_key_id(app, id, &raw).await),
-                _ => return Err(no_handler(&method, &path)),
-            }
-        }
-        (_, ["_connector", ..]) => return Err(no_handler(&method, &path)),
         _ => {}
     }
 
@@ -305,6 +255,97 @@ async fn dispatch(
         OutBody::Stream(body),
     )
     .await
+}
+
+/// The `_connector` API: recorded, checked against the conformance table (parameters, body
+/// or none, body fields and types, with Elasticsearch's errors), then answered.
+async fn dispatch_connector(
+    app: &App,
+    method: &Method,
+    s: &[&str],
+    query: &Query,
+    raw: Bytes,
+) -> ShimResult<Response<Body>> {
+    let m = method.as_str();
+    // Elasticsearch names the decoded path in its errors.
+    let path = format!("/{}", s.join("/"));
+    app.recorder.connector(Recorded {
+        method: m.to_string(),
+        segments: s.iter().map(|x| x.to_string()).collect(),
+        path: path.clone(),
+        query: query.clone(),
+        body: raw.clone(),
+    });
+    let table = conformance::table();
+    let Some(endpoint) = table.find(m, s) else {
+        return Err(no_handler(method, &path));
+    };
+    conformance::check(table, endpoint, m, &path, query, &raw)?;
+    let raw = &raw;
+
+    macro_rules! answer {
+        ($fut:expr) => {{
+            let (status, value) = $fut?;
+            return Ok(json_response(status, &value));
+        }};
+    }
+
+    match (m, s) {
+        // Connector secrets.
+        ("POST", ["_connector", "_secret"]) => answer!(sync_job::secret_post(app, raw).await),
+        ("GET", ["_connector", "_secret", id]) => answer!(sync_job::secret_get(app, id).await),
+        ("PUT", ["_connector", "_secret", id]) => {
+            answer!(sync_job::secret_put(app, id, raw).await)
+        }
+        ("DELETE", ["_connector", "_secret", id]) => {
+            answer!(sync_job::secret_delete(app, id).await)
+        }
+
+        // Sync jobs.
+        ("POST", ["_connector", "_sync_job"]) => answer!(sync_job::create(app, raw).await),
+        ("GET", ["_connector", "_sync_job"]) => answer!(sync_job::list(app, query).await),
+        ("GET", ["_connector", "_sync_job", id]) => answer!(sync_job::get(app, id).await),
+        ("DELETE", ["_connector", "_sync_job", id]) => answer!(sync_job::delete(app, id).await),
+        ("PUT", ["_connector", "_sync_job", id, action]) => match *action {
+            "_check_in" => answer!(sync_job::check_in(app, id).await),
+            "_claim" => answer!(sync_job::claim(app, id, raw).await),
+            "_stats" => answer!(sync_job::stats(app, id, raw).await),
+            "_cancel" => answer!(sync_job::cancel(app, id).await),
+            "_error" => answer!(sync_job::error(app, id, raw).await),
+            _ => Err(no_handler(method, &path)),
+        },
+
+        // Connectors.
+        ("GET", ["_connector"]) => answer!(connector::list(app, query).await),
+        ("POST" | "PUT", ["_connector"]) => answer!(connector::create(app, None, raw).await),
+        ("PUT", ["_connector", id]) => answer!(connector::create(app, Some(id), raw).await),
+        ("GET", ["_connector", id]) => answer!(connector::get(app, id, query).await),
+        ("DELETE", ["_connector", id]) => answer!(connector::delete(app, id, query).await),
+        ("PUT", ["_connector", id, "_filtering", "_validation"]) => {
+            answer!(connector::filtering_validation(app, id, raw).await)
+        }
+        ("PUT", ["_connector", id, "_filtering", "_activate"]) => {
+            answer!(connector::filtering_activate(app, id).await)
+        }
+        ("PUT", ["_connector", id, action]) => match *action {
+            "_check_in" => answer!(connector::check_in(app, id).await),
+            "_configuration" => answer!(connector::configuration(app, id, raw).await),
+            "_scheduling" => answer!(connector::scheduling(app, id, raw).await),
+            "_filtering" => answer!(connector::filtering(app, id, raw).await),
+            "_status" => answer!(connector::status(app, id, raw).await),
+            "_error" => answer!(connector::error(app, id, raw).await),
+            "_last_sync" => answer!(connector::last_sync(app, id, raw).await),
+            "_index_name" => answer!(connector::index_name(app, id, raw).await),
+            "_name" => answer!(connector::name(app, id, raw).await),
+            "_pipeline" => answer!(connector::pipeline(app, id, raw).await),
+            "_service_type" => answer!(connector::service_type(app, id, raw).await),
+            "_native" => answer!(connector::native(app, id, raw).await),
+            "_features" => answer!(connector::features(app, id, raw).await),
+            "_api_key_id" => answer!(connector::api_key_id(app, id, raw).await),
+            _ => Err(no_handler(method, &path)),
+        },
+        _ => Err(no_handler(method, &path)),
+    }
 }
 
 /// ES's answer for a path/method it has no handler for.

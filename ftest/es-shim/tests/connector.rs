@@ -176,7 +176,7 @@ async fn configuration_schema_then_values() {
     let (id, _) = new_connector().await;
     let path = format!("/_connector/{id}/_configuration");
     let schema = json!({"token": {"label": "Token", "type": "str", "value": "", "sensitive": true},
-                        "channels": {"label": "Channels", "type": "list", "value": []}});
+                        "channels": {"label": "Channels", "type": "list", "value": "a,b"}});
     let r = call("PUT", &path, Some(json!({"configuration": schema}))).await;
     assert_eq!(r, (200, json!({"result": "updated"})));
     let r = call("PUT", &path, Some(json!({"values": {"token": "xoxb-1"}}))).await;
@@ -186,7 +186,7 @@ async fn configuration_schema_then_values() {
     assert_eq!(c["configuration"]["token"]["value"], "xoxb-1");
     assert_eq!(c["configuration"]["token"]["label"], "Token");
     assert_eq!(c["configuration"]["token"]["sensitive"], true);
-    assert_eq!(c["configuration"]["channels"]["value"], json!([]));
+    assert_eq!(c["configuration"]["channels"]["value"], "a,b");
 
     let r = call(
         "PUT",
@@ -202,15 +202,26 @@ async fn configuration_schema_then_values() {
     assert_error(&r, 400, "action_request_validation_exception");
     let r = call("PUT", &path, None).await;
     assert_error(&r, 400, "parse_exception");
+    // ES's connector_configuration parser requires a label and refuses array values.
+    for field in [json!({"value": 1}), json!({"label": "L", "value": [1]})] {
+        let r = call("PUT", &path, Some(json!({"configuration": {"f": field}}))).await;
+        assert_eq!(
+            assert_error(&r, 400, "x_content_parse_exception"),
+            "[1:2] [connector_update_configuration_request] failed to parse field [configuration]"
+        );
+    }
     // Replacing the schema drops old fields.
     call(
         "PUT",
         &path,
-        Some(json!({"configuration": {"only": {"value": 1}}})),
+        Some(json!({"configuration": {"only": {"label": "Only", "value": 1}}})),
     )
     .await;
     let (_, c) = call("GET", &format!("/_connector/{id}"), None).await;
-    assert_eq!(c["configuration"], json!({"only": {"value": 1}}));
+    assert_eq!(
+        c["configuration"],
+        json!({"only": {"label": "Only", "value": 1}})
+    );
 }
 
 #[tokio::test]
@@ -232,8 +243,19 @@ async fn scheduling_merges_and_noop() {
         json!({"enabled": true, "interval": "0 * * * * ?"})
     );
     assert_eq!(c["scheduling"]["incremental"]["enabled"], false);
+    // ES's connector_scheduling parser ignores what it does not know...
     let r = call("PUT", &path, Some(json!({"scheduling": {"weekly": {}}}))).await;
-    assert_error(&r, 400, "x_content_parse_exception");
+    assert_eq!(r, (200, json!({"result": "noop"})));
+    // ...but not wrong types, nor unknown fields of the request itself.
+    let bad = json!({"scheduling": {"full": {"enabled": "yes", "interval": "0 * * * * ?"}}});
+    let r = call("PUT", &path, Some(bad)).await;
+    assert_eq!(
+        assert_error(&r, 400, "x_content_parse_exception"),
+        "[1:2] [connector_update_scheduling_request] failed to parse field [scheduling]"
+    );
+    let r = call("PUT", &path, Some(json!({"scheduling": {}, "extra": 1}))).await;
+    assert!(assert_error(&r, 400, "x_content_parse_exception")
+        .ends_with("[connector_update_scheduling_request] unknown field [extra]"));
 }
 
 #[tokio::test]
@@ -335,7 +357,10 @@ async fn status_and_error_follow_es_rules() {
     assert_eq!(c["status"], "connected");
     assert!(c["error"].is_null());
     let r = call("PUT", &er, Some(json!({}))).await;
-    assert_error(&r, 400, "x_content_parse_exception");
+    assert_eq!(
+        assert_error(&r, 400, "illegal_argument_exception"),
+        "Required [error]"
+    );
 }
 
 #[tokio::test]

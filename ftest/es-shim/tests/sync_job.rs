@@ -103,7 +103,14 @@ async fn create_errors() {
     )
     .await;
     assert!(assert_error(&r, 404, "resource_not_found_exception").contains("does not exist"));
+    // A missing constructor argument is the parser's IllegalArgumentException; an empty one
+    // fails the request's validate().
     let r = call("POST", "/_connector/_sync_job", Some(json!({}))).await;
+    assert_eq!(
+        assert_error(&r, 400, "illegal_argument_exception"),
+        "Required [id]"
+    );
+    let r = call("POST", "/_connector/_sync_job", Some(json!({"id": ""}))).await;
     assert_error(&r, 400, "action_request_validation_exception");
     let r = call(
         "POST",
@@ -168,10 +175,13 @@ async fn claim_stats_check_in() {
         cid.as_str(),
         "claim keeps the snapshot"
     );
-    assert_error(
-        &put(&id, "_claim", Some(json!({}))).await,
-        400,
-        "action_request_validation_exception",
+    assert_eq!(
+        assert_error(
+            &put(&id, "_claim", Some(json!({}))).await,
+            400,
+            "illegal_argument_exception",
+        ),
+        "Required [worker_hostname]"
     );
 
     let stats = json!({"deleted_document_count": 1, "indexed_document_count": 20, "indexed_document_volume": 3,
@@ -187,7 +197,7 @@ async fn claim_stats_check_in() {
     );
     assert_eq!(j["metadata"], json!({"k": "v"}));
     let r = put(&id, "_stats", Some(json!({"indexed_document_count": 1}))).await;
-    assert!(assert_error(&r, 400, "x_content_parse_exception")
+    assert!(assert_error(&r, 400, "illegal_argument_exception")
         .contains("Required [deleted_document_count, indexed_document_volume]"));
     assert_error(&put(&id, "_stats", Some(json!({"deleted_document_count": 0, "indexed_document_count": 0, "indexed_document_volume": 0, "bogus": 1}))).await, 400, "x_content_parse_exception");
     let at = "2030-01-01T00:00:00Z";
@@ -274,10 +284,13 @@ async fn error_transitions() {
         assert_error(&r, 400, "status_exception"),
         "Invalid transition attempt from [pending] to [error]. Such a sync job status transition is not supported by the Connector Protocol."
     );
-    assert_error(
-        &put(&pending, "_error", Some(json!({}))).await,
-        400,
-        "action_request_validation_exception",
+    assert_eq!(
+        assert_error(
+            &put(&pending, "_error", Some(json!({}))).await,
+            400,
+            "illegal_argument_exception",
+        ),
+        "Required [error]"
     );
     put(&pending, "_claim", Some(json!({"worker_hostname": "w"}))).await;
     assert_eq!(
