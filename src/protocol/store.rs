@@ -6,6 +6,10 @@
 //! Invariants:
 //! - Reads keep `_seq_no`/`_primary_term`; every decision-bearing write (prepare, lock,
 //!   `last_*_scheduled_at`) is guarded by them, so two daemons never both win.
+//! - Every `_connector` call sends exactly what Elasticsearch's specification declares for it
+//!   (the conformance table, `ftest/es-shim/conformance/`): no body where none is declared
+//!   (`_check_in`, `_filtering/_activate`, `_cancel`: Elasticsearch answers any body with 400),
+//!   no query parameters, only declared body fields with their types.
 //! - Writes that change what a search must see (new jobs, status changes) refresh, as
 //!   `POST _connector/_sync_job` does (`refresh=immediate`).
 
@@ -371,8 +375,10 @@ impl ApiStore {
         ApiStore { es }
     }
 
-    async fn put(&self, path: &str, body: Value) -> Result<Value, EsError> {
-        self.es.json(Method::Put, path, &[], Some(body)).await
+    /// `PUT` with the declared body, or none at all (never `{}`: Elasticsearch refuses a body
+    /// on an endpoint that reads none).
+    async fn put(&self, path: &str, body: Option<Value>) -> Result<Value, EsError> {
+        self.es.json(Method::Put, path, &[], body).await
     }
 }
 
@@ -397,7 +403,7 @@ impl ConnectorStore for ApiStore {
     }
 
     async fn check_in(&self, id: &str) -> Result<(), EsError> {
-        self.put(&format!("/_connector/{}/_check_in", encode(id)), json!({}))
+        self.put(&format!("/_connector/{}/_check_in", encode(id)), None)
             .await
             .map(|_| ())
     }
@@ -410,11 +416,11 @@ impl ConnectorStore for ApiStore {
         let id = encode(&connector.id);
         self.put(
             &format!("/_connector/{id}/_filtering/_validation"),
-            json!({"validation": validation_json(validation)}),
+            Some(json!({"validation": validation_json(validation)})),
         )
         .await?;
         if validation.state == "valid" {
-            self.put(&format!("/_connector/{id}/_filtering/_activate"), json!({}))
+            self.put(&format!("/_connector/{id}/_filtering/_activate"), None)
                 .await?;
         }
         Ok(())
@@ -448,12 +454,13 @@ impl ConnectorStore for ApiStore {
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError> {
         let mut body = json!({"worker_hostname": worker_hostname});
-        if let Some(cursor) = sync_cursor {
+        // `sync_cursor` is declared as an object (`declareObject`): anything else is refused.
+        if let Some(cursor) = sync_cursor.filter(Value::is_object) {
             body["sync_cursor"] = cursor;
         }
         self.put(
             &format!("/_connector/_sync_job/{}/_claim", encode(&job.id)),
-            body,
+            Some(body),
         )
         .await
         .map(|_| ())
@@ -462,7 +469,7 @@ impl ConnectorStore for ApiStore {
     async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError> {
         self.put(
             &format!("/_connector/_sync_job/{}/_stats", encode(job_id)),
-            stats_json(stats, None),
+            Some(stats_json(stats, None)),
         )
         .await
         .map(|_| ())
@@ -475,7 +482,10 @@ impl ConnectorStore for ApiStore {
             body["language"] = json!(language);
         }
         let answer = match &request.id {
-            Some(id) => self.put(&format!("/_connector/{}", encode(id)), body).await,
+            Some(id) => {
+                self.put(&format!("/_connector/{}", encode(id)), Some(body))
+                    .await
+            }
             None => {
                 self.es
                     .json(Method::Post, "/_connector", &[], Some(body))
@@ -487,7 +497,7 @@ impl ConnectorStore for ApiStore {
         // Kibana sets the pipeline right after creating the connector.
         self.put(
             &format!("/_connector/{}/_pipeline", encode(&id)),
-            json!({"pipeline": super::connector::default_pipeline()}),
+            Some(json!({"pipeline": super::connector::default_pipeline()})),
         )
         .await?;
         Ok(id)
@@ -496,7 +506,7 @@ impl ConnectorStore for ApiStore {
     async fn set_configuration(&self, id: &str, configuration: Value) -> Result<(), StoreError> {
         self.put(
             &format!("/_connector/{}/_configuration", encode(id)),
-            json!({"configuration": configuration}),
+            Some(json!({"configuration": configuration})),
         )
         .await
         .map_err(|e| map_not_found(e, format!("connector [{id}] not found")))?;
@@ -506,7 +516,7 @@ impl ConnectorStore for ApiStore {
     async fn set_scheduling(&self, id: &str, scheduling: Value) -> Result<(), StoreError> {
         self.put(
             &format!("/_connector/{}/_scheduling", encode(id)),
-            json!({"scheduling": scheduling}),
+            Some(json!({"scheduling": scheduling})),
         )
         .await
         .map_err(|e| map_not_found(e, format!("connector [{id}] not found")))?;
@@ -516,7 +526,7 @@ impl ConnectorStore for ApiStore {
     async fn cancel_job(&self, id: &str) -> Result<String, StoreError> {
         self.put(
             &format!("/_connector/_sync_job/{}/_cancel", encode(id)),
-            json!({}),
+            None,
         )
         .await
         .map_err(|e| map_not_found(e, format!("sync job [{id}] not found")))?;
