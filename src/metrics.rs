@@ -15,6 +15,7 @@
 //! | `connectors_slack_rate_limited_total` | counter | `method` |
 //! | `connectors_retries_total` | counter | `target` (elasticsearch, slack) |
 //! | `connectors_syncs_running` | gauge | |
+//! | `connectors_scheduling_failures_total` | counter | `step` (prepare, heartbeat, error_status, filtering, status, schedule) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ pub struct Metrics {
     slack_calls: Mutex<BTreeMap<(String, String), u64>>,
     slack_rate_limited: Mutex<BTreeMap<String, u64>>,
     retries: Mutex<BTreeMap<String, u64>>,
+    scheduling_failures: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The process-wide registry.
@@ -108,6 +110,21 @@ impl Metrics {
         bump(&self.retries, target, 1);
     }
 
+    /// One step of a connector's scheduling round failed (the round went on).
+    pub fn scheduling_failure(&self, step: &str) {
+        bump(&self.scheduling_failures, step, 1);
+    }
+
+    /// Failures of a scheduling step so far.
+    pub fn scheduling_failures(&self, step: &str) -> u64 {
+        self.scheduling_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(step)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
@@ -119,13 +136,7 @@ impl Metrics {
             "connectors_syncs_total",
             "Sync jobs finished, by final status.",
         );
-        for (status, n) in self.syncs.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "connectors_syncs_total{{status=\"{}\"}} {n}",
-                escape(status)
-            );
-        }
+        labelled(&mut out, "connectors_syncs_total", "status", &self.syncs);
         let _ = writeln!(out, "# HELP connectors_syncs_running Sync jobs running now.\n# TYPE connectors_syncs_running gauge");
         let _ = writeln!(
             out,
@@ -203,36 +214,42 @@ impl Metrics {
             "connectors_slack_rate_limited_total",
             "Slack calls answered 429 or ratelimited.",
         );
-        for (method, n) in self
-            .slack_rate_limited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "connectors_slack_rate_limited_total{{method=\"{}\"}} {n}",
-                escape(method)
-            );
-        }
+        labelled(
+            &mut out,
+            "connectors_slack_rate_limited_total",
+            "method",
+            &self.slack_rate_limited,
+        );
         counter(
             &mut out,
             "connectors_retries_total",
             "Retried requests, by target.",
         );
-        for (target, n) in self
-            .retries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "connectors_retries_total{{target=\"{}\"}} {n}",
-                escape(target)
-            );
-        }
+        labelled(
+            &mut out,
+            "connectors_retries_total",
+            "target",
+            &self.retries,
+        );
+        counter(
+            &mut out,
+            "connectors_scheduling_failures_total",
+            "Failed steps of connector scheduling rounds, by step (the round goes on).",
+        );
+        labelled(
+            &mut out,
+            "connectors_scheduling_failures_total",
+            "step",
+            &self.scheduling_failures,
+        );
         out
+    }
+}
+
+/// One sample per key of a single-label counter.
+fn labelled(out: &mut String, name: &str, label: &str, map: &Mutex<BTreeMap<String, u64>>) {
+    for (value, n) in map.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
     }
 }
 
@@ -262,6 +279,7 @@ mod tests {
         m.slack_call("conversations.history", "429");
         m.slack_rate_limited("conversations.history");
         m.retry("slack");
+        m.scheduling_failure("heartbeat");
         let text = m.render();
         for line in [
             "connectors_syncs_total{status=\"completed\"} 2",
@@ -276,6 +294,7 @@ mod tests {
             "connectors_slack_calls_total{method=\"conversations.history\",status=\"429\"} 1",
             "connectors_slack_rate_limited_total{method=\"conversations.history\"} 1",
             "connectors_retries_total{target=\"slack\"} 1",
+            "connectors_scheduling_failures_total{step=\"heartbeat\"} 1",
             "# TYPE connectors_bulk_request_duration_seconds histogram",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");

@@ -894,6 +894,180 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
     rescuer.stop().await;
 }
 
+/// A store whose heartbeat is the request the service used to send: `PUT _check_in` with the
+/// body `{}`, which Elasticsearch (and the strict shim) refuses with 400.
+struct RefusedHeartbeat {
+    inner: Arc<dyn ConnectorStore>,
+}
+
+#[async_trait]
+impl ConnectorStore for RefusedHeartbeat {
+    fn es(&self) -> &EsClient {
+        self.inner.es()
+    }
+    fn uses_api(&self) -> bool {
+        self.inner.uses_api()
+    }
+    async fn check_in(&self, id: &str) -> Result<(), connectors::es::EsError> {
+        let path = format!("/_connector/{}/_check_in", connectors::es::encode(id));
+        self.es()
+            .json(elasticsearch::http::Method::Put, &path, &[], Some(json!({})))
+            .await
+            .map(|_| ())
+    }
+    async fn write_filtering_validation(
+        &self,
+        connector: &Doc,
+        validation: &connectors::sync::rules::FilteringValidation,
+    ) -> Result<(), connectors::es::EsError> {
+        self.inner
+            .write_filtering_validation(connector, validation)
+            .await
+    }
+    async fn create_job(
+        &self,
+        connector_id: &str,
+        kind: connectors::sync::JobKind,
+        trigger_method: &str,
+    ) -> Result<String, store::StoreError> {
+        self.inner
+            .create_job(connector_id, kind, trigger_method)
+            .await
+    }
+    async fn claim_job(
+        &self,
+        job: &Doc,
+        worker_hostname: &str,
+        sync_cursor: Option<Value>,
+    ) -> Result<(), connectors::es::EsError> {
+        self.inner.claim_job(job, worker_hostname, sync_cursor).await
+    }
+    async fn job_stats(
+        &self,
+        job_id: &str,
+        stats: &connectors::sync::StatsSnapshot,
+    ) -> Result<(), connectors::es::EsError> {
+        self.inner.job_stats(job_id, stats).await
+    }
+    async fn create_connector(
+        &self,
+        request: &store::NewConnector,
+    ) -> Result<String, store::StoreError> {
+        self.inner.create_connector(request).await
+    }
+    async fn set_configuration(
+        &self,
+        id: &str,
+        configuration: Value,
+    ) -> Result<(), store::StoreError> {
+        self.inner.set_configuration(id, configuration).await
+    }
+    async fn set_scheduling(&self, id: &str, scheduling: Value) -> Result<(), store::StoreError> {
+        self.inner.set_scheduling(id, scheduling).await
+    }
+    async fn cancel_job(&self, id: &str) -> Result<String, store::StoreError> {
+        self.inner.cancel_job(id).await
+    }
+}
+
+/// A clock stopped at one instant.
+struct StoppedClock(chrono::DateTime<chrono::Utc>);
+
+impl Clock for StoppedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+    fn sleep(&self, duration: Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Log lines written while a test holds the guard.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The heartbeat Elasticsearch refuses (the old `{}` body) is logged with Elasticsearch's error
+/// and counted, and the same round still validates the configuration, shows the connector
+/// `connected` and creates the due scheduled job.
+#[test]
+fn refused_heartbeat_does_not_silence_the_round() {
+    block_on(async {
+        let env = Env::new(Mode::Api);
+        let id = "heartbeat-refused";
+        env.configured_connector(id).await;
+        env.cli_ok(&["connector", "schedule", "set", "-i", id, "--full", "0 * * * * ?"])
+            .await;
+        assert_eq!(env.connector(id).await.str("status"), Some("configured"));
+        let store: Arc<dyn ConnectorStore> = Arc::new(RefusedHeartbeat {
+            inner: env.store.clone(),
+        });
+        let at = |m: u32, s: u32| chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
+        let scheduler = connectors::scheduler::Scheduler::new(
+            store,
+            env.registry.clone(),
+            Arc::new(env.config(&[id], "")),
+            Arc::new(StoppedClock(at(1, 5))),
+        );
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let failures = || {
+            connectors::metrics::global().scheduling_failures("heartbeat")
+        };
+        let before = failures();
+        let pings = env.state.pings.load(Ordering::SeqCst);
+
+        scheduler
+            .round(at(0, 50), &CancellationToken::new())
+            .await
+            .unwrap();
+
+        assert_eq!(failures(), before + 1, "the refused heartbeat is counted");
+        let logged = logs.text();
+        assert!(
+            logged.contains("scheduling step failed") && logged.contains("step=\"heartbeat\"")
+                && logged.contains("does not support having a body"),
+            "the refused heartbeat is logged with Elasticsearch's error:\n{logged}"
+        );
+        let c = env.connector(id).await;
+        assert!(c.source["last_seen"].is_null(), "no heartbeat landed");
+        assert!(
+            env.state.pings.load(Ordering::SeqCst) > pings,
+            "the configuration was validated (the source pinged)"
+        );
+        assert_eq!(c.str("status"), Some("connected"));
+        assert_eq!(c.source["error"], Value::Null);
+        assert_eq!(
+            c.str("last_sync_scheduled_at"),
+            Some("2026-01-01T00:01:00.000000Z")
+        );
+        let jobs = env.jobs_of(id).await;
+        assert_eq!(jobs.len(), 1, "the due job was created");
+        assert_eq!(jobs[0].str("trigger_method"), Some("scheduled"));
+        assert_eq!(jobs[0].str("status"), Some("pending"));
+    });
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         mod direct {

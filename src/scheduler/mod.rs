@@ -10,6 +10,8 @@
 //! - No scheduled job is created while one of the same kind for the connector is still
 //!   pending, running or suspended (upstream piles them up); the slot is consumed anyway.
 //! - Time comes from a [`Clock`], so tests run minutes of schedule in a second.
+//! - One failing step never silences a round: each [`Step`] that fails is logged with the
+//!   Elasticsearch error and counted, and the connector's other steps still run.
 
 pub mod cron;
 
@@ -21,6 +23,7 @@ use crate::protocol::connector::{
 use crate::protocol::job::active_jobs_query;
 use crate::protocol::store::ConnectorStore;
 use crate::protocol::{connectors_query, SourceRegistry};
+use crate::sources::SourceFactory;
 use crate::sync::rules::validate_rules;
 use crate::sync::JobKind;
 use chrono::{DateTime, Utc};
@@ -116,6 +119,43 @@ pub fn due_slot(
     Some(slot)
 }
 
+/// The steps of a connector's scheduling round that write to Elasticsearch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Service type, features, configuration schema.
+    Prepare,
+    /// `last_seen` (`_check_in` in API mode).
+    Heartbeat,
+    /// The `error` status of a connector that failed validation.
+    ErrorStatus,
+    /// The draft sync rules' validation (and activation).
+    Filtering,
+    /// The `connected` status.
+    Status,
+    /// A `last_*_scheduled_at` slot and its job.
+    Schedule,
+}
+
+impl Step {
+    /// The `step` label of `connectors_scheduling_failures_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare",
+            Step::Heartbeat => "heartbeat",
+            Step::ErrorStatus => "error_status",
+            Step::Filtering => "filtering",
+            Step::Status => "status",
+            Step::Schedule => "schedule",
+        }
+    }
+}
+
+/// A failed step: logged with Elasticsearch's error, and counted.
+fn report(step: Step, error: &EsError) {
+    tracing::error!(step = step.as_str(), %error, "scheduling step failed; the round goes on");
+    crate::metrics::global().scheduling_failure(step.as_str());
+}
+
 /// The `schedule` service.
 pub struct Scheduler {
     store: Arc<dyn ConnectorStore>,
@@ -176,15 +216,17 @@ impl Scheduler {
                     return;
                 }
                 let span = tracing::info_span!("schedule", connector_id = %doc.id);
-                if let Err(error) = self.process(doc, last_wake_up).instrument(span).await {
-                    tracing::error!(%error, "scheduling the connector failed");
-                }
+                self.process(doc, last_wake_up).instrument(span).await;
             })
             .await;
         Ok(())
     }
 
-    async fn process(&self, doc: Doc, last_wake_up: DateTime<Utc>) -> Result<(), EsError> {
+    /// One connector's round: prepare, heartbeat, validate, sync-rule validation, status,
+    /// schedules. A step that fails is reported on its own ([`report`]) and the round goes on
+    /// with the next: a heartbeat Elasticsearch refuses must not keep a connector from being
+    /// validated, shown connected and scheduled.
+    async fn process(&self, doc: Doc, last_wake_up: DateTime<Utc>) {
         let id = doc.id.clone();
         let entry = self.config.connectors.iter().find(|c| c.connector_id == id);
         let service_type = doc
@@ -198,35 +240,19 @@ impl Scheduler {
                 "unknown service type '{service_type}': this connector service supports {}",
                 crate::config::KNOWN_SERVICE_TYPES.join(", ")
             );
-            self.set_error(&doc, &message).await?;
-            return Ok(());
+            if let Err(error) = self.set_error(&doc, &message).await {
+                report(Step::ErrorStatus, &error);
+            }
+            return;
         };
 
-        // Prepare (configured connectors only), 3 tries on 409.
+        // Prepare (configured connectors only).
         let mut doc = doc;
-        if entry.is_some() {
-            for attempt in 0..3 {
-                let Some(prepared) =
-                    prepare_patch(&doc.source, factory, entry.map(|e| e.service_type.as_str()))
-                else {
-                    break;
-                };
-                if !prepared.upgraded.is_empty() {
-                    tracing::warn!(fields = ?prepared.upgraded, "connector configuration upgraded with fields added by this version");
-                }
-                match self
-                    .store
-                    .update_connector(&id, Value::Object(prepared.patch), doc.guard())
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(error) if error.is_version_conflict() && attempt < 2 => {}
-                    Err(error) => return Err(error),
-                }
-                match self.store.get_connector(&id).await? {
-                    Some(reloaded) => doc = reloaded,
-                    None => return Ok(()),
-                }
+        if let Some(entry) = entry {
+            match self.prepare(&mut doc, factory, &entry.service_type).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => report(Step::Prepare, &error),
             }
         }
 
@@ -239,12 +265,14 @@ impl Scheduler {
         let interval =
             chrono::Duration::milliseconds((self.config.service.heartbeat * 1000.0) as i64);
         if heartbeat_due(doc.str("last_seen"), first_sight, Utc::now(), interval) {
-            self.store.check_in(&id).await?;
+            if let Err(error) = self.store.check_in(&id).await {
+                report(Step::Heartbeat, &error);
+            }
         }
 
         let current_status = doc.str("status").unwrap_or("");
         if current_status == status::CREATED || current_status == status::NEEDS_CONFIGURATION {
-            return Ok(());
+            return;
         }
 
         // Validate and ping.
@@ -257,26 +285,29 @@ impl Scheduler {
         };
         if let Err(message) = checked.await {
             tracing::warn!(error = %message, "connector configuration or source check failed");
-            self.set_error(&doc, &message).await?;
-            return Ok(());
+            if let Err(error) = self.set_error(&doc, &message).await {
+                report(Step::ErrorStatus, &error);
+            }
+            return;
         }
         if connector::sync_rules_enabled(&doc.source["features"]) {
             if let Some(draft) = connector::draft_needs_validation(&doc.source) {
                 let validation = validate_rules(&draft["rules"]);
                 tracing::info!(state = %validation.state, "validated draft sync rules");
-                self.store
+                if let Err(error) = self
+                    .store
                     .write_filtering_validation(&doc, &validation)
-                    .await?;
+                    .await
+                {
+                    report(Step::Filtering, &error);
+                }
             }
         }
         if doc.str("status") != Some(status::CONNECTED) || !doc.source["error"].is_null() {
-            self.store
-                .update_connector(
-                    &id,
-                    json!({"status": status::CONNECTED, "error": null}),
-                    None,
-                )
-                .await?;
+            let connected = json!({"status": status::CONNECTED, "error": null});
+            if let Err(error) = self.store.update_connector(&id, connected, None).await {
+                report(Step::Status, &error);
+            }
         }
 
         // Schedules.
@@ -294,9 +325,43 @@ impl Scheduler {
         }
         kinds.push(JobKind::Full);
         for kind in kinds {
-            self.schedule_kind(&id, kind, last_wake_up).await?;
+            if let Err(error) = self.schedule_kind(&id, kind, last_wake_up).await {
+                report(Step::Schedule, &error);
+            }
         }
-        Ok(())
+    }
+
+    /// Writes what `prepare` decides (3 tries on 409) and reloads `doc`; `false` when the
+    /// connector is gone.
+    async fn prepare(
+        &self,
+        doc: &mut Doc,
+        factory: &dyn SourceFactory,
+        configured_service_type: &str,
+    ) -> Result<bool, EsError> {
+        for attempt in 0..3 {
+            let Some(prepared) = prepare_patch(&doc.source, factory, Some(configured_service_type))
+            else {
+                break;
+            };
+            if !prepared.upgraded.is_empty() {
+                tracing::warn!(fields = ?prepared.upgraded, "connector configuration upgraded with fields added by this version");
+            }
+            match self
+                .store
+                .update_connector(&doc.id, Value::Object(prepared.patch), doc.guard())
+                .await
+            {
+                Ok(()) => {}
+                Err(error) if error.is_version_conflict() && attempt < 2 => {}
+                Err(error) => return Err(error),
+            }
+            match self.store.get_connector(&doc.id).await? {
+                Some(reloaded) => *doc = reloaded,
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     async fn set_error(&self, doc: &Doc, message: &str) -> Result<(), EsError> {
@@ -356,7 +421,8 @@ impl Scheduler {
                     tracing::info!(job_type = kind.as_str(), sync_job_id = %job_id, slot = %format_time(slot), "scheduled sync job created")
                 }
                 Err(error) => {
-                    tracing::error!(%error, job_type = kind.as_str(), "could not create the scheduled job")
+                    tracing::error!(%error, job_type = kind.as_str(), "could not create the scheduled job");
+                    crate::metrics::global().scheduling_failure(Step::Schedule.as_str());
                 }
             }
             return Ok(());
