@@ -10,6 +10,11 @@
 //! diff. Each round prints a report: documents, seconds, docs/s, the service's peak RSS and
 //! CPU seconds, Slack calls per method and 429s served.
 //!
+//! In API mode the shim records every `_connector` request the service and the CLI send, and
+//! the run fails unless each one is allowed by the conformance table
+//! (`ftest/es-shim/conformance/`); the report counts them per endpoint. The first sync must
+//! come from the schedule, with the connector `connected` and heartbeated.
+//!
 //! `--serve` is the demo (`make run`): after the first sync it prints the Elasticsearch URL
 //! and a `curl` that searches the messages, and keeps everything running until Ctrl-C.
 
@@ -187,6 +192,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             } else {
                 Vec::new()
             },
+            record: mode == Mode::Api,
             ..es_shim::ShimConfig::new(osmem.url())
         })?)
     } else {
@@ -302,6 +308,8 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         "--full",
         "*/5 * * * * ?",
     ])?;
+    // Kibana's sync-rules editor: a draft waiting for the service's validation.
+    stack.edit_draft_rules()?;
 
     let mut service = Service::start(
         &args.bin_dir,
@@ -327,6 +335,7 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     };
     let result = (|| -> Result<()> {
         let job = stack.wait_for_job(None, args.timeout, &mut service)?;
+        stack.check_scheduled_and_connected(&job)?;
         cli.run(&[
             "connector",
             "schedule",
@@ -373,9 +382,14 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             "mutation round trip: {:.2} s",
             before.elapsed().as_secs_f64()
         );
-        Ok(())
+        stack.cancel_a_job(&cli, &job, args.timeout, &mut service)
     })();
     let stopped = service.stop();
+    // Everything the service and the CLI sent is in: hold it against the table.
+    let result = result.and_then(|()| match (&stack.shim, mode) {
+        (Some(shim), Mode::Api) => audit_connector_api(shim),
+        _ => Ok(()),
+    });
     match (&result, stopped) {
         (Ok(()), Ok(())) => {
             println!(
@@ -390,6 +404,37 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             result
         }
     }
+}
+
+/// The recorded `_connector` requests against the conformance table: prints the count per
+/// endpoint, fails on any request the table does not allow (whatever the shim answered: the
+/// service only logs a refused heartbeat).
+fn audit_connector_api(shim: &es_shim::ShimHandle) -> Result<()> {
+    let recorded = shim.recorder().connector_requests();
+    let audit = es_shim::conformance::audit(es_shim::conformance::table(), &recorded);
+    println!(
+        "  conformance: {} _connector requests from the service and the CLI, {} outside the table",
+        recorded.len(),
+        audit.violations.len()
+    );
+    for (endpoint, count) in &audit.counts {
+        println!("    {count:>5}  {endpoint}");
+    }
+    let others: Vec<String> = shim
+        .recorder()
+        .other_counts()
+        .iter()
+        .map(|(shape, n)| format!("{shape} {n}"))
+        .collect();
+    println!("  other requests: {}", others.join(", "));
+    if audit.violations.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} request(s) the conformance table does not allow (ftest/es-shim/conformance/):\n  {}",
+        audit.violations.len(),
+        audit.violations.join("\n  ")
+    )
 }
 
 /// utime + stime of a process, seconds (0 when it is gone).
@@ -610,6 +655,110 @@ impl Stack {
             })),
         )?;
         Ok(())
+    }
+
+    /// The first sync came from the schedule, so the scheduler's round went through: the
+    /// heartbeat reached the connector, it was validated and shown `connected`, and a job was
+    /// scheduled.
+    fn check_scheduled_and_connected(&self, job: &Value) -> Result<()> {
+        let connector = self.es(
+            "GET",
+            &format!("/.elastic-connectors/_doc/{CONNECTOR_ID}"),
+            None,
+        )?;
+        let c = &connector["_source"];
+        println!(
+            "  connector: status {}, last_seen {}, last_sync_scheduled_at {}; first job {}",
+            c["status"], c["last_seen"], c["last_sync_scheduled_at"], job["trigger_method"]
+        );
+        if job["trigger_method"] != "scheduled" || c["last_sync_scheduled_at"].is_null() {
+            bail!("the first job was not created by the schedule: {job}");
+        }
+        if c["status"] != "connected" || !c["error"].is_null() {
+            bail!("the connector is not connected: {c}");
+        }
+        if !c["last_seen"].is_string() {
+            bail!(
+                "no heartbeat reached the connector (last_seen is {})",
+                c["last_seen"]
+            );
+        }
+        Ok(())
+    }
+
+    /// Marks the draft sync rules `edited`, as Kibana's editor leaves them; the scheduler must
+    /// validate them and, valid, activate them before it creates the first job.
+    fn edit_draft_rules(&self) -> Result<()> {
+        let path = format!("/.elastic-connectors/_doc/{CONNECTOR_ID}");
+        let mut filtering = self.es("GET", &path, None)?["_source"]["filtering"].clone();
+        filtering[0]["draft"]["validation"] = json!({"state": "edited", "errors": []});
+        self.es(
+            "POST",
+            &format!("/.elastic-connectors/_update/{CONNECTOR_ID}?refresh=true"),
+            Some(json!({"doc": {"filtering": filtering}})),
+        )?;
+        Ok(())
+    }
+
+    /// A job canceled right after it is started (`connectors job cancel`): it must end
+    /// `canceled`, unless the service finished it before the cancel arrived.
+    fn cancel_a_job(
+        &self,
+        cli: &Cli,
+        previous: &Value,
+        timeout: u64,
+        service: &mut Service,
+    ) -> Result<()> {
+        let started = cli.run(&[
+            "-o",
+            "json",
+            "job",
+            "start",
+            "-i",
+            CONNECTOR_ID,
+            "-t",
+            "full",
+        ])?;
+        let id: Value = serde_json::from_str(started.trim())?;
+        let id = id["id"].as_str().unwrap_or_default().to_string();
+        if let Err(error) = cli.run(&["job", "cancel", &id]) {
+            let job = self.job(&id)?;
+            if job["status"] != "completed" {
+                return Err(error);
+            }
+            println!("  job {id} completed before the cancel arrived");
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        loop {
+            service.sample();
+            service.check_alive()?;
+            let job = self.job(&id)?;
+            match job["status"].as_str() {
+                Some("canceled") => {
+                    println!("  job {id} canceled");
+                    return Ok(());
+                }
+                Some("pending" | "in_progress" | "canceling") => {}
+                other => bail!(
+                    "canceled job {id} ended {other:?} (previous job {})",
+                    previous["id"]
+                ),
+            }
+            if Instant::now() > deadline {
+                bail!("job {id} not canceled within {timeout} s");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn job(&self, id: &str) -> Result<Value> {
+        let found = self.es(
+            "GET",
+            &format!("/.elastic-connectors-sync-jobs/_doc/{id}"),
+            None,
+        )?;
+        Ok(found["_source"].clone())
     }
 
     /// The newest job of the connector.
