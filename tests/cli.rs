@@ -24,8 +24,12 @@ impl Env {
         let (shim, url) = match mode {
             Mode::Direct => (None, osmem.url().to_string()),
             Mode::Api => {
-                let shim = es_shim::ShimHandle::start(es_shim::ShimConfig::new(osmem.url()))
-                    .expect("es-shim");
+                // Recording: what the CLI sends is audited against the conformance table.
+                let shim = es_shim::ShimHandle::start(es_shim::ShimConfig {
+                    record: true,
+                    ..es_shim::ShimConfig::new(osmem.url())
+                })
+                .expect("es-shim");
                 let url = shim.url();
                 (Some(shim), url)
             }
@@ -63,6 +67,23 @@ impl Env {
         let mut all = vec!["-o", "json"];
         all.extend_from_slice(args);
         serde_json::from_str(self.ok(&all).trim()).unwrap()
+    }
+}
+
+impl Drop for Env {
+    /// Fails an API-mode test in which the CLI sent a request the conformance table does not
+    /// allow (`ftest/es-shim/conformance/`).
+    fn drop(&mut self) {
+        let (Some(shim), false) = (&self._shim, std::thread::panicking()) else {
+            return;
+        };
+        let recorded = shim.recorder().connector_requests();
+        let audit = es_shim::conformance::audit(es_shim::conformance::table(), &recorded);
+        assert!(
+            audit.violations.is_empty(),
+            "requests outside the conformance table:\n{}",
+            audit.violations.join("\n")
+        );
     }
 }
 
@@ -193,6 +214,18 @@ fn cli_end_to_end(mode: Mode) {
     assert!(env
         .ok(&["index", "delete", "search-cli"])
         .contains("deleted"));
+
+    // Without --connector-id the id is generated (`POST _connector` in API mode).
+    let generated = env.json(&[
+        "connector",
+        "create",
+        "--service-type",
+        "slack",
+        "--index-name",
+        "search-cli-generated",
+    ]);
+    let generated = generated["id"].as_str().unwrap_or_default();
+    assert!(!generated.is_empty() && generated != "cli-1", "{generated}");
 
     // Unknown ids: exit 1 with a message naming the id.
     for args in [

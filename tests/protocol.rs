@@ -126,6 +126,8 @@ struct Env {
     registry: SourceRegistry,
     store: Arc<dyn ConnectorStore>,
     dir: tempfile::TempDir,
+    /// Set when a test checked the conformance audit itself.
+    audited: std::cell::Cell<bool>,
 }
 
 static ENV_ONCE: Once = Once::new();
@@ -140,8 +142,13 @@ impl Env {
         let (shim, url) = match mode {
             Mode::Direct => (None, osmem.url().to_string()),
             Mode::Api => {
-                let shim = es_shim::ShimHandle::start(es_shim::ShimConfig::new(osmem.url()))
-                    .expect("es-shim");
+                // Recording: every `_connector` request of the service and the CLI is audited
+                // against the conformance table when the test ends.
+                let shim = es_shim::ShimHandle::start(es_shim::ShimConfig {
+                    record: true,
+                    ..es_shim::ShimConfig::new(osmem.url())
+                })
+                .expect("es-shim");
                 let url = shim.url();
                 (Some(shim), url)
             }
@@ -180,7 +187,20 @@ impl Env {
             registry,
             store,
             dir: tempfile::tempdir().unwrap(),
+            audited: std::cell::Cell::new(false),
         }
+    }
+
+    /// What the service and the CLI sent to the `_connector` API so far, held against the
+    /// conformance table (API mode; empty in direct mode).
+    fn audit(&self) -> es_shim::conformance::Audit {
+        self.audited.set(true);
+        let recorded = self
+            ._shim
+            .as_ref()
+            .map(|shim| shim.recorder().connector_requests())
+            .unwrap_or_default();
+        es_shim::conformance::audit(es_shim::conformance::table(), &recorded)
     }
 
     fn config(&self, connector_ids: &[&str], extra: &str) -> Config {
@@ -304,6 +324,22 @@ impl Env {
 
     fn daemon(&self, config: Config, actions: &[Action], hostname: &str) -> Daemon {
         Daemon::start(config, actions, self.deps(hostname, Arc::new(SystemClock)))
+    }
+}
+
+impl Drop for Env {
+    /// Fails an API-mode test whose service or CLI sent a request the conformance table does
+    /// not allow (unless the test examined the audit itself).
+    fn drop(&mut self) {
+        if self.audited.get() || std::thread::panicking() {
+            return;
+        }
+        let audit = self.audit();
+        assert!(
+            audit.violations.is_empty(),
+            "requests outside the conformance table (ftest/es-shim/conformance/):\n{}",
+            audit.violations.join("\n")
+        );
     }
 }
 
@@ -911,7 +947,12 @@ impl ConnectorStore for RefusedHeartbeat {
     async fn check_in(&self, id: &str) -> Result<(), connectors::es::EsError> {
         let path = format!("/_connector/{}/_check_in", connectors::es::encode(id));
         self.es()
-            .json(elasticsearch::http::Method::Put, &path, &[], Some(json!({})))
+            .json(
+                elasticsearch::http::Method::Put,
+                &path,
+                &[],
+                Some(json!({})),
+            )
             .await
             .map(|_| ())
     }
@@ -940,7 +981,9 @@ impl ConnectorStore for RefusedHeartbeat {
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), connectors::es::EsError> {
-        self.inner.claim_job(job, worker_hostname, sync_cursor).await
+        self.inner
+            .claim_job(job, worker_hostname, sync_cursor)
+            .await
     }
     async fn job_stats(
         &self,
@@ -1011,8 +1054,16 @@ fn refused_heartbeat_does_not_silence_the_round() {
         let env = Env::new(Mode::Api);
         let id = "heartbeat-refused";
         env.configured_connector(id).await;
-        env.cli_ok(&["connector", "schedule", "set", "-i", id, "--full", "0 * * * * ?"])
-            .await;
+        env.cli_ok(&[
+            "connector",
+            "schedule",
+            "set",
+            "-i",
+            id,
+            "--full",
+            "0 * * * * ?",
+        ])
+        .await;
         assert_eq!(env.connector(id).await.str("status"), Some("configured"));
         let store: Arc<dyn ConnectorStore> = Arc::new(RefusedHeartbeat {
             inner: env.store.clone(),
@@ -1031,9 +1082,7 @@ fn refused_heartbeat_does_not_silence_the_round() {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let failures = || {
-            connectors::metrics::global().scheduling_failures("heartbeat")
-        };
+        let failures = || connectors::metrics::global().scheduling_failures("heartbeat");
         let before = failures();
         let pings = env.state.pings.load(Ordering::SeqCst);
 
@@ -1045,7 +1094,8 @@ fn refused_heartbeat_does_not_silence_the_round() {
         assert_eq!(failures(), before + 1, "the refused heartbeat is counted");
         let logged = logs.text();
         assert!(
-            logged.contains("scheduling step failed") && logged.contains("step=\"heartbeat\"")
+            logged.contains("scheduling step failed")
+                && logged.contains("step=\"heartbeat\"")
                 && logged.contains("does not support having a body"),
             "the refused heartbeat is logged with Elasticsearch's error:\n{logged}"
         );
@@ -1065,6 +1115,16 @@ fn refused_heartbeat_does_not_silence_the_round() {
         assert_eq!(jobs.len(), 1, "the due job was created");
         assert_eq!(jobs[0].str("trigger_method"), Some("scheduled"));
         assert_eq!(jobs[0].str("status"), Some("pending"));
+        // The conformance audit names the refused request, and nothing else.
+        let audit = env.audit();
+        assert_eq!(audit.violations.len(), 1, "{:#?}", audit.violations);
+        assert!(
+            audit.violations[0]
+                .starts_with(&format!("PUT /_connector/{id}/_check_in body \"{{}}\""))
+                && audit.violations[0].contains("does not support having a body"),
+            "{}",
+            audit.violations[0]
+        );
     });
 }
 
