@@ -263,3 +263,125 @@ async fn connector_indices_are_created_as_elasticsearch_does() {
         .unwrap()
         .is_empty());
 }
+
+/// Where Elasticsearch's `ConnectorTemplateRegistry` installed its templates, the connector
+/// indices are created with no body (as the Python service's preflight does) and get the
+/// templates' mappings and alias; the alias is added if a template brings none.
+#[tokio::test]
+async fn connector_indices_come_from_elasticsearchs_templates_when_present() {
+    let osmem = osmem::Osmem::start().unwrap();
+    let es = client(osmem.url());
+    for (name, index, alias) in [
+        (
+            "elastic-connectors",
+            ".elastic-connectors-v1",
+            Some(".elastic-connectors"),
+        ),
+        (
+            "elastic-connectors-sync-jobs",
+            ".elastic-connectors-sync-jobs-v1",
+            None,
+        ),
+    ] {
+        let mut template = serde_json::json!({
+            "index_patterns": [index],
+            "template": {"settings": {"index": {"hidden": true, "number_of_replicas": 0}},
+                         "mappings": {"_meta": {"version": 1, "from": "template"},
+                                      "properties": {"marker": {"type": "keyword"}}}}});
+        if let Some(alias) = alias {
+            template["template"]["aliases"] = serde_json::json!({alias: {"is_hidden": true}});
+        }
+        es.json(
+            Method::Put,
+            &format!("/_index_template/{name}"),
+            &[],
+            Some(template),
+        )
+        .await
+        .unwrap();
+    }
+    let created = connectors::protocol::indices::ensure_connector_indices(&es)
+        .await
+        .unwrap();
+    assert_eq!(
+        created,
+        [
+            ".elastic-connectors-v1",
+            ".elastic-connectors-sync-jobs-v1",
+            ".elastic-connectors-sync-jobs"
+        ],
+        "the jobs template brings no alias: it is added"
+    );
+    for index in [".elastic-connectors-v1", ".elastic-connectors-sync-jobs-v1"] {
+        let mapping = es
+            .json(Method::Get, &format!("/{index}/_mapping"), &[], None)
+            .await
+            .unwrap();
+        let mappings = &mapping[index]["mappings"];
+        assert_eq!(mappings["_meta"]["from"], "template", "{mappings}");
+        assert!(
+            mappings["properties"].get("status").is_none(),
+            "our mappings were not sent: {mappings}"
+        );
+    }
+    assert!(es.index_exists(".elastic-connectors").await.unwrap());
+    assert!(es
+        .index_exists(".elastic-connectors-sync-jobs")
+        .await
+        .unwrap());
+}
+
+/// The exact requests: `HEAD _index_template/<name>`, then `PUT <index>` with no body.
+#[tokio::test]
+async fn connector_index_creation_sends_no_body_when_the_template_exists() {
+    let server = MockServer::start().await;
+    for alias in [".elastic-connectors", ".elastic-connectors-sync-jobs"] {
+        Mock::given(method("HEAD"))
+            .and(path(format!("/{alias}")))
+            .respond_with(ResponseTemplate::new(404))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("HEAD"))
+            .and(path(format!("/{alias}")))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        Mock::given(method("HEAD"))
+            .and(path(format!("/{alias}-v1")))
+            .respond_with(ResponseTemplate::new(404))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path(format!("/{alias}-v1")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"acknowledged": true})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    for template in ["elastic-connectors", "elastic-connectors-sync-jobs"] {
+        Mock::given(method("HEAD"))
+            .and(path(format!("/_index_template/{template}")))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let es = client(&server.uri());
+    connectors::protocol::indices::ensure_connector_indices(&es)
+        .await
+        .unwrap();
+    let puts: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2);
+    for put in puts {
+        assert!(put.body.is_empty(), "{} sent a body", put.url);
+    }
+}

@@ -433,8 +433,18 @@ impl EsClient {
 
     /// `HEAD <index>`: whether an index or alias exists.
     pub async fn index_exists(&self, index: &str) -> Result<bool, EsError> {
-        let path = format!("/{}", encode(index));
-        match self.request(Method::Head, &path, &[], None).await {
+        self.head_exists(&format!("/{}", encode(index))).await
+    }
+
+    /// `HEAD _index_template/<name>`: whether a composable index template exists.
+    pub async fn index_template_exists(&self, name: &str) -> Result<bool, EsError> {
+        self.head_exists(&format!("/_index_template/{}", encode(name)))
+            .await
+    }
+
+    /// A `HEAD` request: 2xx is `true`, 404 is `false`, anything else an error.
+    async fn head_exists(&self, path: &str) -> Result<bool, EsError> {
+        match self.request(Method::Head, path, &[], None).await {
             Ok(_) => Ok(true),
             Err(EsError::NotFound { .. }) => Ok(false),
             Err(EsError::Status { status: 404, .. }) => Ok(false),
