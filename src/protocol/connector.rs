@@ -421,14 +421,14 @@ pub fn new_connector_doc(
     })
 }
 
-/// The active filter object of the first domain (what a job snapshot carries).
-pub fn active_filtering(doc: &Value) -> Value {
+/// The active filter object of the first domain (what a job snapshot carries); `None` when
+/// the connector has none (the snapshot then has no `filtering`, as Elasticsearch writes it).
+pub fn active_filtering(doc: &Value) -> Option<Value> {
     doc["filtering"]
         .as_array()
         .and_then(|domains| domains.first())
         .map(|domain| domain["active"].clone())
         .filter(|active| !active.is_null())
-        .unwrap_or_else(|| json!({"advanced_snippet": {}, "rules": []}))
 }
 
 /// Filtering domains whose draft waits for validation (`draft.validation.state == edited`).

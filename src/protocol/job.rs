@@ -90,7 +90,11 @@ pub fn target_index(index_name: &str, kind: JobKind) -> String {
     }
 }
 
-/// A new job document, as `POST _connector/_sync_job` writes it (direct-index mode).
+/// A new job document, as `POST _connector/_sync_job` writes it (direct-index mode): null
+/// fields are left out (Elasticsearch's `ConnectorSyncJob.toXContent`), and the connector
+/// snapshot has id, filtering (the active rules), index_name, language, pipeline,
+/// service_type and configuration, but no `sync_cursor` (neither Elasticsearch's snapshot
+/// nor the Python service's has one; a claim adds the cursor an incremental job starts from).
 pub fn new_job_doc(
     connector_id: &str,
     connector: &Value,
@@ -99,23 +103,29 @@ pub fn new_job_doc(
     ts: &str,
 ) -> Value {
     let index_name = connector["index_name"].as_str().unwrap_or("");
+    let mut snapshot = Map::new();
+    snapshot.insert("id".into(), json!(connector_id));
+    if let Some(filtering) = active_filtering(connector) {
+        snapshot.insert("filtering".into(), filtering);
+    }
+    snapshot.insert("index_name".into(), json!(target_index(index_name, kind)));
+    for key in ["language", "pipeline", "service_type"] {
+        if let Some(value) = connector.get(key).filter(|v| !v.is_null()) {
+            snapshot.insert(key.into(), value.clone());
+        }
+    }
+    let configuration = connector
+        .get("configuration")
+        .filter(|c| !c.is_null())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    snapshot.insert("configuration".into(), configuration);
     json!({
-        "cancelation_requested_at": null, "canceled_at": null, "completed_at": null,
-        "connector": {
-            "id": connector_id,
-            "index_name": target_index(index_name, kind),
-            "language": connector["language"],
-            "service_type": connector["service_type"],
-            "configuration": connector.get("configuration").cloned().unwrap_or_else(|| json!({})),
-            "pipeline": connector["pipeline"],
-            "filtering": active_filtering(connector),
-            "sync_cursor": connector["sync_cursor"],
-        },
-        "created_at": ts, "deleted_document_count": 0, "error": null,
+        "connector": snapshot,
+        "created_at": ts, "deleted_document_count": 0,
         "indexed_document_count": 0, "indexed_document_volume": 0,
         "job_type": kind.as_str(), "last_seen": ts, "metadata": {},
-        "started_at": null, "status": "pending", "total_document_count": 0,
-        "trigger_method": trigger, "worker_hostname": null
+        "status": "pending", "total_document_count": 0, "trigger_method": trigger
     })
 }
 
@@ -330,6 +340,37 @@ mod tests {
         );
         assert_eq!(job["connector"]["filtering"]["rules"][0]["id"], "DEFAULT");
         assert_eq!(job["status"], "pending");
+        // As Elasticsearch writes it: no null fields, no cursor in the snapshot.
+        let nulls: Vec<&String> = job
+            .as_object()
+            .unwrap()
+            .iter()
+            .chain(job["connector"].as_object().unwrap())
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(nulls.is_empty(), "null fields {nulls:?} in {job}");
+        for absent in [
+            "started_at",
+            "completed_at",
+            "canceled_at",
+            "worker_hostname",
+            "error",
+        ] {
+            assert!(job.get(absent).is_none(), "{absent}");
+        }
+        assert!(job["connector"].get("sync_cursor").is_none());
+        assert!(
+            job["connector"].get("language").is_some(),
+            "set fields stay"
+        );
+        let mut bare = connector.clone();
+        bare["filtering"] = json!([]);
+        bare["language"] = Value::Null;
+        let job = new_job_doc("c1", &bare, JobKind::Full, "on_demand", "T");
+        assert!(job["connector"].get("filtering").is_none());
+        assert!(job["connector"].get("language").is_none());
+        assert_eq!(job["connector"]["index_name"], "search-x");
         assert!(job_creation_problem("c1", &connector).is_none());
         let mut bad = connector.clone();
         bad["index_name"] = json!("");
