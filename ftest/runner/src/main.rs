@@ -385,11 +385,13 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         stack.cancel_a_job(&cli, &job, args.timeout, &mut service)
     })();
     let stopped = service.stop();
-    // Everything the service and the CLI sent is in: hold it against the table.
-    let result = result.and_then(|()| match (&stack.shim, mode) {
+    // Everything the service and the CLI sent is in: hold it against the table (also after a
+    // failure, whose cause it may name).
+    let audited = match (&stack.shim, mode) {
         (Some(shim), Mode::Api) => audit_connector_api(shim),
         _ => Ok(()),
-    });
+    };
+    let result = result.and(audited);
     match (&result, stopped) {
         (Ok(()), Ok(())) => {
             println!(
