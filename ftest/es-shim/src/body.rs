@@ -4,7 +4,9 @@
 //! Invariants:
 //! - Unknown fields, wrong JSON types and malformed JSON are 400 `x_content_parse_exception`
 //!   naming the parser, as ES's strict `ConstructingObjectParser`s answer; a missing body where
-//!   one is required is 400 `parse_exception` "request body is required".
+//!   one is required is 400 `parse_exception` "request body is required". The router checks
+//!   every `_connector` request against the conformance table first (required fields
+//!   included, [`crate::conformance`]), so these are the handlers' second line.
 //! - [`merge`] is ES's `_update` `doc` semantics: objects merge recursively, everything else
 //!   (arrays included) is replaced.
 
@@ -32,7 +34,7 @@ pub fn object(
     })?;
     let Value::Object(map) = value else {
         return Err(ShimError::parse(format!(
-            "[1:1] [{parser}] Expected START_OBJECT but was {}",
+            "[1:1] [{parser}] Expected START_OBJECT but was: {}",
             token_name(&value)
         )));
     };
@@ -57,7 +59,8 @@ pub fn required(body: &Bytes, parser: &str, allowed: &[&str]) -> ShimResult<Map<
     })
 }
 
-fn token_name(v: &Value) -> &'static str {
+/// The parser token name of a JSON value (`START_OBJECT`, `VALUE_STRING`, ...).
+pub fn token_name(v: &Value) -> &'static str {
     match v {
         Value::Array(_) => "START_ARRAY",
         Value::String(_) => "VALUE_STRING",
@@ -106,23 +109,6 @@ pub fn opt_object(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o.clone())),
         Some(_) => Err(type_error(parser, key)),
-    }
-}
-
-/// ES's "Required [a, b]" error of constructing parsers for missing mandatory fields.
-pub fn require_keys(map: &Map<String, Value>, keys: &[&str], parser: &str) -> ShimResult<()> {
-    let missing: Vec<&str> = keys
-        .iter()
-        .copied()
-        .filter(|k| !map.contains_key(*k))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(ShimError::parse(format!(
-            "[1:1] [{parser}] failed to parse object: Required [{}]",
-            missing.join(", ")
-        )))
     }
 }
 

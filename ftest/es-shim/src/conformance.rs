@@ -25,6 +25,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::body::token_name;
 use crate::error::ShimError;
 
 /// The table, as committed.
@@ -270,7 +271,7 @@ fn check_body(endpoint: &Endpoint, body: &[u8]) -> Result<(), ShimError> {
     let Value::Object(map) = &value else {
         return Err(ShimError::parse(format!(
             "[1:1] [{parser}] Expected START_OBJECT but was: {}",
-            token(&value)
+            token_name(&value)
         )));
     };
     check_object(map, schema, parser, body).map_err(|e| match e {
@@ -342,7 +343,7 @@ fn check_value(
     let unsupported = || {
         Refusal::Content(format!(
             "{at} [{parser}] {key} doesn't support values of type: {}",
-            token(value)
+            token_name(value)
         ))
     };
     let failed = || Refusal::Content(format!("{at} [{parser}] failed to parse field [{key}]"));
@@ -412,18 +413,6 @@ fn check_value(
             }
             Ok(())
         }
-    }
-}
-
-/// The parser token name of a JSON value.
-fn token(value: &Value) -> &'static str {
-    match value {
-        Value::Array(_) => "START_ARRAY",
-        Value::String(_) => "VALUE_STRING",
-        Value::Number(_) => "VALUE_NUMBER",
-        Value::Bool(_) => "VALUE_BOOLEAN",
-        Value::Null => "VALUE_NULL",
-        Value::Object(_) => "START_OBJECT",
     }
 }
 

@@ -681,7 +681,6 @@ pub async fn status(app: &App, id: &str, raw: &Bytes) -> Answer {
 pub async fn error(app: &App, id: &str, raw: &Bytes) -> Answer {
     const P: &str = "connector_update_error_request";
     let b = body::required(raw, P, &["error"])?;
-    body::require_keys(&b, &["error"], P)?;
     let err = body::opt_str(&b, "error", P)?;
     modify(app, id, |doc| {
         match err.as_deref().filter(|e| !e.is_empty()) {
@@ -744,7 +743,6 @@ pub async fn last_sync(app: &App, id: &str, raw: &Bytes) -> Answer {
 pub async fn index_name(app: &App, id: &str, raw: &Bytes) -> Answer {
     const P: &str = "connector_update_index_name_request";
     let b = body::required(raw, P, &["index_name"])?;
-    body::require_keys(&b, &["index_name"], P)?;
     let ix = body::opt_str(&b, "index_name", P)?;
     if let Some(p) = ix.as_deref().and_then(index_name_problem) {
         return Err(ShimError::validation(&[p]));
