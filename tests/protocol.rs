@@ -270,6 +270,23 @@ impl Env {
         }
     }
 
+    /// A configured connector with a full sync every minute (`0 * * * * ?`).
+    async fn scheduled_connector(&self, id: &str) {
+        self.configured_connector(id).await;
+        let out = self
+            .cli_ok(&[
+                "connector",
+                "schedule",
+                "set",
+                "-i",
+                id,
+                "--full",
+                "0 * * * * ?",
+            ])
+            .await;
+        assert!(out.contains("full every"), "{out}");
+    }
+
     async fn start_job(&self, connector_id: &str) -> String {
         let out = self
             .cli_ok(&[
@@ -622,19 +639,7 @@ async fn connector_lifecycle(mode: Mode) {
 async fn schedule_one_job_per_tick(mode: Mode) {
     let env = Env::new(mode);
     let id = "scheduled";
-    env.configured_connector(id).await;
-    let out = env
-        .cli_ok(&[
-            "connector",
-            "schedule",
-            "set",
-            "-i",
-            id,
-            "--full",
-            "0 * * * * ?",
-        ])
-        .await;
-    assert!(out.contains("full every"), "{out}");
+    env.scheduled_connector(id).await;
     // Virtual time starts at 00:00:30 and runs 60× faster: slots 00:01:00 (real 0.5 s) and
     // 00:02:00 (1.5 s); the daemons stop at about 00:02:45 (2.25 s).
     let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
@@ -684,17 +689,7 @@ async fn schedule_one_job_per_tick(mode: Mode) {
 async fn schedule_skips_while_pending(mode: Mode) {
     let env = Env::new(mode);
     let id = "pileup";
-    env.configured_connector(id).await;
-    env.cli_ok(&[
-        "connector",
-        "schedule",
-        "set",
-        "-i",
-        id,
-        "--full",
-        "0 * * * * ?",
-    ])
-    .await;
+    env.scheduled_connector(id).await;
     let origin = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
     let scaled = ScaledClock::new_delayed(origin, 60.0, Duration::from_millis(300));
     let started = scaled.started();
@@ -1053,17 +1048,7 @@ fn refused_heartbeat_does_not_silence_the_round() {
     block_on(async {
         let env = Env::new(Mode::Api);
         let id = "heartbeat-refused";
-        env.configured_connector(id).await;
-        env.cli_ok(&[
-            "connector",
-            "schedule",
-            "set",
-            "-i",
-            id,
-            "--full",
-            "0 * * * * ?",
-        ])
-        .await;
+        env.scheduled_connector(id).await;
         assert_eq!(env.connector(id).await.str("status"), Some("configured"));
         let store: Arc<dyn ConnectorStore> = Arc::new(RefusedHeartbeat {
             inner: env.store.clone(),
