@@ -898,7 +898,7 @@ async fn internal_options_reach_private_channels_dms_and_filters() {
 #[test]
 #[ignore]
 fn bench_parse_and_transform_split() {
-    use connectors::sources::slack::client::ApiResponse;
+    use connectors::sources::slack::answer::{decode, ApiResponse};
     use connectors::sources::slack::transform::{message_json, Message, MessageContext, Names};
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
     let channel = readable_channels(&sim, &query(0, false, false))[0].clone();
@@ -922,11 +922,11 @@ fn bench_parse_and_transform_split() {
     let started = Instant::now();
     let mut messages = 0;
     for _ in 0..rounds {
-        let page: ApiResponse<Message> = serde_json::from_slice(&body).unwrap();
+        let page: ApiResponse<Message> = decode("conversations.history", &body).unwrap();
         messages += page.items.len();
     }
     let parse = started.elapsed();
-    let page: ApiResponse<Message> = serde_json::from_slice(&body).unwrap();
+    let page: ApiResponse<Message> = decode("conversations.history", &body).unwrap();
     let names = Names::default();
     let channels = std::collections::HashMap::new();
     let ctx = MessageContext {

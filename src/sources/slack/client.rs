@@ -6,7 +6,8 @@
 //! cursors full of `=`/`+`/`/` survive), read the body, and classify the outcome with the
 //! pure [`classify`] (Airbyte's taxonomy, `slack-api.md` §1c):
 //! - configuration/auth errors fail at once with an actionable message;
-//! - throttling, server errors, transport errors and malformed JSON are retried with
+//! - throttling, server errors, transport errors, malformed JSON and `ok:true` answers
+//!   without the method's fields ([`SlackError::Protocol`]) are retried with
 //!   backoff, a bounded number of times ([`RetryBudget`]); `Retry-After` is always honoured
 //!   and fed back into the limiter so every other request to that method waits too;
 //! - channel-level errors (`not_in_channel`, …) come back as [`SlackError::Api`] with
@@ -14,10 +15,13 @@
 //!
 //! Invariants: the token is a [`Secret`] sent only in the `Authorization` header (marked
 //! sensitive), so it appears in no URL, log line, error or `Debug` output; a call either
-//! returns a parsed `ok:true` body or an error: it never yields an empty page silently. The
+//! returns a parsed `ok:true` body carrying every field its method promises
+//! ([`answer`](super::answer)) or an error: it never yields an empty page silently. The
 //! body is decoded in place by the caller's decoder, so pages can be read with borrowed
-//! strings; a decoder error is retried like a bad answer, so decoders have no side effects.
+//! strings; a decoder error (malformed JSON, a missing or mistyped field, a repeated
+//! cursor) is retried like a bad answer, so decoders have no side effects.
 
+use super::answer::{self, ApiResponse, Pager};
 use super::ratelimit::RateLimiter;
 use crate::config::Secret;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
@@ -93,6 +97,18 @@ pub enum SlackError {
         method: String,
         /// The parse error.
         reason: String,
+    },
+    /// An `ok:true` answer without what the method promises: a required field missing,
+    /// `null` or of the wrong type, `has_more` without a cursor, a cursor already used
+    /// ([`answer`](super::answer)). Retried like a 5xx: Slack may answer well next time.
+    #[error("slack {method} answered ok but `{field}` {problem}")]
+    Protocol {
+        /// The method called.
+        method: String,
+        /// The field at fault (`messages`, `response_metadata.next_cursor`, …).
+        field: String,
+        /// What is wrong with it (`is missing`, `is null`, …).
+        problem: String,
     },
     /// The sync was cancelled while waiting.
     #[error("cancelled")]
@@ -170,9 +186,9 @@ pub fn classify(error: &SlackError) -> Class {
         }
         SlackError::Http { status: 401, .. } | SlackError::Http { status: 403, .. } => Class::Auth,
         SlackError::Http { .. } => Class::Fail,
-        SlackError::Transport { .. } | SlackError::Malformed { .. } => {
-            Class::Retry { throttled: false }
-        }
+        SlackError::Transport { .. }
+        | SlackError::Malformed { .. }
+        | SlackError::Protocol { .. } => Class::Retry { throttled: false },
         SlackError::Request { .. } | SlackError::Cancelled => Class::Fail,
     }
 }
@@ -313,66 +329,6 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs.min(3600.0)))
 }
 
-/// The envelope every Web API answer shares. `items` takes the method's list
-/// (`members`, `channels` or `messages`), so one type serves every paged method.
-#[derive(Debug, Deserialize)]
-#[serde(bound = "T: Deserialize<'de>")]
-pub struct ApiResponse<T> {
-    /// Slack's success flag.
-    #[serde(default)]
-    pub ok: bool,
-    /// Error code when `ok` is false.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// `missing_scope`: the scope needed.
-    #[serde(default)]
-    pub needed: Option<String>,
-    /// `missing_scope`: the token's scopes.
-    #[serde(default)]
-    pub provided: Option<String>,
-    /// The page's items.
-    #[serde(
-        default = "Vec::new",
-        alias = "members",
-        alias = "channels",
-        alias = "messages"
-    )]
-    pub items: Vec<T>,
-    /// `conversations.history`/`replies`: more pages exist.
-    #[serde(default)]
-    pub has_more: bool,
-    /// Paging cursor holder.
-    #[serde(default)]
-    pub response_metadata: Option<ResponseMetadata>,
-    /// `auth.test`: the workspace URL (`https://<domain>.slack.com/`).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `auth.test`: the team id.
-    #[serde(default)]
-    pub team_id: Option<String>,
-    /// `auth.test`: the token's user id.
-    #[serde(default)]
-    pub user_id: Option<String>,
-}
-
-/// `response_metadata`.
-#[derive(Debug, Default, Deserialize)]
-pub struct ResponseMetadata {
-    /// Empty or absent when this was the last page.
-    #[serde(default)]
-    pub next_cursor: Option<String>,
-}
-
-impl<T> ApiResponse<T> {
-    /// The cursor of the next page, if any (pure: empty means done).
-    pub fn next_cursor(&self) -> Option<&str> {
-        self.response_metadata
-            .as_ref()
-            .and_then(|m| m.next_cursor.as_deref())
-            .filter(|c| !c.is_empty())
-    }
-}
-
 /// A successful answer plus the headers we use.
 #[derive(Debug)]
 pub struct Reply<T> {
@@ -493,6 +449,27 @@ impl SlackClient {
         self.call_with(method, verb, params, cancel, |bytes, head| {
             Ok(Reply {
                 body: head.decode(bytes)?,
+                scopes: head.scopes.clone(),
+            })
+        })
+        .await
+    }
+
+    /// [`call`](Self::call) for one page of a cursor listing: a next cursor that `pager`
+    /// has already used is a protocol error, retried like any other bad answer.
+    pub async fn call_page<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        verb: Verb,
+        params: &[(&str, &str)],
+        pager: &Pager,
+        cancel: &CancellationToken,
+    ) -> Result<Reply<T>, SlackError> {
+        self.call_with(method, verb, params, cancel, |bytes, head| {
+            let body = head.decode(bytes)?;
+            pager.check(head.method, body.next_cursor())?;
+            Ok(Reply {
+                body,
                 scopes: head.scopes.clone(),
             })
         })
@@ -647,18 +624,15 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
-    /// Parses the envelope and its items (borrowing from `bytes` where `T` does), and
-    /// turns `ok:false` into [`SlackError::Api`] and bad JSON into
-    /// [`SlackError::Malformed`].
+    /// Parses the envelope and its items strictly for the method ([`answer::decode`]:
+    /// items borrow from `bytes` where `T` does), and turns `ok:false` into
+    /// [`SlackError::Api`], bad JSON into [`SlackError::Malformed`] and an `ok:true`
+    /// answer without the method's fields into [`SlackError::Protocol`].
     pub fn decode<'de, T: Deserialize<'de>>(
         &self,
         bytes: &'de [u8],
     ) -> Result<ApiResponse<T>, SlackError> {
-        let body: ApiResponse<T> =
-            serde_json::from_slice(bytes).map_err(|e| SlackError::Malformed {
-                method: self.method.into(),
-                reason: e.to_string(),
-            })?;
+        let body = answer::decode::<T>(self.method, bytes)?;
         if !body.ok {
             return Err(SlackError::Api {
                 method: self.method.into(),
@@ -895,22 +869,27 @@ mod tests {
     }
 
     #[test]
-    fn envelope_reads_every_list_and_cursor() {
-        let users: ApiResponse<serde_json::Value> = serde_json::from_str(
-            r#"{"ok":true,"members":[{"id":"U1"}],"response_metadata":{"next_cursor":"dXNlcnM6MQ=="}}"#,
-        )
-        .unwrap();
-        assert_eq!(users.items.len(), 1);
-        assert_eq!(users.next_cursor(), Some("dXNlcnM6MQ=="));
-        let last: ApiResponse<serde_json::Value> = serde_json::from_str(
-            r#"{"ok":true,"channels":[],"response_metadata":{"next_cursor":""}}"#,
-        )
-        .unwrap();
-        assert_eq!(last.next_cursor(), None);
-        let failed: ApiResponse<serde_json::Value> =
-            serde_json::from_str(r#"{"ok":false,"error":"missing_scope","needed":"x"}"#).unwrap();
-        assert!(!failed.ok);
-        assert_eq!(failed.needed.as_deref(), Some("x"));
+    fn head_decode_maps_failures_and_retries_protocol_errors() {
+        let head = Head {
+            method: "conversations.history",
+            scopes: Some("channels:read".into()),
+            retry_after: None,
+        };
+        let failed = head
+            .decode::<serde_json::Value>(br#"{"ok":false,"error":"missing_scope","needed":"x"}"#)
+            .unwrap_err();
+        assert!(
+            matches!(&failed, SlackError::Api { code, provided: Some(p), .. } if code == "missing_scope" && p == "channels:read"),
+            "{failed:?}"
+        );
+        let empty = head
+            .decode::<serde_json::Value>(br#"{"ok":true,"has_more":false}"#)
+            .unwrap_err();
+        assert_eq!(classify(&empty), Class::Retry { throttled: false });
+        assert_eq!(
+            empty.to_string(),
+            "slack conversations.history answered ok but `messages` is missing"
+        );
     }
 
     #[test]

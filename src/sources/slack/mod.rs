@@ -5,7 +5,8 @@
 //! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
 //! `auto_join_channels`, `sync_users`.
 //!
-//! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`ratelimit`] (per-method tier
+//! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
+//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
 //! buckets), [`transform`] (documents), [`source`] (options and the fetch).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
@@ -17,6 +18,7 @@
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
 
+pub mod answer;
 pub mod client;
 pub mod ratelimit;
 pub mod source;

@@ -13,6 +13,9 @@
 //!
 //! Invariants:
 //! - `get_docs` returns `Ok` only if every page of every readable channel was fetched;
+//!   an answer without what its method promises (`answer`: a list missing, `null` or
+//!   mistyped, `has_more` without a cursor, a cursor already used) is retried, then fails
+//!   the sync, and its error names the method, the field and the channel;
 //!   a channel Slack refuses on its first call (`not_in_channel`, `is_archived`, …) is
 //!   skipped and reported in [`DataSource::metadata`]; a refusal after some of its pages
 //!   were sent fails the sync instead (a partial channel must not drive deletions);
@@ -20,6 +23,7 @@
 //!   every other reply once (from its thread);
 //! - cancellation is checked between pages and interrupts rate-limit and retry waits.
 
+use super::answer::Pager;
 use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, RetryBudget,
     SlackClient, SlackError, Verb, BASE_URL_ENV,
@@ -241,22 +245,6 @@ fn conversation_types(options: &SlackOptions) -> String {
     types.join(",")
 }
 
-/// The cursor of the next page, or `None` when done (pure). A cursor equal to the one just
-/// used would loop forever: that is a fetch error, not the end of the list.
-pub fn next_page(
-    current: Option<&str>,
-    next: Option<&str>,
-    method: &str,
-) -> Result<Option<String>, SourceError> {
-    match next {
-        Some(next) if current == Some(next) => Err(SourceError::Fetch(format!(
-            "slack {method} returned the same cursor twice; stopping instead of looping"
-        ))),
-        Some(next) => Ok(Some(next.to_string())),
-        None => Ok(None),
-    }
-}
-
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
@@ -385,16 +373,16 @@ impl Inner {
     ) -> Result<Names, SourceError> {
         let mut names = Names::default();
         let limit = self.options.page_size.to_string();
-        let mut cursor: Option<String> = None;
+        let mut pager = Pager::new();
         loop {
             check_cancel(cancel)?;
             let mut params = vec![("limit", limit.as_str())];
-            if let Some(c) = cursor.as_deref() {
+            if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
             }
             let reply = self
                 .client
-                .call::<User>("users.list", Verb::Get, &params, cancel)
+                .call_page::<User>("users.list", Verb::Get, &params, &pager, cancel)
                 .await
                 .map_err(|e| source_error(e, "listing users"))?;
             for user in &reply.body.items {
@@ -404,8 +392,7 @@ impl Inner {
                     self.counters.users.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            cursor = next_page(cursor.as_deref(), reply.body.next_cursor(), "users.list")?;
-            if cursor.is_none() {
+            if !pager.advance(reply.body.next_cursor()) {
                 return Ok(names);
             }
         }
@@ -418,32 +405,28 @@ impl Inner {
         let mut channels = Vec::new();
         let limit = self.options.page_size.to_string();
         let types = conversation_types(&self.options);
-        let mut cursor: Option<String> = None;
+        let mut pager = Pager::new();
         loop {
             check_cancel(cancel)?;
             let mut params = vec![("limit", limit.as_str()), ("types", types.as_str())];
             if self.options.exclude_archived {
                 params.push(("exclude_archived", "true"));
             }
-            if let Some(c) = cursor.as_deref() {
+            if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
             }
             let reply = self
                 .client
-                .call::<Channel>("conversations.list", Verb::Get, &params, cancel)
+                .call_page::<Channel>("conversations.list", Verb::Get, &params, &pager, cancel)
                 .await
                 .map_err(|e| source_error(e, "listing channels"))?;
             // Slack filters after cutting the page: an empty page with a cursor is not the end.
-            cursor = next_page(
-                cursor.as_deref(),
-                reply.body.next_cursor(),
-                "conversations.list",
-            )?;
+            let more = pager.advance(reply.body.next_cursor());
             for channel in reply.body.items {
                 let plan = plan_channel(&channel, &self.options);
                 channels.push((channel, plan));
             }
-            if cursor.is_none() {
+            if !more {
                 return Ok(channels);
             }
         }
@@ -496,7 +479,7 @@ impl Inner {
             base: shared.base.as_deref(),
         };
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
-        let mut cursor: Option<String> = None;
+        let mut pager = Pager::new();
         let mut first_page = true;
         loop {
             check_cancel(cancel)?;
@@ -504,7 +487,7 @@ impl Inner {
             if let Some(oldest) = shared.oldest.as_deref() {
                 params.push(("oldest", oldest));
             }
-            if let Some(c) = cursor.as_deref() {
+            if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
             }
             let page = self
@@ -514,7 +497,7 @@ impl Inner {
                     Verb::Get,
                     &params,
                     cancel,
-                    |bytes, head| self.message_page(bytes, head, &ctx, None),
+                    |bytes, head| self.message_page(bytes, head, &ctx, None, &pager),
                 )
                 .await;
             let page = match page {
@@ -552,12 +535,7 @@ impl Inner {
                     None => break,
                 }
             }
-            cursor = next_page(
-                cursor.as_deref(),
-                page.next_cursor.as_deref(),
-                "conversations.history",
-            )?;
-            if cursor.is_none() {
+            if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
             }
         }
@@ -573,8 +551,10 @@ impl Inner {
         head: &Head<'_>,
         ctx: &MessageContext<'_>,
         thread: Option<&str>,
+        pager: &Pager,
     ) -> Result<MessagePage, SlackError> {
         let body = head.decode::<Message<'_>>(bytes)?;
+        pager.check(head.method, body.next_cursor())?;
         let mut page = MessagePage {
             docs: Vec::with_capacity(body.items.len()),
             parents: Vec::new(),
@@ -635,7 +615,7 @@ impl Inner {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let limit = self.options.page_size.clamp(1, 999).to_string();
-        let mut cursor: Option<String> = None;
+        let mut pager = Pager::new();
         self.counters.threads.fetch_add(1, Ordering::Relaxed);
         loop {
             check_cancel(cancel)?;
@@ -644,7 +624,7 @@ impl Inner {
                 ("ts", parent_ts),
                 ("limit", limit.as_str()),
             ];
-            if let Some(c) = cursor.as_deref() {
+            if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
             }
             let page = self
@@ -654,7 +634,7 @@ impl Inner {
                     Verb::Get,
                     &params,
                     cancel,
-                    |bytes, head| self.message_page(bytes, head, ctx, Some(parent_ts)),
+                    |bytes, head| self.message_page(bytes, head, ctx, Some(parent_ts), &pager),
                 )
                 .await;
             let page = match page {
@@ -678,12 +658,7 @@ impl Inner {
                 }
             };
             self.send_page(page.docs, sink).await?;
-            cursor = next_page(
-                cursor.as_deref(),
-                page.next_cursor.as_deref(),
-                "conversations.replies",
-            )?;
-            if cursor.is_none() {
+            if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
             }
         }
@@ -863,16 +838,6 @@ mod tests {
             vec!["channels:history", "channels:join"]
         );
         assert!(missing_scopes("channels:history,channels:read,users:read", false).is_empty());
-    }
-
-    #[test]
-    fn cursors_advance_or_fail() {
-        assert_eq!(
-            next_page(None, Some("YQ=="), "m").unwrap().as_deref(),
-            Some("YQ==")
-        );
-        assert_eq!(next_page(Some("YQ=="), None, "m").unwrap(), None);
-        assert!(next_page(Some("YQ=="), Some("YQ=="), "m").is_err());
     }
 
     #[test]

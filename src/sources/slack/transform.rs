@@ -148,8 +148,9 @@ pub struct Message<'a> {
     /// Slack mrkdwn text.
     #[serde(default, borrow, deserialize_with = "borrowed_opt")]
     pub text: Option<Cow<'a, str>>,
-    /// `"<secs>.<micros>"`, unique in the channel.
-    #[serde(default, borrow)]
+    /// `"<secs>.<micros>"`, unique in the channel: required (a message without one cannot
+    /// have an id, and dropping it quietly would let the sweep delete it).
+    #[serde(borrow)]
     pub ts: Cow<'a, str>,
     /// Thread parent's ts (equal to `ts` on a parent).
     #[serde(default, borrow, deserialize_with = "borrowed_opt")]
