@@ -2,9 +2,10 @@
 //!
 //! Serves a deterministic, generated Slack workspace at `{base_url}/api/<method>`
 //! with Slack's envelopes, paging, auth/scopes, tier rate limits and injectable
-//! faults, plus a control API under `{base_url}/_sim/...` (stats, mutations,
-//! faults, rate limits, tokens, and `expected`: the exact document set a
-//! correct connector indexes).
+//! faults (transport, HTTP, `ok:false`, bad JSON, and `ok:true` answers that break
+//! their promise: [`reshape`]), plus a control API under `{base_url}/_sim/...`
+//! (stats, mutations, faults, rate limits, tokens, and `expected`: the exact
+//! document set a correct connector indexes).
 //!
 //! Invariants:
 //! * The server runs on its own OS thread with its own multi-thread tokio
@@ -19,6 +20,7 @@ pub mod expected;
 pub mod model;
 mod mutate;
 pub mod render;
+pub mod reshape;
 pub mod server;
 pub mod spec;
 pub mod state;

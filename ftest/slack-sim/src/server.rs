@@ -261,9 +261,12 @@ async fn answer(
         Err(code) => return fail(ApiError::Code(code.into()), None),
     };
     let mut faulted = false;
+    // A fault that rewrites the real answer waits for it.
+    let mut reshape: Option<FaultAction> = None;
     if let Some(action) = sim.fault_for(method, params.get("channel")) {
         faulted = true;
         match action {
+            action if action.reshapes() => reshape = Some(action),
             FaultAction::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             FaultAction::HttpStatus {
                 status,
@@ -292,6 +295,7 @@ async fn answer(
                 return (Some(r), None, false, true);
             }
             FaultAction::DropConnection => return (None, None, false, true),
+            _ => {}
         }
     }
     let with_fault = |mut t: (Option<Response>, Option<String>, bool, bool)| {
@@ -368,6 +372,10 @@ async fn answer(
     };
     match result {
         Ok(body) => {
+            let body = match &reshape {
+                Some(fault) => crate::reshape::reshape(method, params.get("cursor"), body, fault),
+                None => body,
+            };
             let mut r = json_response(StatusCode::OK, body);
             if let Ok(v) = HeaderValue::from_str(&scopes) {
                 r.headers_mut().insert("x-oauth-scopes", v);

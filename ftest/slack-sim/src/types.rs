@@ -202,6 +202,44 @@ pub enum FaultAction {
     Latency { ms: u64 },
     /// Close the connection without any response.
     DropConnection,
+    /// HTTP 200 with the method's real answer (the call takes effect) minus `field`;
+    /// `field` defaults to the method's data ([`crate::reshape::main_field`]: `members`,
+    /// `channels`, `messages`, `channel`, `url`, …).
+    MissingField {
+        #[serde(default)]
+        field: Option<String>,
+    },
+    /// The real answer with `field` (default: the method's data) set to `null`.
+    NullField {
+        #[serde(default)]
+        field: Option<String>,
+    },
+    /// The real answer with `field` (default: the method's data) of the wrong type: a
+    /// string in place of a list, object, number or boolean; a number in place of a string.
+    WrongType {
+        #[serde(default)]
+        field: Option<String>,
+    },
+    /// The real answer with `has_more: true` and an empty `response_metadata.next_cursor`.
+    HasMoreWithoutCursor,
+    /// The real answer with `response_metadata.next_cursor` set to the request's own
+    /// cursor (on a first page: a cursor to the first page), so a client that follows it
+    /// loops. Paged methods only; others answer unchanged.
+    RepeatCursor,
+}
+
+impl FaultAction {
+    /// Whether the fault rewrites the method's real answer (rather than replacing it).
+    pub fn reshapes(&self) -> bool {
+        matches!(
+            self,
+            FaultAction::MissingField { .. }
+                | FaultAction::NullField { .. }
+                | FaultAction::WrongType { .. }
+                | FaultAction::HasMoreWithoutCursor
+                | FaultAction::RepeatCursor
+        )
+    }
 }
 
 /// Fault injection rule: among calls of `method` ("*" = any) [on `channel`],

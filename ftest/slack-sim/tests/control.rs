@@ -385,6 +385,158 @@ async fn faults_of_every_kind() {
 }
 
 #[tokio::test]
+async fn answer_shape_faults_keep_ok_true_but_break_the_promise() {
+    let sim = start();
+    let c = Client::new(&sim);
+    let chans = c.channels().await;
+    let (a, b) = {
+        let members: Vec<&str> = chans
+            .iter()
+            .filter(|c| c["is_member"] == true)
+            .map(|c| s(&c["id"]))
+            .collect();
+        (members[0].to_string(), members[1].to_string())
+    };
+    // Per method: the method's own data by default.
+    for (method, field) in [
+        ("users.list", "members"),
+        ("conversations.list", "channels"),
+        ("auth.test", "url"),
+    ] {
+        sim.set_faults(vec![rule(
+            method,
+            0,
+            Some(3),
+            FaultAction::MissingField { field: None },
+        )]);
+        let missing = c.get(method, &[]).await;
+        assert!(
+            missing.ok() && missing.json.get(field).is_none(),
+            "{method}: {}",
+            missing.text
+        );
+        sim.set_faults(vec![rule(
+            method,
+            0,
+            Some(1),
+            FaultAction::NullField { field: None },
+        )]);
+        let null = c.get(method, &[]).await;
+        assert!(
+            null.ok() && null.json[field].is_null(),
+            "{method}: {}",
+            null.text
+        );
+        sim.set_faults(vec![rule(
+            method,
+            0,
+            Some(1),
+            FaultAction::WrongType { field: None },
+        )]);
+        let wrong = c.get(method, &[]).await;
+        assert!(wrong.ok(), "{method}");
+        assert_ne!(
+            std::mem::discriminant(&wrong.json[field]),
+            std::mem::discriminant(&c.get(method, &[]).await.json[field]),
+            "{method}: {}",
+            wrong.text
+        );
+    }
+    // A named field, on one channel only; the others answer as usual.
+    let body = json!([{"method": "conversations.history", "channel": b, "kind": "null_field", "field": "has_more"}]);
+    c.sim(Method::POST, "faults", Some(&body)).await;
+    assert!(c
+        .get("conversations.history", &[("channel", &a)])
+        .await
+        .json["has_more"]
+        .is_boolean());
+    let hit = c.get("conversations.history", &[("channel", &b)]).await;
+    assert!(hit.ok() && hit.json["has_more"].is_null() && hit.json["messages"].is_array());
+    // has_more without a cursor.
+    sim.set_faults(vec![rule(
+        "conversations.history",
+        0,
+        Some(1),
+        FaultAction::HasMoreWithoutCursor,
+    )]);
+    let more = c
+        .get("conversations.history", &[("channel", &a), ("limit", "5")])
+        .await;
+    assert_eq!(more.json["has_more"], true);
+    assert_eq!(more.next_cursor(), "");
+    // A repeating cursor: page 2 names its own cursor as the next one, and following it
+    // gives the same page again.
+    let first = c
+        .get("conversations.history", &[("channel", &a), ("limit", "5")])
+        .await;
+    let cursor = first.next_cursor();
+    assert!(!cursor.is_empty());
+    sim.set_faults(vec![rule(
+        "conversations.history",
+        0,
+        None,
+        FaultAction::RepeatCursor,
+    )]);
+    for _ in 0..2 {
+        let again = c
+            .get(
+                "conversations.history",
+                &[("channel", &a), ("limit", "5"), ("cursor", &cursor)],
+            )
+            .await;
+        assert!(again.ok());
+        assert_eq!(again.next_cursor(), cursor);
+        assert_eq!(again.json["has_more"], true);
+    }
+    // On a first page the cursor leads back to the first page.
+    let users = c.get("users.list", &[("limit", "5")]).await;
+    sim.set_faults(vec![rule(
+        "users.list",
+        0,
+        Some(1),
+        FaultAction::RepeatCursor,
+    )]);
+    let looped = c.get("users.list", &[("limit", "5")]).await;
+    let back = c
+        .get(
+            "users.list",
+            &[("limit", "5"), ("cursor", &looped.next_cursor())],
+        )
+        .await;
+    assert_eq!(back.json["members"], users.json["members"]);
+    // ok:false answers are never rewritten; a faulted join still joins.
+    sim.set_faults(vec![rule(
+        "*",
+        0,
+        None,
+        FaultAction::MissingField { field: None },
+    )]);
+    let refused = c
+        .get("conversations.history", &[("channel", "C_NOPE")])
+        .await;
+    assert_eq!(refused.error(), "channel_not_found");
+    let outside = chans
+        .iter()
+        .find(|c| c["is_member"] == false && c["is_archived"] == false && c["is_private"] == false)
+        .map(|c| s(&c["id"]).to_string())
+        .expect("a public channel the bot is not in");
+    let joined = c
+        .post_form("conversations.join", &[("channel", &outside)])
+        .await;
+    assert!(
+        joined.ok() && joined.json.get("channel").is_none(),
+        "{}",
+        joined.text
+    );
+    c.sim(Method::DELETE, "faults", None).await;
+    assert!(c
+        .get("conversations.history", &[("channel", &outside)])
+        .await
+        .ok());
+    assert!(sim.stats().faults["conversations.history"] >= 5);
+}
+
+#[tokio::test]
 async fn stats_count_and_reset() {
     let sim = start();
     let c = Client::new(&sim);
