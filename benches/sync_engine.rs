@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
 use connectors::sources::{DataSource, DocSender, SourceError};
+use connectors::sync::guard::DEFAULT_MAX_DELETION_RATIO;
 use connectors::sync::{run_sync, JobKind, PipelineSettings, SyncOptions, SyncStats};
 use serde_json::{Map, Value};
 use std::time::Instant;
@@ -258,6 +259,7 @@ fn main() {
                 display_every: 1_000_000_000,
                 ..BulkConfig::default()
             },
+            max_deletion_ratio: DEFAULT_MAX_DELETION_RATIO,
         };
         run_sync(
             &es,

@@ -11,6 +11,7 @@ use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
 use connectors::retry::RetryParams;
 use connectors::sources::{DataSource, DocOp, DocSender, Document, SourceError};
+use connectors::sync::guard::DEFAULT_MAX_DELETION_RATIO;
 use connectors::sync::{
     run_sync, JobKind, PipelineSettings, SyncError, SyncOptions, SyncOutcome, SyncStats,
 };
@@ -185,6 +186,7 @@ fn options(index: &str, kind: JobKind) -> SyncOptions {
         filtering: Value::Null,
         sync_cursor: None,
         bulk: bulk_config(),
+        max_deletion_ratio: DEFAULT_MAX_DELETION_RATIO,
     }
 }
 
@@ -277,6 +279,55 @@ async fn a_source_failing_halfway_ends_in_error_and_deletes_nothing() {
     assert_eq!(stats.snapshot().deleted_document_count, 0);
     assert_eq!(count(&es, &index).await, 2_000);
     assert!(exists(&es, &index, "M1999").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mass_deletion_guard_keeps_the_index_when_a_sync_sees_too_little() {
+    let (es, index) = seeded_index("sync-guard", 1_000).await;
+
+    // A source that yields nothing after a good sync: never all of a non-empty index.
+    let stats = SyncStats::new();
+    let error = run_sync(
+        &es,
+        &TestSource::messages(0),
+        options(&index, JobKind::Full),
+        stats.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("the guard refuses the sweep");
+    assert!(matches!(error, SyncError::DeletionRefused(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("would delete all 1000 documents"), "{text}");
+    assert!(text.contains("`service.max_deletion_ratio` (0.5)"), "{text}");
+    assert_eq!(stats.snapshot().deleted_document_count, 0);
+    assert_eq!(count(&es, &index).await, 1_000);
+
+    // A source that yields 30% of the index: 70% would go, more than half.
+    let mut partial = TestSource::messages(1_000);
+    partial.skip = (300..1_000).collect();
+    let error = sync(&es, &partial, options(&index, JobKind::Full))
+        .await
+        .expect_err("the guard refuses the sweep");
+    let text = error.to_string();
+    assert!(
+        text.contains("would delete 700 of the 1000 documents of the index (70.0%)"),
+        "{text}"
+    );
+    assert!(text.contains("every document was kept"), "{text}");
+    assert_eq!(count(&es, &index).await, 1_000);
+    assert!(exists(&es, &index, "M999").await);
+
+    // The operator says the loss is real: the sweep runs.
+    let mut allowed = options(&index, JobKind::Full);
+    allowed.max_deletion_ratio = 1.0;
+    let outcome = sync(&es, &partial, allowed)
+        .await
+        .expect("the sweep is allowed");
+    assert_eq!(outcome.stats.deleted_document_count, 700);
+    assert_eq!(count(&es, &index).await, 300);
+    assert!(!exists(&es, &index, "M999").await);
+    assert!(exists(&es, &index, "M299").await);
 }
 
 /// A proxy in front of osmem that answers every item whose id ends in `3` or `7` with

@@ -291,6 +291,10 @@ pub struct ServiceConfig {
     pub service_types: Vec<String>,
     /// Optional HTTP listener for health and metrics.
     pub http: HttpConfig,
+    /// The largest share (0 to 1) of a content index a full sync's deletion sweep may
+    /// remove; above it, or all of a non-empty index, the sweep is refused and the job ends
+    /// in error (the mass-deletion guard). 1 turns the guard off.
+    pub max_deletion_ratio: f64,
 }
 
 impl Default for ServiceConfig {
@@ -313,6 +317,7 @@ impl Default for ServiceConfig {
             worker_mode: false,
             service_types: Vec::new(),
             http: HttpConfig::default(),
+            max_deletion_ratio: crate::sync::guard::DEFAULT_MAX_DELETION_RATIO,
         }
     }
 }
@@ -478,6 +483,13 @@ impl Config {
             if value == 0 {
                 problems.push(format!("`{key}`: must be at least 1"));
             }
+        }
+        let ratio = self.service.max_deletion_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            problems.push(format!(
+                "`{}`: must be between 0 and 1 (the share of the index a full sync may delete; 1 turns the mass-deletion guard off), got {ratio}",
+                crate::sync::guard::MAX_DELETION_RATIO_KEY
+            ));
         }
         if es.bulk.chunk_size == 1 {
             problems.push("`elasticsearch.bulk.chunk_size`: counts bulk lines and an index operation takes 2: use at least 2".into());

@@ -503,6 +503,16 @@ impl EsClient {
         Ok(body["count"].as_u64().unwrap_or(0))
     }
 
+    /// `POST <index>/_count` with a query body (`{"query": …}`): documents matching it.
+    pub async fn count_matching(&self, index: &str, query: Value) -> Result<u64, EsError> {
+        let path = format!("/{}/_count", encode(index));
+        let body = self.json(Method::Post, &path, &[], Some(query)).await?;
+        body["count"].as_u64().ok_or_else(|| EsError::Decode {
+            path,
+            message: "no `count` in the answer".into(),
+        })
+    }
+
     /// `POST /_bulk` with an NDJSON body; returns the parsed response (per-item results are
     /// the caller's to judge). The request itself is retried per the policy.
     pub async fn bulk(

@@ -296,6 +296,7 @@ async fn run_claimed(
         filtering,
         sync_cursor: cursor,
         bulk: ctx.config.elasticsearch.bulk.clone(),
+        max_deletion_ratio: ctx.config.service.max_deletion_ratio,
     };
     let sync_cancel = CancellationToken::new();
     let sync = sync::run_sync(

@@ -10,6 +10,7 @@
 use super::batcher::{Batch, BatchLimits, Batcher};
 use super::bulk::{BulkError, BulkSender};
 use super::document::{Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
+use super::guard::check_sweep;
 use super::monitor::ErrorMonitor;
 use super::rules::Rules;
 use super::{JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
@@ -173,7 +174,7 @@ async fn run(
                 "some documents were rejected by Elasticsearch; skipping the deletion of stale documents"
             );
         } else {
-            let deleted = delete_stale(es, &index, marker).await?;
+            let deleted = delete_stale(es, &index, marker, options.max_deletion_ratio).await?;
             stats.add_deleted(deleted);
         }
     }
@@ -414,9 +415,28 @@ pub(crate) fn choose_marker(now_ms: i64, highest_existing: Option<i64>) -> i64 {
     }
 }
 
-/// Deletes every document not written by the sync with `marker`; returns how many.
-async fn delete_stale(es: &EsClient, index: &str, marker: i64) -> Result<u64, SyncError> {
+/// Deletes every document not written by the sync with `marker`, unless that is more than
+/// the mass-deletion guard allows ([`check_sweep`]); returns how many were deleted.
+async fn delete_stale(
+    es: &EsClient,
+    index: &str,
+    marker: i64,
+    max_ratio: f64,
+) -> Result<u64, SyncError> {
     es.refresh(index).await?;
+    if max_ratio < 1.0 {
+        let total = es.count(index).await?;
+        let stale = es.count_matching(index, stale_query(marker)).await?;
+        if let Err(refusal) = check_sweep(total, stale, max_ratio) {
+            tracing::warn!(
+                stale,
+                total,
+                max_ratio,
+                "the deletion sweep would remove too much of the index; deleting nothing"
+            );
+            return Err(SyncError::DeletionRefused(refusal));
+        }
+    }
     let path = format!("/{}/_delete_by_query", encode(index));
     let body = es
         .json(

@@ -24,7 +24,10 @@
 //! so it is unique even if the clock goes back). When — and only when — a FULL (or access
 //! control) sync streamed everything with the source returning `Ok`, every bulk item
 //! succeeded (`failed_document_count == 0`), and it was not cancelled, the engine refreshes
-//! the index and runs `_delete_by_query` for documents whose marker is not this sync's.
+//! the index, counts the documents the sweep would remove, and — if the mass-deletion
+//! [`guard`] allows that many (`service.max_deletion_ratio`, half the index by default,
+//! never all of a non-empty one) — runs `_delete_by_query` for documents whose marker is
+//! not this sync's; otherwise the job ends in error and keeps every document.
 //! Documents excluded by sync rules are therefore deleted, as upstream. Any fetch error,
 //! item failure, cancel or crash leaves the index untouched (the next good full sync
 //! cleans up); the log says why the deletion was skipped.
@@ -44,6 +47,7 @@ pub mod batcher;
 pub mod bulk;
 pub mod document;
 mod engine;
+pub mod guard;
 pub mod monitor;
 pub mod rules;
 pub mod stats;
@@ -146,6 +150,9 @@ pub struct SyncOptions {
     pub sync_cursor: Option<serde_json::Value>,
     /// `elasticsearch.bulk.*`.
     pub bulk: BulkConfig,
+    /// `service.max_deletion_ratio`: the largest share of the index a sweep may delete
+    /// ([`guard`]); 1 turns the guard off.
+    pub max_deletion_ratio: f64,
 }
 
 /// What a finished sync reports.
@@ -187,6 +194,9 @@ pub enum SyncError {
     /// The job cannot run as asked (job type, index mapping).
     #[error("{0}")]
     Unsupported(String),
+    /// The mass-deletion guard refused the sweep (everything was kept).
+    #[error("{0}")]
+    DeletionRefused(guard::Refusal),
 }
 
 impl From<monitor::TooManyErrors> for SyncError {
