@@ -299,7 +299,10 @@ async fn the_mass_deletion_guard_keeps_the_index_when_a_sync_sees_too_little() {
     assert!(matches!(error, SyncError::DeletionRefused(_)), "{error:?}");
     let text = error.to_string();
     assert!(text.contains("would delete all 1000 documents"), "{text}");
-    assert!(text.contains("`service.max_deletion_ratio` (0.5)"), "{text}");
+    assert!(
+        text.contains("`service.max_deletion_ratio` (0.5)"),
+        "{text}"
+    );
     assert_eq!(stats.snapshot().deleted_document_count, 0);
     assert_eq!(count(&es, &index).await, 1_000);
 

@@ -272,7 +272,10 @@ fn did_you_mean_is_conservative() {
 
 #[test]
 fn max_deletion_ratio_defaults_to_half_and_is_range_checked() {
-    assert_eq!(load(MINIMAL).unwrap().config.service.max_deletion_ratio, 0.5);
+    assert_eq!(
+        load(MINIMAL).unwrap().config.service.max_deletion_ratio,
+        0.5
+    );
     for (value, want) in [("0", 0.0), ("0.3", 0.3), ("1", 1.0)] {
         let yaml = format!("{MINIMAL}service.max_deletion_ratio: {value}\n");
         assert_eq!(load(&yaml).unwrap().config.service.max_deletion_ratio, want);
@@ -284,7 +287,10 @@ fn max_deletion_ratio_defaults_to_half_and_is_range_checked() {
             p[0].starts_with("`service.max_deletion_ratio`: must be between 0 and 1"),
             "{p:?}"
         );
-        assert!(p[0].contains("1 turns the mass-deletion guard off"), "{p:?}");
+        assert!(
+            p[0].contains("1 turns the mass-deletion guard off"),
+            "{p:?}"
+        );
     }
     let p = problems(&format!("{MINIMAL}service.max_deletion_ratio: half\n"));
     assert!(
@@ -292,5 +298,8 @@ fn max_deletion_ratio_defaults_to_half_and_is_range_checked() {
         "{p:?}"
     );
     let p = problems(&format!("{MINIMAL}service.max_deletion_ration: 1\n"));
-    assert!(p[0].contains("did you mean `service.max_deletion_ratio`?"), "{p:?}");
+    assert!(
+        p[0].contains("did you mean `service.max_deletion_ratio`?"),
+        "{p:?}"
+    );
 }

@@ -124,7 +124,10 @@ mod tests {
         let some = check_sweep(1000, 700, 0.5).unwrap_err().to_string();
         assert!(some.contains("delete 700 of the 1000 documents"), "{some}");
         assert!(some.contains("(70.0%)"), "{some}");
-        assert!(some.contains("`service.max_deletion_ratio` (0.5)"), "{some}");
+        assert!(
+            some.contains("`service.max_deletion_ratio` (0.5)"),
+            "{some}"
+        );
         assert!(some.contains("every document was kept"), "{some}");
         let all = check_sweep(1488, 1488, 0.5).unwrap_err().to_string();
         assert!(all.contains("delete all 1488 documents"), "{all}");

@@ -243,6 +243,9 @@ struct Raw<T> {
     strings: u32,
     /// Bit `i`: `shape.objects[i]` present and non-null.
     objects: u32,
+    /// Bit `i` of `strings` / `objects`: present as `null`.
+    null_strings: u32,
+    null_objects: u32,
     url: Option<String>,
     team_id: Option<String>,
     user_id: Option<String>,
@@ -287,14 +290,15 @@ impl<T> Raw<T> {
             Slot::Null if shape.has_more => return Err(protocol(method, "has_more", absent(true))),
             Slot::Missing | Slot::Null => {}
         }
-        for (i, field) in shape.strings.iter().enumerate() {
-            if self.strings & (1 << i) == 0 {
-                return Err(protocol(method, field, "is missing or null"));
-            }
-        }
-        for (i, field) in shape.objects.iter().enumerate() {
-            if self.objects & (1 << i) == 0 {
-                return Err(protocol(method, field, "is missing or null"));
+        let required = [
+            (shape.strings, self.strings, self.null_strings),
+            (shape.objects, self.objects, self.null_objects),
+        ];
+        for (fields, present, null) in required {
+            for (i, field) in fields.iter().enumerate() {
+                if present & (1 << i) == 0 {
+                    return Err(protocol(method, field, absent(null & (1 << i) != 0)));
+                }
             }
         }
         if response.has_more && response.next_cursor().is_none() {
@@ -396,6 +400,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Envelope<'_, T> {
             response_metadata: None,
             strings: 0,
             objects: 0,
+            null_strings: 0,
+            null_objects: 0,
             url: None,
             team_id: None,
             user_id: None,
@@ -420,21 +426,24 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Envelope<'_, T> {
                 Key::String(i) => {
                     let field = self.shape.strings[i];
                     let text: Option<String> = value(&mut map, field, failed)?;
-                    if let Some(text) = text {
-                        raw.strings |= 1 << i;
-                        match field {
-                            "url" => raw.url = Some(text),
-                            "team_id" => raw.team_id = Some(text),
-                            "user_id" => raw.user_id = Some(text),
-                            _ => {}
-                        }
+                    let Some(text) = text else {
+                        raw.null_strings |= 1 << i;
+                        continue;
+                    };
+                    raw.strings |= 1 << i;
+                    match field {
+                        "url" => raw.url = Some(text),
+                        "team_id" => raw.team_id = Some(text),
+                        "user_id" => raw.user_id = Some(text),
+                        _ => {}
                     }
                 }
                 Key::Object(i) => {
                     let field = self.shape.objects[i];
                     let object: Option<AnObject> = value(&mut map, field, failed)?;
-                    if object.is_some() {
-                        raw.objects |= 1 << i;
+                    match object {
+                        Some(AnObject) => raw.objects |= 1 << i,
+                        None => raw.null_objects |= 1 << i,
                     }
                 }
                 Key::Other => {
@@ -578,16 +587,21 @@ mod tests {
         for field in ["url", "team_id", "user_id"] {
             let mut auth = serde_json::json!({"ok": true, "url": "https://a.slack.com/", "team_id": "T1", "user_id": "U1"});
             auth.as_object_mut().unwrap().remove(field);
-            assert_eq!(problem("auth.test", &auth.to_string()).0, field);
+            let missing = (field.to_string(), "is missing".to_string());
+            assert_eq!(problem("auth.test", &auth.to_string()), missing);
             auth[field] = Value::Null;
-            assert_eq!(problem("auth.test", &auth.to_string()).0, field);
+            let null = (field.to_string(), "is null".to_string());
+            assert_eq!(problem("auth.test", &auth.to_string()), null);
             auth[field] = serde_json::json!(7);
             assert_eq!(problem("auth.test", &auth.to_string()).0, field);
         }
-        assert_eq!(problem("conversations.join", r#"{"ok":true}"#).0, "channel");
         assert_eq!(
-            problem("conversations.join", r#"{"ok":true,"channel":null}"#).0,
-            "channel"
+            problem("conversations.join", r#"{"ok":true}"#),
+            ("channel".to_string(), "is missing".to_string())
+        );
+        assert_eq!(
+            problem("conversations.join", r#"{"ok":true,"channel":null}"#),
+            ("channel".to_string(), "is null".to_string())
         );
         assert_eq!(
             problem("conversations.join", r#"{"ok":true,"channel":"C1"}"#).0,
