@@ -670,25 +670,27 @@ fn interpolate_tree(
     problems: &mut Vec<String>,
 ) -> Value {
     match value {
-        Value::String(text) if text.contains("${") => match interpolate(&text, lookup) {
-            Ok(expanded) => {
-                let whole = text.starts_with("${")
-                    && text.ends_with('}')
-                    && text.matches("${").count() == 1;
-                if whole {
-                    match serde_yaml::from_str::<Value>(&expanded) {
-                        Ok(scalar @ (Value::Bool(_) | Value::Number(_))) => scalar,
-                        _ => Value::String(expanded),
+        Value::String(text) if text.contains("${") => {
+            match interpolate(&text, lookup, is_secret_key(at)) {
+                Ok(expanded) => {
+                    let whole = text.starts_with("${")
+                        && text.ends_with('}')
+                        && text.matches("${").count() == 1;
+                    if whole {
+                        match serde_yaml::from_str::<Value>(&expanded) {
+                            Ok(scalar @ (Value::Bool(_) | Value::Number(_))) => scalar,
+                            _ => Value::String(expanded),
+                        }
+                    } else {
+                        Value::String(expanded)
                     }
-                } else {
-                    Value::String(expanded)
+                }
+                Err(errors) => {
+                    problems.extend(errors.into_iter().map(|e| format!("`{at}`: {e}")));
+                    Value::Null
                 }
             }
-            Err(errors) => {
-                problems.extend(errors.into_iter().map(|e| format!("`{at}`: {e}")));
-                Value::Null
-            }
-        },
+        }
         Value::Mapping(map) => Value::Mapping(
             map.into_iter()
                 .map(|(k, v)| {
@@ -706,6 +708,11 @@ fn interpolate_tree(
         ),
         other => other,
     }
+}
+
+/// Keys whose values are secrets ([`Secret`] fields): never quoted in a message.
+fn is_secret_key(path: &str) -> bool {
+    matches!(path.rsplit('.').next(), Some("password" | "api_key"))
 }
 
 /// Free-form maps whose keys are data, not configuration keys.
@@ -819,6 +826,13 @@ fn check_value(
     warnings: &mut Vec<String>,
 ) {
     let wrong = |expected: &str| {
+        if is_secret_key(path) {
+            // A mistyped secret is still a secret: say what is wrong, not what it is.
+            return format!(
+                "`{path}`: expected {expected}, found {} (not shown: the value is a secret)",
+                kind_of(value)
+            );
+        }
         format!(
             "`{path}`: expected {expected}, found {} `{}`",
             kind_of(value),

@@ -214,6 +214,23 @@ fn secrets_never_reach_messages_or_debug() {
     );
     let text = p.join("\n");
     assert!(!text.contains("SECRET-API-KEY") && !text.contains("SECRET-PASSWORD"));
+    // Mistyped secrets are not quoted either (found by tests/properties.rs).
+    let mistyped = "elasticsearch:\n  password: [SECRET-PASSWORD]\n  api_key: {k: SECRET-API-KEY}\nconnectors:\n  - connector_id: abc\n    service_type: slack\n    api_key: [SECRET-CONNECTOR-KEY]\n";
+    let p = problems(mistyped);
+    assert_eq!(p.len(), 3, "{p:?}");
+    let text = p.join("\n");
+    assert!(!text.contains("SECRET-"), "{text}");
+    assert!(
+        text.contains("`elasticsearch.password`: expected a string (quote it), found a list (not shown: the value is a secret)"),
+        "{text}"
+    );
+    let malformed = "elasticsearch:\n  password: SECRET-PASSWORD ${\n  api_key: ${SECRET-API-KEY}\nconnectors:\n  - connector_id: abc\n    service_type: slack\n";
+    let text = problems(malformed).join("\n");
+    assert!(
+        text.contains("`elasticsearch.password`: unterminated"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET-"), "{text}");
     let ok = yaml.replace("SECRET-TIMEOUT", "10");
     let c = load(&ok).unwrap().config;
     let dump = format!("{c:?}");
