@@ -105,12 +105,36 @@ pub struct ApiResponse<T> {
     pub user_id: Option<String>,
 }
 
-/// `response_metadata`.
-#[derive(Debug, Default, Deserialize)]
+/// `response_metadata`: an object (serde would also read a struct from a list, so
+/// `[]` or `["c"]` would pass for one; Slack never sends that).
+#[derive(Debug, Default)]
 pub struct ResponseMetadata {
     /// Empty or absent when this was the last page.
-    #[serde(default)]
     pub next_cursor: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ResponseMetadata {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = ResponseMetadata;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut metadata = ResponseMetadata::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "next_cursor" {
+                        metadata.next_cursor = map.next_value()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(metadata)
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 impl<T> ApiResponse<T> {
@@ -640,14 +664,14 @@ mod tests {
             .0,
             "has_more"
         );
-        assert_eq!(
-            problem(
-                "users.list",
-                r#"{"ok":true,"members":[],"response_metadata":{"next_cursor":5}}"#
-            )
-            .0,
-            "response_metadata"
-        );
+        for meta in [r#"{"next_cursor":5}"#, "[]", r#"["Yz0x"]"#, "7"] {
+            let body = format!(r#"{{"ok":true,"members":[],"response_metadata":{meta}}}"#);
+            assert_eq!(
+                problem("users.list", &body).0,
+                "response_metadata",
+                "{body}"
+            );
+        }
         // users.list has no has_more, but one without a cursor is still a broken promise.
         assert_eq!(
             problem("users.list", r#"{"ok":true,"members":[],"has_more":true}"#).0,

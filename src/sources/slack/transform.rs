@@ -550,7 +550,11 @@ pub fn iso_from_epoch(value: i64) -> Option<String> {
 /// The history window's lower bound (`oldest`, exclusive), as an integer string:
 /// `floor(now) - days * 86400`; `None` for 0 days (all history). Integer-exact on purpose.
 pub fn window_oldest(now_secs: i64, days: u32) -> Option<String> {
-    (days > 0).then(|| (now_secs - i64::from(days) * 86_400).to_string())
+    (days > 0).then(|| {
+        now_secs
+            .saturating_sub(i64::from(days) * 86_400)
+            .to_string()
+    })
 }
 
 /// `https://<domain>.slack.com` from `auth.test`'s `url` (trailing slash dropped).
