@@ -1,0 +1,1070 @@
+//! Property tests ("fuzzing" that runs on stable, in `cargo test`): every parser that reads
+//! input we do not control ends in a value or an error, never a panic, and the Slack
+//! decoders never turn a broken answer into a page.
+//!
+//! Targets: the Slack answer decoders and the document transforms fed by them, the
+//! `config.yml` loader, and the readers of connector and sync-job documents (with the
+//! configuration, scheduling and sync rules they carry).
+//!
+//! Each target runs a fixed number of cases from a fixed seed (deterministic: the same
+//! inputs on every run and machine), printed with its run time. `PROPTEST_CASES=N`
+//! overrides the count for a longer hunt (`make fuzz`). A failure is shrunk to a minimal
+//! input and reported; nothing is written to disk.
+
+use connectors::config::Config;
+use connectors::protocol::connector::{
+    active_filtering, configuration, draft_needs_validation, feature_enabled, heartbeat_due,
+    parse_time, prepare_patch, schedule_interval, sync_rules_enabled, validate_configuration, Doc,
+};
+use connectors::protocol::job::{job_creation_problem, JobStatus};
+use connectors::scheduler::cron::CronSchedule;
+use connectors::sources::slack::answer::{decode, ApiResponse};
+use connectors::sources::slack::transform::{
+    channel_doc, iso_from_epoch, iso_from_micros, message_doc, message_id, message_json, permalink,
+    plain_text, rewrite_mentions, ts_micros, user_doc, window_oldest, workspace_base, Channel,
+    Message, MessageContext, Names, User,
+};
+use connectors::sources::slack::{SlackFactory, SlackOptions};
+use connectors::sources::SourceFactory;
+use connectors::sync::rules::{validate_rules, Rules};
+use connectors::sync::JobKind;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+// ---------------------------------------------------------------- harness
+
+/// Runs `test` on `cases` inputs of `strategy` from a fixed seed (or `PROPTEST_CASES`),
+/// and prints how many ran in how long, and how many ended in a value (`test` returns
+/// true) rather than an error.
+fn check<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> bool)
+where
+    S::Value: std::fmt::Debug,
+{
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    let config = RunnerConfig {
+        cases,
+        failure_persistence: None,
+        // Inputs that a strategy rejects are not part of these strategies.
+        max_global_rejects: 0,
+        ..RunnerConfig::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let values = std::sync::atomic::AtomicU32::new(0);
+    let started = Instant::now();
+    let result = runner.run(&strategy, |value| {
+        if test(value) {
+            values.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("property {name} failed: {failure}");
+    }
+    println!(
+        "property {name}: {cases} cases ({} values, the rest errors) in {:.2} s",
+        values.into_inner(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------- strategies
+
+/// Slack-ish text: markup, entities, escapes, control characters, multi-byte characters.
+fn text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => "[ -~]{0,8}",
+        1 => select(vec![
+            "<@U0123ABC>", "<@W1|bob>", "<@", "<#C0123|general>", "<#C9>", "<!here>",
+            "<!subteam^S1|@team>", "<https://x.example/a?b=c|a link>", "<mailto:a@b.c>", "<",
+            ">", "|", "&amp;", "&lt;", "&gt;", "&", "&#39;", "\"", "\\", "\n", "\t", "\u{0}",
+            "\u{1f}", "\u{7f}", "é", "€", "😀", "\u{2028}", "\u{feff}",
+        ])
+        .prop_map(str::to_string),
+        1 => any::<char>().prop_map(|c| c.to_string()),
+    ];
+    prop::collection::vec(piece, 0..10).prop_map(|parts| parts.concat())
+}
+
+/// A `ts`: mostly well formed, sometimes not.
+fn ts() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[0-9]{1,10}\\.[0-9]{6}",
+        1 => "-?[0-9]{0,20}(\\.[0-9]{0,12})?",
+        1 => text(),
+    ]
+}
+
+fn slack_id(prefix: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[A-Z0-9]{2,11}".prop_map(move |s| format!("{prefix}{s}")),
+        1 => text(),
+    ]
+}
+
+/// Keys Slack answers and our documents use, plus random ones.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => select(vec![
+            "ok", "error", "needed", "provided", "members", "channels", "messages", "channel",
+            "has_more", "response_metadata", "next_cursor", "url", "team_id", "user_id", "id",
+            "name", "real_name", "profile", "display_name", "bot_id", "deleted", "is_bot",
+            "updated", "is_member", "is_archived", "is_private", "topic", "purpose", "value",
+            "type", "subtype", "user", "username", "text", "ts", "thread_ts", "reply_count",
+            "latest_reply", "edited", "created", "rules", "policy", "field", "rule", "enabled",
+            "interval", "validation", "state", "configuration", "label", "sensitive",
+        ])
+        .prop_map(str::to_string),
+        1 => "[a-z_]{1,10}",
+    ]
+}
+
+/// Any JSON value, biased to the keys and shapes above.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1e15f64..1e15).prop_map(|f| json!(f)),
+        text().prop_map(Value::String),
+        ts().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((key(), inner), 0..7)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+        ]
+    })
+}
+
+/// An object built from optional fields: each present with probability ½.
+fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<Value> {
+    let parts: Vec<_> = fields
+        .into_iter()
+        .map(|(name, value)| prop::option::of(value).prop_map(move |v| (name, v)))
+        .collect();
+    parts
+        .prop_map(|parts| {
+            Value::Object(
+                parts
+                    .into_iter()
+                    .filter_map(|(name, v)| v.map(|v| (name.to_string(), v)))
+                    .collect(),
+            )
+        })
+        .boxed()
+}
+
+fn string(s: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Value> {
+    s.prop_map(Value::String).boxed()
+}
+
+/// A well-typed message with random content (every field optional but `ts`).
+fn message() -> BoxedStrategy<Value> {
+    let optional = object(vec![
+        (
+            "type",
+            prop_oneof![3 => Just(json!("message")), 1 => string(text())].boxed(),
+        ),
+        (
+            "subtype",
+            prop_oneof![
+                Just(json!("bot_message")),
+                Just(json!("thread_broadcast")),
+                Just(json!("channel_join")),
+                string(text())
+            ]
+            .boxed(),
+        ),
+        ("user", string(slack_id("U"))),
+        ("bot_id", string(slack_id("B"))),
+        ("username", string(text())),
+        ("text", string(text())),
+        ("thread_ts", string(ts())),
+        ("reply_count", (0u64..40).prop_map(|n| json!(n)).boxed()),
+        ("latest_reply", string(ts())),
+        (
+            "edited",
+            object(vec![("ts", string(ts())), ("user", string(slack_id("U")))]),
+        ),
+    ]);
+    (ts(), optional)
+        .prop_map(|(ts, mut m)| {
+            m["ts"] = json!(ts);
+            m
+        })
+        .boxed()
+}
+
+fn user() -> BoxedStrategy<Value> {
+    let profile = object(vec![
+        ("display_name", string(text())),
+        ("display_name_normalized", string(text())),
+        ("real_name", string(text())),
+        ("real_name_normalized", string(text())),
+        ("first_name", string(text())),
+        ("last_name", string(text())),
+        ("bot_id", string(slack_id("B"))),
+    ]);
+    let optional = object(vec![
+        ("name", string(text())),
+        ("real_name", string(text())),
+        ("deleted", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("is_admin", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("is_bot", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("updated", any::<i64>().prop_map(|n| json!(n)).boxed()),
+        ("profile", profile),
+    ]);
+    (slack_id("U"), optional)
+        .prop_map(|(id, mut u)| {
+            u["id"] = json!(id);
+            u
+        })
+        .boxed()
+}
+
+fn channel() -> BoxedStrategy<Value> {
+    let topic = || {
+        object(vec![
+            ("value", string(text())),
+            ("creator", string(slack_id("U"))),
+            ("last_set", any::<i64>().prop_map(|n| json!(n)).boxed()),
+        ])
+    };
+    let optional = object(vec![
+        ("name", string(text())),
+        ("name_normalized", string(text())),
+        ("created", any::<i64>().prop_map(|n| json!(n)).boxed()),
+        ("updated", any::<i64>().prop_map(|n| json!(n)).boxed()),
+        ("is_member", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("is_archived", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("is_private", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("topic", topic()),
+        ("purpose", topic()),
+    ]);
+    (slack_id("C"), optional)
+        .prop_map(|(id, mut c)| {
+            c["id"] = json!(id);
+            c
+        })
+        .boxed()
+}
+
+/// The methods the source calls, with the list each one's answer carries.
+const METHODS: &[(&str, Option<&str>)] = &[
+    ("auth.test", None),
+    ("users.list", Some("members")),
+    ("conversations.list", Some("channels")),
+    ("conversations.join", None),
+    ("conversations.history", Some("messages")),
+    ("conversations.replies", Some("messages")),
+];
+
+/// A Slack answer for one of [`METHODS`]: usually shaped like a good one (random
+/// content, fields sometimes missing, null or of another type), sometimes any JSON.
+fn answer() -> impl Strategy<Value = (usize, Value)> {
+    let shaped = (0..METHODS.len()).prop_flat_map(|m| {
+        let items = match METHODS[m].1 {
+            Some("members") => prop::collection::vec(user(), 0..4).boxed(),
+            Some("channels") => prop::collection::vec(channel(), 0..4).boxed(),
+            _ => prop::collection::vec(message(), 0..6).boxed(),
+        };
+        let list = prop_oneof![
+            8 => items.prop_map(Value::Array),
+            1 => json_value(),
+        ];
+        let envelope = object(vec![
+            ("has_more", prop_oneof![3 => any::<bool>().prop_map(Value::Bool), 1 => json_value()].boxed()),
+            (
+                "response_metadata",
+                prop_oneof![
+                    3 => object(vec![("next_cursor", prop_oneof![string("[A-Za-z0-9+/=]{0,12}"), json_value()].boxed())]),
+                    1 => json_value(),
+                ]
+                .boxed(),
+            ),
+            ("url", prop_oneof![string(text()), json_value()].boxed()),
+            ("team_id", string(slack_id("T"))),
+            ("user_id", string(slack_id("U"))),
+            ("channel", prop_oneof![channel(), json_value()].boxed()),
+            ("error", string(text())),
+            ("warning", string(text())),
+        ]);
+        let ok = prop_oneof![8 => Just(json!(true)), 1 => Just(json!(false)), 1 => json_value()];
+        (Just(m), ok, prop::option::weighted(0.9, list), envelope).prop_map(
+            |(m, ok, list, mut body)| {
+                body["ok"] = ok;
+                if let (Some(key), Some(list)) = (METHODS[m].1, list) {
+                    body[key] = list;
+                }
+                (m, body)
+            },
+        )
+    });
+    prop_oneof![
+        6 => shaped,
+        1 => (0..METHODS.len(), json_value()),
+    ]
+}
+
+/// The oracle of strictness: whether a parsed answer carries what `method` promises.
+fn keeps_its_promise(method: usize, body: &Value) -> bool {
+    let (name, list) = METHODS[method];
+    let cursor = body["response_metadata"]["next_cursor"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty());
+    let has_more = body.get("has_more");
+    let lists = list.is_none_or(|key| body[key].is_array());
+    let paging = match name {
+        "conversations.history" | "conversations.replies" => {
+            matches!(has_more, Some(Value::Bool(false)))
+                || (has_more == Some(&json!(true)) && cursor)
+        }
+        _ => has_more != Some(&json!(true)) || cursor,
+    };
+    let auth = name != "auth.test"
+        || ["url", "team_id", "user_id"]
+            .iter()
+            .all(|k| body[*k].is_string());
+    let join = name != "conversations.join" || body["channel"].is_object();
+    // The envelope's own fields, when present, have their documented types.
+    let metadata = match body.get("response_metadata") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(m)) => matches!(
+            m.get("next_cursor"),
+            None | Some(Value::Null | Value::String(_))
+        ),
+        Some(_) => false,
+    };
+    let typed = matches!(has_more, None | Some(Value::Null | Value::Bool(_)))
+        && ["error", "needed", "provided"]
+            .iter()
+            .all(|k| matches!(body.get(*k), None | Some(Value::Null | Value::String(_))));
+    lists && paging && auth && join && metadata && typed
+}
+
+/// Decodes `bytes` as `method`'s answer with the source's item type, then makes every
+/// item into its document. Returns whether the decoder accepted an `ok:true` answer.
+fn decode_and_transform(method: usize, bytes: &[u8]) -> bool {
+    let names_for = |users: &[User]| {
+        let mut names = Names::default();
+        for user in users {
+            names.add(user);
+        }
+        names
+    };
+    let channels = HashMap::from([("C1".to_string(), "general".to_string())]);
+    match METHODS[method].0 {
+        "users.list" => match decode::<User>("users.list", bytes) {
+            Ok(page) => {
+                for user in &page.items {
+                    let doc = user_doc(user);
+                    assert_eq!(doc["id"], json!(user.id));
+                }
+                let _ = names_for(&page.items);
+                page.ok
+            }
+            Err(_) => false,
+        },
+        "conversations.list" => match decode::<Channel>("conversations.list", bytes) {
+            Ok(page) => {
+                let names = Names::default();
+                for channel in &page.items {
+                    let doc = channel_doc(channel, &names, Some("https://a.slack.com"));
+                    assert_eq!(doc["id"], json!(channel.id));
+                }
+                page.ok
+            }
+            Err(_) => false,
+        },
+        name @ ("conversations.history" | "conversations.replies") => {
+            let page: ApiResponse<Message<'_>> = match decode(name, bytes) {
+                Ok(page) => page,
+                Err(_) => return false,
+            };
+            let names = Names::default();
+            let ctx = MessageContext {
+                channel_id: "C1",
+                channel_name: "general",
+                names: &names,
+                channels: &channels,
+                base: Some("https://a.slack.com"),
+            };
+            for message in &page.items {
+                let (json, _) = message_json(message, &ctx);
+                let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_else(|e| {
+                    panic!(
+                        "message_json wrote invalid JSON ({e}): {}",
+                        String::from_utf8_lossy(&json)
+                    )
+                });
+                assert_eq!(doc["ts"], json!(message.ts.as_ref()));
+                assert_eq!(doc, message_doc(message, &ctx), "the two writers agree");
+                let _ = message_id("C1", &message.ts);
+            }
+            page.ok
+        }
+        name => decode::<Value>(name, bytes).is_ok_and(|page| page.ok),
+    }
+}
+
+// ---------------------------------------------------------------- Slack decoders
+
+#[test]
+fn slack_answers_decode_strictly_and_transform_without_panics() {
+    check("slack_answers", 3_000, answer(), |(method, body)| {
+        let bytes = serde_json::to_vec(&body).expect("serializes");
+        let accepted = decode_and_transform(method, &bytes);
+        if accepted {
+            assert!(
+                keeps_its_promise(method, &body),
+                "{} accepted a broken answer: {body}",
+                METHODS[method].0
+            );
+        } else if body["ok"] == json!(true) && keeps_its_promise(method, &body) {
+            // A good envelope may still be refused for a bad item; never for nothing.
+            let list = METHODS[method].1.map(|k| &body[k]);
+            assert!(
+                list.is_some_and(|l| l.as_array().is_some_and(|a| !a.is_empty()))
+                    || METHODS[method].0 == "conversations.join"
+                    || METHODS[method].0 == "auth.test",
+                "{} refused a good answer: {body}",
+                METHODS[method].0
+            );
+        }
+        accepted
+    });
+}
+
+#[test]
+fn slack_decoders_survive_any_bytes() {
+    // Good answers with a few bytes changed, inserted or removed, and plain noise.
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6);
+    let mutated = (answer(), edits).prop_map(|((method, body), edits)| {
+        let mut bytes = serde_json::to_vec(&body).expect("serializes");
+        for (at, byte, op) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ if i < bytes.len() => {
+                    bytes.remove(i);
+                }
+                _ => bytes.push(byte),
+            }
+        }
+        (method, bytes)
+    });
+    let noise = (0..METHODS.len(), prop::collection::vec(any::<u8>(), 0..200));
+    check(
+        "slack_bytes",
+        3_000,
+        prop_oneof![4 => mutated, 1 => noise],
+        |(method, bytes)| {
+            let accepted = decode_and_transform(method, &bytes);
+            if accepted {
+                // The decoder skips unused fields without checking their `\u` escapes, so
+                // an answer it accepts may not parse as a whole; the fields it reads were
+                // checked. The oracle judges the ones that parse.
+                if let Ok(body) = serde_json::from_slice::<Value>(&bytes) {
+                    assert!(
+                        keeps_its_promise(method, &body),
+                        "{}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+            }
+            accepted
+        },
+    );
+}
+
+#[test]
+fn slack_text_transforms_take_any_text() {
+    let inputs = (
+        text(),
+        text(),
+        ts(),
+        prop::option::of(ts()),
+        any::<i64>(),
+        any::<u32>(),
+    );
+    check(
+        "slack_text",
+        3_000,
+        inputs,
+        |(text, url, ts, thread_ts, number, days)| {
+            let mut names = Names::default();
+            names.add(&User {
+                id: "U0123ABC".into(),
+                name: Some(text.clone()),
+                ..User::default()
+            });
+            let channels = HashMap::from([("C0123".to_string(), url.clone())]);
+            let _ = rewrite_mentions(&text, &names);
+            let _ = plain_text(&text, &names, &channels);
+            let _ = permalink(&url, "C1", &ts, thread_ts.as_deref());
+            let _ = workspace_base(&url);
+            if let Some(micros) = ts_micros(&ts) {
+                assert!(iso_from_micros(micros).is_some(), "{ts}");
+            }
+            let _ = iso_from_micros(number);
+            let _ = iso_from_epoch(number);
+            let _ = window_oldest(number, days);
+            ts_micros(&ts).is_some()
+        },
+    );
+}
+
+// ---------------------------------------------------------------- config.yml
+
+/// Every key of the defaults tree, dotted (`elasticsearch.bulk.chunk_size`).
+fn config_keys() -> Vec<String> {
+    fn walk(value: &serde_yaml::Value, at: &str, out: &mut Vec<String>) {
+        if let serde_yaml::Value::Mapping(map) = value {
+            for (k, v) in map {
+                let key = k.as_str().unwrap_or_default();
+                let path = if at.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{at}.{key}")
+                };
+                walk(v, &path, out);
+                out.push(path);
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    walk(
+        &serde_yaml::to_value(Config::default()).expect("defaults"),
+        "",
+        &mut keys,
+    );
+    keys.extend([
+        "connectors".into(),
+        "connector_id".into(),
+        "service_type".into(),
+    ]);
+    keys
+}
+
+/// A YAML scalar or small collection, as text.
+fn yaml_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| format!("{f:?}")),
+        select(vec![
+            "true",
+            "false",
+            "null",
+            "~",
+            ".nan",
+            "-.inf",
+            "0.5",
+            "1",
+            "0",
+            "-1",
+            "1e400",
+            "changeme",
+            "slack",
+            "http://localhost:9200",
+            "${ES_HOST}",
+            "${PORT:-9200}",
+            "${UNSET}",
+            "${",
+            "[]",
+            "{}",
+            "[1, two]",
+            "{a: 1}",
+            "- x",
+            "'quoted'",
+            "\"x\\ty\"",
+            "!!binary aGk=",
+            "&anchor 1",
+            "*anchor",
+            "|",
+            ">",
+            "%",
+            "@",
+            "`",
+            "127.0.0.1:8090",
+            "[{connector_id: a, service_type: slack}]",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,12}",
+    ]
+}
+
+fn yaml_text() -> impl Strategy<Value = String> {
+    let keys = config_keys();
+    let indent = prop_oneof![6 => Just(0usize), 1 => 1usize..3];
+    let line = (select(keys), yaml_value(), indent)
+        .prop_map(|(key, value, indent)| format!("{}{key}: {value}", "  ".repeat(indent)));
+    // Half start with a valid connector list, so many files load and the values are
+    // checked past the first problem.
+    let structured =
+        (any::<bool>(), prop::collection::vec(line, 0..8)).prop_map(|(connector, lines)| {
+            let mut text = String::new();
+            if connector {
+                text.push_str("connectors:\n  - connector_id: abc\n    service_type: slack\n");
+            }
+            for line in lines {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+    let soup = prop::collection::vec(
+        prop_oneof![
+            select(vec![
+                ":", " ", "  ", "\n", "- ", "{", "}", "[", "]", ",", "#", "&", "*", "!", "|", ">",
+                "'", "\"", "%", "@", "`", "${", "}", "\t", "\u{feff}", "---", "...", "? ", "<<: ",
+            ])
+            .prop_map(str::to_string),
+            "[a-z_.]{1,12}",
+            "[0-9.e-]{1,6}",
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat());
+    prop_oneof![3 => structured, 1 => soup, 1 => text()]
+}
+
+#[test]
+fn config_loader_takes_any_text() {
+    let env = |name: &str| match name {
+        "ES_HOST" => Some("es.example:9200".to_string()),
+        "PORT" => Some("9201".to_string()),
+        _ => None,
+    };
+    check(
+        "config_yml",
+        2_000,
+        yaml_text(),
+        |text| match Config::from_yaml_str(&text, Path::new("config.yml"), &env) {
+            Ok(loaded) => {
+                let ratio = loaded.config.service.max_deletion_ratio;
+                assert!((0.0..=1.0).contains(&ratio), "{ratio}");
+                true
+            }
+            Err(error) => {
+                assert!(!error.to_string().is_empty());
+                false
+            }
+        },
+    );
+}
+
+#[test]
+fn config_errors_never_quote_a_secret() {
+    let secret_at = select(vec![
+        "elasticsearch.password",
+        "elasticsearch.api_key",
+        "connectors[0].api_key",
+    ]);
+    let shape = select(vec!["{}", "[{}]", "{k: {}}", "{}: 1", "!!str {}", "'{}'"]);
+    check(
+        "config_secrets",
+        500,
+        (secret_at, shape, yaml_text()),
+        |(at, shape, noise)| {
+            let secret = "S3CR3T-VALUE-77";
+            let value = shape.replace("{}", secret);
+            let text = match at {
+                "connectors[0].api_key" => format!(
+                    "connectors:\n  - connector_id: abc\n    service_type: slack\n    api_key: {value}\n{noise}"
+                ),
+                key => format!("{key}: {value}\n{noise}"),
+            };
+            let env = |_: &str| None;
+            match Config::from_yaml_str(&text, Path::new("config.yml"), &env) {
+                Ok(_) => true,
+                Err(error) => {
+                    assert!(
+                        !error.to_string().contains(secret),
+                        "{at} = {value}: {error}"
+                    );
+                    false
+                }
+            }
+        },
+    );
+}
+
+// ---------------------------------------------------------------- connector and job documents
+
+/// A configuration field as Kibana or an old version may have written it.
+fn config_field() -> BoxedStrategy<Value> {
+    object(vec![
+        ("label", prop_oneof![string(text()), json_value()].boxed()),
+        ("value", json_value().boxed()),
+        ("default_value", json_value().boxed()),
+        (
+            "type",
+            prop_oneof![
+                select(vec!["str", "int", "float", "bool", "list", "nope"]).prop_map(|s| json!(s)),
+                json_value()
+            ]
+            .boxed(),
+        ),
+        ("display", string("[a-z]{0,8}")),
+        (
+            "order",
+            prop_oneof![(0u32..20).prop_map(|n| json!(n)), json_value()].boxed(),
+        ),
+        (
+            "required",
+            prop_oneof![any::<bool>().prop_map(Value::Bool), json_value()].boxed(),
+        ),
+        ("sensitive", any::<bool>().prop_map(Value::Bool).boxed()),
+        ("options", json_value().boxed()),
+        (
+            "validations",
+            prop::collection::vec(
+                object(vec![
+                    (
+                        "type",
+                        select(vec![
+                            "less_than",
+                            "greater_than",
+                            "list_type",
+                            "included_in",
+                            "regex",
+                            "x",
+                        ])
+                        .prop_map(|s| json!(s))
+                        .boxed(),
+                    ),
+                    ("constraint", json_value().boxed()),
+                ]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "depends_on",
+            prop::collection::vec(
+                object(vec![
+                    ("field", string(text())),
+                    ("value", json_value().boxed()),
+                ]),
+                0..2,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+    ])
+}
+
+fn rule() -> BoxedStrategy<Value> {
+    object(vec![
+        ("id", string("[A-Za-z0-9]{0,6}")),
+        (
+            "order",
+            prop_oneof![any::<i64>().prop_map(|n| json!(n)), json_value()].boxed(),
+        ),
+        (
+            "policy",
+            select(vec!["include", "exclude", "x"])
+                .prop_map(|s| json!(s))
+                .boxed(),
+        ),
+        (
+            "field",
+            prop_oneof![
+                select(vec!["_", "channel", "text", "type"]).prop_map(|s| json!(s)),
+                json_value()
+            ]
+            .boxed(),
+        ),
+        (
+            "rule",
+            select(vec![
+                "equals",
+                "contains",
+                "ends_with",
+                "starts_with",
+                "regex",
+                ">",
+                "<",
+                "nope",
+            ])
+            .prop_map(|s| json!(s))
+            .boxed(),
+        ),
+        (
+            "value",
+            prop_oneof![
+                select(vec![
+                    ".*",
+                    "(",
+                    "[a-",
+                    "a{1000000}",
+                    "\\",
+                    "5",
+                    "general",
+                    "(?i)x+"
+                ])
+                .prop_map(|s| json!(s)),
+                json_value()
+            ]
+            .boxed(),
+        ),
+    ])
+}
+
+fn cron() -> impl Strategy<Value = String> {
+    prop_oneof![
+        select(vec![
+            "*/5 * * * * ?",
+            "0 0 * * * ?",
+            "0 0 12 ? * MON-FRI",
+            "0 0 0 L * ?",
+            "0 0 0 1W * ?",
+            "0 0 0 ? * 6#3",
+            "0 0 0 29 2 ? 2100",
+            "* * * * * ? 1970",
+            "0 0 0 31 11 ?",
+            "0 0 0 ? * 8",
+            "59 59 23 31 12 ? 2099-2100",
+            "",
+            "* * *",
+        ])
+        .prop_map(str::to_string),
+        prop::collection::vec(
+            prop_oneof![
+                "[0-9]{1,2}",
+                select(vec![
+                    "*", "?", "L", "W", "#", "/", "-", ",", "MON", "JAN", "LW", "5L"
+                ])
+                .prop_map(str::to_string),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.join(" ")),
+    ]
+}
+
+/// A connector document: known keys with plausible or random values.
+fn connector_doc() -> BoxedStrategy<Value> {
+    let configuration = prop_oneof![
+        4 => prop::collection::vec(
+            (
+                select(vec!["token", "fetch_last_n_days", "auto_join_channels", "sync_users", "x"]),
+                prop_oneof![4 => config_field(), 1 => json_value().boxed()],
+            ),
+            0..5,
+        )
+        .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        1 => json_value(),
+    ];
+    let schedule = || {
+        object(vec![
+            (
+                "enabled",
+                prop_oneof![any::<bool>().prop_map(Value::Bool), json_value()].boxed(),
+            ),
+            (
+                "interval",
+                prop_oneof![string(cron()), json_value()].boxed(),
+            ),
+        ])
+    };
+    let filtering_rules = || {
+        object(vec![
+            (
+                "rules",
+                prop::collection::vec(rule(), 0..4)
+                    .prop_map(Value::Array)
+                    .boxed(),
+            ),
+            ("advanced_snippet", json_value().boxed()),
+            (
+                "validation",
+                object(vec![(
+                    "state",
+                    select(vec!["valid", "invalid", "edited"])
+                        .prop_map(|s| json!(s))
+                        .boxed(),
+                )]),
+            ),
+        ])
+    };
+    object(vec![
+        ("configuration", configuration.boxed()),
+        (
+            "scheduling",
+            object(vec![
+                ("full", schedule()),
+                ("incremental", schedule()),
+                ("access_control", schedule()),
+            ]),
+        ),
+        (
+            "filtering",
+            prop::collection::vec(
+                object(vec![
+                    ("domain", string(text())),
+                    ("active", filtering_rules()),
+                    ("draft", filtering_rules()),
+                ]),
+                0..2,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "features",
+            prop_oneof![Just(SlackFactory.features()), json_value()].boxed(),
+        ),
+        (
+            "index_name",
+            prop_oneof![string("[a-z-]{0,12}"), json_value()].boxed(),
+        ),
+        (
+            "service_type",
+            prop_oneof![Just(json!("slack")), json_value()].boxed(),
+        ),
+        (
+            "status",
+            prop_oneof![
+                select(vec!["created", "configured", "connected", "error"]).prop_map(|s| json!(s)),
+                json_value()
+            ]
+            .boxed(),
+        ),
+        (
+            "last_seen",
+            prop_oneof![
+                Just(json!("2024-05-01T10:00:00.000000Z")),
+                string(text()),
+                json_value()
+            ]
+            .boxed(),
+        ),
+        ("pipeline", json_value().boxed()),
+        ("sync_now", json_value().boxed()),
+    ])
+}
+
+/// Reads a connector document the way the service does; true when its configuration
+/// made a Slack source (the rest ended in errors the service reports).
+fn read_connector(id: &str, doc: &Value, probe: &Value) -> bool {
+    let hit = json!({"_id": id, "_seq_no": 3, "_primary_term": 1, "_source": doc});
+    if let Some(read) = Doc::from_hit(&hit) {
+        let _ = read.guard();
+        let _ = read.str("status");
+    }
+    let built = configuration(doc).is_ok_and(|configuration| {
+        let _ = validate_configuration(&configuration);
+        let _ = SlackOptions::from_configuration(&configuration);
+        SlackFactory.build(&configuration).is_ok()
+    });
+    let _ = prepare_patch(doc, &SlackFactory, Some("slack"));
+    let _ = prepare_patch(doc, &SlackFactory, None);
+    let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("now");
+    for kind in [JobKind::Full, JobKind::Incremental, JobKind::AccessControl] {
+        let _ = feature_enabled(&doc["features"], kind);
+        if let Some(Ok(schedule)) = schedule_interval(doc, kind).map(CronSchedule::parse) {
+            if let Some(next) = schedule.next_after(now) {
+                assert!(next > now, "{} after {now} gave {next}", schedule.as_str());
+            }
+        }
+    }
+    let _ = sync_rules_enabled(&doc["features"]);
+    let filtering = active_filtering(doc).unwrap_or_default();
+    let rules = Rules::from_filtering(&filtering);
+    if let Value::Object(fields) = probe {
+        let _ = rules.includes(fields);
+    }
+    let _ = validate_rules(&filtering["rules"]);
+    let _ = draft_needs_validation(doc);
+    let _ = heartbeat_due(
+        doc["last_seen"].as_str(),
+        false,
+        now,
+        chrono::Duration::seconds(300),
+    );
+    let _ = doc["last_seen"].as_str().and_then(parse_time);
+    let _ = job_creation_problem(id, doc);
+    built
+}
+
+#[test]
+fn connector_documents_are_read_without_panics() {
+    check(
+        "connector_docs",
+        1_500,
+        (
+            prop_oneof![4 => connector_doc(), 1 => json_value().boxed()],
+            json_value(),
+        ),
+        |(doc, probe)| read_connector("c1", &doc, &probe),
+    );
+}
+
+#[test]
+fn sync_job_documents_are_read_without_panics() {
+    let job = (
+        prop_oneof![4 => connector_doc(), 1 => json_value().boxed()],
+        prop_oneof![
+            select(vec!["full", "incremental", "access_control"]).prop_map(|s| json!(s)),
+            json_value()
+        ],
+        prop_oneof![
+            select(vec![
+                "pending",
+                "in_progress",
+                "canceling",
+                "suspended",
+                "error"
+            ])
+            .prop_map(|s| json!(s)),
+            json_value()
+        ],
+        json_value(),
+    );
+    check(
+        "sync_job_docs",
+        1_500,
+        job,
+        |(connector, job_type, status, probe)| {
+            let job = json!({"connector": connector, "job_type": job_type, "status": status,
+            "trigger_method": "scheduled", "metadata": probe});
+            let hit = json!({"_id": "j1", "_seq_no": 1, "_primary_term": 1, "_source": job});
+            let Some(doc) = Doc::from_hit(&hit) else {
+                return false;
+            };
+            let _ = doc.str("job_type").and_then(JobKind::parse);
+            let _ = doc.str("status").and_then(JobStatus::parse);
+            read_connector("c1", doc.at("/connector"), &probe)
+        },
+    );
+}
+
+/// Shrinking works on these strategies (a failure would be reported minimal): a
+/// smoke check that the value trees simplify without panicking.
+#[test]
+fn strategies_shrink() {
+    let mut runner = TestRunner::deterministic();
+    for _ in 0..20 {
+        let mut tree = answer().new_tree(&mut runner).expect("tree");
+        for _ in 0..50 {
+            if !tree.simplify() {
+                break;
+            }
+        }
+    }
+}
