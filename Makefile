@@ -6,6 +6,8 @@
 #               both protocol modes and the Dockerfile staging check
 #   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
 #   make bench  benchmarks; results appended to BENCHMARKS.md
+#   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
+#               (cargo-fuzz goes into .tools/; the property tests run in `make test` anyway)
 #
 # Nothing is installed outside this directory: the test Elasticsearch (osmem-server, PyPI)
 # goes into .tools/ (git-ignored).
@@ -18,7 +20,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest bench clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest bench fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -82,9 +84,32 @@ bench: tools
 	./target/release/ftest --mode api --es-sink null --no-mutations --data-size medium --rate-limits --time-scale 60 \
 		--bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
 
+# Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer) on the stable toolchain:
+# RUSTC_BOOTSTRAP=1 lets stable rustc take the sanitizer flags cargo-fuzz passes. Seeds
+# come from fuzz/corpus/<target> (small, committed); what libFuzzer finds on the way goes
+# to target/fuzz-corpus/<target> (not committed); a crash lands in fuzz/artifacts/<target>
+# and fails the run.
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz
+FUZZ_TARGETS := slack_answer config_yml connector_doc
+FUZZ_SECONDS ?= 60
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --root .tools/cargo-fuzz cargo-fuzz@$(CARGO_FUZZ_VERSION)
+
+fuzz: $(CARGO_FUZZ)
+	@set -o pipefail; for target in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$target; \
+		echo "== fuzz $$target for $(FUZZ_SECONDS) s"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run -O $$target target/fuzz-corpus/$$target fuzz/corpus/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+			| grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)|ERROR|panicked|SUMMARY' \
+			|| exit 1; \
+	done
+
 clean:
 	$(CARGO) clean
-	rm -rf .tools
+	rm -rf .tools fuzz/target
 
 # The image (needs a Docker engine).
 docker-build:
