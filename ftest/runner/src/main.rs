@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
 use slack_sim::{
-    DataSize, ExpectedDoc, ExpectedQuery, Mutation, SimConfig, SimHandle, WorkspaceSpec,
+    DataSize, ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, Mutation, SimConfig, SimHandle,
+    WorkspaceSpec,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
@@ -382,7 +383,35 @@ fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             "mutation round trip: {:.2} s",
             before.elapsed().as_secs_f64()
         );
-        stack.cancel_a_job(&cli, &job, args.timeout, &mut service)
+        stack.cancel_a_job(&cli, &job, args.timeout, &mut service)?;
+
+        // Slack answers conversations.list with ok:true but no `channels` (the answer that
+        // once emptied an index): the job must end in error naming the method and the
+        // field, after the client's retries, and the index must keep every document.
+        let last = stack.wait_idle(args.timeout, &mut service)?;
+        stack.sim.set_faults(vec![FaultRule {
+            method: "conversations.list".into(),
+            channel: None,
+            after: 0,
+            times: None,
+            action: FaultAction::MissingField { field: None },
+        }]);
+        let before = Instant::now();
+        cli.run(&["job", "start", "-i", CONNECTOR_ID, "-t", "full"])?;
+        let job = stack.wait_for_job_end(Some(&last), args.timeout, &mut service)?;
+        stack.sim.set_faults(Vec::new());
+        let error = job["error"].as_str().unwrap_or("");
+        if job["status"] != "error"
+            || !error.contains("slack conversations.list answered ok but `channels` is missing")
+        {
+            bail!("a conversations.list answer without `channels` must fail the sync; the job ended {} ({error})", job["status"]);
+        }
+        stack.verify(&expected.docs, mode == Mode::Api)?;
+        println!(
+            "malformed answer round: job error after {:.1} s ({error}); every document kept",
+            before.elapsed().as_secs_f64()
+        );
+        Ok(())
     })();
     let stopped = service.stop();
     // Everything the service and the CLI sent is in: hold it against the table (also after a
@@ -795,6 +824,26 @@ impl Stack {
         timeout: u64,
         service: &mut Service,
     ) -> Result<Value> {
+        let job = self.wait_for_job_end(after, timeout, service)?;
+        match job["status"].as_str() {
+            Some("completed") => Ok(job),
+            status => bail!(
+                "sync job {} ended {}: {}",
+                job["id"],
+                status.unwrap_or("?"),
+                job["error"].as_str().unwrap_or("no error text")
+            ),
+        }
+    }
+
+    /// Waits for a job newer than `after` to end (completed, error or canceled); fails on
+    /// timeout.
+    fn wait_for_job_end(
+        &self,
+        after: Option<&Value>,
+        timeout: u64,
+        service: &mut Service,
+    ) -> Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(timeout);
         let after_id = after.map(|job| job["id"].clone());
         let mut last_status = String::new();
@@ -808,14 +857,8 @@ impl Stack {
                         println!("  job {} {}", job["id"].as_str().unwrap_or("?"), status);
                         last_status = status.clone();
                     }
-                    match status.as_str() {
-                        "completed" => return Ok(job),
-                        "error" | "canceled" => bail!(
-                            "sync job {} ended {status}: {}",
-                            job["id"],
-                            job["error"].as_str().unwrap_or("no error text")
-                        ),
-                        _ => {}
+                    if matches!(status.as_str(), "completed" | "error" | "canceled") {
+                        return Ok(job);
                     }
                 }
             }
