@@ -17,8 +17,7 @@ use async_trait::async_trait;
 use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
 use connectors::sources::{DataSource, DocSender, SourceError};
-use connectors::sync::guard::DEFAULT_MAX_DELETION_RATIO;
-use connectors::sync::{run_sync, JobKind, PipelineSettings, SyncOptions, SyncStats};
+use connectors::sync::{run_sync, JobKind, SyncOptions, SyncStats};
 use serde_json::{Map, Value};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -246,20 +245,12 @@ fn main() {
         })
         .expect("client");
         let options = SyncOptions {
-            index_name: "bench-sync-engine".into(),
-            job_kind: JobKind::Full,
             job_id: "bench".into(),
-            pipeline: PipelineSettings {
-                name: "_none".into(),
-                ..PipelineSettings::default()
-            },
-            filtering: Value::Null,
-            sync_cursor: None,
             bulk: BulkConfig {
                 display_every: 1_000_000_000,
                 ..BulkConfig::default()
             },
-            max_deletion_ratio: DEFAULT_MAX_DELETION_RATIO,
+            ..SyncOptions::new("bench-sync-engine", JobKind::Full)
         };
         run_sync(
             &es,

@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod config;
 pub mod es;
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

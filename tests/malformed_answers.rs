@@ -8,26 +8,21 @@
 //! fired once and the retry got a good answer); the index keeps every document either way.
 //! Then the mass-deletion guard with a real source: a bot that lost every channel.
 
-use connectors::config::{BulkConfig, ElasticsearchConfig, Secret};
+use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
+use connectors::fuzzing::SLACK_METHODS;
 use connectors::retry::RetryParams;
-use connectors::sources::slack::client::RetryBudget;
 use connectors::sources::slack::{SlackOptions, SlackSource};
 use connectors::sync::guard::DEFAULT_MAX_DELETION_RATIO;
-use connectors::sync::{
-    run_sync, JobKind, PipelineSettings, SyncError, SyncOptions, SyncOutcome, SyncStats,
-};
-use serde_json::{json, Value};
-use slack_sim::{
-    ExpectedQuery, FaultAction, FaultRule, Mutation, SimConfig, SimHandle, WorkspaceSpec,
-};
+use connectors::sync::{run_sync, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
+use serde_json::json;
+use slack_sim::{ExpectedQuery, FaultAction, FaultRule, Mutation, SimHandle, WorkspaceSpec};
 use std::collections::BTreeSet;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Pinned clock: the same workspace on every run.
-const NOW: i64 = 1_700_000_000;
-const TOKEN: &str = "xoxb-sim-bot-token";
+mod common;
+
+use common::{start, NOW, TOKEN};
 
 /// A workspace small enough for dozens of syncs into osmem, with every listing paged
 /// (page sizes below) and threads to read.
@@ -50,31 +45,12 @@ fn tiny() -> WorkspaceSpec {
     }
 }
 
-fn start(spec: WorkspaceSpec) -> SimHandle {
-    SimHandle::start(SimConfig {
-        spec,
-        now: Some(NOW),
-        ..SimConfig::default()
-    })
-    .expect("simulator starts")
-}
-
 fn slack_options(sim: &SimHandle, auto_join: bool) -> SlackOptions {
-    let mut options = SlackOptions::new(Secret::new(TOKEN));
-    options.base_url = sim.api_url();
-    options.now = Some(NOW);
-    options.fetch_last_n_days = 0;
-    options.auto_join_channels = auto_join;
-    options.pace = false;
+    let mut options = common::slack_options(sim, 0, auto_join, true);
+    // Every listing paged; a persistent fault fails fast.
     options.page_size = 3;
     options.history_page_size = 5;
-    options.request_timeout = Duration::from_secs(10);
-    options.retry = RetryBudget {
-        max_retries: 2,
-        max_throttled: 10,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    };
+    options.retry.max_retries = 2;
     options
 }
 
@@ -89,21 +65,13 @@ fn query(auto_join: bool) -> ExpectedQuery {
 
 fn sync_options(index: &str, max_deletion_ratio: f64) -> SyncOptions {
     SyncOptions {
-        index_name: index.to_string(),
-        job_kind: JobKind::Full,
-        job_id: format!("job-{index}"),
-        pipeline: PipelineSettings {
-            name: "_none".into(),
-            ..PipelineSettings::default()
-        },
-        filtering: Value::Null,
-        sync_cursor: None,
         bulk: BulkConfig {
             retry_interval: 0.005,
             display_every: 50_000,
             ..BulkConfig::default()
         },
         max_deletion_ratio,
+        ..SyncOptions::new(index, JobKind::Full)
     }
 }
 
@@ -171,23 +139,24 @@ fn rule(method: &str, times: Option<u64>, action: FaultAction) -> FaultRule {
     }
 }
 
-/// A public channel to leave before a join case (the first sync joined them all).
-fn leave_one_channel(sim: &SimHandle) {
-    let channel = sim
-        .expected(&query(true))
+/// The bot leaves the first `count` readable channels (`auto_join` as the sync runs).
+fn leave_channels(sim: &SimHandle, auto_join: bool, count: usize) {
+    let leave: Vec<Mutation> = sim
+        .expected(&query(auto_join))
         .docs
         .iter()
-        .find_map(|d| match d {
-            slack_sim::ExpectedDoc::Channel { id, .. } => Some(id.clone()),
+        .filter_map(|d| match d {
+            slack_sim::ExpectedDoc::Channel { id, .. } => Some(Mutation::SetMembership {
+                channel: id.clone(),
+                member: false,
+                user: None,
+            }),
             _ => None,
         })
-        .expect("a channel");
-    sim.mutate(vec![Mutation::SetMembership {
-        channel,
-        member: false,
-        user: None,
-    }])
-    .expect("leave");
+        .take(count)
+        .collect();
+    assert!(!leave.is_empty(), "no channel to leave");
+    sim.mutate(leave).expect("leave");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,14 +180,7 @@ async fn every_malformed_shape_of_every_method_fails_or_completes_and_keeps_the_
         _ => "messages",
     };
     let mut cases = 0;
-    for method in [
-        "auth.test",
-        "users.list",
-        "conversations.list",
-        "conversations.join",
-        "conversations.history",
-        "conversations.replies",
-    ] {
+    for method in SLACK_METHODS {
         let mut shapes = vec![
             (FaultAction::MissingField { field: None }, data(method)),
             (FaultAction::NullField { field: None }, data(method)),
@@ -235,7 +197,8 @@ async fn every_malformed_shape_of_every_method_fails_or_completes_and_keeps_the_
             let label = format!("{method} {fault:?}");
             // The fault persists past the retries: the sync fails and names it.
             if method == "conversations.join" {
-                leave_one_channel(&sim);
+                // The first sync joined them all: leave one so that the sync joins it.
+                leave_channels(&sim, true, 1);
             }
             sim.set_faults(vec![rule(method, None, fault.clone())]);
             let error = full_sync(&es, &sim, auto_join, &index, DEFAULT_MAX_DELETION_RATIO)
@@ -261,7 +224,8 @@ async fn every_malformed_shape_of_every_method_fails_or_completes_and_keeps_the_
 
             // The fault fires once: the retry gets a good answer and the sync is exact.
             if method == "conversations.join" {
-                leave_one_channel(&sim);
+                // The first sync joined them all: leave one so that the sync joins it.
+                leave_channels(&sim, true, 1);
             }
             sim.set_faults(vec![rule(method, Some(1), fault)]);
             let outcome = full_sync(&es, &sim, auto_join, &index, DEFAULT_MAX_DELETION_RATIO)
@@ -290,26 +254,7 @@ async fn a_bot_that_lost_every_channel_keeps_the_index_until_the_operator_allows
     assert_eq!(index_ids(&es, &index).await, before);
 
     // The bot is removed from every channel: Slack answers well, but only users remain.
-    let channels: Vec<String> = sim
-        .expected(&query(false))
-        .docs
-        .iter()
-        .filter_map(|d| match d {
-            slack_sim::ExpectedDoc::Channel { id, .. } => Some(id.clone()),
-            _ => None,
-        })
-        .collect();
-    sim.mutate(
-        channels
-            .into_iter()
-            .map(|channel| Mutation::SetMembership {
-                channel,
-                member: false,
-                user: None,
-            })
-            .collect(),
-    )
-    .expect("leave");
+    leave_channels(&sim, false, usize::MAX);
     let after = expected_ids(&sim, false);
     assert!(
         after.len() * 4 < before.len(),

@@ -12,27 +12,20 @@
 //! input and reported; nothing is written to disk.
 
 use connectors::config::Config;
-use connectors::protocol::connector::{
-    active_filtering, configuration, draft_needs_validation, feature_enabled, heartbeat_due,
-    parse_time, prepare_patch, schedule_interval, sync_rules_enabled, validate_configuration, Doc,
+use connectors::fuzzing::{
+    config_yml, connector_doc as read_connector, slack_answer, sync_job_doc, SLACK_METHODS,
 };
-use connectors::protocol::job::{job_creation_problem, JobStatus};
-use connectors::scheduler::cron::CronSchedule;
-use connectors::sources::slack::answer::{decode, ApiResponse};
 use connectors::sources::slack::transform::{
-    channel_doc, iso_from_epoch, iso_from_micros, message_doc, message_id, message_json, permalink,
-    plain_text, rewrite_mentions, ts_micros, user_doc, window_oldest, workspace_base, Channel,
-    Message, MessageContext, Names, User,
+    iso_from_epoch, iso_from_micros, permalink, plain_text, rewrite_mentions, ts_micros,
+    window_oldest, workspace_base, Names, User,
 };
-use connectors::sources::slack::{SlackFactory, SlackOptions};
+use connectors::sources::slack::SlackFactory;
 use connectors::sources::SourceFactory;
-use connectors::sync::rules::{validate_rules, Rules};
-use connectors::sync::JobKind;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -261,21 +254,21 @@ fn channel() -> BoxedStrategy<Value> {
         .boxed()
 }
 
-/// The methods the source calls, with the list each one's answer carries.
-const METHODS: &[(&str, Option<&str>)] = &[
-    ("auth.test", None),
-    ("users.list", Some("members")),
-    ("conversations.list", Some("channels")),
-    ("conversations.join", None),
-    ("conversations.history", Some("messages")),
-    ("conversations.replies", Some("messages")),
-];
+/// The list each method's answer carries (the oracle's own table).
+fn list_key(method: usize) -> Option<&'static str> {
+    match SLACK_METHODS[method] {
+        "users.list" => Some("members"),
+        "conversations.list" => Some("channels"),
+        "conversations.history" | "conversations.replies" => Some("messages"),
+        _ => None,
+    }
+}
 
-/// A Slack answer for one of [`METHODS`]: usually shaped like a good one (random
+/// A Slack answer for one of [`SLACK_METHODS`]: usually shaped like a good one (random
 /// content, fields sometimes missing, null or of another type), sometimes any JSON.
 fn answer() -> impl Strategy<Value = (usize, Value)> {
-    let shaped = (0..METHODS.len()).prop_flat_map(|m| {
-        let items = match METHODS[m].1 {
+    let shaped = (0..SLACK_METHODS.len()).prop_flat_map(|m| {
+        let items = match list_key(m) {
             Some("members") => prop::collection::vec(user(), 0..4).boxed(),
             Some("channels") => prop::collection::vec(channel(), 0..4).boxed(),
             _ => prop::collection::vec(message(), 0..6).boxed(),
@@ -305,7 +298,7 @@ fn answer() -> impl Strategy<Value = (usize, Value)> {
         (Just(m), ok, prop::option::weighted(0.9, list), envelope).prop_map(
             |(m, ok, list, mut body)| {
                 body["ok"] = ok;
-                if let (Some(key), Some(list)) = (METHODS[m].1, list) {
+                if let (Some(key), Some(list)) = (list_key(m), list) {
                     body[key] = list;
                 }
                 (m, body)
@@ -314,13 +307,13 @@ fn answer() -> impl Strategy<Value = (usize, Value)> {
     });
     prop_oneof![
         6 => shaped,
-        1 => (0..METHODS.len(), json_value()),
+        1 => (0..SLACK_METHODS.len(), json_value()),
     ]
 }
 
 /// The oracle of strictness: whether a parsed answer carries what `method` promises.
 fn keeps_its_promise(method: usize, body: &Value) -> bool {
-    let (name, list) = METHODS[method];
+    let (name, list) = (SLACK_METHODS[method], list_key(method));
     let cursor = body["response_metadata"]["next_cursor"]
         .as_str()
         .is_some_and(|c| !c.is_empty());
@@ -354,93 +347,28 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
     lists && paging && auth && join && metadata && typed
 }
 
-/// Decodes `bytes` as `method`'s answer with the source's item type, then makes every
-/// item into its document. Returns whether the decoder accepted an `ok:true` answer.
-fn decode_and_transform(method: usize, bytes: &[u8]) -> bool {
-    let names_for = |users: &[User]| {
-        let mut names = Names::default();
-        for user in users {
-            names.add(user);
-        }
-        names
-    };
-    let channels = HashMap::from([("C1".to_string(), "general".to_string())]);
-    match METHODS[method].0 {
-        "users.list" => match decode::<User>("users.list", bytes) {
-            Ok(page) => {
-                for user in &page.items {
-                    let doc = user_doc(user);
-                    assert_eq!(doc["id"], json!(user.id));
-                }
-                let _ = names_for(&page.items);
-                page.ok
-            }
-            Err(_) => false,
-        },
-        "conversations.list" => match decode::<Channel>("conversations.list", bytes) {
-            Ok(page) => {
-                let names = Names::default();
-                for channel in &page.items {
-                    let doc = channel_doc(channel, &names, Some("https://a.slack.com"));
-                    assert_eq!(doc["id"], json!(channel.id));
-                }
-                page.ok
-            }
-            Err(_) => false,
-        },
-        name @ ("conversations.history" | "conversations.replies") => {
-            let page: ApiResponse<Message<'_>> = match decode(name, bytes) {
-                Ok(page) => page,
-                Err(_) => return false,
-            };
-            let names = Names::default();
-            let ctx = MessageContext {
-                channel_id: "C1",
-                channel_name: "general",
-                names: &names,
-                channels: &channels,
-                base: Some("https://a.slack.com"),
-            };
-            for message in &page.items {
-                let (json, _) = message_json(message, &ctx);
-                let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_else(|e| {
-                    panic!(
-                        "message_json wrote invalid JSON ({e}): {}",
-                        String::from_utf8_lossy(&json)
-                    )
-                });
-                assert_eq!(doc["ts"], json!(message.ts.as_ref()));
-                assert_eq!(doc, message_doc(message, &ctx), "the two writers agree");
-                let _ = message_id("C1", &message.ts);
-            }
-            page.ok
-        }
-        name => decode::<Value>(name, bytes).is_ok_and(|page| page.ok),
-    }
-}
-
 // ---------------------------------------------------------------- Slack decoders
 
 #[test]
 fn slack_answers_decode_strictly_and_transform_without_panics() {
     check("slack_answers", 3_000, answer(), |(method, body)| {
         let bytes = serde_json::to_vec(&body).expect("serializes");
-        let accepted = decode_and_transform(method, &bytes);
+        let accepted = slack_answer(SLACK_METHODS[method], &bytes);
         if accepted {
             assert!(
                 keeps_its_promise(method, &body),
                 "{} accepted a broken answer: {body}",
-                METHODS[method].0
+                SLACK_METHODS[method]
             );
         } else if body["ok"] == json!(true) && keeps_its_promise(method, &body) {
             // A good envelope may still be refused for a bad item; never for nothing.
-            let list = METHODS[method].1.map(|k| &body[k]);
+            let list = list_key(method).map(|k| &body[k]);
             assert!(
                 list.is_some_and(|l| l.as_array().is_some_and(|a| !a.is_empty()))
-                    || METHODS[method].0 == "conversations.join"
-                    || METHODS[method].0 == "auth.test",
+                    || SLACK_METHODS[method] == "conversations.join"
+                    || SLACK_METHODS[method] == "auth.test",
                 "{} refused a good answer: {body}",
-                METHODS[method].0
+                SLACK_METHODS[method]
             );
         }
         accepted
@@ -466,13 +394,16 @@ fn slack_decoders_survive_any_bytes() {
         }
         (method, bytes)
     });
-    let noise = (0..METHODS.len(), prop::collection::vec(any::<u8>(), 0..200));
+    let noise = (
+        0..SLACK_METHODS.len(),
+        prop::collection::vec(any::<u8>(), 0..200),
+    );
     check(
         "slack_bytes",
         3_000,
         prop_oneof![4 => mutated, 1 => noise],
         |(method, bytes)| {
-            let accepted = decode_and_transform(method, &bytes);
+            let accepted = slack_answer(SLACK_METHODS[method], &bytes);
             if accepted {
                 // The decoder skips unused fields without checking their `\u` escapes, so
                 // an answer it accepts may not parse as a whole; the fields it reads were
@@ -643,27 +574,7 @@ fn yaml_text() -> impl Strategy<Value = String> {
 
 #[test]
 fn config_loader_takes_any_text() {
-    let env = |name: &str| match name {
-        "ES_HOST" => Some("es.example:9200".to_string()),
-        "PORT" => Some("9201".to_string()),
-        _ => None,
-    };
-    check(
-        "config_yml",
-        2_000,
-        yaml_text(),
-        |text| match Config::from_yaml_str(&text, Path::new("config.yml"), &env) {
-            Ok(loaded) => {
-                let ratio = loaded.config.service.max_deletion_ratio;
-                assert!((0.0..=1.0).contains(&ratio), "{ratio}");
-                true
-            }
-            Err(error) => {
-                assert!(!error.to_string().is_empty());
-                false
-            }
-        },
-    );
+    check("config_yml", 2_000, yaml_text(), |text| config_yml(&text));
 }
 
 #[test]
@@ -959,49 +870,6 @@ fn connector_doc() -> BoxedStrategy<Value> {
     ])
 }
 
-/// Reads a connector document the way the service does; true when its configuration
-/// made a Slack source (the rest ended in errors the service reports).
-fn read_connector(id: &str, doc: &Value, probe: &Value) -> bool {
-    let hit = json!({"_id": id, "_seq_no": 3, "_primary_term": 1, "_source": doc});
-    if let Some(read) = Doc::from_hit(&hit) {
-        let _ = read.guard();
-        let _ = read.str("status");
-    }
-    let built = configuration(doc).is_ok_and(|configuration| {
-        let _ = validate_configuration(&configuration);
-        let _ = SlackOptions::from_configuration(&configuration);
-        SlackFactory.build(&configuration).is_ok()
-    });
-    let _ = prepare_patch(doc, &SlackFactory, Some("slack"));
-    let _ = prepare_patch(doc, &SlackFactory, None);
-    let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("now");
-    for kind in [JobKind::Full, JobKind::Incremental, JobKind::AccessControl] {
-        let _ = feature_enabled(&doc["features"], kind);
-        if let Some(Ok(schedule)) = schedule_interval(doc, kind).map(CronSchedule::parse) {
-            if let Some(next) = schedule.next_after(now) {
-                assert!(next > now, "{} after {now} gave {next}", schedule.as_str());
-            }
-        }
-    }
-    let _ = sync_rules_enabled(&doc["features"]);
-    let filtering = active_filtering(doc).unwrap_or_default();
-    let rules = Rules::from_filtering(&filtering);
-    if let Value::Object(fields) = probe {
-        let _ = rules.includes(fields);
-    }
-    let _ = validate_rules(&filtering["rules"]);
-    let _ = draft_needs_validation(doc);
-    let _ = heartbeat_due(
-        doc["last_seen"].as_str(),
-        false,
-        now,
-        chrono::Duration::seconds(300),
-    );
-    let _ = doc["last_seen"].as_str().and_then(parse_time);
-    let _ = job_creation_problem(id, doc);
-    built
-}
-
 #[test]
 fn connector_documents_are_read_without_panics() {
     check(
@@ -1011,7 +879,7 @@ fn connector_documents_are_read_without_panics() {
             prop_oneof![4 => connector_doc(), 1 => json_value().boxed()],
             json_value(),
         ),
-        |(doc, probe)| read_connector("c1", &doc, &probe),
+        |(doc, probe)| read_connector(&doc, &probe),
     );
 }
 
@@ -1042,14 +910,8 @@ fn sync_job_documents_are_read_without_panics() {
         job,
         |(connector, job_type, status, probe)| {
             let job = json!({"connector": connector, "job_type": job_type, "status": status,
-            "trigger_method": "scheduled", "metadata": probe});
-            let hit = json!({"_id": "j1", "_seq_no": 1, "_primary_term": 1, "_source": job});
-            let Some(doc) = Doc::from_hit(&hit) else {
-                return false;
-            };
-            let _ = doc.str("job_type").and_then(JobKind::parse);
-            let _ = doc.str("status").and_then(JobStatus::parse);
-            read_connector("c1", doc.at("/connector"), &probe)
+                "trigger_method": "scheduled"});
+            sync_job_doc(&job, &probe)
         },
     );
 }

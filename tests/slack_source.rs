@@ -4,7 +4,6 @@
 //! read the `DocSender` output directly.
 
 use connectors::config::Secret;
-use connectors::sources::slack::client::RetryBudget;
 use connectors::sources::slack::{SlackOptions, SlackSource};
 use connectors::sources::{DataSource, DocOp, DocSender, SourceError};
 use serde_json::{Map, Value};
@@ -16,36 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Pinned clock: the same workspace on every run.
-const NOW: i64 = 1_700_000_000;
-const TOKEN: &str = "xoxb-sim-bot-token";
+mod common;
 
-fn start(spec: WorkspaceSpec) -> SimHandle {
-    SimHandle::start(SimConfig {
-        spec,
-        now: Some(NOW),
-        ..SimConfig::default()
-    })
-    .expect("simulator starts")
-}
+use common::{start, NOW, TOKEN};
 
 /// Options against `sim`, unpaced, with fast retries.
 fn options(sim: &SimHandle, days: u32, auto_join: bool, sync_users: bool) -> SlackOptions {
-    let mut options = SlackOptions::new(Secret::new(TOKEN));
-    options.base_url = sim.api_url();
-    options.now = Some(NOW);
-    options.fetch_last_n_days = days;
-    options.auto_join_channels = auto_join;
-    options.sync_users = sync_users;
-    options.pace = false;
-    options.request_timeout = Duration::from_secs(10);
-    options.retry = RetryBudget {
-        max_retries: 10,
-        max_throttled: 200,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
-    };
-    options
+    common::slack_options(sim, days, auto_join, sync_users)
 }
 
 struct Run {

@@ -11,10 +11,7 @@ use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
 use connectors::retry::RetryParams;
 use connectors::sources::{DataSource, DocOp, DocSender, Document, SourceError};
-use connectors::sync::guard::DEFAULT_MAX_DELETION_RATIO;
-use connectors::sync::{
-    run_sync, JobKind, PipelineSettings, SyncError, SyncOptions, SyncOutcome, SyncStats,
-};
+use connectors::sync::{run_sync, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,17 +173,8 @@ fn bulk_config() -> BulkConfig {
 
 fn options(index: &str, kind: JobKind) -> SyncOptions {
     SyncOptions {
-        index_name: index.to_string(),
-        job_kind: kind,
-        job_id: format!("job-{index}"),
-        pipeline: PipelineSettings {
-            name: "_none".into(),
-            ..PipelineSettings::default()
-        },
-        filtering: Value::Null,
-        sync_cursor: None,
         bulk: bulk_config(),
-        max_deletion_ratio: DEFAULT_MAX_DELETION_RATIO,
+        ..SyncOptions::new(index, kind)
     }
 }
 

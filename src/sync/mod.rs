@@ -155,6 +155,23 @@ pub struct SyncOptions {
     pub max_deletion_ratio: f64,
 }
 
+impl SyncOptions {
+    /// A `kind` sync into `index_name` with every other setting at its default: no
+    /// pipeline, no sync rules, no cursor, default bulk settings and deletion guard.
+    pub fn new(index_name: &str, job_kind: JobKind) -> SyncOptions {
+        SyncOptions {
+            index_name: index_name.to_string(),
+            job_kind,
+            job_id: format!("job-{index_name}"),
+            pipeline: PipelineSettings::default(),
+            filtering: serde_json::Value::Null,
+            sync_cursor: None,
+            bulk: BulkConfig::default(),
+            max_deletion_ratio: guard::DEFAULT_MAX_DELETION_RATIO,
+        }
+    }
+}
+
 /// What a finished sync reports.
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {

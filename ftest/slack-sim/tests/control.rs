@@ -398,46 +398,33 @@ async fn answer_shape_faults_keep_ok_true_but_break_the_promise() {
         (members[0].to_string(), members[1].to_string())
     };
     // Per method: the method's own data by default.
+    let once = |method: &'static str, action: FaultAction| {
+        sim.set_faults(vec![rule(method, 0, Some(1), action)]);
+        c.get(method, &[])
+    };
     for (method, field) in [
         ("users.list", "members"),
         ("conversations.list", "channels"),
         ("auth.test", "url"),
     ] {
-        sim.set_faults(vec![rule(
-            method,
-            0,
-            Some(3),
-            FaultAction::MissingField { field: None },
-        )]);
-        let missing = c.get(method, &[]).await;
+        let missing = once(method, FaultAction::MissingField { field: None }).await;
         assert!(
             missing.ok() && missing.json.get(field).is_none(),
             "{method}: {}",
             missing.text
         );
-        sim.set_faults(vec![rule(
-            method,
-            0,
-            Some(1),
-            FaultAction::NullField { field: None },
-        )]);
-        let null = c.get(method, &[]).await;
+        let null = once(method, FaultAction::NullField { field: None }).await;
         assert!(
             null.ok() && null.json[field].is_null(),
             "{method}: {}",
             null.text
         );
-        sim.set_faults(vec![rule(
-            method,
-            0,
-            Some(1),
-            FaultAction::WrongType { field: None },
-        )]);
-        let wrong = c.get(method, &[]).await;
+        let wrong = once(method, FaultAction::WrongType { field: None }).await;
+        let good = c.get(method, &[]).await;
         assert!(wrong.ok(), "{method}");
         assert_ne!(
             std::mem::discriminant(&wrong.json[field]),
-            std::mem::discriminant(&c.get(method, &[]).await.json[field]),
+            std::mem::discriminant(&good.json[field]),
             "{method}: {}",
             wrong.text
         );

@@ -627,16 +627,18 @@ mod tests {
             problem("conversations.join", r#"{"ok":true,"channel":null}"#),
             ("channel".to_string(), "is null".to_string())
         );
-        assert_eq!(
-            problem("conversations.join", r#"{"ok":true,"channel":"C1"}"#).0,
-            "channel"
-        );
-        assert_eq!(problem("users.list", r#"{"members":[]}"#).0, "ok");
-        assert_eq!(problem("users.list", r#"{"ok":null,"members":[]}"#).0, "ok");
-        assert_eq!(
-            problem("users.list", r#"{"ok":"true","members":[]}"#).0,
-            "ok"
-        );
+        for (method, body, field) in [
+            (
+                "conversations.join",
+                r#"{"ok":true,"channel":"C1"}"#,
+                "channel",
+            ),
+            ("users.list", r#"{"members":[]}"#, "ok"),
+            ("users.list", r#"{"ok":null,"members":[]}"#, "ok"),
+            ("users.list", r#"{"ok":"true","members":[]}"#, "ok"),
+        ] {
+            assert_eq!(problem(method, body).0, field, "{method} {body}");
+        }
     }
 
     #[test]
@@ -652,31 +654,35 @@ mod tests {
             assert_eq!(field, "response_metadata.next_cursor", "{body}");
             assert!(problem.contains("has_more"), "{problem}");
         }
-        assert_eq!(
-            problem("conversations.replies", r#"{"ok":true,"messages":[]}"#).0,
-            "has_more"
-        );
-        assert_eq!(
-            problem(
+        let meta = |m: &str| format!(r#"{{"ok":true,"members":[],"response_metadata":{m}}}"#);
+        for (method, body, field) in [
+            (
+                "conversations.replies",
+                r#"{"ok":true,"messages":[]}"#.to_string(),
+                "has_more",
+            ),
+            (
                 "conversations.history",
-                r#"{"ok":true,"messages":[],"has_more":"yes"}"#
-            )
-            .0,
-            "has_more"
-        );
-        for meta in [r#"{"next_cursor":5}"#, "[]", r#"["Yz0x"]"#, "7"] {
-            let body = format!(r#"{{"ok":true,"members":[],"response_metadata":{meta}}}"#);
-            assert_eq!(
-                problem("users.list", &body).0,
+                r#"{"ok":true,"messages":[],"has_more":"yes"}"#.to_string(),
+                "has_more",
+            ),
+            (
+                "users.list",
+                meta(r#"{"next_cursor":5}"#),
                 "response_metadata",
-                "{body}"
-            );
+            ),
+            ("users.list", meta("[]"), "response_metadata"),
+            ("users.list", meta(r#"["Yz0x"]"#), "response_metadata"),
+            ("users.list", meta("7"), "response_metadata"),
+            // users.list has no has_more, but one without a cursor still breaks a promise.
+            (
+                "users.list",
+                r#"{"ok":true,"members":[],"has_more":true}"#.to_string(),
+                "response_metadata.next_cursor",
+            ),
+        ] {
+            assert_eq!(problem(method, &body).0, field, "{method} {body}");
         }
-        // users.list has no has_more, but one without a cursor is still a broken promise.
-        assert_eq!(
-            problem("users.list", r#"{"ok":true,"members":[],"has_more":true}"#).0,
-            "response_metadata.next_cursor"
-        );
     }
 
     #[test]

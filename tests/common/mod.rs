@@ -1,0 +1,49 @@
+//! Helpers shared by the test files that run the Slack source against the simulator: a
+//! simulator with a pinned clock, and source options pointing at it.
+#![allow(dead_code)]
+
+use connectors::config::Secret;
+use connectors::sources::slack::client::RetryBudget;
+use connectors::sources::slack::SlackOptions;
+use slack_sim::{SimConfig, SimHandle, WorkspaceSpec};
+use std::time::Duration;
+
+/// Pinned clock: the same workspace on every run.
+pub const NOW: i64 = 1_700_000_000;
+/// The simulator's bot token.
+pub const TOKEN: &str = "xoxb-sim-bot-token";
+
+/// A simulator of `spec` at [`NOW`].
+pub fn start(spec: WorkspaceSpec) -> SimHandle {
+    SimHandle::start(SimConfig {
+        spec,
+        now: Some(NOW),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+/// Options against `sim`: the pinned clock, unpaced, fast retries; the rest as a
+/// configuration would set them.
+pub fn slack_options(
+    sim: &SimHandle,
+    days: u32,
+    auto_join: bool,
+    sync_users: bool,
+) -> SlackOptions {
+    let mut options = SlackOptions::new(Secret::new(TOKEN));
+    options.base_url = sim.api_url();
+    options.now = Some(NOW);
+    options.fetch_last_n_days = days;
+    options.auto_join_channels = auto_join;
+    options.sync_users = sync_users;
+    options.pace = false;
+    options.request_timeout = Duration::from_secs(10);
+    options.retry = RetryBudget {
+        max_retries: 10,
+        max_throttled: 200,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    };
+    options
+}
