@@ -2,11 +2,11 @@
 //!
 //! The `elasticsearch` crate returns `Ok` for 4xx/5xx responses; [`super::EsClient`] turns
 //! every non-2xx into one of these. Retryability is a property of the error
-//! ([`crate::retry::Retryable`]): timeouts, connection errors and 429/500/502/503/504 retry;
-//! other statuses and 409 do not. Messages never contain credentials: transport errors are
+//! ([`crate::retry::Retryable`]): timeouts, connection errors and 500/502/503/504 are
+//! transient, 429 is throttling (the cluster pacing us); other statuses and 409 are permanent. Messages never contain credentials: transport errors are
 //! described by their root cause, not by the client's own text (which may include the URL).
 
-use crate::retry::Retryable;
+use crate::retry::{RetryKind, Retryable};
 
 /// An Elasticsearch call failure.
 #[derive(Debug, thiserror::Error)]
@@ -123,17 +123,22 @@ impl EsError {
     }
 }
 
-/// Statuses worth retrying: overload and transient server trouble.
-pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 429 | 500 | 502 | 503 | 504)
+/// What a response status says about retrying: 429 is the cluster pacing us, 500/502/503/504
+/// transient trouble, anything else permanent.
+pub fn status_retry_kind(status: u16) -> RetryKind {
+    match status {
+        429 => RetryKind::Throttled,
+        500 | 502 | 503 | 504 => RetryKind::Transient,
+        _ => RetryKind::Permanent,
+    }
 }
 
 impl Retryable for EsError {
-    fn is_retryable(&self) -> bool {
+    fn retry_kind(&self) -> RetryKind {
         match self {
-            EsError::Connection { .. } | EsError::Timeout { .. } => true,
-            EsError::Status { status, .. } => is_retryable_status(*status),
-            _ => false,
+            EsError::Connection { .. } | EsError::Timeout { .. } => RetryKind::Transient,
+            EsError::Status { status, .. } => status_retry_kind(*status),
+            _ => RetryKind::Permanent,
         }
     }
 }
@@ -220,6 +225,10 @@ mod tests {
                 "{status}"
             );
         }
+        assert_eq!(
+            from_response("POST", "/_bulk", 429, b"").retry_kind(),
+            RetryKind::Throttled
+        );
         for status in [400, 401, 403, 501] {
             assert!(
                 !from_response("POST", "/_bulk", status, b"").is_retryable(),

@@ -4,19 +4,20 @@
 //! - Every call's status is checked: a non-2xx never passes for success (the crate returns
 //!   `Ok` for 4xx/5xx), it becomes a typed [`EsError`].
 //! - One retry policy ([`crate::retry`]): timeouts (when `retry_on_timeout`), connection
-//!   errors and 429/500/502/503/504 are retried with exponential backoff and jitter up to
-//!   `elasticsearch.max_retries`; other 4xx are not; 409 is [`EsError::VersionConflict`].
+//!   errors and 500/502/503/504 are retried with exponential backoff and jitter up to
+//!   `elasticsearch.max_retries`, and so are 429s (throttling: their own count and backoff);
+//!   other 4xx are not; 409 is [`EsError::VersionConflict`].
 //! - Every request carries our user-agent, `X-elastic-product-origin: connectors` and the
 //!   configured extra headers. Credentials are only in the transport and never in messages.
-//! - Start-up waits for the cluster (`max_wait_duration`, exponential backoff) and checks its
-//!   version ([`EsClient::wait_for_cluster`], [`check_version`]).
+//! - Start-up waits for the cluster (`max_wait_duration`, exponential backoff, the same
+//!   retry policy) and checks its version ([`EsClient::wait_for_cluster`], [`check_version`]).
 
 mod error;
 
-pub use error::{from_response, is_retryable_status, parse_error_body, EsError};
+pub use error::{from_response, parse_error_body, status_retry_kind, EsError};
 
 use crate::config::{ElasticsearchConfig, Secret};
-use crate::retry::{self, RetryParams};
+use crate::retry::{self, RetryKind, RetryParams, Retryable};
 use bytes::Bytes;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::CertificateValidation;
@@ -172,11 +173,11 @@ impl EsClient {
             inner: Elasticsearch::new(transport),
             host,
             headers,
-            retry: RetryParams {
-                base_delay: retry_interval,
-                max_delay: retry_interval.saturating_mul(8),
-                max_retries: config.max_retries,
-            },
+            retry: RetryParams::exponential(
+                retry_interval,
+                retry_interval.saturating_mul(8),
+                config.max_retries,
+            ),
             retry_on_timeout: config.retry_on_timeout,
             config: config.clone(),
         })
@@ -208,11 +209,13 @@ impl EsClient {
     ) -> Result<EsResponse, EsError> {
         retry::retry(
             &self.retry,
-            |_| self.request_once(method, path, query, body.clone()),
+            || self.request_once(method, path, query, body.clone()),
             |error, attempt, delay| {
                 crate::metrics::global().retry("elasticsearch");
                 tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "elasticsearch request failed, retrying");
             },
+            // Callers stop a request by dropping it.
+            std::future::pending(),
         )
         .await
     }
@@ -310,59 +313,50 @@ impl EsClient {
     /// checks the version unless `ALLOW_ES_VERSION_MISMATCH=true`. Returns the info body.
     pub async fn wait_for_cluster(&self) -> Result<Value, EsError> {
         let budget = Duration::from_secs_f64(self.config.max_wait_duration);
-        let mut backoff = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_secs_f64(
-                self.config.initial_backoff_duration.max(0.01),
-            ),
-            current_interval: Duration::from_secs_f64(
-                self.config.initial_backoff_duration.max(0.01),
-            ),
+        let initial = Duration::from_secs_f64(self.config.initial_backoff_duration.max(0.01));
+        let params = RetryParams {
             multiplier: self.config.backoff_multiplier.max(1.0),
-            randomization_factor: 0.1,
-            max_interval: Duration::from_secs(30),
-            max_elapsed_time: None,
-            ..backoff::ExponentialBackoff::default()
+            // Close to the configured delays: they are the user's, not a crowd's.
+            jitter: 0.2,
+            max_elapsed: Some(budget),
+            ..RetryParams::exponential(initial, Duration::from_secs(30), u32::MAX)
         };
-        let started = Instant::now();
-        loop {
-            match self.info().await {
-                Ok(info) => {
-                    let allow = std::env::var(ALLOW_VERSION_MISMATCH_ENV)
-                        .map(|v| v.eq_ignore_ascii_case("true"))
-                        .unwrap_or(false);
-                    match check_version(&info) {
-                        Ok(()) => {}
-                        Err(error) if allow => {
-                            tracing::warn!(%error, "version check skipped (ALLOW_ES_VERSION_MISMATCH=true)")
-                        }
-                        Err(error) => return Err(error),
-                    }
-                    return Ok(info);
-                }
-                Err(
-                    error @ EsError::Status {
-                        status: 401 | 403, ..
-                    },
-                ) => {
-                    // Wrong credentials never fix themselves: say so now.
-                    return Err(error);
-                }
-                Err(error) => {
-                    let elapsed = started.elapsed();
-                    let next = backoff::backoff::Backoff::next_backoff(&mut backoff)
-                        .unwrap_or(Duration::from_secs(1));
-                    if elapsed + next > budget {
-                        return Err(EsError::Unavailable {
-                            host: self.host.clone(),
-                            waited_secs: budget.as_secs_f64(),
-                            last_error: error.to_string(),
-                        });
-                    }
-                    tracing::info!(host = %self.host, %error, retry_in_ms = next.as_millis() as u64, "waiting for elasticsearch");
-                    tokio::time::sleep(next).await;
-                }
+        let answered = retry::retry(
+            &params,
+            || async { self.info().await.map_err(Starting) },
+            |Starting(error), _, delay| {
+                tracing::info!(host = %self.host, %error, retry_in_ms = delay.as_millis() as u64, "waiting for elasticsearch");
+            },
+            std::future::pending(),
+        )
+        .await;
+        let info = match answered {
+            Ok(info) => info,
+            // Wrong credentials never fix themselves: say so now.
+            Err(Starting(
+                error @ EsError::Status {
+                    status: 401 | 403, ..
+                },
+            )) => return Err(error),
+            Err(Starting(error)) => {
+                return Err(EsError::Unavailable {
+                    host: self.host.clone(),
+                    waited_secs: budget.as_secs_f64(),
+                    last_error: error.to_string(),
+                })
             }
+        };
+        let allow = std::env::var(ALLOW_VERSION_MISMATCH_ENV)
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
+        match check_version(&info) {
+            Ok(()) => {}
+            Err(error) if allow => {
+                tracing::warn!(%error, "version check skipped (ALLOW_ES_VERSION_MISMATCH=true)")
+            }
+            Err(error) => return Err(error),
         }
+        Ok(info)
     }
 
     /// `GET <index>/_doc/<id>` → `None` when the document or index is missing.
@@ -555,6 +549,22 @@ pub fn check_version(info: &Value) -> Result<(), EsError> {
         },
         needed: format!("Elasticsearch {COMPATIBLE_MAJOR}.x"),
     })
+}
+
+/// A failure while waiting for the cluster at start-up: anything may clear up within
+/// `max_wait_duration` (a cluster starting, a proxy not yet routing), except rejected
+/// credentials.
+struct Starting(EsError);
+
+impl Retryable for Starting {
+    fn retry_kind(&self) -> RetryKind {
+        match self.0 {
+            EsError::Status {
+                status: 401 | 403, ..
+            } => RetryKind::Permanent,
+            _ => RetryKind::Transient,
+        }
+    }
 }
 
 /// Query of a document write: optimistic-concurrency guard and refresh.

@@ -2,10 +2,12 @@
 //!
 //! Per item (§3.3): `2xx` (created, updated, deleted, noop) is a success, and so is a
 //! `delete` answered 404 (the document is already gone). Items answered 429 or 5xx are
-//! transient: only those items are resent, after an exponential backoff
-//! (`bulk.retry_interval` doubling, with jitter, at most `bulk.max_retries` times). Any other
-//! item failure — and a transient one that ran out of retries — is permanent: it is counted
-//! in `failed_document_count` and fed to the [`ErrorMonitor`], which may fail the sync.
+//! worth resending: only those items are resent, as the shared retry policy
+//! ([`crate::retry`]) decides — `bulk.retry_interval` doubling, with jitter, at most
+//! `bulk.max_retries` times; a round where every item was answered 429 is throttling, with
+//! its own count and backoff. Any other item failure — and one that ran out of retries — is
+//! permanent: it is counted in `failed_document_count` and fed to the [`ErrorMonitor`],
+//! which may fail the sync.
 //! A failure of the whole request is retried by [`EsClient`]'s own policy; if it still fails
 //! the sync fails (the batch's fate is unknown, so nothing may be deleted).
 //!
@@ -17,7 +19,7 @@ use super::document::OpKind;
 use super::monitor::{ErrorMonitor, TooManyErrors};
 use super::stats::SyncStats;
 use crate::es::{Body, EsClient, EsError};
-use crate::retry::RetryParams;
+use crate::retry::{Retrier, RetryKind, RetryParams};
 use bytes::Bytes;
 use elasticsearch::http::Method;
 use serde::Deserialize;
@@ -35,6 +37,8 @@ pub enum ItemVerdict {
     Retry {
         /// What happened, for the message if retries run out.
         message: String,
+        /// Answered 429: Elasticsearch pacing us.
+        throttled: bool,
     },
     /// Rejected for good.
     Failed {
@@ -108,7 +112,10 @@ pub fn classify_item(
     }
     let message = describe_error(status, id, error);
     if status == 429 || (500..600).contains(&status) {
-        ItemVerdict::Retry { message }
+        ItemVerdict::Retry {
+            message,
+            throttled: status == 429,
+        }
     } else {
         ItemVerdict::Failed { message }
     }
@@ -188,7 +195,7 @@ impl BulkSender {
         }
         let mut body = Bytes::from(batch.body);
         let mut items = batch.items;
-        let mut retry = 0u32;
+        let mut retrier = Retrier::new(&self.item_retry);
         loop {
             if self.log_operations {
                 for item in &items {
@@ -207,19 +214,20 @@ impl BulkSender {
                 .await?;
             crate::metrics::global().bulk_request(sent_at.elapsed());
             let verdicts = classify_response(&response.body, &items)?;
-            let to_retry = self.account(&items, verdicts, retry >= self.item_retry.max_retries)?;
-            if to_retry.is_empty() {
+            // `None`: nothing to resend, or no retry left (those items then count as failed).
+            let delay = round_kind(&verdicts).and_then(|kind| retrier.next_delay(kind, None));
+            let to_retry = self.account(&items, verdicts, delay.is_none())?;
+            let Some(delay) = delay else {
                 return Ok(());
-            }
-            retry += 1;
+            };
             crate::metrics::global().retry("elasticsearch");
-            let delay = self.item_retry.compute_delay(retry, rand::random::<f64>());
             tracing::warn!(
                 items = to_retry.len(),
-                retry,
+                retry = retrier.retries(),
                 delay_ms = delay.as_millis() as u64,
                 "bulk items answered 429/5xx, resending them"
             );
+            // A cancelled sync aborts this task, which ends the wait.
             tokio::time::sleep(delay).await;
             let (next_body, next_items) = rebuild(&body, &items, &to_retry);
             body = next_body;
@@ -262,7 +270,7 @@ impl BulkSender {
                     to_retry.push(index);
                     continue;
                 }
-                ItemVerdict::Retry { message } => {
+                ItemVerdict::Retry { message, .. } => {
                     format!(
                         "{message} (still failing after {} retries)",
                         self.item_retry.max_retries
@@ -285,6 +293,22 @@ impl BulkSender {
         self.stats.add_deleted(deleted);
         outcome.map(|()| to_retry)
     }
+}
+
+/// The kind of a resend round: throttled when every item to resend was answered 429,
+/// transient otherwise; `None` when nothing is to be resent.
+fn round_kind(verdicts: &[ItemVerdict]) -> Option<RetryKind> {
+    let mut kind = None;
+    for verdict in verdicts {
+        match verdict {
+            ItemVerdict::Retry {
+                throttled: false, ..
+            } => return Some(RetryKind::Transient),
+            ItemVerdict::Retry { .. } => kind = Some(RetryKind::Throttled),
+            _ => {}
+        }
+    }
+    kind
 }
 
 /// A body and item list made of the `keep` items of `body`/`items` only.
@@ -349,9 +373,12 @@ mod tests {
         assert_eq!(verdicts[2], ItemVerdict::Success { deleted: false });
         assert_eq!(verdicts[3], ItemVerdict::Success { deleted: true });
         assert!(
-            matches!(&verdicts[4], ItemVerdict::Retry { message } if message.contains("es_rejected_execution_exception"))
+            matches!(&verdicts[4], ItemVerdict::Retry { message, .. } if message.contains("es_rejected_execution_exception"))
         );
         assert!(matches!(verdicts[5], ItemVerdict::Retry { .. }));
+        assert_eq!(round_kind(&verdicts[..5]), Some(RetryKind::Throttled));
+        assert_eq!(round_kind(&verdicts), Some(RetryKind::Transient));
+        assert_eq!(round_kind(&verdicts[..4]), None);
         assert_eq!(
             verdicts[6],
             ItemVerdict::Failed {

@@ -78,11 +78,11 @@ async fn run(
     let sender = Arc::new(BulkSender {
         es: es.clone(),
         pipeline: options.pipeline.query_name().map(str::to_string),
-        item_retry: RetryParams {
-            base_delay: retry_interval,
-            max_delay: retry_interval.saturating_mul(16),
-            max_retries: bulk.max_retries,
-        },
+        item_retry: RetryParams::exponential(
+            retry_interval,
+            retry_interval.saturating_mul(16),
+            bulk.max_retries,
+        ),
         stats: stats.clone(),
         monitor: Arc::new(Mutex::new(ErrorMonitor::new(&bulk.error_monitor))),
         log_operations: bulk.enable_operations_logging,

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use connectors::config::Secret;
-use connectors::sources::slack::client::RetryBudget;
+use connectors::retry::RetryParams;
 use connectors::sources::slack::SlackOptions;
 use slack_sim::{SimConfig, SimHandle, WorkspaceSpec};
 use std::time::Duration;
@@ -39,11 +39,9 @@ pub fn slack_options(
     options.sync_users = sync_users;
     options.pace = false;
     options.request_timeout = Duration::from_secs(10);
-    options.retry = RetryBudget {
-        max_retries: 10,
+    options.retry = RetryParams {
         max_throttled: 200,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
+        ..RetryParams::exponential(Duration::from_millis(1), Duration::from_millis(20), 10)
     };
     options
 }

@@ -7,9 +7,10 @@
 //! pure [`classify`] (Airbyte's taxonomy, `slack-api.md` §1c):
 //! - configuration/auth errors fail at once with an actionable message;
 //! - throttling, server errors, transport errors, malformed JSON and `ok:true` answers
-//!   without the method's fields ([`SlackError::Protocol`]) are retried with
-//!   backoff, a bounded number of times ([`RetryBudget`]); `Retry-After` is always honoured
-//!   and fed back into the limiter so every other request to that method waits too;
+//!   without the method's fields ([`SlackError::Protocol`]) are retried by the shared policy
+//!   ([`crate::retry`]: backoff, a bounded number of times, throttling with its own larger
+//!   budget, [`DEFAULT_RETRY`]); `Retry-After` is always honoured and fed back into the
+//!   limiter so every other request to that method waits too;
 //! - channel-level errors (`not_in_channel`, …) come back as [`SlackError::Api`] with
 //!   [`Class::Skip`], for the caller to skip that channel.
 //!
@@ -24,6 +25,7 @@
 use super::answer::{self, ApiResponse, Pager};
 use super::ratelimit::RateLimiter;
 use crate::config::Secret;
+use crate::retry::{self, RetryKind, RetryParams, Retryable};
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -193,6 +195,20 @@ pub fn classify(error: &SlackError) -> Class {
     }
 }
 
+impl Retryable for SlackError {
+    fn retry_kind(&self) -> RetryKind {
+        match classify(self) {
+            Class::Retry { throttled: true } => RetryKind::Throttled,
+            Class::Retry { throttled: false } => RetryKind::Transient,
+            Class::Skip | Class::Auth | Class::Fail => RetryKind::Permanent,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        SlackError::retry_after(self)
+    }
+}
+
 impl SlackError {
     /// The `Retry-After` Slack sent with this error, if any.
     pub fn retry_after(&self) -> Option<Duration> {
@@ -249,75 +265,12 @@ impl SlackError {
     }
 }
 
-/// Retry limits and backoff of one call.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryBudget {
-    /// Retries of transient failures (5xx, transport, malformed, internal_error…).
-    pub max_retries: u32,
-    /// Retries of throttled answers (429 / `ratelimited`): Slack pacing us, so more.
-    pub max_throttled: u32,
-    /// First backoff delay.
-    pub base_delay: Duration,
-    /// Largest backoff delay (a `Retry-After` may be longer, and is honoured).
-    pub max_delay: Duration,
-}
-
-impl Default for RetryBudget {
-    fn default() -> RetryBudget {
-        RetryBudget {
-            max_retries: 6,
-            max_throttled: 50,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-/// What to do after a failure (pure).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Wait, then send again.
-    RetryAfter(Duration),
-    /// Return the error.
-    GiveUp,
-}
-
-/// Decides the next step after `error`, given the retries already done of each kind.
-/// `jitter` in [0, 1] spreads backoffs over [half, full].
-pub fn next_step(
-    error: &SlackError,
-    transient_retries: u32,
-    throttled_retries: u32,
-    budget: &RetryBudget,
-    jitter: f64,
-) -> Step {
-    let throttled = match classify(error) {
-        Class::Retry { throttled } => throttled,
-        _ => return Step::GiveUp,
-    };
-    let used = if throttled {
-        throttled_retries
-    } else {
-        transient_retries
-    };
-    let limit = if throttled {
-        budget.max_throttled
-    } else {
-        budget.max_retries
-    };
-    if used >= limit {
-        return Step::GiveUp;
-    }
-    if let Some(after) = error.retry_after() {
-        return Step::RetryAfter(after);
-    }
-    let exponent = used.min(20);
-    let full = budget
-        .base_delay
-        .saturating_mul(1u32 << exponent)
-        .min(budget.max_delay);
-    Step::RetryAfter(full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0)))
-}
+/// Retries of one call: transient failures (5xx, transport, malformed, `internal_error`…)
+/// a few times; throttled answers (429 / `ratelimited`: Slack pacing us) many more.
+pub const DEFAULT_RETRY: RetryParams = RetryParams {
+    max_throttled: 50,
+    ..RetryParams::exponential(Duration::from_millis(500), Duration::from_secs(30), 6)
+};
 
 /// Parses `Retry-After`: integer seconds (Slack) or decimal seconds (the simulator).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -362,8 +315,8 @@ pub struct ClientConfig {
     pub tier_scale: f64,
     /// Client-side pacing on (off only for tests of the server's limiter).
     pub pace: bool,
-    /// Retry limits.
-    pub retry: RetryBudget,
+    /// Retry limits and backoff.
+    pub retry: RetryParams,
 }
 
 /// A Slack Web API client for one workspace (token).
@@ -377,7 +330,7 @@ pub struct SlackClient {
     /// cannot be a header value (every call then fails as `invalid_auth`).
     auth: Option<HeaderValue>,
     limiter: Arc<RateLimiter>,
-    retry: RetryBudget,
+    retry: RetryParams,
     stats: Arc<ClientStats>,
 }
 
@@ -489,44 +442,40 @@ impl SlackClient {
         cancel: &CancellationToken,
         decode: impl Fn(&[u8], &Head<'_>) -> Result<R, SlackError>,
     ) -> Result<R, SlackError> {
-        let mut transient = 0u32;
-        let mut throttled = 0u32;
-        loop {
-            if !self.limiter.acquire(method, cancel).await {
-                return Err(SlackError::Cancelled);
-            }
-            let error = match self.send_once(method, verb, params, &decode).await {
-                Ok(reply) => {
-                    self.limiter.record_success(method);
-                    return Ok(reply);
+        let decode = &decode;
+        retry::retry(
+            &self.retry,
+            || async move {
+                if !self.limiter.acquire(method, cancel).await {
+                    return Err(SlackError::Cancelled);
                 }
-                Err(error) => error,
-            };
-            let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
-            if is_throttled {
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::global().slack_rate_limited(method);
-            }
-            match next_step(&error, transient, throttled, &self.retry, rand::random()) {
-                Step::GiveUp => return Err(error),
-                Step::RetryAfter(delay) => {
-                    if is_throttled {
-                        throttled += 1;
-                        // Everyone calling this method waits, not just us.
-                        self.limiter.penalize(method, delay);
-                    } else {
-                        transient += 1;
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                let result = self.send_once(method, verb, params, decode).await;
+                match &result {
+                    Ok(_) => self.limiter.record_success(method),
+                    Err(error) if error.retry_kind() == RetryKind::Throttled => {
+                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                        crate::metrics::global().slack_rate_limited(method);
                     }
-                    crate::metrics::global().retry("slack");
-                    tracing::debug!(method, error = %error, delay_ms = delay.as_millis() as u64, "retrying slack call");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Err(SlackError::Cancelled),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                    Err(_) => {}
                 }
-            }
-        }
+                result
+            },
+            |error, _, delay| {
+                if error.retry_kind() == RetryKind::Throttled {
+                    // Everyone calling this method waits, not just us.
+                    self.limiter.penalize(method, delay);
+                } else {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                crate::metrics::global().retry("slack");
+                tracing::debug!(method, error = %error, delay_ms = delay.as_millis() as u64, "retrying slack call");
+            },
+            async {
+                cancel.cancelled().await;
+                SlackError::Cancelled
+            },
+        )
+        .await
     }
 
     /// `<base>/<method>` (a base with or without a path and trailing slash).
@@ -700,6 +649,7 @@ pub fn resolve_tier_scale(env_value: Option<&str>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::Retrier;
 
     fn api(code: &str) -> SlackError {
         SlackError::Api {
@@ -782,50 +732,43 @@ mod tests {
 
     #[test]
     fn retries_are_bounded_and_honour_retry_after() {
-        let budget = RetryBudget {
-            max_retries: 3,
+        // No jitter, so the shared backoff's nominal delays show (jitter: `crate::retry`).
+        let budget = RetryParams {
+            jitter: 0.0,
             max_throttled: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
+            ..RetryParams::exponential(Duration::from_millis(100), Duration::from_secs(1), 3)
         };
-        // Backoff doubles, with jitter in [half, full], capped.
-        assert_eq!(
-            next_step(&http(503, None), 0, 0, &budget, 1.0),
-            Step::RetryAfter(Duration::from_millis(100))
-        );
-        assert_eq!(
-            next_step(&http(503, None), 2, 0, &budget, 0.0),
-            Step::RetryAfter(Duration::from_millis(200))
-        );
-        assert_eq!(
-            next_step(&http(503, None), 3, 0, &budget, 0.5),
-            Step::GiveUp
-        );
+        let ms = |delay: Option<Duration>| delay.map(|d| d.as_millis());
+        let mut retrier = Retrier::new(&budget);
+        let mut next = |error: &SlackError| {
+            ms(retrier.next_delay(error.retry_kind(), Retryable::retry_after(error)))
+        };
+        // Backoff doubles, and transient retries are bounded.
+        assert_eq!(next(&http(503, None)), Some(100));
+        assert_eq!(next(&http(503, None)), Some(200));
+        assert_eq!(next(&http(503, None)), Some(400));
+        assert_eq!(next(&http(503, None)), None);
         // Throttling has its own budget and always waits what Slack asked.
         let ra = Some(Duration::from_millis(1500));
-        assert_eq!(
-            next_step(&http(429, ra), 3, 4, &budget, 0.5),
-            Step::RetryAfter(Duration::from_millis(1500))
-        );
-        assert_eq!(next_step(&http(429, ra), 0, 5, &budget, 0.5), Step::GiveUp);
+        for _ in 0..5 {
+            assert_eq!(next(&http(429, ra)), Some(1500));
+        }
+        assert_eq!(next(&http(429, ra)), None);
         // Permanent errors never retry.
-        assert_eq!(
-            next_step(&api("missing_scope"), 0, 0, &budget, 0.5),
-            Step::GiveUp
-        );
-        assert_eq!(
-            next_step(&api("not_in_channel"), 0, 0, &budget, 0.5),
-            Step::GiveUp
-        );
+        for error in [api("missing_scope"), api("not_in_channel")] {
+            assert_eq!(error.retry_kind(), RetryKind::Permanent);
+            assert_eq!(
+                Retrier::new(&budget).next_delay(error.retry_kind(), None),
+                None
+            );
+        }
         // Huge retry counts never overflow.
-        let big = RetryBudget {
+        let mut big = Retrier::new(&RetryParams {
             max_retries: u32::MAX,
             ..budget
-        };
-        assert_eq!(
-            next_step(&http(500, None), 1000, 0, &big, 1.0),
-            Step::RetryAfter(Duration::from_secs(1))
-        );
+        });
+        let last = (0..1000).map(|_| big.next_delay(RetryKind::Transient, None));
+        assert_eq!(ms(last.last().flatten()), Some(1000));
     }
 
     #[test]
@@ -900,7 +843,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tier_scale: 1.0,
             pace: true,
-            retry: RetryBudget::default(),
+            retry: DEFAULT_RETRY,
         };
         let error = SlackClient::new(config("slack.com/api")).unwrap_err();
         assert_eq!(classify(&error), Class::Fail);
@@ -935,7 +878,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tier_scale: 1.0,
             pace: true,
-            retry: RetryBudget::default(),
+            retry: DEFAULT_RETRY,
         })
         .unwrap();
         let dump = format!("{client:?}");

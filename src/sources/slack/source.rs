@@ -25,8 +25,8 @@
 
 use super::answer::Pager;
 use super::client::{
-    classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, RetryBudget,
-    SlackClient, SlackError, Verb, BASE_URL_ENV,
+    classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
+    SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
 };
 use super::transform::{
     channel_doc, message_id, message_json, user_doc, window_oldest, workspace_base, Channel,
@@ -80,7 +80,7 @@ pub struct SlackOptions {
     /// Whole-request timeout.
     pub request_timeout: Duration,
     /// Retry limits per call.
-    pub retry: RetryBudget,
+    pub retry: crate::retry::RetryParams,
     /// Fixed "now" (epoch seconds) for the window; `None` = the clock.
     pub now: Option<i64>,
     /// `conversations.history` page size (1–999).
@@ -117,7 +117,7 @@ impl SlackOptions {
             tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
             pace: true,
             request_timeout: Duration::from_secs(60),
-            retry: RetryBudget::default(),
+            retry: DEFAULT_RETRY,
             now: None,
             history_page_size: 200,
             page_size: 200,
