@@ -18,7 +18,8 @@ use super::store::ConnectorStore;
 use super::SourceRegistry;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
-use crate::sync::{self, JobKind, PipelineSettings, SyncOptions, SyncStats};
+use crate::sources::SourceError;
+use crate::sync::{self, JobKind, PipelineSettings, SyncError, SyncOptions, SyncStats};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,11 +82,46 @@ pub enum Executed {
     Finished(JobStatus),
 }
 
+/// Why a claimed job ended in error. The text is the job's `error`.
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    /// No source of this build has the connector's service type.
+    #[error("unknown service type '{0}': this connector service does not support it")]
+    UnknownServiceType(String),
+    /// The connector's configuration cannot be read or does not validate.
+    #[error("{0}")]
+    Configuration(String),
+    /// The source could not be built, or its checks (validate, ping) failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The sync's Elasticsearch client could not be built.
+    #[error(transparent)]
+    Elasticsearch(#[from] EsError),
+    /// Incremental syncs are not supported by the source or not enabled on the connector.
+    #[error("incremental syncs are not supported by the {0} connector (or not enabled on it)")]
+    IncrementalNotEnabled(String),
+    /// Access-control syncs are not supported by the source or DLS is off.
+    #[error("access control syncs are not supported by the {0} connector (or document level security is off)")]
+    AccessControlNotEnabled(String),
+    /// The active sync rules did not validate.
+    #[error("the job's sync rules are not valid; fix the draft rules in Kibana and activate them")]
+    InvalidSyncRules,
+    /// The sync failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Someone else changed the job's status while it ran.
+    #[error("the job's status changed to {0} while it was running")]
+    StatusChanged(String),
+    /// The job document disappeared while it ran.
+    #[error("Couldn't find the job")]
+    JobMissing,
+}
+
 /// Why a job run stopped before the sync ended.
 enum Stop {
     Shutdown,
     Cancel,
-    Error(String),
+    Error(JobError),
 }
 
 /// Runs one pending or suspended job end to end.
@@ -205,23 +241,17 @@ async fn execute_inner(
     metrics.syncs_running_add(1);
     let outcome = run_claimed(ctx, &current, &connector, kind, cursor, &stats, shutdown).await;
     metrics.syncs_running_add(-1);
-    let finish = match outcome {
-        Ok((status, error, sync_cursor, metadata)) => Finish {
-            status,
-            error,
-            stats: stats.snapshot(),
-            total_document_count: 0,
-            metadata,
-            sync_cursor,
-        },
-        Err(message) => Finish {
-            status: JobStatus::Error,
-            error: Some(error_text(&message)),
-            stats: stats.snapshot(),
-            total_document_count: 0,
-            metadata: json!({}),
-            sync_cursor: None,
-        },
+    let (ended, error, sync_cursor, metadata) = match outcome {
+        Ok(ended) => ended,
+        Err(error) => (JobStatus::Error, Some(error), None, json!({})),
+    };
+    let finish = Finish {
+        status: ended,
+        error: error.map(|error| error_text(&error.to_string())),
+        stats: stats.snapshot(),
+        total_document_count: 0,
+        metadata,
+        sync_cursor,
     };
     let snapshot = finish.stats;
     let status = finalise(ctx, &current, kind, finish).await?;
@@ -231,7 +261,7 @@ async fn execute_inner(
     Ok(Executed::Finished(status))
 }
 
-type RunResult = Result<(JobStatus, Option<String>, Option<Value>, Value), String>;
+type RunResult = Result<(JobStatus, Option<JobError>, Option<Value>, Value), JobError>;
 
 async fn run_claimed(
     ctx: &RunnerContext,
@@ -243,28 +273,26 @@ async fn run_claimed(
     shutdown: &CancellationToken,
 ) -> RunResult {
     let service_type = job.at("/connector/service_type").as_str().unwrap_or("");
-    let factory = ctx.registry.get(service_type).ok_or_else(|| {
-        format!("unknown service type '{service_type}': this connector service does not support it")
-    })?;
-    let configuration = connector::configuration(job.at("/connector"))?;
-    connector::validate_configuration(&configuration)?;
-    let source = factory.build(&configuration).map_err(|e| e.to_string())?;
-    source.validate().await.map_err(|e| e.to_string())?;
-    source.ping().await.map_err(|e| e.to_string())?;
+    let factory = ctx
+        .registry
+        .get(service_type)
+        .ok_or_else(|| JobError::UnknownServiceType(service_type.to_string()))?;
+    let configuration =
+        connector::configuration(job.at("/connector")).map_err(JobError::Configuration)?;
+    connector::validate_configuration(&configuration).map_err(JobError::Configuration)?;
+    let source = factory.build(&configuration)?;
+    source.validate().await?;
+    source.ping().await?;
     let features = &connector.source["features"];
     if kind == JobKind::Incremental
         && !(factory.supports_incremental() && connector::feature_enabled(features, kind))
     {
-        return Err(format!(
-            "incremental syncs are not supported by the {service_type} connector (or not enabled on it)"
-        ));
+        return Err(JobError::IncrementalNotEnabled(service_type.to_string()));
     }
     if kind == JobKind::AccessControl
         && !(factory.supports_access_control() && connector::feature_enabled(features, kind))
     {
-        return Err(format!(
-            "access control syncs are not supported by the {service_type} connector (or document level security is off)"
-        ));
+        return Err(JobError::AccessControlNotEnabled(service_type.to_string()));
     }
     let filtering = job.at("/connector/filtering").clone();
     if kind != JobKind::AccessControl
@@ -272,12 +300,9 @@ async fn run_claimed(
         && !filtering.is_null()
         && filtering["validation"]["state"] != "valid"
     {
-        return Err(
-            "the job's sync rules are not valid; fix the draft rules in Kibana and activate them"
-                .into(),
-        );
+        return Err(JobError::InvalidSyncRules);
     }
-    let es = sync_client(ctx, connector).map_err(|e| e.to_string())?;
+    let es = sync_client(ctx, connector)?;
     let pipeline = job.at("/connector/pipeline");
     let options = SyncOptions {
         index_name: job
@@ -317,7 +342,7 @@ async fn run_claimed(
             result = &mut sync => {
                 return Ok(match result {
                     Ok(outcome) => (JobStatus::Completed, None, outcome.sync_cursor, outcome.metadata),
-                    Err(error) => (JobStatus::Error, Some(error_text(&error.to_string())), None, source.metadata()),
+                    Err(error) => (JobStatus::Error, Some(error.into()), None, source.metadata()),
                 });
             }
             _ = stats_tick.tick() => {
@@ -330,10 +355,10 @@ async fn run_claimed(
                     Ok(Some(current)) => match current.str("status") {
                         Some("in_progress") => {}
                         Some("canceling") => break Stop::Cancel,
-                        other => break Stop::Error(format!(
-                            "the job's status changed to {} while it was running", other.unwrap_or("nothing"))),
+                        other => break Stop::Error(JobError::StatusChanged(
+                            other.unwrap_or("nothing").to_string())),
                     },
-                    Ok(None) => break Stop::Error("Couldn't find the job".into()),
+                    Ok(None) => break Stop::Error(JobError::JobMissing),
                     Err(error) => tracing::warn!(%error, "could not check the job status"),
                 }
             }

@@ -298,12 +298,7 @@ impl Consumer {
             acquired = wait => match acquired {
                 Ok(Ok(permit)) => permit,
                 // The semaphore is never closed; treat it like a timeout if it were.
-                Ok(Err(_)) | Err(_) => return Err(SyncError::Overloaded(format!(
-                    "Elasticsearch did not finish a bulk request within {:.0} s \
-                     (elasticsearch.bulk.queue_refresh_timeout): the cluster is overloaded; check its \
-                     health, or lower elasticsearch.bulk.max_concurrency or chunk_size",
-                    self.overload_timeout.as_secs_f64()
-                ))),
+                Ok(Err(_)) | Err(_) => return Err(SyncError::Overloaded(self.overload_timeout)),
             },
         };
         self.reap()?;
@@ -348,9 +343,7 @@ fn finished(
 ) -> Result<(), SyncError> {
     match joined {
         Ok(result) => result.map_err(SyncError::from),
-        Err(error) => Err(SyncError::Unsupported(format!(
-            "internal error: a bulk request task failed: {error}"
-        ))),
+        Err(error) => Err(SyncError::BulkTask(error)),
     }
 }
 
@@ -383,11 +376,11 @@ async fn prepare_index(es: &EsClient, index: &str) -> Result<(), SyncError> {
             error_type,
             reason,
             ..
-        }) => Err(SyncError::Unsupported(format!(
-            "cannot map `{SYNC_MARKER_FIELD}` as a long in the content index `{index}` \
-             ({error_type}: {reason}); this connector marks each document with the sync that \
-             wrote it: delete or reindex the index without that field, then run a full sync"
-        ))),
+        }) => Err(SyncError::MarkerMappingConflict {
+            index: index.to_string(),
+            error_type,
+            reason,
+        }),
         Err(error) => Err(error.into()),
     }
 }

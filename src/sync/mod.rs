@@ -193,36 +193,43 @@ pub enum SyncError {
     #[error("Elasticsearch failed: {0}")]
     Elasticsearch(#[from] EsError),
     /// Too many documents were rejected by Elasticsearch.
+    #[error("too many documents were rejected by Elasticsearch: {0}")]
+    TooManyErrors(#[from] monitor::TooManyErrors),
+    /// Elasticsearch did not finish a bulk request within `queue_refresh_timeout`.
     #[error(
-        "too many documents were rejected by Elasticsearch: {summary}; first error: {first_error}"
+        "Elasticsearch did not finish a bulk request within {:.0} s \
+         (elasticsearch.bulk.queue_refresh_timeout): the cluster is overloaded; check its \
+         health, or lower elasticsearch.bulk.max_concurrency or chunk_size",
+        .0.as_secs_f64()
     )]
-    TooManyErrors {
-        /// Which limit was exceeded.
-        summary: String,
-        /// The first rejection: type, reason and document id.
-        first_error: String,
-    },
-    /// Elasticsearch did not keep up for `queue_refresh_timeout`.
-    #[error("{0}")]
-    Overloaded(String),
+    Overloaded(std::time::Duration),
     /// The sync was cancelled.
     #[error("sync cancelled")]
     Cancelled,
-    /// The job cannot run as asked (job type, index mapping).
+    /// The source does not support this job type.
     #[error("{0}")]
     Unsupported(String),
+    /// The content index maps the sync marker as something else than a `long`.
+    #[error(
+        "cannot map `{field}` as a long in the content index `{index}` ({error_type}: \
+         {reason}); this connector marks each document with the sync that wrote it: delete or \
+         reindex the index without that field, then run a full sync",
+        field = document::SYNC_MARKER_FIELD
+    )]
+    MarkerMappingConflict {
+        /// The content index.
+        index: String,
+        /// Elasticsearch's error type.
+        error_type: String,
+        /// Elasticsearch's reason.
+        reason: String,
+    },
+    /// A bulk request task panicked or was aborted (a bug).
+    #[error("internal error: a bulk request task failed: {0}")]
+    BulkTask(tokio::task::JoinError),
     /// The mass-deletion guard refused the sweep (everything was kept).
     #[error("{0}")]
     DeletionRefused(guard::Refusal),
-}
-
-impl From<monitor::TooManyErrors> for SyncError {
-    fn from(e: monitor::TooManyErrors) -> SyncError {
-        SyncError::TooManyErrors {
-            summary: e.summary,
-            first_error: e.first_error,
-        }
-    }
 }
 
 impl From<bulk::BulkError> for SyncError {
@@ -271,5 +278,28 @@ mod tests {
         .into();
         let text = e.to_string();
         assert!(text.contains("first error: mapper_parsing_exception: bad (document id x"));
+    }
+
+    #[test]
+    fn engine_failures_say_what_to_do() {
+        let overloaded = SyncError::Overloaded(std::time::Duration::from_secs(60));
+        assert_eq!(
+            overloaded.to_string(),
+            "Elasticsearch did not finish a bulk request within 60 s \
+             (elasticsearch.bulk.queue_refresh_timeout): the cluster is overloaded; check its \
+             health, or lower elasticsearch.bulk.max_concurrency or chunk_size"
+        );
+        let conflict = SyncError::MarkerMappingConflict {
+            index: "search-slack".into(),
+            error_type: "illegal_argument_exception".into(),
+            reason: "mapper [_sync_marker] cannot be changed from type [keyword] to [long]".into(),
+        };
+        assert_eq!(
+            conflict.to_string(),
+            "cannot map `_sync_marker` as a long in the content index `search-slack` \
+             (illegal_argument_exception: mapper [_sync_marker] cannot be changed from type \
+             [keyword] to [long]); this connector marks each document with the sync that wrote \
+             it: delete or reindex the index without that field, then run a full sync"
+        );
     }
 }
