@@ -1,11 +1,14 @@
 //! Logging: readable text by default, ECS JSON with `--log-format json` (`--filebeat`).
 //!
+//! Text is coloured only when it goes to a terminal: a log file or `docker logs` gets plain
+//! lines, without ANSI escape codes. JSON is never coloured.
+//!
 //! Invariants: third-party crates (HTTP stacks, TLS) log at WARN at most unless `RUST_LOG`
 //! says otherwise, so a `--debug` or trace run never dumps request headers; secrets are
 //! [`crate::config::Secret`]s and print as `**REDACTED**` anyway. Span fields such as
 //! `connector_id` and `sync_job_id` appear on every line logged inside the span.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
@@ -32,13 +35,18 @@ pub fn filter_for(level: &str) -> EnvFilter {
     EnvFilter::new(format!("warn,connectors={level},elastic_ingest={level}"))
 }
 
-/// Installs the global subscriber writing to stderr.
+/// Installs the global subscriber writing to stderr (coloured text only on a terminal).
 pub fn init(level: &str, format: LogFormat) {
-    init_with_writer(level, format, std::io::stderr);
+    init_with_writer(
+        level,
+        format,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
 }
 
-/// Installs the global subscriber with any writer (tests capture logs this way).
-pub fn init_with_writer<W>(level: &str, format: LogFormat, writer: W)
+/// Installs the global subscriber with any writer; `ansi` colours text logs.
+pub fn init_with_writer<W>(level: &str, format: LogFormat, writer: W, ansi: bool)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -46,7 +54,7 @@ where
         .with_env_filter(filter_for(level))
         .with_writer(writer);
     let result = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder.with_target(false).with_ansi(ansi).try_init(),
         LogFormat::Json => builder
             .fmt_fields(JsonFields::new())
             .event_format(EcsFormat)

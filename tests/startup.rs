@@ -232,6 +232,10 @@ fn starts_connects_and_stops_on_sigint_and_sigterm() {
         let logs = run_and_signal(&config, "INFO", "text", None, signal);
         assert!(logs.contains("connected to elasticsearch"), "{logs}");
         assert!(logs.contains("service stopped"), "{logs}");
+        assert!(
+            !logs.contains('\u{1b}'),
+            "text logs to a pipe carry no colour codes: {logs:?}"
+        );
     }
 }
 
