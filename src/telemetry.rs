@@ -8,7 +8,7 @@
 //! [`crate::config::Secret`]s and print as `**REDACTED**` anyway. Span fields such as
 //! `connector_id` and `sync_job_id` appear on every line logged inside the span.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
@@ -146,33 +146,5 @@ impl tracing::field::Visit for JsonVisitor {
     }
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.0.insert(field.name().into(), value.into());
-    }
-}
-
-/// A writer that appends to a shared buffer: lets tests read every log line.
-#[derive(Clone, Default)]
-pub struct CaptureWriter(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CaptureWriter {
-    /// Everything written so far.
-    pub fn contents(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CaptureWriter {
-    type Writer = CaptureWriter;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }

@@ -600,7 +600,7 @@ async fn mentions_are_rewritten_and_fields_enriched() {
 
 #[tokio::test]
 async fn token_never_appears_in_logs_at_trace_level() {
-    use connectors::telemetry::CaptureWriter;
+    use common::CaptureWriter;
     let sim = start(WorkspaceSpec {
         channels: 4,
         messages_per_channel: 30,

@@ -506,27 +506,6 @@ impl EsClient {
             message: "no `count` in the answer".into(),
         })
     }
-
-    /// `POST /_bulk` with an NDJSON body; returns the parsed response (per-item results are
-    /// the caller's to judge). The request itself is retried per the policy.
-    pub async fn bulk(
-        &self,
-        body: Bytes,
-        pipeline: Option<&str>,
-        refresh: bool,
-    ) -> Result<Value, EsError> {
-        let mut query = Vec::new();
-        if let Some(pipeline) = pipeline.filter(|p| !p.is_empty()) {
-            query.push(("pipeline", pipeline.to_string()));
-        }
-        if refresh {
-            query.push(("refresh", "true".to_string()));
-        }
-        let response = self
-            .request(Method::Post, "/_bulk", &query, Some(Body::NdJson(body)))
-            .await?;
-        response.json("/_bulk")
-    }
 }
 
 /// Checks a `GET /` body: the major version must be [`COMPATIBLE_MAJOR`]; serverless passes.

@@ -1,5 +1,5 @@
 //! Helpers shared by the test files that run the Slack source against the simulator: a
-//! simulator with a pinned clock, and source options pointing at it.
+//! simulator with a pinned clock, source options pointing at it, and a log capture.
 #![allow(dead_code)]
 
 use connectors::config::Secret;
@@ -44,4 +44,32 @@ pub fn slack_options(
         ..RetryParams::exponential(Duration::from_millis(1), Duration::from_millis(20), 10)
     };
     options
+}
+
+/// A writer that appends to a shared buffer: lets tests read every log line.
+#[derive(Clone, Default)]
+pub struct CaptureWriter(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CaptureWriter {
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureWriter {
+    type Writer = CaptureWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
