@@ -8,8 +8,8 @@
 //! ## Layout
 //! - [`cli`]: the `connectors` management CLI.
 //! - [`config`]: `config.yml` loading and validation; [`config::Secret`] for credentials.
-//! - [`es`]: the Elasticsearch client layer (status checks, typed errors, retries).
-//! - [`retry`]: the retry decision shared by every client.
+//! - [`es`]: the Elasticsearch client layer (status checks, typed errors).
+//! - [`retry`]: the one retry policy (decision, backoff, loop) of every caller.
 //! - [`protocol`]: connector and sync-job documents, both protocol modes, job lifecycle.
 //! - [`scheduler`]: Quartz cron and the scheduling loop.
 //! - [`sync`]: the sync engine (source stream → bulk writer, safe deletions, rules, stats).
