@@ -3,8 +3,9 @@
 //! The `elasticsearch` crate returns `Ok` for 4xx/5xx responses; [`super::EsClient`] turns
 //! every non-2xx into one of these. Retryability is a property of the error
 //! ([`crate::retry::Retryable`]): timeouts, connection errors and 500/502/503/504 are
-//! transient, 429 is throttling (the cluster pacing us); other statuses and 409 are permanent. Messages never contain credentials: transport errors are
-//! described by their root cause, not by the client's own text (which may include the URL).
+//! transient, 429 is throttling (the cluster pacing us); other statuses and 409 are
+//! permanent. Messages never contain credentials: transport errors are described by their
+//! root cause, not by the client's own text (which may include the URL).
 
 use crate::retry::{RetryKind, Retryable};
 

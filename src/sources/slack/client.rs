@@ -204,14 +204,8 @@ impl Retryable for SlackError {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
-        SlackError::retry_after(self)
-    }
-}
-
-impl SlackError {
     /// The `Retry-After` Slack sent with this error, if any.
-    pub fn retry_after(&self) -> Option<Duration> {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
             SlackError::Api { retry_after, .. } | SlackError::Http { retry_after, .. } => {
                 *retry_after
@@ -219,7 +213,9 @@ impl SlackError {
             _ => None,
         }
     }
+}
 
+impl SlackError {
     /// The Slack error code (`ok:false`), if any.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -740,9 +736,8 @@ mod tests {
         };
         let ms = |delay: Option<Duration>| delay.map(|d| d.as_millis());
         let mut retrier = Retrier::new(&budget);
-        let mut next = |error: &SlackError| {
-            ms(retrier.next_delay(error.retry_kind(), Retryable::retry_after(error)))
-        };
+        let mut next =
+            |error: &SlackError| ms(retrier.next_delay(error.retry_kind(), error.retry_after()));
         // Backoff doubles, and transient retries are bounded.
         assert_eq!(next(&http(503, None)), Some(100));
         assert_eq!(next(&http(503, None)), Some(200));
