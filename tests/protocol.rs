@@ -4,8 +4,11 @@
 //! runtimes (so one can be "killed" by dropping its runtime), and the source is a test
 //! source registered through [`ServiceDeps::registry`].
 
+mod common;
+
 use async_trait::async_trait;
 use chrono::TimeZone;
+use common::source::{Knobs, TestSource};
 use connectors::config::Config;
 use connectors::es::EsClient;
 use connectors::protocol::connector::Doc;
@@ -15,13 +18,12 @@ use connectors::protocol::SourceRegistry;
 use connectors::scheduler::{Clock, ScaledClock, SystemClock};
 use connectors::service::{run_with, Action, ServiceDeps, ServiceError};
 use connectors::sources::{
-    basic_features, slack, Configuration, ConfigurationExt, DataSource, DocSender, SourceError,
-    SourceFactory,
+    basic_features, slack, Configuration, ConfigurationExt, DataSource, SourceError, SourceFactory,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -32,19 +34,9 @@ enum Mode {
     Api,
 }
 
-/// Shared knobs of the test source.
-#[derive(Default)]
-struct SourceState {
-    docs: AtomicUsize,
-    delay_ms: AtomicU64,
-    syncs: AtomicUsize,
-    pings: AtomicUsize,
-    fail: AtomicBool,
-}
-
 /// A `slack`-typed factory whose sources yield `docs` numbered documents.
 struct TestFactory {
-    state: Arc<SourceState>,
+    state: Arc<Knobs>,
 }
 
 impl SourceFactory for TestFactory {
@@ -61,58 +53,10 @@ impl SourceFactory for TestFactory {
         basic_features()
     }
     fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(TestSource {
-            state: self.state.clone(),
-            token: configuration.str_value("token").unwrap_or_default(),
-        }))
-    }
-}
-
-struct TestSource {
-    state: Arc<SourceState>,
-    token: String,
-}
-
-#[async_trait]
-impl DataSource for TestSource {
-    async fn ping(&self) -> Result<(), SourceError> {
-        self.state.pings.fetch_add(1, Ordering::SeqCst);
-        if self.token == "bad" {
-            return Err(SourceError::Auth(
-                "'Authentication Token': slack rejected the token (invalid_auth)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    async fn get_docs(
-        &self,
-        sink: &DocSender,
-        cancel: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        self.state.syncs.fetch_add(1, Ordering::SeqCst);
-        for i in 0..self.state.docs.load(Ordering::SeqCst) {
-            if cancel.is_cancelled() {
-                return Err(SourceError::Cancelled);
-            }
-            let delay = self.state.delay_ms.load(Ordering::SeqCst);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            let mut body = Map::new();
-            body.insert("title".into(), json!(format!("document {i}")));
-            sink.index(format!("doc-{i}"), body).await?;
-        }
-        if self.state.fail.load(Ordering::SeqCst) {
-            return Err(SourceError::Fetch(
-                "conversations.history failed: ratelimited".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn sync_cursor(&self) -> Option<Value> {
-        Some(json!({"docs": self.state.docs.load(Ordering::SeqCst)}))
+        Ok(Box::new(TestSource::titled(
+            self.state.clone(),
+            configuration.str_value("token").unwrap_or_default(),
+        )))
     }
 }
 
@@ -122,7 +66,7 @@ struct Env {
     _osmem: osmem::Osmem,
     _shim: Option<es_shim::ShimHandle>,
     url: String,
-    state: Arc<SourceState>,
+    state: Arc<Knobs>,
     registry: SourceRegistry,
     store: Arc<dyn ConnectorStore>,
     dir: tempfile::TempDir,
@@ -153,7 +97,7 @@ impl Env {
                 (Some(shim), url)
             }
         };
-        let state = Arc::new(SourceState::default());
+        let state = Arc::new(Knobs::default());
         state.docs.store(3, Ordering::SeqCst);
         let factory: &'static TestFactory = Box::leak(Box::new(TestFactory {
             state: state.clone(),

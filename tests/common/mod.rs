@@ -1,6 +1,8 @@
-//! Helpers shared by the test files that run the Slack source against the simulator: a
-//! simulator with a pinned clock, and source options pointing at it.
+//! Helpers shared by the test files: a simulator with a pinned clock and Slack source
+//! options pointing at it, and ([`source`]) the one test data source.
 #![allow(dead_code)]
+
+pub mod source;
 
 use connectors::config::Secret;
 use connectors::sources::slack::client::RetryBudget;
