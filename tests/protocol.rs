@@ -11,7 +11,10 @@ use chrono::TimeZone;
 use common::source::{Knobs, TestSource};
 use connectors::config::Config;
 use connectors::es::EsClient;
-use connectors::protocol::connector::Doc;
+use connectors::protocol::connector::Connector;
+use connectors::protocol::doc::{Doc, View};
+use connectors::protocol::indices::{CONNECTORS_INDEX, JOBS_INDEX};
+use connectors::protocol::job::SyncJob;
 use connectors::protocol::runner::RunnerTimings;
 use connectors::protocol::store::{self, ConnectorStore};
 use connectors::protocol::SourceRegistry;
@@ -248,26 +251,36 @@ impl Env {
         v["id"].as_str().unwrap().to_string()
     }
 
+    /// A connector as stored (the service must also be able to read it).
     async fn connector(&self, id: &str) -> Doc {
-        self.store
-            .get_connector(id)
+        let doc = store::get_doc(self.store.es(), CONNECTORS_INDEX, id)
             .await
             .unwrap()
-            .expect("connector")
+            .expect("connector");
+        readable::<Connector>(doc)
     }
 
+    /// A job as stored (the service must also be able to read it).
     async fn job(&self, id: &str) -> Doc {
-        self.store.get_job(id).await.unwrap().expect("job")
+        let doc = store::get_doc(self.store.es(), JOBS_INDEX, id)
+            .await
+            .unwrap()
+            .expect("job");
+        readable::<SyncJob>(doc)
     }
 
     async fn jobs_of(&self, connector_id: &str) -> Vec<Doc> {
-        self.store
-            .search_jobs(
-                json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
-                                "sort": [{"created_at": {"order": "asc"}}]}),
-            )
-            .await
-            .unwrap()
+        store::search_docs(
+            self.store.es(),
+            JOBS_INDEX,
+            json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                            "sort": [{"created_at": {"order": "asc"}}]}),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(readable::<SyncJob>)
+        .collect()
     }
 
     fn deps(&self, hostname: &str, clock: Arc<dyn Clock>) -> ServiceDeps {
@@ -416,6 +429,31 @@ async fn wait_job_status(env: &Env, job_id: &str, status: &str, timeout: Duratio
     })
     .await;
     env.job(job_id).await
+}
+
+/// `doc`, after checking that it reads as the service's view `T`.
+fn readable<T: View>(doc: Doc) -> Doc {
+    if let Err(error) = doc.clone().read::<T>() {
+        panic!("{error}: {}", doc.source);
+    }
+    doc
+}
+
+/// Field reads on a document as stored, for the assertions.
+trait Fields {
+    /// A string field (`None` when missing, null or not a string).
+    fn str(&self, key: &str) -> Option<&str>;
+    /// A field by JSON pointer (`/connector/id`).
+    fn at(&self, pointer: &str) -> &Value;
+}
+
+impl Fields for Doc {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.source.get(key).and_then(Value::as_str)
+    }
+    fn at(&self, pointer: &str) -> &Value {
+        self.source.pointer(pointer).unwrap_or(&Value::Null)
+    }
 }
 
 /// Runs a future on a fresh runtime from inside another one.
@@ -897,7 +935,7 @@ impl ConnectorStore for RefusedHeartbeat {
     }
     async fn write_filtering_validation(
         &self,
-        connector: &Doc,
+        connector: &Doc<Connector>,
         validation: &connectors::sync::rules::FilteringValidation,
     ) -> Result<(), connectors::es::EsError> {
         self.inner
@@ -916,7 +954,7 @@ impl ConnectorStore for RefusedHeartbeat {
     }
     async fn claim_job(
         &self,
-        job: &Doc,
+        job: &Doc<SyncJob>,
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), connectors::es::EsError> {
