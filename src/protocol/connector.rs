@@ -764,7 +764,7 @@ pub(crate) mod tests {
 
     /// A connector document as its view.
     pub(crate) fn view(doc: &Value) -> Connector {
-        serde_json::from_value(doc.clone()).expect("a readable connector document")
+        read(doc.clone()).expect("a readable connector document")
     }
 
     #[test]
@@ -805,15 +805,7 @@ pub(crate) mod tests {
     }
 
     fn read(doc: Value) -> Result<Connector, String> {
-        let doc = super::super::doc::Doc {
-            id: "c1".into(),
-            seq_no: None,
-            primary_term: None,
-            source: doc,
-        };
-        doc.read::<Connector>()
-            .map(|d| d.source)
-            .map_err(|e| e.to_string())
+        super::super::doc::read_source("c1", doc)
     }
 
     /// Direct mode's new connector (nulls everywhere), one as `PUT _connector` writes it (no

@@ -118,6 +118,20 @@ pub fn readable<T>(reads: Vec<Read<T>>, what: &str) -> Vec<Doc<T>> {
         .collect()
 }
 
+/// `source` (of document `id`) read into its view, or the error's text: the views' unit tests.
+#[cfg(test)]
+pub(crate) fn read_source<T: View>(id: &str, source: Value) -> Result<T, String> {
+    let doc = Doc {
+        id: id.to_string(),
+        seq_no: None,
+        primary_term: None,
+        source,
+    };
+    doc.read::<T>()
+        .map(|read| read.source)
+        .map_err(|error| error.to_string())
+}
+
 /// `serde` helpers for the [`crate::sync::JobKind`] wire names (`full`, `incremental`,
 /// `access_control`).
 pub(crate) mod job_kind {

@@ -406,15 +406,7 @@ mod tests {
     }
 
     fn read(doc: Value) -> Result<SyncJob, String> {
-        let doc = crate::protocol::doc::Doc {
-            id: "j1".into(),
-            seq_no: None,
-            primary_term: None,
-            source: doc,
-        };
-        doc.read::<SyncJob>()
-            .map(|d| d.source)
-            .map_err(|e| e.to_string())
+        crate::protocol::doc::read_source("j1", doc)
     }
 
     /// A new job, and the same job claimed and finished, read; so does one without the
