@@ -257,7 +257,7 @@ impl Env {
             .await
             .unwrap()
             .expect("connector");
-        readable::<Connector>(doc)
+        reads_as::<Connector>(doc)
     }
 
     /// A job as stored (the service must also be able to read it).
@@ -266,7 +266,7 @@ impl Env {
             .await
             .unwrap()
             .expect("job");
-        readable::<SyncJob>(doc)
+        reads_as::<SyncJob>(doc)
     }
 
     async fn jobs_of(&self, connector_id: &str) -> Vec<Doc> {
@@ -279,7 +279,7 @@ impl Env {
         .await
         .unwrap()
         .into_iter()
-        .map(readable::<SyncJob>)
+        .map(reads_as::<SyncJob>)
         .collect()
     }
 
@@ -432,7 +432,7 @@ async fn wait_job_status(env: &Env, job_id: &str, status: &str, timeout: Duratio
 }
 
 /// `doc`, after checking that it reads as the service's view `T`.
-fn readable<T: View>(doc: Doc) -> Doc {
+fn reads_as<T: View>(doc: Doc) -> Doc {
     if let Err(error) = doc.clone().read::<T>() {
         panic!("{error}: {}", doc.source);
     }
