@@ -1,7 +1,8 @@
 //! Entry points for fuzzing, shared by the property tests (`tests/properties.rs`, in
 //! `cargo test`) and the cargo-fuzz targets (`fuzz/`, `make fuzz`), so both drive exactly the
 //! code the service runs on input it does not control: Slack answers and the documents made
-//! from them, `config.yml`, connector and sync-job documents.
+//! from them, `config.yml`, connector and sync-job documents (read into their typed views,
+//! then everything the service decides on a view).
 //!
 //! Each function ends in `true` (the input made a value), `false` (an error the service
 //! reports), or a panic, which is what the fuzzers look for: besides the parsers' own
@@ -11,10 +12,11 @@
 
 use crate::config::Config;
 use crate::protocol::connector::{
-    active_filtering, configuration, draft_needs_validation, feature_enabled, heartbeat_due,
-    prepare_patch, schedule_interval, sync_rules_enabled, validate_configuration, Doc,
+    configuration, heartbeat_due, prepare_patch, validate_configuration, Connector, Filter,
+    Pipeline,
 };
-use crate::protocol::job::{job_creation_problem, JobStatus};
+use crate::protocol::doc::{Doc, View};
+use crate::protocol::job::{job_creation_problem, new_job_doc, SyncJob};
 use crate::scheduler::cron::CronSchedule;
 use crate::sources::slack::answer::{decode, ApiResponse};
 use crate::sources::slack::transform::{
@@ -105,55 +107,101 @@ pub fn config_yml(text: &str) -> bool {
     }
 }
 
-/// Reads a connector document the way the service does (configuration and Slack options,
-/// prepare, schedules, sync rules applied to `probe`, heartbeat, job checks); true when its
-/// configuration made a Slack source.
-pub fn connector_doc(doc: &Value, probe: &Value) -> bool {
-    let hit = json!({"_id": "c1", "_seq_no": 3, "_primary_term": 1, "_source": doc});
-    if let Some(read) = Doc::from_hit(&hit) {
-        let _ = (read.guard(), read.str("status"));
+/// Reads `source` (a document with id `id`) into its view `T` as the store does; `None`
+/// when it is no document or does not read (the error must name the document). A view keeps
+/// every field of the document that is not null.
+fn read_view<T: View + serde::Serialize>(id: &str, source: &Value) -> Option<T> {
+    let hit = json!({"_id": id, "_seq_no": 3, "_primary_term": 1, "_source": source});
+    let read = match Doc::from_hit(&hit)?.read::<T>() {
+        Ok(read) => read,
+        Err(error) => {
+            assert!(error.to_string().contains(&format!("[{id}]")), "{error}");
+            return None;
+        }
+    };
+    assert_eq!(read.guard(), Some((3, 1)));
+    let kept = serde_json::to_value(&read.source).expect("a view serializes");
+    for (key, value) in source.as_object().into_iter().flatten() {
+        assert!(
+            value.is_null() || kept.get(key).is_some(),
+            "the view lost `{key}`: {source} read as {kept}"
+        );
     }
-    let built = configuration(doc).is_ok_and(|configuration| {
+    Some(read.source)
+}
+
+/// Builds a Slack source from a stored configuration; true when it could be.
+fn slack_source_from(stored: &Value) -> bool {
+    configuration(stored).is_ok_and(|configuration| {
         let _ = validate_configuration(&configuration);
         let _ = SlackOptions::from_configuration(&configuration);
         SlackFactory.build(&configuration).is_ok()
-    });
-    let _ = prepare_patch(doc, &SlackFactory, Some("slack"));
-    let _ = prepare_patch(doc, &SlackFactory, None);
+    })
+}
+
+/// Applies a filter's rules to `probe` (an object), as a sync does.
+fn apply_rules(filter: Option<&Filter>, probe: &Value) {
+    let filtering = filter.map(Filter::to_value).unwrap_or_default();
+    if let Value::Object(fields) = probe {
+        let _ = Rules::from_filtering(&filtering).includes(fields);
+    }
+    let _ = validate_rules(filter.map_or(&Value::Null, |f| &f.rules));
+}
+
+/// Reads a connector document the way the service does (its view, then configuration and
+/// Slack options, prepare, schedules, sync rules applied to `probe`, heartbeat, the job it
+/// would start, which must read back as a job); true when its configuration made a Slack
+/// source.
+pub fn connector_doc(doc: &Value, probe: &Value) -> bool {
+    let Some(connector) = read_view::<Connector>("c1", doc) else {
+        return false;
+    };
+    let built = slack_source_from(&connector.configuration);
+    let _ = prepare_patch(&connector, &SlackFactory, Some("slack"));
+    let _ = prepare_patch(&connector, &SlackFactory, None);
     let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
     for kind in [JobKind::Full, JobKind::Incremental, JobKind::AccessControl] {
-        let _ = feature_enabled(&doc["features"], kind);
-        if let Some(Ok(schedule)) = schedule_interval(doc, kind).map(CronSchedule::parse) {
+        let _ = (
+            connector.feature_enabled(kind),
+            connector.scheduled_at(kind),
+        );
+        if let Some(Ok(schedule)) = connector.schedule_interval(kind).map(CronSchedule::parse) {
             if let Some(next) = schedule.next_after(now) {
                 assert!(next > now, "{} after {now} gave {next}", schedule.as_str());
             }
         }
+        match new_job_doc("c1", &connector, kind, "scheduled", "2024-05-01T10:00:00Z") {
+            Ok(job) => assert!(
+                read_view::<SyncJob>("j1", &job).is_some(),
+                "a job we write must read: {job}"
+            ),
+            Err(problem) => assert_eq!(job_creation_problem("c1", &connector), Some(problem)),
+        }
     }
-    let _ = sync_rules_enabled(&doc["features"]);
-    let filtering = active_filtering(doc).unwrap_or_default();
-    if let Value::Object(fields) = probe {
-        let _ = Rules::from_filtering(&filtering).includes(fields);
+    let _ = connector.sync_rules_enabled();
+    apply_rules(connector.active_filtering(), probe);
+    if let Some(draft) = connector.draft_needs_validation() {
+        let _ = validate_rules(&draft.rules);
     }
-    let _ = validate_rules(&filtering["rules"]);
-    let _ = draft_needs_validation(doc);
     let _ = heartbeat_due(
-        doc["last_seen"].as_str(),
+        connector.last_seen.as_deref(),
         false,
         now,
         chrono::Duration::seconds(300),
     );
-    let _ = job_creation_problem("c1", doc);
     built
 }
 
-/// Reads a sync-job document (its type, status and connector snapshot); true when the
-/// snapshot's configuration made a Slack source.
+/// Reads a sync-job document the way the runner does (its view: type, status and the
+/// connector snapshot's configuration, sync rules applied to `probe`, pipeline); true when
+/// the snapshot's configuration made a Slack source.
 pub fn sync_job_doc(job: &Value, probe: &Value) -> bool {
-    let hit = json!({"_id": "j1", "_seq_no": 1, "_primary_term": 1, "_source": job});
-    let Some(doc) = Doc::from_hit(&hit) else {
+    let Some(job) = read_view::<SyncJob>("j1", job) else {
         return false;
     };
-    let _ = doc.str("job_type").and_then(JobKind::parse);
-    let _ = doc.str("status").and_then(JobStatus::parse);
-    connector_doc(doc.at("/connector"), probe)
+    let _ = (job.job_type.as_str(), job.status.is_runnable());
+    let snapshot = &job.connector;
+    apply_rules(snapshot.filtering.as_ref(), probe);
+    let _ = snapshot.pipeline.as_ref().map(Pipeline::settings);
+    slack_source_from(&snapshot.configuration)
 }

@@ -16,9 +16,10 @@
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::http::Health;
-use crate::protocol::connector::{format_time, last_sync_fields, parse_time};
+use crate::protocol::connector::{format_time, parse_time};
+use crate::protocol::doc::readable;
 use crate::protocol::job::{
-    idle_error, pending_jobs_query, release_patch, running_jobs_query, ORPHAN_ERROR,
+    idle_error, pending_jobs_query, release_patch, running_jobs_query, JobStatus, ORPHAN_ERROR,
 };
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
@@ -302,10 +303,12 @@ async fn supported_connectors(ctx: &RunnerContext) -> Result<Vec<String>, EsErro
         .store
         .search_connectors(connectors_query(&ctx.config))
         .await?;
-    Ok(connectors
+    Ok(readable(connectors, "running sync jobs")
         .into_iter()
         .filter(|c| {
-            c.str("service_type")
+            c.source
+                .service_type
+                .as_deref()
                 .is_some_and(|t| ctx.registry.get(t).is_some())
         })
         .map(|c| c.id)
@@ -361,24 +364,21 @@ async fn poll_jobs(
         .search_jobs(pending_jobs_query(&ids, kinds))
         .await?;
     let mut busy_connectors = HashSet::new();
-    for job in jobs {
+    for job in readable(jobs, "running sync jobs") {
         if shutdown.is_cancelled() {
             break;
         }
-        let connector_id = job.at("/connector/id").as_str().unwrap_or("").to_string();
+        let connector_id = job.source.connector.id.clone();
         if busy_connectors.contains(&connector_id)
             || running.lock().map(|r| r.contains(&job.id)).unwrap_or(true)
         {
             continue;
         }
-        let kind = job
-            .str("job_type")
-            .and_then(JobKind::parse)
-            .unwrap_or(JobKind::Full);
+        let kind = job.source.job_type;
         let Some(connector) = ctx.store.get_connector(&connector_id).await? else {
             continue;
         };
-        if connector.str(last_sync_fields(kind).0) == Some("in_progress") {
+        if connector.source.last_sync(kind).0 == Some(JobStatus::InProgress) {
             busy_connectors.insert(connector_id);
             continue;
         }
@@ -441,28 +441,34 @@ async fn cleanup_loop(
 /// released. Returns how many jobs were failed.
 pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
     let store = ctx.store.as_ref();
+    // Every connector id, readable or not: a job of a connector we cannot read is no orphan.
     let all: HashSet<String> = store
         .search_connectors(json!({"size": 100, "query": {"match_all": {}}}))
         .await?
         .into_iter()
-        .map(|c| c.id)
+        .map(|c| match c {
+            Ok(connector) => connector.id,
+            Err(unreadable) => unreadable.id,
+        })
         .collect();
     let handled: HashSet<String> = supported_connectors(ctx).await?.into_iter().collect();
     let idle_secs = ctx.config.service.job_idle_timeout;
     let now = chrono::Utc::now();
     let cutoff = now - chrono::Duration::milliseconds((idle_secs * 1000.0) as i64);
     let mut failed = 0;
-    for job in store.search_jobs(running_jobs_query()).await? {
-        let connector_id = job.at("/connector/id").as_str().unwrap_or("").to_string();
-        let kind = job
-            .str("job_type")
-            .and_then(JobKind::parse)
-            .unwrap_or(JobKind::Full);
+    for job in readable(
+        store.search_jobs(running_jobs_query()).await?,
+        "job cleanup",
+    ) {
+        let connector_id = job.source.connector.id.clone();
+        let kind = job.source.job_type;
         let message = if !all.contains(&connector_id) {
             ORPHAN_ERROR.to_string()
         } else if handled.contains(&connector_id)
             && job
-                .str("last_seen")
+                .source
+                .last_seen
+                .as_deref()
                 .and_then(parse_time)
                 .is_none_or(|seen| seen <= cutoff)
         {
@@ -481,10 +487,9 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
         failed += 1;
         tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id, error = %message, "failed a stuck sync job");
         if let Some(connector) = store.get_connector(&connector_id).await? {
-            let (status_field, _) = last_sync_fields(kind);
             if matches!(
-                connector.str(status_field),
-                Some("in_progress" | "canceling")
+                connector.source.last_sync(kind).0,
+                Some(JobStatus::InProgress | JobStatus::Canceling)
             ) {
                 match store
                     .update_connector(

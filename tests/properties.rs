@@ -768,9 +768,45 @@ fn cron() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A connector document: known keys with plausible or random values.
-fn connector_doc() -> BoxedStrategy<Value> {
-    let configuration = prop_oneof![
+/// `pipeline` of a connector or job snapshot: well typed, or anything.
+fn pipeline() -> BoxedStrategy<Value> {
+    prop_oneof![
+        3 => object(vec![
+            ("name", string("[a-z_-]{0,12}")),
+            ("extract_binary_content", any::<bool>().prop_map(Value::Bool).boxed()),
+            ("reduce_whitespace", any::<bool>().prop_map(Value::Bool).boxed()),
+            ("run_ml_inference", any::<bool>().prop_map(Value::Bool).boxed()),
+        ]),
+        1 => json_value().boxed(),
+    ]
+    .boxed()
+}
+
+/// One side of a filtering domain (also a job snapshot's `filtering`).
+fn filtering_rules() -> BoxedStrategy<Value> {
+    object(vec![
+        (
+            "rules",
+            prop::collection::vec(rule(), 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
+        ("advanced_snippet", json_value().boxed()),
+        (
+            "validation",
+            object(vec![(
+                "state",
+                select(vec!["valid", "invalid", "edited"])
+                    .prop_map(|s| json!(s))
+                    .boxed(),
+            )]),
+        ),
+    ])
+}
+
+/// A configuration object as Kibana, an old version or anyone may have written it.
+fn configuration() -> BoxedStrategy<Value> {
+    prop_oneof![
         4 => prop::collection::vec(
             (
                 select(vec!["token", "fetch_last_n_days", "auto_join_channels", "sync_users", "x"]),
@@ -780,7 +816,32 @@ fn connector_doc() -> BoxedStrategy<Value> {
         )
         .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         1 => json_value(),
-    ];
+    ]
+    .boxed()
+}
+
+/// `value` under `key` of `doc` when both are there (a required field: present in most
+/// cases, absent or of any type in the rest).
+fn with_required(
+    doc: BoxedStrategy<Value>,
+    key: &'static str,
+    value: BoxedStrategy<Value>,
+) -> BoxedStrategy<Value> {
+    (
+        doc,
+        prop_oneof![8 => value.prop_map(Some), 1 => json_value().prop_map(Some), 1 => Just(None)],
+    )
+        .prop_map(move |(mut doc, value)| {
+            if let (Value::Object(fields), Some(value)) = (&mut doc, value) {
+                fields.insert(key.to_string(), value);
+            }
+            doc
+        })
+        .boxed()
+}
+
+/// A connector document: known keys with plausible or random values.
+fn connector_doc() -> BoxedStrategy<Value> {
     let schedule = || {
         object(vec![
             (
@@ -793,28 +854,8 @@ fn connector_doc() -> BoxedStrategy<Value> {
             ),
         ])
     };
-    let filtering_rules = || {
-        object(vec![
-            (
-                "rules",
-                prop::collection::vec(rule(), 0..4)
-                    .prop_map(Value::Array)
-                    .boxed(),
-            ),
-            ("advanced_snippet", json_value().boxed()),
-            (
-                "validation",
-                object(vec![(
-                    "state",
-                    select(vec!["valid", "invalid", "edited"])
-                        .prop_map(|s| json!(s))
-                        .boxed(),
-                )]),
-            ),
-        ])
-    };
-    object(vec![
-        ("configuration", configuration.boxed()),
+    let doc = object(vec![
+        ("configuration", configuration()),
         (
             "scheduling",
             object(vec![
@@ -849,14 +890,6 @@ fn connector_doc() -> BoxedStrategy<Value> {
             prop_oneof![Just(json!("slack")), json_value()].boxed(),
         ),
         (
-            "status",
-            prop_oneof![
-                select(vec!["created", "configured", "connected", "error"]).prop_map(|s| json!(s)),
-                json_value()
-            ]
-            .boxed(),
-        ),
-        (
             "last_seen",
             prop_oneof![
                 Just(json!("2024-05-01T10:00:00.000000Z")),
@@ -865,9 +898,39 @@ fn connector_doc() -> BoxedStrategy<Value> {
             ]
             .boxed(),
         ),
-        ("pipeline", json_value().boxed()),
+        ("pipeline", pipeline()),
         ("sync_now", json_value().boxed()),
-    ])
+    ]);
+    with_required(
+        doc,
+        "status",
+        select(vec!["created", "configured", "connected", "error"])
+            .prop_map(|s| json!(s))
+            .boxed(),
+    )
+}
+
+/// A sync job's `connector`: the snapshot of a connector (`id` required).
+fn job_connector() -> BoxedStrategy<Value> {
+    let snapshot = object(vec![
+        ("configuration", configuration()),
+        (
+            "filtering",
+            prop_oneof![3 => filtering_rules(), 1 => json_value().boxed()].boxed(),
+        ),
+        (
+            "index_name",
+            prop_oneof![string("[a-z.-]{0,12}"), json_value()].boxed(),
+        ),
+        (
+            "service_type",
+            prop_oneof![Just(json!("slack")), json_value()].boxed(),
+        ),
+        ("language", json_value().boxed()),
+        ("pipeline", pipeline()),
+        ("sync_cursor", json_value().boxed()),
+    ]);
+    with_required(snapshot, "id", string("[A-Za-z0-9_-]{1,12}"))
 }
 
 #[test]
@@ -886,7 +949,7 @@ fn connector_documents_are_read_without_panics() {
 #[test]
 fn sync_job_documents_are_read_without_panics() {
     let job = (
-        prop_oneof![4 => connector_doc(), 1 => json_value().boxed()],
+        prop_oneof![4 => job_connector(), 1 => json_value().boxed()],
         prop_oneof![
             select(vec!["full", "incremental", "access_control"]).prop_map(|s| json!(s)),
             json_value()
@@ -910,7 +973,7 @@ fn sync_job_documents_are_read_without_panics() {
         job,
         |(connector, job_type, status, probe)| {
             let job = json!({"connector": connector, "job_type": job_type, "status": status,
-                "trigger_method": "scheduled"});
+                "trigger_method": "scheduled", "last_seen": "2024-05-01T10:00:00.000000Z"});
             sync_job_doc(&job, &probe)
         },
     );

@@ -4,24 +4,29 @@
 //! runtimes (so one can be "killed" by dropping its runtime), and the source is a test
 //! source registered through [`ServiceDeps::registry`].
 
+mod common;
+
 use async_trait::async_trait;
 use chrono::TimeZone;
+use common::source::{Knobs, TestSource};
 use connectors::config::Config;
 use connectors::es::EsClient;
-use connectors::protocol::connector::Doc;
+use connectors::protocol::connector::Connector;
+use connectors::protocol::doc::{Doc, View};
+use connectors::protocol::indices::{CONNECTORS_INDEX, JOBS_INDEX};
+use connectors::protocol::job::SyncJob;
 use connectors::protocol::runner::RunnerTimings;
 use connectors::protocol::store::{self, ConnectorStore};
 use connectors::protocol::SourceRegistry;
 use connectors::scheduler::{Clock, ScaledClock, SystemClock};
 use connectors::service::{run_with, Action, ServiceDeps, ServiceError};
 use connectors::sources::{
-    basic_features, slack, Configuration, ConfigurationExt, DataSource, DocSender, SourceError,
-    SourceFactory,
+    basic_features, slack, Configuration, ConfigurationExt, DataSource, SourceError, SourceFactory,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -32,19 +37,9 @@ enum Mode {
     Api,
 }
 
-/// Shared knobs of the test source.
-#[derive(Default)]
-struct SourceState {
-    docs: AtomicUsize,
-    delay_ms: AtomicU64,
-    syncs: AtomicUsize,
-    pings: AtomicUsize,
-    fail: AtomicBool,
-}
-
 /// A `slack`-typed factory whose sources yield `docs` numbered documents.
 struct TestFactory {
-    state: Arc<SourceState>,
+    state: Arc<Knobs>,
 }
 
 impl SourceFactory for TestFactory {
@@ -61,58 +56,10 @@ impl SourceFactory for TestFactory {
         basic_features()
     }
     fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(TestSource {
-            state: self.state.clone(),
-            token: configuration.str_value("token").unwrap_or_default(),
-        }))
-    }
-}
-
-struct TestSource {
-    state: Arc<SourceState>,
-    token: String,
-}
-
-#[async_trait]
-impl DataSource for TestSource {
-    async fn ping(&self) -> Result<(), SourceError> {
-        self.state.pings.fetch_add(1, Ordering::SeqCst);
-        if self.token == "bad" {
-            return Err(SourceError::Auth(
-                "'Authentication Token': slack rejected the token (invalid_auth)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    async fn get_docs(
-        &self,
-        sink: &DocSender,
-        cancel: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        self.state.syncs.fetch_add(1, Ordering::SeqCst);
-        for i in 0..self.state.docs.load(Ordering::SeqCst) {
-            if cancel.is_cancelled() {
-                return Err(SourceError::Cancelled);
-            }
-            let delay = self.state.delay_ms.load(Ordering::SeqCst);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            let mut body = Map::new();
-            body.insert("title".into(), json!(format!("document {i}")));
-            sink.index(format!("doc-{i}"), body).await?;
-        }
-        if self.state.fail.load(Ordering::SeqCst) {
-            return Err(SourceError::Fetch(
-                "conversations.history failed: ratelimited".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn sync_cursor(&self) -> Option<Value> {
-        Some(json!({"docs": self.state.docs.load(Ordering::SeqCst)}))
+        Ok(Box::new(TestSource::titled(
+            self.state.clone(),
+            configuration.str_value("token").unwrap_or_default(),
+        )))
     }
 }
 
@@ -122,7 +69,7 @@ struct Env {
     _osmem: osmem::Osmem,
     _shim: Option<es_shim::ShimHandle>,
     url: String,
-    state: Arc<SourceState>,
+    state: Arc<Knobs>,
     registry: SourceRegistry,
     store: Arc<dyn ConnectorStore>,
     dir: tempfile::TempDir,
@@ -153,7 +100,7 @@ impl Env {
                 (Some(shim), url)
             }
         };
-        let state = Arc::new(SourceState::default());
+        let state = Arc::new(Knobs::default());
         state.docs.store(3, Ordering::SeqCst);
         let factory: &'static TestFactory = Box::leak(Box::new(TestFactory {
             state: state.clone(),
@@ -304,26 +251,36 @@ impl Env {
         v["id"].as_str().unwrap().to_string()
     }
 
+    /// A connector as stored (the service must also be able to read it).
     async fn connector(&self, id: &str) -> Doc {
-        self.store
-            .get_connector(id)
+        let doc = store::get_doc(self.store.es(), CONNECTORS_INDEX, id)
             .await
             .unwrap()
-            .expect("connector")
+            .expect("connector");
+        reads_as::<Connector>(doc)
     }
 
+    /// A job as stored (the service must also be able to read it).
     async fn job(&self, id: &str) -> Doc {
-        self.store.get_job(id).await.unwrap().expect("job")
+        let doc = store::get_doc(self.store.es(), JOBS_INDEX, id)
+            .await
+            .unwrap()
+            .expect("job");
+        reads_as::<SyncJob>(doc)
     }
 
     async fn jobs_of(&self, connector_id: &str) -> Vec<Doc> {
-        self.store
-            .search_jobs(
-                json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
-                                "sort": [{"created_at": {"order": "asc"}}]}),
-            )
-            .await
-            .unwrap()
+        store::search_docs(
+            self.store.es(),
+            JOBS_INDEX,
+            json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                            "sort": [{"created_at": {"order": "asc"}}]}),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(reads_as::<SyncJob>)
+        .collect()
     }
 
     fn deps(&self, hostname: &str, clock: Arc<dyn Clock>) -> ServiceDeps {
@@ -472,6 +429,31 @@ async fn wait_job_status(env: &Env, job_id: &str, status: &str, timeout: Duratio
     })
     .await;
     env.job(job_id).await
+}
+
+/// `doc`, after checking that it reads as the service's view `T`.
+fn reads_as<T: View>(doc: Doc) -> Doc {
+    if let Err(error) = doc.clone().read::<T>() {
+        panic!("{error}: {}", doc.source);
+    }
+    doc
+}
+
+/// Field reads on a document as stored, for the assertions.
+trait Fields {
+    /// A string field (`None` when missing, null or not a string).
+    fn str(&self, key: &str) -> Option<&str>;
+    /// A field by JSON pointer (`/connector/id`).
+    fn at(&self, pointer: &str) -> &Value;
+}
+
+impl Fields for Doc {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.source.get(key).and_then(Value::as_str)
+    }
+    fn at(&self, pointer: &str) -> &Value {
+        self.source.pointer(pointer).unwrap_or(&Value::Null)
+    }
 }
 
 /// Runs a future on a fresh runtime from inside another one.
@@ -953,7 +935,7 @@ impl ConnectorStore for RefusedHeartbeat {
     }
     async fn write_filtering_validation(
         &self,
-        connector: &Doc,
+        connector: &Doc<Connector>,
         validation: &connectors::sync::rules::FilteringValidation,
     ) -> Result<(), connectors::es::EsError> {
         self.inner
@@ -972,7 +954,7 @@ impl ConnectorStore for RefusedHeartbeat {
     }
     async fn claim_job(
         &self,
-        job: &Doc,
+        job: &Doc<SyncJob>,
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), connectors::es::EsError> {

@@ -2,135 +2,24 @@
 //! data source, and — for item-level 429s, which osmem never produces — a tiny proxy in
 //! front of osmem that answers some bulk items with 429 the first time it sees them.
 
-use async_trait::async_trait;
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use common::source::{Shape, TestSource};
 use connectors::config::{BulkConfig, ElasticsearchConfig};
 use connectors::es::EsClient;
 use connectors::retry::RetryParams;
-use connectors::sources::{DataSource, DocOp, DocSender, Document, SourceError};
+use connectors::sources::{DocOp, Document};
 use connectors::sync::{run_sync, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-// ---------------------------------------------------------------- test source
-
-/// Produces `count` Slack-like messages `M{i}` (minus `skip`), optionally failing after
-/// `fail_after` documents, or parking until cancelled after `park_after` documents.
-#[derive(Default)]
-struct TestSource {
-    count: usize,
-    skip: HashSet<usize>,
-    fail_after: Option<usize>,
-    park_after: Option<usize>,
-    parked: Arc<Notify>,
-    with_timestamp: bool,
-    /// Minimal bodies (`_timestamp`, `n`): osmem's ingest cost grows with the field count.
-    lean: bool,
-    /// Extra body fields for every document.
-    extra: Map<String, Value>,
-    /// Ops of an incremental sync.
-    incremental: Vec<DocOp>,
-    cursor: Option<Value>,
-}
-
-impl TestSource {
-    fn messages(count: usize) -> TestSource {
-        TestSource {
-            count,
-            with_timestamp: true,
-            ..TestSource::default()
-        }
-    }
-
-    fn body(&self, i: usize) -> Map<String, Value> {
-        if self.lean {
-            let mut body = Map::new();
-            body.insert("n".into(), json!(i));
-            body.insert(
-                "_timestamp".into(),
-                Value::String("2024-05-01T10:00:00+00:00".into()),
-            );
-            return body;
-        }
-        let mut body = json!({
-            "type": "message",
-            "channel": format!("C{:04}", i % 50),
-            "author": format!("U{:05}", i % 997),
-            "text": format!("message number {i} about the deploy of service-{} in region eu-west", i % 13),
-            "n": i,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-        if self.with_timestamp {
-            body.insert(
-                "_timestamp".into(),
-                Value::String("2024-05-01T10:00:00+00:00".into()),
-            );
-        }
-        for (k, v) in &self.extra {
-            body.insert(k.clone(), v.clone());
-        }
-        body
-    }
-}
-
-#[async_trait]
-impl DataSource for TestSource {
-    async fn ping(&self) -> Result<(), SourceError> {
-        Ok(())
-    }
-
-    async fn get_docs(
-        &self,
-        sink: &DocSender,
-        cancel: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        let mut sent = 0;
-        for i in 0..self.count {
-            if self.skip.contains(&i) {
-                continue;
-            }
-            if self.fail_after == Some(sent) {
-                return Err(SourceError::Fetch(
-                    "conversations.history failed: simulated outage".into(),
-                ));
-            }
-            if self.park_after == Some(sent) {
-                self.parked.notify_one();
-                cancel.cancelled().await;
-                return Err(SourceError::Cancelled);
-            }
-            sink.index(format!("M{i}"), self.body(i)).await?;
-            sent += 1;
-        }
-        Ok(())
-    }
-
-    async fn get_docs_incrementally(
-        &self,
-        _cursor: Option<&Value>,
-        sink: &DocSender,
-        _cancel: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        for op in &self.incremental {
-            sink.send(op.clone()).await?;
-        }
-        Ok(())
-    }
-
-    fn sync_cursor(&self) -> Option<Value> {
-        self.cursor.clone()
-    }
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -210,7 +99,7 @@ async fn full_sync_of_100k_then_a_resync_without_1k_deletes_exactly_those() {
     let index = osmem::unique_name("sync-100k");
     let started = Instant::now();
     let mut source = TestSource::messages(100_000);
-    source.lean = true;
+    source.shape = Shape::Lean;
     let first = sync(&es, &source, options(&index, JobKind::Full))
         .await
         .expect("first sync");
@@ -223,7 +112,7 @@ async fn full_sync_of_100k_then_a_resync_without_1k_deletes_exactly_those() {
 
     // The second full sync no longer sees 1,000 messages.
     let mut second_source = TestSource::messages(100_000);
-    second_source.lean = true;
+    second_source.shape = Shape::Lean;
     second_source.skip = (0..100_000).step_by(100).collect();
     let second = sync(&es, &second_source, options(&index, JobKind::Full))
         .await
@@ -507,30 +396,17 @@ async fn rejected_documents_fail_the_sync_quoting_the_first_reason_and_delete_no
 async fn item_failures_below_the_monitor_limits_complete_but_skip_deletion() {
     let (es, index) = seeded_index("sync-partial", 200).await;
     // One bad document among 150; the other 50 docs are no longer produced.
-    struct OneBad(TestSource);
-    #[async_trait]
-    impl DataSource for OneBad {
-        async fn ping(&self) -> Result<(), SourceError> {
-            Ok(())
-        }
-        async fn get_docs(
-            &self,
-            sink: &DocSender,
-            _cancel: &CancellationToken,
-        ) -> Result<(), SourceError> {
-            for i in 0..150 {
-                let mut body = self.0.body(i);
-                if i == 7 {
-                    body.insert("n".into(), json!("seven"));
-                }
-                sink.index(format!("M{i}"), body).await?;
-            }
-            Ok(())
-        }
-    }
+    let mut one_bad = TestSource::messages(150);
+    one_bad.patched.insert(
+        7,
+        json!({"n": "seven"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
     let outcome = run_sync(
         &es,
-        &OneBad(TestSource::messages(0)),
+        &one_bad,
         options(&index, JobKind::Full),
         SyncStats::new(),
         CancellationToken::new(),
@@ -596,33 +472,20 @@ async fn timestamps_are_set_on_create_and_kept_on_resync() {
 async fn long_ids_are_hashed_and_oversized_documents_dropped() {
     let es = osmem_client();
     let index = osmem::unique_name("sync-sizes");
-    struct Odd;
-    #[async_trait]
-    impl DataSource for Odd {
-        async fn ping(&self) -> Result<(), SourceError> {
-            Ok(())
-        }
-        async fn get_docs(
-            &self,
-            sink: &DocSender,
-            _cancel: &CancellationToken,
-        ) -> Result<(), SourceError> {
-            let body = |text: String| {
-                json!({"_timestamp": "2024-01-01T00:00:00+00:00", "text": text})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            sink.index("L".repeat(600), body("long id".into())).await?;
-            sink.index("big".into(), body("x".repeat(2 * 1024 * 1024)))
-                .await?;
-            sink.index("ok".into(), body("fine".into())).await?;
-            Ok(())
-        }
-    }
+    let body = |text: String| {
+        json!({"_timestamp": "2024-01-01T00:00:00+00:00", "text": text})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let odd = TestSource::listed(vec![
+        ("L".repeat(600), body("long id".into())),
+        ("big".into(), body("x".repeat(2 * 1024 * 1024))),
+        ("ok".into(), body("fine".into())),
+    ]);
     let mut opts = options(&index, JobKind::Full);
     opts.bulk.max_text_document_size = 1.0;
-    let outcome = run_sync(&es, &Odd, opts, SyncStats::new(), CancellationToken::new())
+    let outcome = run_sync(&es, &odd, opts, SyncStats::new(), CancellationToken::new())
         .await
         .expect("sync");
     assert_eq!(outcome.stats.docs_dropped, 1);

@@ -7,7 +7,9 @@
 
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
-use crate::protocol::connector::{self as conn, Doc};
+use crate::protocol::connector::{self as conn, Connector, Schedule, Scheduling};
+use crate::protocol::doc::Doc;
+use crate::protocol::indices::{CONNECTORS_INDEX, JOBS_INDEX};
 use crate::protocol::store::{self, ConnectorStore, NewConnector, StoreError};
 use crate::scheduler::cron::CronSchedule;
 use crate::sync::JobKind;
@@ -314,30 +316,25 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             create(&store, &es, args, json_out, out).await
         }
         Command::Connector(ConnectorCmd::List) => {
-            let connectors = store
-                .search_connectors(json!({"size": 100, "query": {"bool": {"must_not": [{"term": {"deleted": true}}]}}}))
-                .await?;
+            // Listed as stored, so that a connector the service cannot read shows too.
+            let connectors = store::search_docs(
+                &es,
+                CONNECTORS_INDEX,
+                json!({"size": 100, "query": {"bool": {"must_not": [{"term": {"deleted": true}}]}}}),
+            )
+            .await?;
             if json_out {
                 let list: Vec<Value> = connectors.iter().map(with_id).collect();
                 writeln!(out, "{}", pretty(&redact_doc(json!(list)))).map_err(CliError::Io)
             } else {
-                let rows = connectors
-                    .iter()
-                    .map(|c| {
-                        [
-                            "name",
-                            "index_name",
-                            "service_type",
-                            "status",
-                            "last_sync_status",
-                        ]
-                        .iter()
-                        .fold(vec![c.id.clone()], |mut row, k| {
-                            row.push(c.str(k).unwrap_or("-").to_string());
-                            row
-                        })
-                    })
-                    .collect();
+                let keys = [
+                    "name",
+                    "index_name",
+                    "service_type",
+                    "status",
+                    "last_sync_status",
+                ];
+                let rows = connectors.iter().map(|c| row(c, &keys)).collect();
                 table(
                     out,
                     &["ID", "NAME", "INDEX", "SERVICE TYPE", "STATUS", "LAST SYNC"],
@@ -349,9 +346,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let connector = require_connector(&store, &id).await?;
             let pairs = parse_pairs(&pairs)?;
             let (configuration, shown) = apply_values(
-                &connector.source,
+                &connector.source.configuration,
                 &pairs,
-                connector_factory_defaults(&connector),
+                connector_factory_defaults(&connector.source),
             )?;
             store.set_configuration(&id, configuration).await?;
             if json_out {
@@ -367,10 +364,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Connector(ConnectorCmd::Schedule(ScheduleCmd::Set(args))) => {
             let connector = require_connector(&store, &args.id).await?;
-            let mut scheduling = connector.source["scheduling"].clone();
-            if !scheduling.is_object() {
-                scheduling = conn::default_scheduling();
-            }
+            let mut scheduling = connector.source.scheduling.unwrap_or_else(|| {
+                serde_json::from_value::<Scheduling>(conn::default_scheduling()).unwrap_or_default()
+            });
             let mut changes = Vec::new();
             for (kind, interval) in [
                 (JobKind::Full, &args.full),
@@ -384,7 +380,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                             kind.as_str()
                         ))
                     })?;
-                    scheduling[kind.as_str()] = json!({"enabled": true, "interval": interval});
+                    *scheduling.slot_mut(kind) = Some(Schedule {
+                        enabled: true,
+                        interval: Some(interval.clone()),
+                        ..Schedule::default()
+                    });
                     changes.push(format!("{} every '{interval}'", kind.as_str()));
                 }
             }
@@ -395,13 +395,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     disable.iter().map(|k| (*k).into()).collect()
                 };
                 for kind in kinds {
-                    if scheduling[kind.as_str()].is_null() {
-                        scheduling[kind.as_str()] = json!({"interval": "0 0 0 * * ?"});
-                    }
-                    scheduling[kind.as_str()]["enabled"] = json!(false);
+                    let schedule = scheduling.slot_mut(kind).get_or_insert_with(|| Schedule {
+                        interval: Some("0 0 0 * * ?".into()),
+                        ..Schedule::default()
+                    });
+                    schedule.enabled = false;
                     changes.push(format!("{} disabled", kind.as_str()));
                 }
             }
+            let scheduling = json!(scheduling);
             store.set_scheduling(&args.id, scheduling.clone()).await?;
             if json_out {
                 writeln!(out, "{}", json!({"id": args.id, "scheduling": scheduling}))?;
@@ -426,30 +428,27 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Job(JobCmd::List { connector_id }) => {
             require_connector(&store, &connector_id).await?;
-            let jobs = store
-                .search_jobs(
-                    json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
-                                    "sort": [{"created_at": {"order": "desc"}}]}),
-                )
-                .await?;
+            // Listed as stored, so that a job the service cannot read shows too.
+            let jobs = store::search_docs(
+                &es,
+                JOBS_INDEX,
+                json!({"size": 100, "query": {"term": {"connector.id": connector_id}},
+                       "sort": [{"created_at": {"order": "desc"}}]}),
+            )
+            .await?;
             if json_out {
                 let list: Vec<Value> = jobs.iter().map(with_id).collect();
                 writeln!(out, "{}", pretty(&redact_doc(json!(list))))?;
                 return Ok(());
             }
-            let rows = jobs
-                .iter()
-                .map(|j| {
-                    vec![
-                        j.id.clone(),
-                        j.str("job_type").unwrap_or("-").into(),
-                        j.str("trigger_method").unwrap_or("-").into(),
-                        j.str("status").unwrap_or("-").into(),
-                        j.source["indexed_document_count"].to_string(),
-                        j.str("created_at").unwrap_or("-").into(),
-                    ]
-                })
-                .collect();
+            let keys = [
+                "job_type",
+                "trigger_method",
+                "status",
+                "indexed_document_count",
+                "created_at",
+            ];
+            let rows = jobs.iter().map(|j| row(j, &keys)).collect();
             table(
                 out,
                 &["ID", "TYPE", "TRIGGER", "STATUS", "INDEXED", "CREATED"],
@@ -457,8 +456,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             )
         }
         Command::Job(JobCmd::View { job_id }) => {
-            let job = store
-                .get_job(&job_id)
+            let job = store::get_doc(&es, JOBS_INDEX, &job_id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("sync job [{job_id}] not found")))?;
             let doc = redact_doc(with_id(&job));
@@ -479,22 +477,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     "deleted_document_count",
                     "total_document_count",
                 ] {
-                    rows.push(vec![
-                        key.to_string(),
-                        match &job.source[key] {
-                            Value::String(s) => s.clone(),
-                            Value::Null => "-".into(),
-                            other => other.to_string(),
-                        },
-                    ]);
+                    rows.push(vec![key.to_string(), cell(&job.source, key)]);
                 }
-                rows.insert(
-                    0,
-                    vec![
-                        "connector".into(),
-                        job.at("/connector/id").as_str().unwrap_or("-").into(),
-                    ],
-                );
+                let connector = job.source.get("connector").unwrap_or(&Value::Null);
+                rows.insert(0, vec!["connector".into(), cell(connector, "id")]);
                 rows.insert(0, vec!["id".into(), job.id.clone()]);
                 table(out, &["FIELD", "VALUE"], rows)?;
             }
@@ -513,16 +499,19 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-fn connector_factory_defaults(connector: &Doc) -> Option<Value> {
-    let service_type = connector.str("service_type")?;
+fn connector_factory_defaults(connector: &Connector) -> Option<Value> {
+    let service_type = connector.service_type.as_deref()?;
     crate::sources::factory(service_type).map(|f| conn::to_value(&f.default_configuration()))
 }
 
-async fn require_connector(store: &Arc<dyn ConnectorStore>, id: &str) -> Result<Doc, CliError> {
+async fn require_connector(
+    store: &Arc<dyn ConnectorStore>,
+    id: &str,
+) -> Result<Doc<Connector>, CliError> {
     store
         .get_connector(id)
         .await?
-        .filter(|c| c.source["deleted"] != true)
+        .filter(|c| c.source.deleted != Some(true))
         .ok_or_else(|| CliError::Store(StoreError::NotFound(format!("connector [{id}] not found"))))
 }
 
@@ -550,11 +539,11 @@ fn redact_pair(pair: &str) -> String {
 /// none yet). Values are typed by the field's `type`. Returns the configuration and what to
 /// print (sensitive values as `******`).
 pub fn apply_values(
-    connector: &Value,
+    configuration: &Value,
     pairs: &[(String, String)],
     defaults: Option<Value>,
 ) -> Result<(Value, Vec<String>), CliError> {
-    let mut configuration = connector["configuration"].clone();
+    let mut configuration = configuration.clone();
     if configuration.as_object().is_none_or(Map::is_empty) {
         configuration = defaults.unwrap_or_else(|| json!({}));
     }
@@ -664,8 +653,7 @@ async fn create(
             };
             configuration[key.as_str()] = merged;
         }
-        let doc = json!({"configuration": configuration});
-        let (configuration, printed) = apply_values(&doc, &pairs, None)?;
+        let (configuration, printed) = apply_values(&configuration, &pairs, None)?;
         shown = printed;
         store.set_configuration(&id, configuration).await?;
     }
@@ -792,6 +780,23 @@ async fn index_command(
     }
 }
 
+/// A field of a stored document in a table: strings as they are, `-` for null or absent,
+/// other values as JSON.
+fn cell(doc: &Value, key: &str) -> String {
+    match doc.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A stored document's table row: its id, then these fields.
+fn row(doc: &Doc, keys: &[&str]) -> Vec<String> {
+    std::iter::once(doc.id.clone())
+        .chain(keys.iter().map(|key| cell(&doc.source, key)))
+        .collect()
+}
+
 fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
@@ -858,14 +863,14 @@ mod tests {
 
     #[test]
     fn values_are_typed_and_secrets_hidden() {
-        let connector = json!({"configuration": {}});
+        let empty = json!({});
         let defaults = conn::to_value(&crate::sources::slack::default_configuration());
         let pairs = vec![
             ("token".to_string(), "xoxb-secret".to_string()),
             ("fetch_last_n_days".to_string(), "30".to_string()),
             ("sync_users".to_string(), "false".to_string()),
         ];
-        let (config, shown) = apply_values(&connector, &pairs, Some(defaults)).unwrap();
+        let (config, shown) = apply_values(&empty, &pairs, Some(defaults)).unwrap();
         assert_eq!(config["fetch_last_n_days"]["value"], 30);
         assert_eq!(config["sync_users"]["value"], false);
         assert_eq!(config["token"]["value"], "xoxb-secret");
@@ -874,12 +879,7 @@ mod tests {
             .to_string()
             .find("xoxb")
             .is_none());
-        assert!(apply_values(
-            &json!({"configuration": config}),
-            &[("nope".into(), "1".into())],
-            None
-        )
-        .is_err());
+        assert!(apply_values(&config, &[("nope".into(), "1".into())], None).is_err());
     }
 
     /// Elasticsearch ids are base64url and may start with `-`: a job id

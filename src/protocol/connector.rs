@@ -1,76 +1,407 @@
-//! Connector documents (`.elastic-connectors`, `elastic-connectors-protocol.md` §2.2): reading
-//! them, and the pure decisions made on them (prepare, configuration validation, defaults).
+//! Connector documents (`.elastic-connectors`, `elastic-connectors-protocol.md` §2.2): the
+//! typed view they are read into ([`Connector`]), and the pure decisions made on them
+//! (prepare, configuration validation, defaults).
 //!
 //! Invariants:
-//! - A [`Doc`] keeps `_seq_no`/`_primary_term` from the read, so every guarded write is made
-//!   against exactly the version the decision was taken on.
-//! - Decisions are pure functions of a document (and a source factory); the IO is in
+//! - Connectors are read as [`Connector`] views (through [`super::doc::Doc::read`]) that keep
+//!   `_seq_no`/`_primary_term` from the read, so every guarded write is made against exactly
+//!   the version the decision was taken on.
+//! - Decisions are pure functions of a view (and a source factory); the IO is in
 //!   [`super::store`] and the loops.
 //! - New connectors mirror `PUT _connector/<id>`: status `created`, `configuration: {}`,
 //!   default filtering, scheduling and pipeline.
 
+use super::doc::View;
+use super::job::JobStatus;
 use crate::sources::schema::ConfigField;
 use crate::sources::{Configuration, SourceFactory};
-use crate::sync::JobKind;
+use crate::sync::{JobKind, PipelineSettings};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-/// Connector statuses.
-pub mod status {
+/// A connector's status (`status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorStatus {
     /// Just created.
-    pub const CREATED: &str = "created";
+    Created,
     /// Schema written, values missing.
-    pub const NEEDS_CONFIGURATION: &str = "needs_configuration";
+    NeedsConfiguration,
     /// Values written.
-    pub const CONFIGURED: &str = "configured";
+    Configured,
     /// Validated and reachable.
-    pub const CONNECTED: &str = "connected";
+    Connected,
     /// Something is wrong; `error` says what.
-    pub const ERROR: &str = "error";
+    Error,
+}
+
+impl ConnectorStatus {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorStatus::Created => "created",
+            ConnectorStatus::NeedsConfiguration => "needs_configuration",
+            ConnectorStatus::Configured => "configured",
+            ConnectorStatus::Connected => "connected",
+            ConnectorStatus::Error => "error",
+        }
+    }
 }
 
 /// The default ingest pipeline (`pipeline` of a new connector).
 pub const DEFAULT_PIPELINE: &str = "search-default-ingestion";
 
-/// A document read from Elasticsearch with its concurrency-control version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Doc {
-    /// `_id`.
-    pub id: String,
-    /// `_seq_no` of the read.
-    pub seq_no: Option<u64>,
-    /// `_primary_term` of the read.
-    pub primary_term: Option<u64>,
-    /// `_source`.
-    pub source: Value,
+/// A connector document (`.elastic-connectors`) as Elasticsearch, the shim and direct mode
+/// write it: the fields the service reads, typed, and every other field in `rest`.
+///
+/// `status` is the one required field (every writer sets it). The configuration stays as
+/// stored and is read by [`Connector::configuration`]: a configuration that does not read is
+/// reported on the connector (its `error`), not as an unreadable document.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Connector {
+    /// Lifecycle status.
+    pub status: ConnectorStatus,
+    /// `slack`; `None` until prepare writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// The content index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Index language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The error shown with the `error` status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Soft-deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+    /// The last heartbeat (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Status of the last content sync (`in_progress` is the lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_status: Option<JobStatus>,
+    /// Error of the last content sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_error: Option<String>,
+    /// Status of the last access-control sync (its lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_status: Option<JobStatus>,
+    /// Error of the last access-control sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_error: Option<String>,
+    /// The full-sync schedule slot last taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_scheduled_at: Option<String>,
+    /// The incremental-sync schedule slot last taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_incremental_sync_scheduled_at: Option<String>,
+    /// The access-control-sync schedule slot last taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_scheduled_at: Option<String>,
+    /// The configuration object as stored ([`Connector::configuration`] reads it).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub configuration: Value,
+    /// The features the connector enables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+    /// The sync schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
+    /// Sync-rule domains (the first one is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtering: Option<Vec<FilteringDomain>>,
+    /// Ingest pipeline settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Pipeline>,
+    /// Where the next incremental sync starts (the source's own object).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub sync_cursor: Value,
+    /// Every other field, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
-impl Doc {
-    /// From a `GET _doc` answer or a search hit; `None` when it has no `_id`/`_source`.
-    pub fn from_hit(hit: &Value) -> Option<Doc> {
-        if hit.get("found") == Some(&Value::Bool(false)) {
-            return None;
+impl View for Connector {
+    const KIND: &'static str = "connector";
+}
+
+impl Connector {
+    /// The `(status, error)` of the connector's last sync of a kind.
+    pub fn last_sync(&self, kind: JobKind) -> (Option<JobStatus>, Option<&str>) {
+        match kind {
+            JobKind::AccessControl => (
+                self.last_access_control_sync_status,
+                self.last_access_control_sync_error.as_deref(),
+            ),
+            _ => (self.last_sync_status, self.last_sync_error.as_deref()),
         }
-        Some(Doc {
-            id: hit["_id"].as_str()?.to_string(),
-            seq_no: hit["_seq_no"].as_u64(),
-            primary_term: hit["_primary_term"].as_u64(),
-            source: hit.get("_source").filter(|s| s.is_object())?.clone(),
-        })
     }
 
-    /// The `if_seq_no`/`if_primary_term` guard for a write against this version.
-    pub fn guard(&self) -> Option<(u64, u64)> {
-        Some((self.seq_no?, self.primary_term?))
+    /// The `last_*_scheduled_at` of a job kind.
+    pub fn scheduled_at(&self, kind: JobKind) -> Option<&str> {
+        match kind {
+            JobKind::Full => self.last_sync_scheduled_at.as_deref(),
+            JobKind::Incremental => self.last_incremental_sync_scheduled_at.as_deref(),
+            JobKind::AccessControl => self.last_access_control_sync_scheduled_at.as_deref(),
+        }
     }
 
-    /// A string field (`None` when missing, null or not a string).
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.source.get(key).and_then(Value::as_str)
+    /// Whether sync rules are on.
+    pub fn sync_rules_enabled(&self) -> bool {
+        self.features
+            .as_ref()
+            .is_some_and(Features::sync_rules_enabled)
     }
 
-    /// A field by JSON pointer (`/connector/id`).
-    pub fn at(&self, pointer: &str) -> &Value {
-        self.source.pointer(pointer).unwrap_or(&Value::Null)
+    /// Whether the connector enables a job kind's feature (full is always on).
+    pub fn feature_enabled(&self, kind: JobKind) -> bool {
+        kind == JobKind::Full || self.features.as_ref().is_some_and(|f| f.enabled(kind))
+    }
+
+    /// `scheduling.<kind>` → the interval when enabled.
+    pub fn schedule_interval(&self, kind: JobKind) -> Option<&str> {
+        let schedule = self.scheduling.as_ref()?.get(kind)?;
+        if schedule.enabled {
+            schedule.interval.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The configuration parsed into fields.
+    pub fn configuration(&self) -> Result<Configuration, String> {
+        configuration(&self.configuration)
+    }
+
+    /// The active filter of the first domain (what a job snapshot carries); `None` when the
+    /// connector has none (the snapshot then has no `filtering`, as Elasticsearch writes it).
+    pub fn active_filtering(&self) -> Option<&Filter> {
+        self.filtering.as_ref()?.first()?.active.as_ref()
+    }
+
+    /// The draft of the first domain when it waits for validation (`validation.state ==
+    /// edited`).
+    pub fn draft_needs_validation(&self) -> Option<&Filter> {
+        self.filtering
+            .as_ref()?
+            .first()?
+            .draft
+            .as_ref()
+            .filter(|draft| draft.state() == Some("edited"))
+    }
+}
+
+/// `features` of a connector. Sync rules are on if any of the four flags is (the legacy
+/// flat ones included).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Features {
+    /// Basic and advanced sync rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_rules: Option<SyncRulesFeatures>,
+    /// Incremental syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_sync: Option<Flag>,
+    /// Document-level security (access-control syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_level_security: Option<Flag>,
+    /// Legacy flat flag of basic sync rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtering_rules: Option<bool>,
+    /// Legacy flat flag of advanced sync rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtering_advanced_config: Option<bool>,
+    /// Every other feature, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl Features {
+    /// Whether sync rules are on (any of the four flags, legacy flat ones included).
+    pub fn sync_rules_enabled(&self) -> bool {
+        let rules = self.sync_rules.as_ref();
+        rules.is_some_and(|r| on(&r.basic) || on(&r.advanced))
+            || self.filtering_rules == Some(true)
+            || self.filtering_advanced_config == Some(true)
+    }
+
+    /// Whether a job kind's feature is on (full is always on).
+    pub fn enabled(&self, kind: JobKind) -> bool {
+        match kind {
+            JobKind::Full => true,
+            JobKind::Incremental => on(&self.incremental_sync),
+            JobKind::AccessControl => on(&self.document_level_security),
+        }
+    }
+}
+
+/// `features.sync_rules`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct SyncRulesFeatures {
+    /// Basic rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<Flag>,
+    /// Advanced rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced: Option<Flag>,
+    /// Anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `{"enabled": bool}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Flag {
+    /// On or off (absent: off).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+fn on(flag: &Option<Flag>) -> bool {
+    flag.as_ref().is_some_and(|f| f.enabled)
+}
+
+/// `scheduling`: one schedule per job kind.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Scheduling {
+    /// Full syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<Schedule>,
+    /// Incremental syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Schedule>,
+    /// Access-control syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control: Option<Schedule>,
+    /// Anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl Scheduling {
+    /// The schedule of a job kind.
+    pub fn get(&self, kind: JobKind) -> Option<&Schedule> {
+        match kind {
+            JobKind::Full => self.full.as_ref(),
+            JobKind::Incremental => self.incremental.as_ref(),
+            JobKind::AccessControl => self.access_control.as_ref(),
+        }
+    }
+
+    /// The schedule of a job kind, to change.
+    pub fn slot_mut(&mut self, kind: JobKind) -> &mut Option<Schedule> {
+        match kind {
+            JobKind::Full => &mut self.full,
+            JobKind::Incremental => &mut self.incremental,
+            JobKind::AccessControl => &mut self.access_control,
+        }
+    }
+}
+
+/// One schedule: a Quartz cron `interval`, on or off.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Schedule {
+    /// On or off (absent: off).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Quartz cron.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// One `filtering` domain: the active rules (what jobs run with) and the draft (Kibana's
+/// editor).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct FilteringDomain {
+    /// The rules jobs run with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<Filter>,
+    /// The rules being edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Filter>,
+    /// `domain` and anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// One side of a filtering domain (also a job's `connector.filtering`): the rules, read by
+/// [`crate::sync::rules`], and their validation; the advanced snippet and timestamps as
+/// stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Filter {
+    /// The basic rules, as stored.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub rules: Value,
+    /// Their validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<FilterValidation>,
+    /// `advanced_snippet` and anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl Filter {
+    /// `validation.state` (`valid`, `invalid`, `edited`).
+    pub fn state(&self) -> Option<&str> {
+        self.validation.as_ref()?.state.as_deref()
+    }
+
+    /// As the JSON object the sync engine reads.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// `validation` of a filter.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct FilterValidation {
+    /// `valid`, `invalid` or `edited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// `errors` and anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `pipeline`: the ingest pipeline and the flags copied into each document.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Pipeline {
+    /// Pipeline name (`_none`: no pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `_extract_binary_content`.
+    #[serde(default)]
+    pub extract_binary_content: bool,
+    /// `_reduce_whitespace`.
+    #[serde(default)]
+    pub reduce_whitespace: bool,
+    /// `_run_ml_inference`.
+    #[serde(default)]
+    pub run_ml_inference: bool,
+    /// Anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl Pipeline {
+    /// The settings a sync runs with (no name: no pipeline).
+    pub fn settings(&self) -> PipelineSettings {
+        PipelineSettings {
+            name: self.name.clone().unwrap_or_default(),
+            extract_binary_content: self.extract_binary_content,
+            reduce_whitespace: self.reduce_whitespace,
+            run_ml_inference: self.run_ml_inference,
+        }
     }
 }
 
@@ -94,38 +425,11 @@ pub fn last_sync_fields(kind: JobKind) -> (&'static str, &'static str) {
     }
 }
 
-/// Whether sync rules are on (any of the four flags, legacy flat ones included).
-pub fn sync_rules_enabled(features: &Value) -> bool {
-    features["sync_rules"]["basic"]["enabled"] == true
-        || features["sync_rules"]["advanced"]["enabled"] == true
-        || features["filtering_rules"] == true
-        || features["filtering_advanced_config"] == true
-}
-
-/// Whether the document enables a job kind's feature (full is always on).
-pub fn feature_enabled(features: &Value, kind: JobKind) -> bool {
-    match kind {
-        JobKind::Full => true,
-        JobKind::Incremental => features["incremental_sync"]["enabled"] == true,
-        JobKind::AccessControl => features["document_level_security"]["enabled"] == true,
-    }
-}
-
-/// `scheduling.<kind>` → the interval when enabled.
-pub fn schedule_interval(doc: &Value, kind: JobKind) -> Option<&str> {
-    let entry = &doc["scheduling"][kind.as_str()];
-    if entry["enabled"] == true {
-        entry["interval"].as_str()
-    } else {
-        None
-    }
-}
-
-/// The configuration object parsed into fields.
-pub fn configuration(doc: &Value) -> Result<Configuration, String> {
-    match doc.get("configuration") {
-        None | Some(Value::Null) => Ok(Configuration::new()),
-        Some(value) => serde_json::from_value(value.clone())
+/// A stored configuration object parsed into fields (`null` or absent: none).
+pub fn configuration(value: &Value) -> Result<Configuration, String> {
+    match value {
+        Value::Null => Ok(Configuration::new()),
+        value => serde_json::from_value(value.clone())
             .map_err(|e| format!("the connector configuration cannot be read: {e}")),
     }
 }
@@ -142,28 +446,32 @@ pub struct Prepared {
 /// The prepare decision (§2.4 A.3.1): service type, features, default schema or merged
 /// upgrade fields. Pure.
 pub fn prepare_patch(
-    doc: &Value,
+    connector: &Connector,
     factory: &dyn SourceFactory,
     configured_service_type: Option<&str>,
 ) -> Option<Prepared> {
     let mut patch = Map::new();
     let mut upgraded = Vec::new();
-    if doc["service_type"].as_str().unwrap_or("").is_empty() {
+    if connector.service_type.as_deref().is_none_or(str::is_empty) {
         let service_type = configured_service_type.unwrap_or(factory.service_type());
         patch.insert("service_type".into(), json!(service_type));
     }
     let features = factory.features();
-    if doc["features"] != features {
+    if connector.features != serde_json::from_value(features.clone()).ok() {
         patch.insert("features".into(), features);
     }
     let defaults = factory.default_configuration();
-    let current = doc["configuration"]
+    let current = connector
+        .configuration
         .as_object()
         .cloned()
         .unwrap_or_default();
     if current.is_empty() {
         patch.insert("configuration".into(), to_value(&defaults));
-        patch.insert("status".into(), json!(status::NEEDS_CONFIGURATION));
+        patch.insert(
+            "status".into(),
+            json!(ConnectorStatus::NeedsConfiguration.as_str()),
+        );
     } else {
         let mut merged = current.clone();
         for (key, field) in &defaults {
@@ -416,28 +724,9 @@ pub fn new_connector_doc(
         "last_indexed_document_count": 0, "last_seen": null, "last_sync_error": null,
         "last_sync_scheduled_at": null, "last_sync_status": null, "last_synced": null,
         "name": name, "pipeline": default_pipeline(), "scheduling": default_scheduling(),
-        "service_type": service_type, "status": status::CREATED, "sync_cursor": null,
+        "service_type": service_type, "status": ConnectorStatus::Created.as_str(), "sync_cursor": null,
         "sync_now": false
     })
-}
-
-/// The active filter object of the first domain (what a job snapshot carries); `None` when
-/// the connector has none (the snapshot then has no `filtering`, as Elasticsearch writes it).
-pub fn active_filtering(doc: &Value) -> Option<Value> {
-    doc["filtering"]
-        .as_array()
-        .and_then(|domains| domains.first())
-        .map(|domain| domain["active"].clone())
-        .filter(|active| !active.is_null())
-}
-
-/// Filtering domains whose draft waits for validation (`draft.validation.state == edited`).
-pub fn draft_needs_validation(doc: &Value) -> Option<&Value> {
-    doc["filtering"]
-        .as_array()?
-        .first()
-        .map(|domain| &domain["draft"])
-        .filter(|draft| draft["validation"]["state"] == "edited")
 }
 
 /// Whether the heartbeat is due: first sight, never seen, or older than `interval`.
@@ -469,14 +758,19 @@ pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sources::slack::SlackFactory;
+
+    /// A connector document as its view.
+    pub(crate) fn view(doc: &Value) -> Connector {
+        read(doc.clone()).expect("a readable connector document")
+    }
 
     #[test]
     fn prepare_writes_schema_and_needs_configuration() {
         let doc = new_connector_doc("search-x", "x", "slack", None, "t");
-        let prepared = prepare_patch(&doc, &SlackFactory, Some("slack")).unwrap();
+        let prepared = prepare_patch(&view(&doc), &SlackFactory, Some("slack")).unwrap();
         assert_eq!(prepared.patch["status"], "needs_configuration");
         assert_eq!(
             prepared.patch["configuration"]["token"]["label"],
@@ -495,7 +789,7 @@ mod tests {
         config["token"]["value"] = json!("xoxb");
         doc["configuration"] = config;
         doc["features"] = SlackFactory.features();
-        let prepared = prepare_patch(&doc, &SlackFactory, Some("slack")).unwrap();
+        let prepared = prepare_patch(&view(&doc), &SlackFactory, Some("slack")).unwrap();
         assert_eq!(prepared.upgraded, vec!["sync_users".to_string()]);
         assert_eq!(prepared.patch["service_type"], "slack");
         assert_eq!(prepared.patch["configuration"]["token"]["value"], "xoxb");
@@ -504,7 +798,124 @@ mod tests {
         for (k, v) in prepared.patch {
             after[k] = v;
         }
-        assert_eq!(prepare_patch(&after, &SlackFactory, Some("slack")), None);
+        assert_eq!(
+            prepare_patch(&view(&after), &SlackFactory, Some("slack")),
+            None
+        );
+    }
+
+    fn read(doc: Value) -> Result<Connector, String> {
+        super::super::doc::read_source("c1", doc)
+    }
+
+    /// Direct mode's new connector (nulls everywhere), one as `PUT _connector` writes it (no
+    /// nulls, fields the service does not name), and both after the service's own writes:
+    /// all read, and every field that is not null survives the view.
+    #[test]
+    fn the_view_reads_what_every_writer_writes_and_keeps_the_rest() {
+        let direct = new_connector_doc("search-x", "x", "slack", None, "t");
+        let api = json!({
+            "configuration": {}, "custom_scheduling": {}, "filtering": default_filtering("t"),
+            "index_name": "search-x", "is_native": false, "name": "x",
+            "scheduling": default_scheduling(), "service_type": "slack", "status": "created",
+            "sync_now": false, "deleted": false, "api_key_secret_id": "s1",
+            "features": SlackFactory.features(), "pipeline": default_pipeline()
+        });
+        for doc in [direct, api] {
+            let connector = read(doc.clone()).unwrap();
+            assert_eq!(connector.status, ConnectorStatus::Created);
+            assert_eq!(connector.index_name.as_deref(), Some("search-x"));
+            assert_eq!(connector.schedule_interval(JobKind::Full), None);
+            assert!(connector.active_filtering().is_some());
+            let back = serde_json::to_value(&connector).unwrap();
+            for (key, value) in doc.as_object().unwrap() {
+                if !value.is_null() {
+                    assert_eq!(&back[key], value, "{key}");
+                }
+            }
+            let mut after = doc.clone();
+            let finish = crate::protocol::job::Finish {
+                status: JobStatus::Completed,
+                error: None,
+                stats: Default::default(),
+                total_document_count: 0,
+                metadata: json!({}),
+                sync_cursor: Some(json!({"c": 1})),
+            };
+            for patch in [
+                crate::protocol::job::sync_done_patch(JobKind::Full, &finish, "T"),
+                crate::protocol::job::release_patch(JobKind::AccessControl, "boom", "T"),
+                json!({"last_sync_scheduled_at": "2026-01-01T00:02:00.000000Z",
+                       "last_seen": "T", "status": "connected", "error": null}),
+            ] {
+                for (k, v) in patch.as_object().unwrap() {
+                    after[k] = v.clone();
+                }
+            }
+            let connector = read(after).unwrap();
+            assert_eq!(connector.status, ConnectorStatus::Connected);
+            assert_eq!(
+                connector.last_sync(JobKind::Full).0,
+                Some(JobStatus::Completed)
+            );
+            assert_eq!(
+                connector.last_sync(JobKind::AccessControl),
+                (Some(JobStatus::Error), Some("boom"))
+            );
+            assert_eq!(
+                connector.scheduled_at(JobKind::Full),
+                Some("2026-01-01T00:02:00.000000Z")
+            );
+            assert_eq!(connector.sync_cursor, json!({"c": 1}));
+        }
+    }
+
+    #[test]
+    fn unreadable_connectors_are_errors_naming_the_field() {
+        let doc = new_connector_doc("search-x", "x", "slack", None, "t");
+        let mut missing = doc.clone();
+        missing.as_object_mut().unwrap().remove("status");
+        assert_eq!(
+            read(missing).unwrap_err(),
+            "the connector document [c1] cannot be read: missing field `status`"
+        );
+        let mut bad = doc.clone();
+        bad["scheduling"]["full"]["enabled"] = json!("yes");
+        let error = read(bad).unwrap_err();
+        assert!(
+            error.contains("scheduling.full.enabled: invalid type"),
+            "{error}"
+        );
+        let mut bad = doc.clone();
+        bad["last_sync_status"] = json!("weird");
+        assert!(read(bad).unwrap_err().contains("last_sync_status"));
+        // A configuration that does not read is the connector's error, not the document's.
+        let mut bad = doc;
+        bad["configuration"] = json!({"token": 5});
+        let connector = read(bad).unwrap();
+        assert!(connector.configuration().is_err());
+    }
+
+    #[test]
+    fn features_schedules_and_rules() {
+        let mut doc = new_connector_doc("search-x", "x", "slack", None, "t");
+        assert!(!read(doc.clone()).unwrap().sync_rules_enabled());
+        doc["features"] = json!({"filtering_advanced_config": true});
+        assert!(read(doc.clone()).unwrap().sync_rules_enabled());
+        doc["features"] = SlackFactory.features();
+        doc["features"]["incremental_sync"] = json!({"enabled": true});
+        doc["scheduling"]["incremental"] = json!({"enabled": true, "interval": "0 * * * * ?"});
+        doc["filtering"][0]["draft"]["validation"]["state"] = json!("edited");
+        let connector = read(doc).unwrap();
+        assert!(connector.sync_rules_enabled());
+        assert!(connector.feature_enabled(JobKind::Incremental));
+        assert!(!connector.feature_enabled(JobKind::AccessControl));
+        assert_eq!(
+            connector.schedule_interval(JobKind::Incremental),
+            Some("0 * * * * ?")
+        );
+        let draft = connector.draft_needs_validation().unwrap();
+        assert_eq!(draft.rules[0]["id"], "DEFAULT");
     }
 
     #[test]

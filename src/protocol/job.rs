@@ -3,17 +3,22 @@
 //! executors and the cleanup, and the finalisation writes of §2.5.
 //!
 //! Invariants:
+//! - Jobs are read as [`SyncJob`] views: `connector.id`, `job_type` and `status` are required
+//!   (every writer sets them); the rest of the snapshot is optional and checked where used.
 //! - A job snapshot is what `POST _connector/_sync_job` stores: the job's configuration is a
 //!   copy, so a job runs with the configuration it was created with.
 //! - Terminal statuses (`completed`, `canceled`, `error`) are never left; a finished job's
 //!   connector gets its `last_sync_status` released so the next job can start.
 
-use super::connector::{active_filtering, last_sync_fields};
+use super::connector::{last_sync_fields, Connector, Filter, Pipeline};
+use super::doc::{job_kind, View};
 use crate::sync::{JobKind, StatsSnapshot};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-/// Job statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Job statuses (also a connector's `last_sync_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for a worker.
     Pending,
@@ -65,6 +70,58 @@ impl JobStatus {
     }
 }
 
+/// A sync-job document (`.elastic-connectors-sync-jobs`) as Elasticsearch, the shim and
+/// direct mode write it: the fields the service reads, typed, and every other field in
+/// `rest`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SyncJob {
+    /// The connector snapshot the job runs with.
+    pub connector: JobConnector,
+    /// `full`, `incremental` or `access_control`.
+    #[serde(with = "job_kind")]
+    pub job_type: JobKind,
+    /// Where the job is in its life.
+    pub status: JobStatus,
+    /// `on_demand` or `scheduled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_method: Option<String>,
+    /// The job heartbeat (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Every other field, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl View for SyncJob {
+    const KIND: &'static str = "sync job";
+}
+
+/// A job's `connector`: the snapshot of the connector taken when the job was created.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct JobConnector {
+    /// The connector id.
+    pub id: String,
+    /// The source to build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// The index the job writes (`.search-acl-filter-…` for access control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    /// The configuration the source is built from, as stored.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub configuration: Value,
+    /// The active sync rules when the job was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtering: Option<Filter>,
+    /// The ingest pipeline settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Pipeline>,
+    /// `language`, `sync_cursor` and anything else, as stored.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
 /// The text written to `error` when a job is failed by the cleanup.
 pub fn idle_error(idle_secs: f64) -> String {
     let secs = if idle_secs.fract() == 0.0 {
@@ -90,58 +147,75 @@ pub fn target_index(index_name: &str, kind: JobKind) -> String {
     }
 }
 
-/// A new job document, as `POST _connector/_sync_job` writes it (direct-index mode): null
-/// fields are left out (Elasticsearch's `ConnectorSyncJob.toXContent`), and the connector
-/// snapshot has id, filtering (the active rules), index_name, language, pipeline,
-/// service_type and configuration, but no `sync_cursor` (neither Elasticsearch's snapshot
-/// nor the Python service's has one; a claim adds the cursor an incremental job starts from).
+/// The connector's index and service type, or why a job cannot be created for it (the
+/// checks Elasticsearch makes).
+fn job_target<'a>(
+    connector_id: &str,
+    connector: &'a Connector,
+) -> Result<(&'a str, &'a str), String> {
+    let set = |value: &'a Option<String>, what: &str, fix: &str| {
+        value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+            format!("cannot start a sync for connector [{connector_id}] with no {what}; {fix}")
+        })
+    };
+    Ok((
+        set(
+            &connector.index_name,
+            "index attached",
+            "set its index_name",
+        )?,
+        set(
+            &connector.service_type,
+            "service_type",
+            "set its service type",
+        )?,
+    ))
+}
+
+/// Why a new job cannot be created for a connector (the checks ES makes), or `None`.
+pub fn job_creation_problem(connector_id: &str, connector: &Connector) -> Option<String> {
+    job_target(connector_id, connector).err()
+}
+
+/// A new job document, as `POST _connector/_sync_job` writes it (direct-index mode), or why
+/// it cannot be created ([`job_creation_problem`]): null fields are left out
+/// (Elasticsearch's `ConnectorSyncJob.toXContent`), and the connector snapshot has id,
+/// filtering (the active rules), index_name, language, pipeline, service_type and
+/// configuration, but no `sync_cursor` (neither Elasticsearch's snapshot nor the Python
+/// service's has one; a claim adds the cursor an incremental job starts from).
 pub fn new_job_doc(
     connector_id: &str,
-    connector: &Value,
+    connector: &Connector,
     kind: JobKind,
     trigger: &str,
     ts: &str,
-) -> Value {
-    let index_name = connector["index_name"].as_str().unwrap_or("");
+) -> Result<Value, String> {
+    let (index_name, service_type) = job_target(connector_id, connector)?;
     let mut snapshot = Map::new();
     snapshot.insert("id".into(), json!(connector_id));
-    if let Some(filtering) = active_filtering(connector) {
-        snapshot.insert("filtering".into(), filtering);
+    if let Some(filtering) = connector.active_filtering() {
+        snapshot.insert("filtering".into(), filtering.to_value());
     }
     snapshot.insert("index_name".into(), json!(target_index(index_name, kind)));
-    for key in ["language", "pipeline", "service_type"] {
-        if let Some(value) = connector.get(key).filter(|v| !v.is_null()) {
-            snapshot.insert(key.into(), value.clone());
-        }
+    if let Some(language) = &connector.language {
+        snapshot.insert("language".into(), json!(language));
     }
-    let configuration = connector
-        .get("configuration")
-        .filter(|c| !c.is_null())
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    if let Some(pipeline) = &connector.pipeline {
+        snapshot.insert("pipeline".into(), json!(pipeline));
+    }
+    snapshot.insert("service_type".into(), json!(service_type));
+    let configuration = match &connector.configuration {
+        Value::Null => json!({}),
+        configuration => configuration.clone(),
+    };
     snapshot.insert("configuration".into(), configuration);
-    json!({
+    Ok(json!({
         "connector": snapshot,
         "created_at": ts, "deleted_document_count": 0,
         "indexed_document_count": 0, "indexed_document_volume": 0,
         "job_type": kind.as_str(), "last_seen": ts, "metadata": {},
         "status": "pending", "total_document_count": 0, "trigger_method": trigger
-    })
-}
-
-/// Why a new job cannot be created for a connector (the checks ES makes), or `None`.
-pub fn job_creation_problem(connector_id: &str, connector: &Value) -> Option<String> {
-    if connector["index_name"].as_str().unwrap_or("").is_empty() {
-        return Some(format!(
-            "cannot start a sync for connector [{connector_id}] with no index attached; set its index_name"
-        ));
-    }
-    if connector["service_type"].as_str().unwrap_or("").is_empty() {
-        return Some(format!(
-            "cannot start a sync for connector [{connector_id}] with no service_type; set its service type"
-        ));
-    }
-    None
+    }))
 }
 
 /// The pending/suspended jobs query of the executors (oldest first).
@@ -287,6 +361,7 @@ pub fn error_text(message: &str) -> String {
 mod tests {
     use super::*;
     use crate::protocol::connector::new_connector_doc;
+    use crate::protocol::connector::tests::view;
 
     fn finish(status: JobStatus) -> Finish {
         Finish {
@@ -330,10 +405,77 @@ mod tests {
         assert_eq!(error_text(""), "unknown error");
     }
 
+    fn read(doc: Value) -> Result<SyncJob, String> {
+        crate::protocol::doc::read_source("j1", doc)
+    }
+
+    /// A new job, and the same job claimed and finished, read; so does one without the
+    /// optional parts of its snapshot. Required fields missing are errors naming them.
+    #[test]
+    fn the_view_reads_jobs_as_written() {
+        let connector = view(&new_connector_doc("search-x", "x", "slack", None, "T"));
+        let mut job = new_job_doc("c1", &connector, JobKind::Full, "on_demand", "T").unwrap();
+        let read_back = read(job.clone()).unwrap();
+        assert_eq!(read_back.connector.id, "c1");
+        assert_eq!(read_back.job_type, JobKind::Full);
+        assert_eq!(read_back.status, JobStatus::Pending);
+        assert_eq!(read_back.trigger_method.as_deref(), Some("on_demand"));
+        assert_eq!(
+            read_back
+                .connector
+                .filtering
+                .as_ref()
+                .and_then(Filter::state),
+            Some("valid")
+        );
+        let back = serde_json::to_value(&read_back).unwrap();
+        assert_eq!(back, job, "a job written by the service survives its view");
+        for (k, v) in finish_job_patch(&finish(JobStatus::Error), "T2")
+            .as_object()
+            .unwrap()
+        {
+            job[k] = v.clone();
+        }
+        job["worker_hostname"] = json!("w");
+        job["connector"]["sync_cursor"] = json!({"c": 1});
+        let done = read(job).unwrap();
+        assert_eq!(done.status, JobStatus::Error);
+        assert_eq!(done.rest["error"], "boom");
+        assert_eq!(done.connector.rest["sync_cursor"], json!({"c": 1}));
+
+        let bare = json!({"connector": {"id": "c1"}, "job_type": "access_control",
+                          "status": "in_progress"});
+        let bare = read(bare).unwrap();
+        assert_eq!(bare.connector.index_name, None);
+        assert_eq!(bare.job_type, JobKind::AccessControl);
+
+        let error = read(json!({"connector": {}, "job_type": "full", "status": "pending"}));
+        assert_eq!(
+            error.unwrap_err(),
+            "the sync job document [j1] cannot be read: connector: missing field `id`"
+        );
+        let error = read(json!({"connector": {"id": "c1"}, "job_type": "weekly",
+                                "status": "pending"}))
+        .unwrap_err();
+        assert!(
+            error.contains("job_type: unknown job type `weekly`"),
+            "{error}"
+        );
+        let error = read(json!({"connector": {"id": "c1"}, "job_type": "full"})).unwrap_err();
+        assert!(error.ends_with("missing field `status`"), "{error}");
+    }
+
     #[test]
     fn snapshot_like_es() {
         let connector = new_connector_doc("search-x", "x", "slack", Some("en"), "T");
-        let job = new_job_doc("c1", &connector, JobKind::AccessControl, "scheduled", "T");
+        let job = new_job_doc(
+            "c1",
+            &view(&connector),
+            JobKind::AccessControl,
+            "scheduled",
+            "T",
+        )
+        .unwrap();
         assert_eq!(
             job["connector"]["index_name"],
             ".search-acl-filter-search-x"
@@ -367,13 +509,17 @@ mod tests {
         let mut bare = connector.clone();
         bare["filtering"] = json!([]);
         bare["language"] = Value::Null;
-        let job = new_job_doc("c1", &bare, JobKind::Full, "on_demand", "T");
+        let job = new_job_doc("c1", &view(&bare), JobKind::Full, "on_demand", "T").unwrap();
         assert!(job["connector"].get("filtering").is_none());
         assert!(job["connector"].get("language").is_none());
         assert_eq!(job["connector"]["index_name"], "search-x");
-        assert!(job_creation_problem("c1", &connector).is_none());
+        assert!(job_creation_problem("c1", &view(&connector)).is_none());
         let mut bad = connector.clone();
         bad["index_name"] = json!("");
-        assert!(job_creation_problem("c1", &bad).unwrap().contains("index"));
+        assert!(job_creation_problem("c1", &view(&bad))
+            .unwrap()
+            .contains("index"));
+        let error = new_job_doc("c1", &view(&bad), JobKind::Full, "on_demand", "T").unwrap_err();
+        assert!(error.contains("set its index_name"), "{error}");
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! - [`indices`]: the connector indices and aliases, created as Elasticsearch creates them
 //!   when they are missing (direct-index mode), used as they are when present.
+//! - [`doc`]: documents as read, and the one way their `_source` is read (typed views).
 //! - [`connector`]: connector documents and the pure decisions on them.
 //! - [`job`]: sync-job documents, queries and finalisation writes.
 //! - [`store`]: [`store::ConnectorStore`] in API mode or direct-index mode.
 //! - [`runner`]: the sync-job runner.
 
 pub mod connector;
+pub mod doc;
 pub mod indices;
 pub mod job;
 pub mod runner;

@@ -12,14 +12,15 @@
 //! - A shutdown suspends the job (it runs again later from scratch); a `canceling` job is
 //!   stopped within one check interval and ends `canceled`.
 
-use super::connector::{self, format_time, last_sync_fields, sync_rules_enabled, Doc};
-use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus};
+use super::connector::{self, format_time, last_sync_fields, Connector, Pipeline};
+use super::doc::Doc;
+use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus, SyncJob};
 use super::store::ConnectorStore;
 use super::SourceRegistry;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::sources::SourceError;
-use crate::sync::{self, JobKind, PipelineSettings, SyncError, SyncOptions, SyncStats};
+use crate::sync::{self, JobKind, SyncError, SyncOptions, SyncStats};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,9 @@ pub enum Executed {
 /// Why a claimed job ended in error. The text is the job's `error`.
 #[derive(Debug, thiserror::Error)]
 enum JobError {
+    /// The job's connector snapshot lacks a field the run needs.
+    #[error("the job's connector snapshot has no {0}")]
+    SnapshotMissing(&'static str),
     /// No source of this build has the connector's service type.
     #[error("unknown service type '{0}': this connector service does not support it")]
     UnknownServiceType(String),
@@ -127,27 +131,24 @@ enum Stop {
 /// Runs one pending or suspended job end to end.
 pub async fn execute(
     ctx: &RunnerContext,
-    job: &Doc,
+    job: &Doc<SyncJob>,
     shutdown: &CancellationToken,
 ) -> Result<Executed, EsError> {
-    let connector_id = job.at("/connector/id").as_str().unwrap_or("").to_string();
+    let connector_id = job.source.connector.id.as_str();
     let span = tracing::info_span!("sync_job", connector_id = %connector_id, sync_job_id = %job.id,
-                                   job_type = job.str("job_type").unwrap_or(""));
-    execute_inner(ctx, job, &connector_id, shutdown)
+                                   job_type = job.source.job_type.as_str());
+    execute_inner(ctx, job, connector_id, shutdown)
         .instrument(span)
         .await
 }
 
 async fn execute_inner(
     ctx: &RunnerContext,
-    job: &Doc,
+    job: &Doc<SyncJob>,
     connector_id: &str,
     shutdown: &CancellationToken,
 ) -> Result<Executed, EsError> {
-    let kind = job
-        .str("job_type")
-        .and_then(JobKind::parse)
-        .unwrap_or(JobKind::Full);
+    let kind = job.source.job_type;
     let store = ctx.store.as_ref();
     let (status_field, error_field) = last_sync_fields(kind);
 
@@ -157,7 +158,7 @@ async fn execute_inner(
         let Some(connector) = store.get_connector(connector_id).await? else {
             return Ok(Executed::Skipped(Skipped::ConnectorMissing));
         };
-        if connector.str(status_field) == Some("in_progress") {
+        if connector.source.last_sync(kind).0 == Some(JobStatus::InProgress) {
             tracing::debug!("connector busy with another job; the job stays pending");
             return Ok(Executed::Skipped(Skipped::ConnectorBusy));
         }
@@ -185,8 +186,8 @@ async fn execute_inner(
         return Ok(Executed::Skipped(Skipped::ConnectorBusy));
     };
     let release = |reason: &'static str| {
-        let previous = json!({status_field: connector.source[status_field].clone(),
-                              error_field: connector.source[error_field].clone()});
+        let (status, error) = connector.source.last_sync(kind);
+        let previous = json!({status_field: status, error_field: error});
         let guard = lock_answer["_seq_no"]
             .as_u64()
             .zip(lock_answer["_primary_term"].as_u64());
@@ -210,18 +211,14 @@ async fn execute_inner(
             return Err(error);
         }
     };
-    if !current
-        .str("status")
-        .and_then(JobStatus::parse)
-        .is_some_and(JobStatus::is_runnable)
-    {
+    if !current.source.status.is_runnable() {
         release("job already taken").await;
         return Ok(Executed::Skipped(Skipped::JobTaken));
     }
 
     // 3. Claim.
     let cursor = (kind == JobKind::Incremental)
-        .then(|| connector.source["sync_cursor"].clone())
+        .then(|| connector.source.sync_cursor.clone())
         .filter(|c| !c.is_null());
     if let Err(error) = store
         .claim_job(&current, &ctx.hostname, cursor.clone())
@@ -265,60 +262,64 @@ type RunResult = Result<(JobStatus, Option<JobError>, Option<Value>, Value), Job
 
 async fn run_claimed(
     ctx: &RunnerContext,
-    job: &Doc,
-    connector: &Doc,
+    job: &Doc<SyncJob>,
+    connector: &Doc<Connector>,
     kind: JobKind,
     cursor: Option<Value>,
     stats: &SyncStats,
     shutdown: &CancellationToken,
 ) -> RunResult {
-    let service_type = job.at("/connector/service_type").as_str().unwrap_or("");
+    let snapshot = &job.source.connector;
+    let service_type = snapshot
+        .service_type
+        .as_deref()
+        .ok_or(JobError::SnapshotMissing("service_type"))?;
     let factory = ctx
         .registry
         .get(service_type)
         .ok_or_else(|| JobError::UnknownServiceType(service_type.to_string()))?;
+    let index_name = snapshot
+        .index_name
+        .clone()
+        .filter(|index| !index.is_empty())
+        .ok_or(JobError::SnapshotMissing("index_name"))?;
     let configuration =
-        connector::configuration(job.at("/connector")).map_err(JobError::Configuration)?;
+        connector::configuration(&snapshot.configuration).map_err(JobError::Configuration)?;
     connector::validate_configuration(&configuration).map_err(JobError::Configuration)?;
     let source = factory.build(&configuration)?;
     source.validate().await?;
     source.ping().await?;
-    let features = &connector.source["features"];
+    let live = &connector.source;
     if kind == JobKind::Incremental
-        && !(factory.supports_incremental() && connector::feature_enabled(features, kind))
+        && !(factory.supports_incremental() && live.feature_enabled(kind))
     {
         return Err(JobError::IncrementalNotEnabled(service_type.to_string()));
     }
     if kind == JobKind::AccessControl
-        && !(factory.supports_access_control() && connector::feature_enabled(features, kind))
+        && !(factory.supports_access_control() && live.feature_enabled(kind))
     {
         return Err(JobError::AccessControlNotEnabled(service_type.to_string()));
     }
-    let filtering = job.at("/connector/filtering").clone();
+    let filtering = snapshot.filtering.as_ref();
     if kind != JobKind::AccessControl
-        && sync_rules_enabled(features)
-        && !filtering.is_null()
-        && filtering["validation"]["state"] != "valid"
+        && live.sync_rules_enabled()
+        && filtering.is_some_and(|filter| filter.state() != Some("valid"))
     {
         return Err(JobError::InvalidSyncRules);
     }
     let es = sync_client(ctx, connector)?;
-    let pipeline = job.at("/connector/pipeline");
     let options = SyncOptions {
-        index_name: job
-            .at("/connector/index_name")
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        index_name,
         job_kind: kind,
         job_id: job.id.clone(),
-        pipeline: PipelineSettings {
-            name: pipeline["name"].as_str().unwrap_or("").to_string(),
-            extract_binary_content: pipeline["extract_binary_content"] == true,
-            reduce_whitespace: pipeline["reduce_whitespace"] == true,
-            run_ml_inference: pipeline["run_ml_inference"] == true,
-        },
-        filtering,
+        pipeline: snapshot
+            .pipeline
+            .as_ref()
+            .map(Pipeline::settings)
+            .unwrap_or_default(),
+        filtering: filtering
+            .map(|filter| filter.to_value())
+            .unwrap_or_default(),
         sync_cursor: cursor,
         bulk: ctx.config.elasticsearch.bulk.clone(),
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
@@ -352,11 +353,11 @@ async fn run_claimed(
             }
             _ = check_tick.tick() => {
                 match store.get_job(&job.id).await {
-                    Ok(Some(current)) => match current.str("status") {
-                        Some("in_progress") => {}
-                        Some("canceling") => break Stop::Cancel,
+                    Ok(Some(current)) => match current.source.status {
+                        JobStatus::InProgress => {}
+                        JobStatus::Canceling => break Stop::Cancel,
                         other => break Stop::Error(JobError::StatusChanged(
-                            other.unwrap_or("nothing").to_string())),
+                            other.as_str().to_string())),
                     },
                     Ok(None) => break Stop::Error(JobError::JobMissing),
                     Err(error) => tracing::warn!(%error, "could not check the job status"),
@@ -387,7 +388,7 @@ async fn run_claimed(
 }
 
 /// The client of a sync: the connector's own `api_key` when configured.
-fn sync_client(ctx: &RunnerContext, connector: &Doc) -> Result<EsClient, EsError> {
+fn sync_client(ctx: &RunnerContext, connector: &Doc<Connector>) -> Result<EsClient, EsError> {
     let entry = ctx
         .config
         .connectors
@@ -402,13 +403,13 @@ fn sync_client(ctx: &RunnerContext, connector: &Doc) -> Result<EsClient, EsError
 /// §2.5 step 8: counts, job `_update`, connector `sync_done`.
 async fn finalise(
     ctx: &RunnerContext,
-    job: &Doc,
+    job: &Doc<SyncJob>,
     kind: JobKind,
     mut finish: Finish,
 ) -> Result<JobStatus, EsError> {
     let store = ctx.store.as_ref();
-    let index = job.at("/connector/index_name").as_str().unwrap_or("");
-    if !index.is_empty() {
+    let snapshot = &job.source.connector;
+    if let Some(index) = snapshot.index_name.as_deref().filter(|i| !i.is_empty()) {
         let counted = async {
             store.es().refresh(index).await?;
             store.es().count(index).await
@@ -422,9 +423,8 @@ async fn finalise(
     store
         .update_job(&job.id, finish_job_patch(&finish, &now), None)
         .await?;
-    let connector_id = job.at("/connector/id").as_str().unwrap_or("");
     match store
-        .update_connector(connector_id, sync_done_patch(kind, &finish, &now), None)
+        .update_connector(&snapshot.id, sync_done_patch(kind, &finish, &now), None)
         .await
     {
         Ok(()) => {}

@@ -4,6 +4,10 @@
 //! [`DirectStore`] (`false`: direct reads and writes of the connector indices).
 //!
 //! Invariants:
+//! - Connectors and jobs are read into their typed views ([`Connector`], [`SyncJob`]); a
+//!   document that does not read is an error naming it and the field, never a view with
+//!   empty strings. Searches read each hit on its own ([`Read`]), so one unreadable
+//!   document does not hide the others.
 //! - Reads keep `_seq_no`/`_primary_term`; every decision-bearing write (prepare, lock,
 //!   `last_*_scheduled_at`) is guarded by them, so two daemons never both win.
 //! - Every `_connector` call sends exactly what Elasticsearch's specification declares for it
@@ -13,15 +17,16 @@
 //! - Writes that change what a search must see (new jobs, status changes) refresh, as
 //!   `POST _connector/_sync_job` does (`refresh=immediate`).
 
-use super::connector::{format_time, new_connector_doc, Doc};
+use super::connector::{format_time, new_connector_doc, Connector, FilterValidation};
+use super::doc::{Doc, Read, View};
 use super::indices::{self, CONNECTORS_INDEX, JOBS_INDEX};
-use super::job::{job_creation_problem, new_job_doc};
+use super::job::{new_job_doc, JobStatus, SyncJob};
 use crate::es::{encode, EsClient, EsError};
 use crate::sync::rules::FilteringValidation;
 use crate::sync::{JobKind, StatsSnapshot};
 use async_trait::async_trait;
 use elasticsearch::http::Method;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +73,14 @@ pub trait ConnectorStore: Send + Sync {
         Ok(())
     }
 
-    /// Connectors matching `query`, all pages of 100.
-    async fn search_connectors(&self, query: Value) -> Result<Vec<Doc>, EsError> {
-        search_all(self.es(), CONNECTORS_INDEX, query, None).await
+    /// Connectors matching `query`, all pages of 100, each read or why not.
+    async fn search_connectors(&self, query: Value) -> Result<Vec<Read<Connector>>, EsError> {
+        search_views(self.es(), CONNECTORS_INDEX, query).await
     }
 
-    /// One connector with its version (`None`: missing).
-    async fn get_connector(&self, id: &str) -> Result<Option<Doc>, EsError> {
-        get(self.es(), CONNECTORS_INDEX, id).await
+    /// One connector with its version (`None`: missing; an unreadable one is an error).
+    async fn get_connector(&self, id: &str) -> Result<Option<Doc<Connector>>, EsError> {
+        get_view(self.es(), CONNECTORS_INDEX, id).await
     }
 
     /// Partial `_update` of a connector, optionally guarded.
@@ -97,7 +102,7 @@ pub trait ConnectorStore: Send + Sync {
     /// Writes a draft filtering validation (and activates the draft when valid).
     async fn write_filtering_validation(
         &self,
-        connector: &Doc,
+        connector: &Doc<Connector>,
         validation: &FilteringValidation,
     ) -> Result<(), EsError>;
 
@@ -109,20 +114,21 @@ pub trait ConnectorStore: Send + Sync {
         trigger_method: &str,
     ) -> Result<String, StoreError>;
 
-    /// One job with its version.
-    async fn get_job(&self, id: &str) -> Result<Option<Doc>, EsError> {
-        get(self.es(), JOBS_INDEX, id).await
+    /// One job with its version (`None`: missing; an unreadable one is an error).
+    async fn get_job(&self, id: &str) -> Result<Option<Doc<SyncJob>>, EsError> {
+        get_view(self.es(), JOBS_INDEX, id).await
     }
 
-    /// Jobs matching a search body (its `size` is the page size; all pages are read).
-    async fn search_jobs(&self, body: Value) -> Result<Vec<Doc>, EsError> {
-        search_all(self.es(), JOBS_INDEX, body, None).await
+    /// Jobs matching a search body (its `size` is the page size; all pages are read), each
+    /// read or why not.
+    async fn search_jobs(&self, body: Value) -> Result<Vec<Read<SyncJob>>, EsError> {
+        search_views(self.es(), JOBS_INDEX, body).await
     }
 
     /// Claims a job: `in_progress`, `started_at`, `last_seen`, `worker_hostname`.
     async fn claim_job(
         &self,
-        job: &Doc,
+        job: &Doc<SyncJob>,
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError>;
@@ -156,7 +162,8 @@ pub trait ConnectorStore: Send + Sync {
     async fn cancel_job(&self, id: &str) -> Result<String, StoreError>;
 }
 
-async fn get(es: &EsClient, index: &str, id: &str) -> Result<Option<Doc>, EsError> {
+/// One document as stored (`None`: missing): for printing it; decisions read views.
+pub async fn get_doc(es: &EsClient, index: &str, id: &str) -> Result<Option<Doc>, EsError> {
     Ok(es
         .get_doc(index, id)
         .await?
@@ -164,13 +171,38 @@ async fn get(es: &EsClient, index: &str, id: &str) -> Result<Option<Doc>, EsErro
         .and_then(Doc::from_hit))
 }
 
-/// Every hit of a search, paging with `from` by the body's `size` (default 100).
-async fn search_all(
+/// One document read into its view; an unreadable one is a [`EsError::Decode`] naming the
+/// document and the field.
+async fn get_view<T: View>(
     es: &EsClient,
     index: &str,
-    mut body: Value,
-    limit: Option<usize>,
-) -> Result<Vec<Doc>, EsError> {
+    id: &str,
+) -> Result<Option<Doc<T>>, EsError> {
+    match get_doc(es, index, id).await? {
+        None => Ok(None),
+        Some(doc) => doc.read().map(Some).map_err(|error| EsError::Decode {
+            path: format!("/{index}/_doc/{id}"),
+            message: error.to_string(),
+        }),
+    }
+}
+
+/// Every hit of a search, each read into its view.
+async fn search_views<T: View>(
+    es: &EsClient,
+    index: &str,
+    body: Value,
+) -> Result<Vec<Read<T>>, EsError> {
+    Ok(search_docs(es, index, body)
+        .await?
+        .into_iter()
+        .map(Doc::read)
+        .collect())
+}
+
+/// Every hit of a search as stored, paging with `from` by the body's `size` (default 100):
+/// for printing; decisions read views.
+pub async fn search_docs(es: &EsClient, index: &str, mut body: Value) -> Result<Vec<Doc>, EsError> {
     let size = body["size"].as_u64().unwrap_or(100).max(1) as usize;
     body["size"] = json!(size);
     let mut docs = Vec::new();
@@ -189,7 +221,7 @@ async fn search_all(
         let total = answer["hits"]["total"]["value"].as_u64().unwrap_or(0) as usize;
         let page = hits.len();
         docs.extend(hits.iter().filter_map(Doc::from_hit));
-        if page < size || docs.len() >= total || limit.is_some_and(|l| docs.len() >= l) {
+        if page < size || docs.len() >= total {
             return Ok(docs);
         }
     }
@@ -197,6 +229,18 @@ async fn search_all(
 
 fn now() -> String {
     format_time(chrono::Utc::now())
+}
+
+/// The id Elasticsearch gave a new document (`key`: `_id` for an index write, `id` for the
+/// `_connector` API).
+fn new_id(answer: &Value, key: &str, what: &str) -> Result<String, StoreError> {
+    answer
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            StoreError::Invalid(format!("elasticsearch returned no id for the new {what}"))
+        })
 }
 
 fn not_found_connector(id: &str) -> StoreError {
@@ -233,16 +277,17 @@ impl ConnectorStore for DirectStore {
 
     async fn write_filtering_validation(
         &self,
-        connector: &Doc,
+        connector: &Doc<Connector>,
         validation: &FilteringValidation,
     ) -> Result<(), EsError> {
-        let mut filtering = connector.source["filtering"].clone();
-        let Some(domain) = filtering.get_mut(0) else {
+        let mut filtering = connector.source.filtering.clone().unwrap_or_default();
+        let Some(domain) = filtering.first_mut() else {
             return Ok(());
         };
-        domain["draft"]["validation"] = validation_json(validation);
+        let draft = domain.draft.get_or_insert_with(Default::default);
+        draft.validation = Some(filter_validation(validation));
         if validation.state == "valid" {
-            domain["active"] = domain["draft"].clone();
+            domain.active = domain.draft.clone();
         }
         self.update_connector(
             &connector.id,
@@ -262,25 +307,21 @@ impl ConnectorStore for DirectStore {
             .get_connector(connector_id)
             .await?
             .ok_or_else(|| not_found_connector(connector_id))?;
-        if let Some(problem) = job_creation_problem(connector_id, &connector.source) {
-            return Err(StoreError::Invalid(problem));
-        }
         let doc = new_job_doc(
             connector_id,
             &connector.source,
             kind,
             trigger_method,
             &now(),
-        );
+        )
+        .map_err(StoreError::Invalid)?;
         let answer = self.es.index_doc(JOBS_INDEX, None, doc, None, true).await?;
-        answer["_id"].as_str().map(str::to_string).ok_or_else(|| {
-            StoreError::Invalid("elasticsearch returned no id for the new job".into())
-        })
+        new_id(&answer, "_id", "job")
     }
 
     async fn claim_job(
         &self,
-        job: &Doc,
+        job: &Doc<SyncJob>,
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError> {
@@ -311,7 +352,7 @@ impl ConnectorStore for DirectStore {
             .es
             .index_doc(CONNECTORS_INDEX, request.id.as_deref(), doc, None, true)
             .await?;
-        Ok(answer["_id"].as_str().unwrap_or_default().to_string())
+        new_id(&answer, "_id", "connector")
     }
 
     async fn set_configuration(&self, id: &str, configuration: Value) -> Result<(), StoreError> {
@@ -341,20 +382,20 @@ impl ConnectorStore for DirectStore {
             .get_job(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("sync job [{id}] not found")))?;
-        let status = job.str("status").unwrap_or("").to_string();
         let ts = now();
-        let (next, patch) = match status.as_str() {
-            "pending" | "suspended" => (
+        let (next, patch) = match job.source.status {
+            JobStatus::Pending | JobStatus::Suspended => (
                 "canceled",
                 json!({"status": "canceled", "cancelation_requested_at": ts, "canceled_at": ts, "completed_at": ts}),
             ),
-            "in_progress" => (
+            JobStatus::InProgress => (
                 "canceling",
                 json!({"status": "canceling", "cancelation_requested_at": ts}),
             ),
             other => {
                 return Err(StoreError::Invalid(format!(
-                    "sync job [{id}] is {other} and cannot be canceled"
+                    "sync job [{id}] is {} and cannot be canceled",
+                    other.as_str()
                 )))
             }
         };
@@ -410,13 +451,13 @@ impl ConnectorStore for ApiStore {
 
     async fn write_filtering_validation(
         &self,
-        connector: &Doc,
+        connector: &Doc<Connector>,
         validation: &FilteringValidation,
     ) -> Result<(), EsError> {
         let id = encode(&connector.id);
         self.put(
             &format!("/_connector/{id}/_filtering/_validation"),
-            Some(json!({"validation": validation_json(validation)})),
+            Some(json!({"validation": filter_validation(validation)})),
         )
         .await?;
         if validation.state == "valid" {
@@ -442,14 +483,12 @@ impl ConnectorStore for ApiStore {
             )
             .await
             .map_err(|e| map_not_found(e, format!("connector [{connector_id}] not found")))?;
-        answer["id"].as_str().map(str::to_string).ok_or_else(|| {
-            StoreError::Invalid("elasticsearch returned no id for the new job".into())
-        })
+        new_id(&answer, "id", "job")
     }
 
     async fn claim_job(
         &self,
-        job: &Doc,
+        job: &Doc<SyncJob>,
         worker_hostname: &str,
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError> {
@@ -493,7 +532,7 @@ impl ConnectorStore for ApiStore {
             }
         }
         .map_err(|e| map_not_found(e, "connector".into()))?;
-        let id = answer["id"].as_str().unwrap_or_default().to_string();
+        let id = new_id(&answer, "id", "connector")?;
         // Kibana sets the pipeline right after creating the connector.
         self.put(
             &format!("/_connector/{}/_pipeline", encode(&id)),
@@ -534,17 +573,21 @@ impl ConnectorStore for ApiStore {
             .get_job(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("sync job [{id}] not found")))?;
-        Ok(job.str("status").unwrap_or("").to_string())
+        Ok(job.source.status.as_str().to_string())
     }
 }
 
-fn validation_json(validation: &FilteringValidation) -> Value {
-    json!({
-        "state": validation.state,
-        "errors": validation.errors.iter()
-            .map(|e| json!({"ids": e.ids, "messages": e.messages}))
-            .collect::<Vec<_>>()
-    })
+/// A draft's new `validation`: `state` and `errors` (`ids`, `messages`).
+fn filter_validation(validation: &FilteringValidation) -> FilterValidation {
+    let errors: Vec<Value> = validation
+        .errors
+        .iter()
+        .map(|e| json!({"ids": e.ids, "messages": e.messages}))
+        .collect();
+    FilterValidation {
+        state: Some(validation.state.clone()),
+        rest: Map::from_iter([("errors".to_string(), json!(errors))]),
+    }
 }
 
 fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>) -> Value {

@@ -18,8 +18,10 @@ pub mod cron;
 use crate::config::Config;
 use crate::es::EsError;
 use crate::protocol::connector::{
-    self, format_time, heartbeat_due, parse_time, prepare_patch, scheduled_at_field, status, Doc,
+    format_time, heartbeat_due, parse_time, prepare_patch, scheduled_at_field,
+    validate_configuration, Connector, ConnectorStatus,
 };
+use crate::protocol::doc::{readable, Doc};
 use crate::protocol::job::active_jobs_query;
 use crate::protocol::store::ConnectorStore;
 use crate::protocol::{connectors_query, SourceRegistry};
@@ -205,10 +207,12 @@ impl Scheduler {
         last_wake_up: DateTime<Utc>,
         shutdown: &CancellationToken,
     ) -> Result<(), EsError> {
-        let connectors = self
-            .store
-            .search_connectors(connectors_query(&self.config))
-            .await?;
+        let connectors = readable(
+            self.store
+                .search_connectors(connectors_query(&self.config))
+                .await?,
+            "scheduling",
+        );
         let pool = self.config.service.max_concurrent_scheduling_tasks.max(1);
         futures::stream::iter(connectors)
             .for_each_concurrent(pool, |doc| async move {
@@ -226,15 +230,16 @@ impl Scheduler {
     /// schedules. A step that fails is reported on its own ([`report`]) and the round goes on
     /// with the next: a heartbeat Elasticsearch refuses must not keep a connector from being
     /// validated, shown connected and scheduled.
-    async fn process(&self, doc: Doc, last_wake_up: DateTime<Utc>) {
+    async fn process(&self, doc: Doc<Connector>, last_wake_up: DateTime<Utc>) {
         let id = doc.id.clone();
         let entry = self.config.connectors.iter().find(|c| c.connector_id == id);
         let service_type = doc
-            .str("service_type")
+            .source
+            .service_type
+            .clone()
             .filter(|s| !s.is_empty())
-            .or(entry.map(|e| e.service_type.as_str()))
-            .unwrap_or("")
-            .to_string();
+            .or(entry.map(|e| e.service_type.clone()))
+            .unwrap_or_default();
         let Some(factory) = self.registry.get(&service_type) else {
             let message = format!(
                 "unknown service type '{service_type}': this connector service supports {}",
@@ -264,21 +269,28 @@ impl Scheduler {
             .unwrap_or(false);
         let interval =
             chrono::Duration::milliseconds((self.config.service.heartbeat * 1000.0) as i64);
-        if heartbeat_due(doc.str("last_seen"), first_sight, Utc::now(), interval) {
+        if heartbeat_due(
+            doc.source.last_seen.as_deref(),
+            first_sight,
+            Utc::now(),
+            interval,
+        ) {
             if let Err(error) = self.store.check_in(&id).await {
                 report(Step::Heartbeat, &error);
             }
         }
 
-        let current_status = doc.str("status").unwrap_or("");
-        if current_status == status::CREATED || current_status == status::NEEDS_CONFIGURATION {
+        if matches!(
+            doc.source.status,
+            ConnectorStatus::Created | ConnectorStatus::NeedsConfiguration
+        ) {
             return;
         }
 
         // Validate and ping.
         let checked = async {
-            let configuration = connector::configuration(&doc.source)?;
-            connector::validate_configuration(&configuration)?;
+            let configuration = doc.source.configuration()?;
+            validate_configuration(&configuration)?;
             let source = factory.build(&configuration).map_err(|e| e.to_string())?;
             source.validate().await.map_err(|e| e.to_string())?;
             source.ping().await.map_err(|e| e.to_string())
@@ -290,9 +302,9 @@ impl Scheduler {
             }
             return;
         }
-        if connector::sync_rules_enabled(&doc.source["features"]) {
-            if let Some(draft) = connector::draft_needs_validation(&doc.source) {
-                let validation = validate_rules(&draft["rules"]);
+        if doc.source.sync_rules_enabled() {
+            if let Some(draft) = doc.source.draft_needs_validation() {
+                let validation = validate_rules(&draft.rules);
                 tracing::info!(state = %validation.state, "validated draft sync rules");
                 if let Err(error) = self
                     .store
@@ -303,24 +315,19 @@ impl Scheduler {
                 }
             }
         }
-        if doc.str("status") != Some(status::CONNECTED) || !doc.source["error"].is_null() {
-            let connected = json!({"status": status::CONNECTED, "error": null});
+        if doc.source.status != ConnectorStatus::Connected || doc.source.error.is_some() {
+            let connected = json!({"status": ConnectorStatus::Connected, "error": null});
             if let Err(error) = self.store.update_connector(&id, connected, None).await {
                 report(Step::Status, &error);
             }
         }
 
         // Schedules.
-        let features = doc.source["features"].clone();
         let mut kinds = Vec::new();
-        if factory.supports_access_control()
-            && connector::feature_enabled(&features, JobKind::AccessControl)
-        {
+        if factory.supports_access_control() && doc.source.feature_enabled(JobKind::AccessControl) {
             kinds.push(JobKind::AccessControl);
         }
-        if factory.supports_incremental()
-            && connector::feature_enabled(&features, JobKind::Incremental)
-        {
+        if factory.supports_incremental() && doc.source.feature_enabled(JobKind::Incremental) {
             kinds.push(JobKind::Incremental);
         }
         kinds.push(JobKind::Full);
@@ -335,7 +342,7 @@ impl Scheduler {
     /// connector is gone.
     async fn prepare(
         &self,
-        doc: &mut Doc,
+        doc: &mut Doc<Connector>,
         factory: &dyn SourceFactory,
         configured_service_type: &str,
     ) -> Result<bool, EsError> {
@@ -364,14 +371,16 @@ impl Scheduler {
         Ok(true)
     }
 
-    async fn set_error(&self, doc: &Doc, message: &str) -> Result<(), EsError> {
-        if doc.str("status") == Some(status::ERROR) && doc.str("error") == Some(message) {
+    async fn set_error(&self, doc: &Doc<Connector>, message: &str) -> Result<(), EsError> {
+        if doc.source.status == ConnectorStatus::Error
+            && doc.source.error.as_deref() == Some(message)
+        {
             return Ok(());
         }
         self.store
             .update_connector(
                 &doc.id,
-                json!({"status": status::ERROR, "error": message}),
+                json!({"status": ConnectorStatus::Error, "error": message}),
                 None,
             )
             .await
@@ -388,7 +397,7 @@ impl Scheduler {
             let Some(doc) = self.store.get_connector(id).await? else {
                 return Ok(());
             };
-            let Some(interval) = connector::schedule_interval(&doc.source, kind) else {
+            let Some(interval) = doc.source.schedule_interval(kind) else {
                 return Ok(());
             };
             let schedule = match CronSchedule::parse(interval) {
@@ -398,7 +407,7 @@ impl Scheduler {
                     return Ok(());
                 }
             };
-            let taken = doc.str(field).and_then(parse_time);
+            let taken = doc.source.scheduled_at(kind).and_then(parse_time);
             let Some(slot) = due_slot(&schedule, last_wake_up, taken, self.clock.now()) else {
                 return Ok(());
             };
@@ -411,9 +420,14 @@ impl Scheduler {
                 Err(error) if error.is_version_conflict() => continue,
                 Err(error) => return Err(error),
             }
+            // Any hit counts, readable or not: a job we cannot read may still be running.
             let active = self.store.search_jobs(active_jobs_query(id, kind)).await?;
             if let Some(job) = active.first() {
-                tracing::info!(job_type = kind.as_str(), active_job = %job.id, "a job is still pending or running; not creating another");
+                let job_id = match job {
+                    Ok(job) => &job.id,
+                    Err(unreadable) => &unreadable.id,
+                };
+                tracing::info!(job_type = kind.as_str(), active_job = %job_id, "a job is still pending or running; not creating another");
                 return Ok(());
             }
             match self.store.create_job(id, kind, "scheduled").await {

@@ -1,6 +1,8 @@
-//! Helpers shared by the test files that run the Slack source against the simulator: a
-//! simulator with a pinned clock, source options pointing at it, and a log capture.
+//! Helpers shared by the test files: a simulator with a pinned clock, Slack source options
+//! pointing at it, a log capture, and ([`source`]) the one test data source.
 #![allow(dead_code)]
+
+pub mod source;
 
 use connectors::config::Secret;
 use connectors::retry::RetryParams;

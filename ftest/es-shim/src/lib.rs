@@ -38,7 +38,6 @@ pub mod upstream;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -123,101 +122,74 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
 
 /// A running shim. Dropping it (or [`shutdown`](Self::shutdown)) stops it.
 pub struct ShimHandle {
-    addr: SocketAddr,
     sink: Arc<sink::Sink>,
     recorder: Arc<conformance::Recorder>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: server_thread::ServerThread,
 }
 
 impl ShimHandle {
     /// Binds the listener, then serves on a dedicated thread and runtime. Returns once the
     /// socket accepts connections.
     pub fn start(cfg: ShimConfig) -> anyhow::Result<ShimHandle> {
-        let listener = std::net::TcpListener::bind(&cfg.listen)
-            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let app = Arc::new(App::new(&cfg)?);
         let sink = app.sink.clone();
         let recorder = app.recorder.clone();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name("es-shim".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("es-shim-worker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
+        let options = server_thread::Options {
+            name: "es-shim".into(),
+            listen: cfg.listen.clone(),
+            workers: 2,
+            // Do not wait for lingering keep-alive connections.
+            shutdown_timeout: Duration::from_millis(100),
+        };
+        let server = server_thread::ServerThread::start(options, |serving| async move {
+            let server_thread::Serving {
+                listener,
+                stop,
+                ready,
+            } = serving;
+            // Best effort: templates in place before anyone (the daemon in direct mode)
+            // creates the connector indices through us.
+            if let Err(e) = store::install_templates(&app.upstream).await {
+                tracing::warn!(error = %e, "could not install connector index templates yet");
+            }
+            ready.ready();
+            let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+            let server = axum::serve(listener, app_router(app)).with_graceful_shutdown(async {
+                let _ = stop.await;
+                let _ = stopping_tx.send(());
+            });
+            // Graceful shutdown waits for in-flight requests; a client stuck mid-request
+            // must not hang whoever drops the handle, so it gets SHUTDOWN_GRACE.
+            let deadline = async {
+                if stopping_rx.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                r = server.into_future() => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "es-shim server failed");
                     }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    // Best effort: templates in place before anyone (the daemon in direct mode)
-                    // creates the connector indices through us.
-                    if let Err(e) = store::install_templates(&app.upstream).await {
-                        tracing::warn!(error = %e, "could not install connector index templates yet");
-                    }
-                    let _ = ready_tx.send(Ok(()));
-                    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
-                    let server = axum::serve(listener, app_router(app)).with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                        let _ = stopping_tx.send(());
-                    });
-                    // Graceful shutdown waits for in-flight requests; a client stuck mid-request
-                    // must not hang whoever drops the handle, so it gets SHUTDOWN_GRACE.
-                    let deadline = async {
-                        if stopping_rx.await.is_ok() {
-                            tokio::time::sleep(SHUTDOWN_GRACE).await;
-                        } else {
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    tokio::select! {
-                        r = server.into_future() => {
-                            if let Err(e) = r {
-                                tracing::error!(error = %e, "es-shim server failed");
-                            }
-                        }
-                        _ = deadline => tracing::warn!("es-shim: in-flight requests cut at shutdown"),
-                    }
-                });
-                // Do not wait for lingering keep-alive connections.
-                rt.shutdown_timeout(Duration::from_millis(100));
-            })
-            .context("spawning the es-shim thread")?;
-        ready_rx
-            .recv()
-            .context("es-shim thread died during startup")??;
+                }
+                _ = deadline => tracing::warn!("es-shim: in-flight requests cut at shutdown"),
+            }
+        })?;
         Ok(ShimHandle {
-            addr,
             sink,
             recorder,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            server,
         })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40125`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The discarding sink ([`ShimConfig::sink_indices`]).
@@ -231,23 +203,8 @@ impl ShimHandle {
     }
 
     /// Stops the server and waits for its thread.
-    pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ShimHandle {
-    fn drop(&mut self) {
-        self.stop_now();
+    pub fn shutdown(self) {
+        self.server.shutdown();
     }
 }
 

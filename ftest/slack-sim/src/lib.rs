@@ -33,7 +33,6 @@ pub use types::{
     SimStats, TokenKind, TokenSpec, WorkspaceSummary, DEFAULT_BOT_SCOPES,
 };
 
-use anyhow::Context as _;
 use state::Sim;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,8 +71,7 @@ impl Default for SimConfig {
 pub struct SimHandle {
     base_url: String,
     sim: Arc<Sim>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: server_thread::ServerThread,
 }
 
 impl SimHandle {
@@ -89,57 +87,30 @@ impl SimHandle {
             cfg.time_scale,
             cfg.latency_ms,
         ));
-        let listener = std::net::TcpListener::bind(&cfg.listen)
-            .with_context(|| format!("binding {}", cfg.listen))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let app = server::router(sim.clone());
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get().clamp(2, 4))
-            .unwrap_or(2);
-        let thread = std::thread::Builder::new()
-            .name("slack-sim".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(workers)
-                    .thread_name("slack-sim-worker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    let serve = axum::serve(
-                        server::SimListener(listener),
-                        app.into_make_service_with_connect_info::<server::ConnCtl>(),
-                    );
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = stop_rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_millis(200));
-            })?;
-        ready_rx.recv().context("simulator thread died")??;
+        let options = server_thread::Options {
+            name: "slack-sim".into(),
+            listen: cfg.listen.clone(),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get().clamp(2, 4))
+                .unwrap_or(2),
+            shutdown_timeout: Duration::from_millis(200),
+        };
+        let server = server_thread::ServerThread::start(options, |serving| async move {
+            serving.ready.ready();
+            let serve = axum::serve(
+                server::SimListener(serving.listener),
+                app.into_make_service_with_connect_info::<server::ConnCtl>(),
+            );
+            tokio::select! {
+                _ = serve => {}
+                _ = serving.stop => {}
+            }
+        })?;
         Ok(SimHandle {
-            base_url: format!("http://{addr}"),
+            base_url: server.url(),
             sim,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            server,
         })
     }
 
@@ -206,22 +177,8 @@ impl SimHandle {
         self.sim.now_secs()
     }
 
-    pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        self.stop_now();
+    /// Stops the server and waits for its thread (dropping the handle does the same).
+    pub fn shutdown(self) {
+        self.server.shutdown();
     }
 }

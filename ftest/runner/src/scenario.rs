@@ -1,0 +1,345 @@
+//! One mode's run: the stack up, Kibana's part through the CLI (pipeline, connector,
+//! configuration, schedule, draft sync rules), then the rounds: the first sync from the
+//! schedule, mutations and an on-demand sync, a canceled job, a malformed Slack answer.
+
+use crate::cli::Cli;
+use crate::report::{append_report, audit_connector_api};
+use crate::serve::serve;
+use crate::service::Service;
+use crate::stack::Stack;
+use crate::{Args, EsSink, Mode, CONNECTOR_ID, INDEX};
+use anyhow::{anyhow, bail, Result};
+use serde_json::json;
+use slack_sim::{
+    DataSize, ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, Mutation, SimConfig, SimHandle,
+    WorkspaceSpec,
+};
+use std::time::{Duration, Instant};
+
+pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
+    let label = match mode {
+        Mode::Api => "api",
+        _ => "direct",
+    };
+    println!("== ftest slack, DATA_SIZE={}, mode={label}", args.data_size);
+    let started = Instant::now();
+    let osmem = osmem::Osmem::start().map_err(|e| anyhow!(e))?;
+    let null_sink = args.es_sink == EsSink::Null;
+    let shim = if mode == Mode::Api || null_sink {
+        Some(es_shim::ShimHandle::start(es_shim::ShimConfig {
+            sink_indices: if null_sink {
+                vec![INDEX.to_string()]
+            } else {
+                Vec::new()
+            },
+            record: mode == Mode::Api,
+            ..es_shim::ShimConfig::new(osmem.url())
+        })?)
+    } else {
+        None
+    };
+    let es_url = shim
+        .as_ref()
+        .map(|s| s.url())
+        .unwrap_or_else(|| osmem.url().to_string());
+    let mut spec = WorkspaceSpec::for_size(size);
+    if let Some(users) = args.users {
+        spec.users = users;
+    }
+    if let Some(channels) = args.channels {
+        spec.channels = channels;
+    }
+    if let Some(messages) = args.messages_per_channel {
+        spec.messages_per_channel = messages;
+    }
+    if let Some(share) = args.thread_share {
+        spec.thread_share = share;
+    }
+    if let Some(replies) = args.replies_per_thread {
+        spec.replies_per_thread = replies;
+    }
+    let sim = SimHandle::start(SimConfig {
+        spec,
+        latency_ms: args.latency_ms,
+        rate_limits: args.rate_limits,
+        time_scale: args.time_scale,
+        ..SimConfig::default()
+    })?;
+    let stack = Stack {
+        osmem,
+        shim,
+        sim,
+        es_url,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?,
+    };
+    println!(
+        "stack up in {:.2} s: elasticsearch {} , slack {}",
+        started.elapsed().as_secs_f64(),
+        stack.es_url,
+        stack.sim.api_url()
+    );
+
+    let dir = args.work_dir.join(label);
+    std::fs::create_dir_all(&dir)?;
+    let config_path = dir.join("config.yml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "elasticsearch:\n  host: {}\n  feature_use_connectors_api: {}\n  max_wait_duration: 30\n  retry_interval: 0.5\n\
+             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: 30\n\
+             connectors:\n  - connector_id: {CONNECTOR_ID}\n    service_type: slack\n",
+            stack.es_url,
+            mode == Mode::Api,
+            args.idling
+        ),
+    )?;
+    let cli = Cli {
+        bin: args.bin_dir.join("connectors"),
+        config: config_path.clone(),
+        mode,
+    };
+
+    // Kibana's part: pipeline, connector, configuration, schedule.
+    if mode == Mode::Api {
+        stack.put_pipeline()?;
+    }
+    cli.run(&[
+        "connector",
+        "create",
+        "--service-type",
+        "slack",
+        "--index-name",
+        INDEX,
+        "--connector-id",
+        CONNECTOR_ID,
+        "--name",
+        "slack-functional-test",
+    ])?;
+    let token = format!("token={}", SimConfig::default().bot_token);
+    let days = format!("fetch_last_n_days={}", args.fetch_last_n_days);
+    cli.run(&[
+        "connector",
+        "config",
+        "set",
+        "-i",
+        CONNECTOR_ID,
+        &token,
+        &days,
+        "auto_join_channels=true",
+        "sync_users=true",
+    ])?;
+    if mode == Mode::Direct {
+        // Plain osmem has no ingest pipelines: run without one there.
+        stack.es(
+            "POST",
+            "/.elastic-connectors/_update/ftest-slack?refresh=true",
+            Some(json!({"doc": {"pipeline": {"name": "_none", "extract_binary_content": true, "reduce_whitespace": true, "run_ml_inference": true}}})),
+        )?;
+    }
+    // First sync on a schedule: every 5 seconds.
+    cli.run(&[
+        "connector",
+        "schedule",
+        "set",
+        "-i",
+        CONNECTOR_ID,
+        "--full",
+        "*/5 * * * * ?",
+    ])?;
+    // Kibana's sync-rules editor: a draft waiting for the service's validation.
+    stack.edit_draft_rules()?;
+
+    let mut service = Service::start(
+        &args.bin_dir,
+        &config_path,
+        &dir,
+        &stack.sim.api_url(),
+        mode,
+        // With the simulator's limits off, the service must not pace itself at real Slack
+        // rates either (a medium workspace would take an hour); with them on, it paces at
+        // the simulator's time scale.
+        if args.rate_limits {
+            args.time_scale
+        } else {
+            10_000.0
+        },
+        args.serve,
+    )?;
+    let query = ExpectedQuery {
+        fetch_last_n_days: args.fetch_last_n_days,
+        auto_join_channels: true,
+        sync_users: true,
+        now: None,
+    };
+    let result = (|| -> Result<()> {
+        let job = stack.wait_for_job(None, args.timeout, &mut service)?;
+        stack.check_scheduled_and_connected(&job)?;
+        cli.run(&[
+            "connector",
+            "schedule",
+            "set",
+            "-i",
+            CONNECTOR_ID,
+            "--disable",
+        ])?;
+        let expected = stack.sim.expected(&query);
+        let report = stack.report("first sync (scheduled)", &job, &mut service, args)?;
+        if null_sink {
+            stack.verify_sink(&expected.docs)?;
+        } else {
+            stack.verify(&expected.docs, mode == Mode::Api)?;
+        }
+        println!("{report}");
+        append_report(args, label, &report)?;
+        if args.serve {
+            return serve(&stack, &mut service);
+        }
+        if args.no_mutations || null_sink {
+            return Ok(());
+        }
+
+        // Let a scheduled job that was already due finish, then mutate and sync on demand.
+        let last = stack.wait_idle(args.timeout, &mut service)?;
+        let mutations = plan_mutations(&expected.docs);
+        stack.sim.mutate(mutations)?;
+        stack.sim.reset_stats();
+        let before = Instant::now();
+        cli.run(&["job", "start", "-i", CONNECTOR_ID, "-t", "full"])?;
+        let job = stack.wait_for_job(Some(&last), args.timeout, &mut service)?;
+        let expected = stack.sim.expected(&query);
+        let report = stack.report(
+            "second sync (on demand, after mutations)",
+            &job,
+            &mut service,
+            args,
+        )?;
+        stack.verify(&expected.docs, mode == Mode::Api)?;
+        println!("{report}");
+        append_report(args, label, &report)?;
+        println!(
+            "mutation round trip: {:.2} s",
+            before.elapsed().as_secs_f64()
+        );
+        stack.cancel_a_job(&cli, &job, args.timeout, &mut service)?;
+
+        // Slack answers conversations.list with ok:true but no `channels` (the answer that
+        // once emptied an index): the job must end in error naming the method and the
+        // field, after the client's retries, and the index must keep every document.
+        let last = stack.wait_idle(args.timeout, &mut service)?;
+        stack.sim.set_faults(vec![FaultRule {
+            method: "conversations.list".into(),
+            channel: None,
+            after: 0,
+            times: None,
+            action: FaultAction::MissingField { field: None },
+        }]);
+        let before = Instant::now();
+        cli.run(&["job", "start", "-i", CONNECTOR_ID, "-t", "full"])?;
+        let job = stack.wait_for_job_end(Some(&last), args.timeout, &mut service)?;
+        stack.sim.set_faults(Vec::new());
+        let error = job["error"].as_str().unwrap_or("");
+        if job["status"] != "error"
+            || !error.contains("slack conversations.list answered ok but `channels` is missing")
+        {
+            bail!("a conversations.list answer without `channels` must fail the sync; the job ended {} ({error})", job["status"]);
+        }
+        stack.verify(&expected.docs, mode == Mode::Api)?;
+        println!(
+            "malformed answer round: job error after {:.1} s ({error}); every document kept",
+            before.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })();
+    let stopped = service.stop();
+    // Everything the service and the CLI sent is in: hold it against the table (also after a
+    // failure, whose cause it may name).
+    let audited = match (&stack.shim, mode) {
+        (Some(shim), Mode::Api) => audit_connector_api(shim),
+        _ => Ok(()),
+    };
+    let result = result.and(audited);
+    match (&result, stopped) {
+        (Ok(()), Ok(())) => {
+            println!(
+                "== ftest slack mode={label}: PASSED in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        (Ok(()), Err(error)) => Err(error),
+        (Err(_), _) => {
+            eprintln!("service log: {}", service.log.display());
+            result
+        }
+    }
+}
+
+/// A handful of changes that each sync must notice.
+fn plan_mutations(docs: &[ExpectedDoc]) -> Vec<Mutation> {
+    let mut plain = Vec::new();
+    let mut parents = Vec::new();
+    let mut channels = Vec::new();
+    for doc in docs {
+        match doc {
+            ExpectedDoc::Message {
+                channel_id,
+                ts,
+                thread_ts,
+                reply_count,
+                ..
+            } => {
+                if thread_ts.is_none() {
+                    plain.push((channel_id.clone(), ts.clone()));
+                } else if thread_ts.as_deref() == Some(ts.as_str()) && reply_count.unwrap_or(0) > 0
+                {
+                    parents.push((channel_id.clone(), ts.clone()));
+                }
+            }
+            ExpectedDoc::Channel { id, .. } => channels.push(id.clone()),
+            ExpectedDoc::User { .. } => {}
+        }
+    }
+    let mut ops = Vec::new();
+    for (channel, ts) in plain.iter().take(3) {
+        ops.push(Mutation::DeleteMessage {
+            channel: channel.clone(),
+            ts: ts.clone(),
+        });
+    }
+    for (channel, ts) in plain.iter().skip(3).take(2) {
+        ops.push(Mutation::EditMessage {
+            channel: channel.clone(),
+            ts: ts.clone(),
+            text: "edited by ftest".into(),
+        });
+    }
+    if let Some(channel) = channels.first() {
+        for i in 0..3 {
+            ops.push(Mutation::AddMessage {
+                channel: channel.clone(),
+                user: None,
+                text: format!("new message {i} from ftest"),
+                thread_ts: None,
+                broadcast: false,
+            });
+        }
+    }
+    for (channel, ts) in parents.iter().take(2) {
+        ops.push(Mutation::AddReply {
+            channel: channel.clone(),
+            thread_ts: ts.clone(),
+            user: None,
+            text: "late reply from ftest".into(),
+            broadcast: false,
+        });
+    }
+    if let Some(channel) = channels.get(1) {
+        ops.push(Mutation::RenameChannel {
+            channel: channel.clone(),
+            name: "renamed-by-ftest".into(),
+        });
+    }
+    ops
+}
