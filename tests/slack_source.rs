@@ -48,13 +48,7 @@ async fn run(options: SlackOptions) -> Run {
         while let Some(op) = rx.recv().await {
             match op {
                 DocOp::Index(doc) => {
-                    if docs.insert(doc.id, doc.body).is_some() {
-                        duplicates += 1;
-                    }
-                }
-                DocOp::IndexRaw(raw) => {
-                    let doc = raw.to_document();
-                    if docs.insert(doc.id, doc.body).is_some() {
+                    if docs.insert(doc.id().to_string(), doc.fields()).is_some() {
                         duplicates += 1;
                     }
                 }
@@ -875,7 +869,7 @@ async fn internal_options_reach_private_channels_dms_and_filters() {
 #[ignore]
 fn bench_parse_and_transform_split() {
     use connectors::sources::slack::answer::{decode, ApiResponse};
-    use connectors::sources::slack::transform::{message_json, Message, MessageContext, Names};
+    use connectors::sources::slack::transform::{message_doc, Message, MessageContext, Names};
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
     let channel = readable_channels(&sim, &query(0, false, false))[0].clone();
     let url = format!("{}/conversations.history", sim.api_url());
@@ -915,7 +909,7 @@ fn bench_parse_and_transform_split() {
     let started = Instant::now();
     for _ in 0..rounds {
         for message in &page.items {
-            drop(std::hint::black_box(message_json(message, &ctx)));
+            drop(std::hint::black_box(message_doc(message, &ctx)));
         }
     }
     let build = started.elapsed();

@@ -2,6 +2,8 @@
 //! maps a connector's `service_type` to its [`SourceFactory`].
 //!
 //! Contract between a source and the sync engine:
+//! - documents are [`Document`]s: a body the source serialized once, and a typed timestamp
+//!   (the invariants are in [`document`]);
 //! - a source pushes [`DocOp`]s into a bounded [`DocSender`]; `send` waits when the engine is
 //!   behind (backpressure), and fails with [`SourceError::SinkClosed`] when the engine has
 //!   stopped (cancel, bulk failure): the source must then return promptly;
@@ -11,9 +13,11 @@
 //!   [`DataSource::metadata`]);
 //! - sources check the cancellation token between pages.
 
+pub mod document;
 pub mod schema;
 pub mod slack;
 
+pub use document::{Document, DocumentWriter, Timestamp};
 pub use schema::{ConfigField, Configuration, ConfigurationExt};
 
 use async_trait::async_trait;
@@ -21,54 +25,11 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// A document to index: `_id` plus body (the body has no `_id`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Document {
-    /// The document id (`U…`, `C…`, `<channel>-<ts>`).
-    pub id: String,
-    /// The fields.
-    pub body: Map<String, Value>,
-}
-
-/// A document the source serialized itself: the fast path for the bulk of a workspace
-/// (messages), which skips building and dropping a field map per document.
-///
-/// `json` is one JSON object without `_id`, `id`, the pipeline flags
-/// (`_extract_binary_content`, `_reduce_whitespace`, `_run_ml_inference`) and the sync
-/// marker: the engine appends those, and a duplicate key would be refused by Elasticsearch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawDocument {
-    /// The document id.
-    pub id: String,
-    /// The serialized body: a JSON object.
-    pub json: Vec<u8>,
-    /// Whether `json` carries `_timestamp` (see the engine's `_timestamp` rules).
-    pub has_timestamp: bool,
-}
-
-impl RawDocument {
-    /// The body as a field map (sync rules, tests). A body that is not a JSON object (a
-    /// source bug) reads as empty.
-    pub fn fields(&self) -> Map<String, Value> {
-        serde_json::from_slice(&self.json).unwrap_or_default()
-    }
-
-    /// The same document as a [`Document`].
-    pub fn to_document(&self) -> Document {
-        Document {
-            id: self.id.clone(),
-            body: self.fields(),
-        }
-    }
-}
-
 /// What a source asks the engine to do with one document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocOp {
     /// Create or replace.
     Index(Document),
-    /// Create or replace, already serialized.
-    IndexRaw(RawDocument),
     /// Partial update (incremental syncs).
     Update(Document),
     /// Delete by id (incremental syncs).
@@ -93,24 +54,11 @@ impl DocSender {
         self.tx.send(op).await.map_err(|_| SourceError::SinkClosed)
     }
 
-    /// Shorthand for `send(DocOp::Index(..))`.
+    /// Shorthand for `send(DocOp::Index(..))` of a document made of a field map
+    /// ([`Document::from_fields`]).
     pub async fn index(&self, id: String, body: Map<String, Value>) -> Result<(), SourceError> {
-        self.send(DocOp::Index(Document { id, body })).await
-    }
-
-    /// Shorthand for `send(DocOp::IndexRaw(..))`.
-    pub async fn index_raw(
-        &self,
-        id: String,
-        json: Vec<u8>,
-        has_timestamp: bool,
-    ) -> Result<(), SourceError> {
-        self.send(DocOp::IndexRaw(RawDocument {
-            id,
-            json,
-            has_timestamp,
-        }))
-        .await
+        self.send(DocOp::Index(Document::from_fields(id, body)))
+            .await
     }
 }
 

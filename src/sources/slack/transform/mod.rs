@@ -2,110 +2,86 @@
 //! functions.
 //!
 //! Layout: [`wire`] (the answer models, only the fields we index), [`text`] (names,
-//! mentions, mrkdwn, permalinks), [`time`] (`ts`, ISO-8601, the history window), [`json`]
-//! (the object writer); this module makes the user, channel and message documents.
+//! mentions, mrkdwn, permalinks), [`time`] (`ts`, epochs, the history window); this module
+//! makes the user, channel and message [`Document`]s, each written field by field with the
+//! sources' [`DocumentWriter`].
 //!
 //! Invariants: documents carry every §4.3 field under the same name, `null` when Slack
-//! left it out (so the index mapping is stable); message timestamps are handled as exact
-//! strings and integer microseconds, never floats (the bug class of elastic/connectors#3032).
+//! left it out (so the index mapping is stable); `_timestamp` only when Slack dates the
+//! object (the engine otherwise keeps an existing document's creation time); message
+//! timestamps are handled as exact strings and integer microseconds, never floats (the bug
+//! class of elastic/connectors#3032).
 
-mod json;
 pub mod text;
 pub mod time;
 pub mod wire;
 
+pub use crate::sources::document::JsonText;
 pub use text::{
     display_name, permalink, permalink_into, plain_text, plain_text_into, rewrite_mentions,
-    rewrite_mentions_into, workspace_base, JsonText, Names, TextOut,
+    rewrite_mentions_into, workspace_base, Names, TextOut,
 };
-pub use time::{iso_from_epoch, iso_from_micros, ts_micros, window_oldest};
+pub use time::{epoch_timestamp, iso_from_epoch, iso_from_micros, ts_micros, window_oldest};
 pub use wire::{Channel, Edited, Message, Profile, Topic, User};
 
-use json::ObjectWriter;
-use serde_json::{Map, Value};
+use crate::sources::{Document, DocumentWriter, Timestamp};
 use std::collections::HashMap;
 
-/// `_timestamp` only when known: the sync engine reads its *presence* as "the source dates
-/// this document" and otherwise keeps the creation time of an existing document.
-fn set_timestamp(doc: &mut Map<String, Value>, timestamp: Option<String>) {
-    if let Some(timestamp) = timestamp {
-        doc.insert("_timestamp".into(), Value::String(timestamp));
-    }
-}
-
-fn opt_str(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |s| Value::String(s.to_string()))
-}
-
-fn opt<T: Into<Value>>(value: Option<T>) -> Value {
-    value.map_or(Value::Null, Into::into)
-}
-
 /// The user document (§4.3 fields, plus `type` and `_timestamp`).
-pub fn user_doc(user: &User) -> Map<String, Value> {
+pub fn user_doc(user: &User) -> Document {
     let p = &user.profile;
-    let mut doc = Map::new();
-    doc.insert("type".into(), "user".into());
-    doc.insert("id".into(), user.id.clone().into());
-    doc.insert("name".into(), opt_str(user.name.as_deref()));
-    doc.insert("real_name".into(), opt_str(user.real_name.as_deref()));
-    doc.insert(
-        "real_name_normalized".into(),
-        opt_str(p.real_name_normalized.as_deref()),
+    let mut doc = DocumentWriter::with_capacity(512);
+    doc.str("type", "user");
+    doc.opt_str("name", user.name.as_deref());
+    doc.opt_str("real_name", user.real_name.as_deref());
+    doc.opt_str("real_name_normalized", p.real_name_normalized.as_deref());
+    doc.opt_str("profile_real_name", p.real_name.as_deref());
+    doc.opt_str("display_name", p.display_name.as_deref());
+    doc.opt_str(
+        "display_name_normalized",
+        p.display_name_normalized.as_deref(),
     );
-    doc.insert("profile_real_name".into(), opt_str(p.real_name.as_deref()));
-    doc.insert("display_name".into(), opt_str(p.display_name.as_deref()));
-    doc.insert(
-        "display_name_normalized".into(),
-        opt_str(p.display_name_normalized.as_deref()),
-    );
-    doc.insert("first_name".into(), opt_str(p.first_name.as_deref()));
-    doc.insert("last_name".into(), opt_str(p.last_name.as_deref()));
-    doc.insert("deleted".into(), opt(user.deleted));
-    doc.insert("is_admin".into(), opt(user.is_admin));
-    doc.insert("is_owner".into(), opt(user.is_owner));
-    doc.insert("is_bot".into(), opt(user.is_bot));
-    set_timestamp(&mut doc, user.updated.and_then(iso_from_epoch));
-    doc
+    doc.opt_str("first_name", p.first_name.as_deref());
+    doc.opt_str("last_name", p.last_name.as_deref());
+    doc.opt_bool("deleted", user.deleted);
+    doc.opt_bool("is_admin", user.is_admin);
+    doc.opt_bool("is_owner", user.is_owner);
+    doc.opt_bool("is_bot", user.is_bot);
+    doc.timestamp(user.updated.and_then(epoch_timestamp));
+    doc.finish(user.id.clone())
 }
 
 /// The channel document (§4.3 fields, plus `type`, `_timestamp` and `url`).
-pub fn channel_doc(channel: &Channel, names: &Names, base: Option<&str>) -> Map<String, Value> {
-    let author = |t: &Topic| -> Value {
-        let creator = t.creator.as_deref().filter(|c| !c.is_empty());
-        opt_str(creator.map(|c| names.user(c).unwrap_or(c)))
-    };
+pub fn channel_doc(channel: &Channel, names: &Names, base: Option<&str>) -> Document {
+    fn author<'a>(topic: &'a Topic, names: &'a Names) -> Option<&'a str> {
+        let creator = topic.creator.as_deref().filter(|c| !c.is_empty());
+        creator.map(|c| names.user(c).unwrap_or(c))
+    }
     let empty = Topic::default();
     let topic = channel.topic.as_ref().unwrap_or(&empty);
     let purpose = channel.purpose.as_ref().unwrap_or(&empty);
-    let mut doc = Map::new();
-    doc.insert("type".into(), "channel".into());
-    doc.insert("id".into(), channel.id.clone().into());
-    doc.insert("name".into(), opt_str(channel.name.as_deref()));
-    doc.insert(
-        "name_normalized".into(),
-        opt_str(channel.name_normalized.as_deref()),
-    );
-    doc.insert("created".into(), opt(channel.created));
-    doc.insert("last_updated".into(), opt(channel.updated));
-    doc.insert("topic".into(), opt_str(topic.value.as_deref()));
-    doc.insert("topic_author".into(), author(topic));
-    doc.insert("topic_last_updated".into(), opt(topic.last_set));
-    doc.insert("purpose".into(), opt_str(purpose.value.as_deref()));
-    doc.insert("purpose_author".into(), author(purpose));
-    doc.insert("purpose_last_updated".into(), opt(purpose.last_set));
-    doc.insert("is_archived".into(), opt(channel.is_archived));
-    let timestamp = channel
-        .updated
-        .filter(|u| *u > 0)
-        .or(channel.created)
-        .and_then(iso_from_epoch);
-    set_timestamp(&mut doc, timestamp);
-    doc.insert(
-        "url".into(),
-        opt(base.map(|b| format!("{b}/archives/{}", channel.id))),
-    );
-    doc
+    let mut doc = DocumentWriter::with_capacity(512);
+    doc.str("type", "channel");
+    doc.opt_str("name", channel.name.as_deref());
+    doc.opt_str("name_normalized", channel.name_normalized.as_deref());
+    doc.opt_i64("created", channel.created);
+    doc.opt_i64("last_updated", channel.updated);
+    doc.opt_str("topic", topic.value.as_deref());
+    doc.opt_str("topic_author", author(topic, names));
+    doc.opt_i64("topic_last_updated", topic.last_set);
+    doc.opt_str("purpose", purpose.value.as_deref());
+    doc.opt_str("purpose_author", author(purpose, names));
+    doc.opt_i64("purpose_last_updated", purpose.last_set);
+    doc.opt_bool("is_archived", channel.is_archived);
+    let updated = channel.updated.filter(|u| *u > 0).or(channel.created);
+    doc.timestamp(updated.and_then(epoch_timestamp));
+    match base {
+        Some(base) => {
+            doc.str_parts("url", &[base, "/archives/", &channel.id]);
+        }
+        None => doc.null("url"),
+    }
+    doc.finish(channel.id.clone())
 }
 
 /// What a message document needs besides the message.
@@ -131,15 +107,14 @@ pub fn message_id(channel_id: &str, ts: &str) -> String {
     id
 }
 
-/// The message document (§4.3 fields plus `type`, `body`, `title` and `url`), serialized
-/// straight into JSON: messages are nearly every document of a sync, and building a field
-/// map per message only to serialize and drop it was most of the source's CPU.
-/// Returns the body and whether it carries `_timestamp`.
-pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>, bool) {
+/// The message document (§4.3 fields plus `type`, `body`, `title` and `url`), id
+/// [`message_id`]. Messages are nearly every document of a sync: `text`, `body` and `url`
+/// are written straight into their JSON values, with no intermediate strings.
+pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Document {
     let raw_text = message.text.as_deref().unwrap_or("");
     let author = ctx.names.author(message);
     let author_id = message.user.as_deref().or(message.bot_id.as_deref());
-    let mut doc = ObjectWriter::with_capacity(3 * raw_text.len() + 512);
+    let mut doc = DocumentWriter::with_capacity(3 * raw_text.len() + 512);
     doc.str("type", "message");
     doc.str("channel", ctx.channel_name);
     doc.str("channel_id", ctx.channel_id);
@@ -169,7 +144,7 @@ pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>
         None => doc.str_parts("title", &["#", ctx.channel_name]),
     };
     doc.str("ts", &message.ts);
-    let has_timestamp = doc.timestamp("_timestamp", ts_micros(&message.ts));
+    doc.timestamp(ts_micros(&message.ts).map(Timestamp::from_micros));
     doc.opt_str(
         "edited_ts",
         message.edited.as_ref().and_then(|e| e.ts.as_deref()),
@@ -193,12 +168,7 @@ pub fn message_json(message: &Message<'_>, ctx: &MessageContext<'_>) -> (Vec<u8>
         }),
         None => doc.null("url"),
     }
-    (doc.finish(), has_timestamp)
-}
-
-/// [`message_json`] as a field map (tests, and anyone who wants fields).
-pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Map<String, Value> {
-    serde_json::from_slice(&message_json(message, ctx).0).unwrap_or_default()
+    doc.finish(message_id(ctx.channel_id, &message.ts))
 }
 
 #[cfg(test)]
@@ -235,7 +205,7 @@ mod fixtures {
 mod tests {
     use super::fixtures::names;
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use std::borrow::Cow;
 
     #[test]
@@ -262,8 +232,7 @@ mod tests {
         ] {
             let raw = json!({"type": "message", "text": text, "ts": "1.000001"}).to_string();
             let message: Message = serde_json::from_str(&raw).unwrap();
-            let doc: Map<String, Value> =
-                serde_json::from_slice(&message_json(&message, &ctx).0).unwrap();
+            let doc = message_doc(&message, &ctx).fields();
             assert_eq!(
                 doc["text"],
                 json!(rewrite_mentions(text, &names)),
@@ -278,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn message_json_matches_the_field_helpers() {
+    fn message_doc_matches_the_field_helpers() {
         let names = names();
         let channels = HashMap::new();
         let ctx = MessageContext {
@@ -302,9 +271,10 @@ mod tests {
         assert!(matches!(reply.bot_id, Some(Cow::Borrowed(_))));
         let edited = reply.edited.as_ref().and_then(|e| e.ts.as_ref());
         assert!(matches!(edited, Some(Cow::Borrowed(_))));
-        let (json, has_timestamp) = message_json(&reply, &ctx);
-        assert!(has_timestamp);
-        let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap();
+        let reply_doc = message_doc(&reply, &ctx);
+        assert!(reply_doc.timestamp().is_some());
+        assert_eq!(reply_doc.id(), "C1-1700000001.000200");
+        let doc = reply_doc.fields();
         assert_eq!(
             doc["url"],
             json!(permalink(
@@ -321,9 +291,9 @@ mod tests {
         assert_eq!(doc.len(), 16);
         let undated: Message = serde_json::from_str(r#"{"ts": "not-a-ts"}"#).unwrap();
         let ctx = MessageContext { base: None, ..ctx };
-        let (json, has_timestamp) = message_json(&undated, &ctx);
-        assert!(!has_timestamp);
-        let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap();
+        let undated_doc = message_doc(&undated, &ctx);
+        assert!(undated_doc.timestamp().is_none());
+        let doc = undated_doc.fields();
         assert!(!doc.contains_key("_timestamp"));
         assert_eq!(doc["url"], Value::Null);
         assert_eq!(doc["text"], Value::Null);
@@ -348,7 +318,7 @@ mod tests {
             channels: &channels,
             base: Some("https://acme.slack.com"),
         };
-        let doc = message_doc(&message, &ctx);
+        let doc = message_doc(&message, &ctx).fields();
         assert_eq!(doc["text"], json!("hey <@user_one> &amp; co"));
         assert_eq!(doc["body"], json!("hey @user_one & co"));
         assert_eq!(doc["author"], json!("user_one"));
@@ -369,10 +339,12 @@ mod tests {
             "C1-1700000000.000100"
         );
 
-        let user_doc = user_doc(&User {
+        let user = user_doc(&User {
             id: "U9".into(),
             ..User::default()
         });
+        assert_eq!((user.id(), user.timestamp()), ("U9", None));
+        let user_doc = user.fields();
         for key in [
             "real_name_normalized",
             "profile_real_name",
@@ -398,7 +370,7 @@ mod tests {
             "topic": {"value": "t", "creator": "USERID1", "last_set": 5}
         }))
         .unwrap();
-        let cdoc = channel_doc(&channel, &names, None);
+        let cdoc = channel_doc(&channel, &names, None).fields();
         assert_eq!(cdoc["topic_author"], json!("user_one"));
         assert_eq!(cdoc["purpose"], Value::Null);
         assert_eq!(cdoc["_timestamp"], json!("2023-11-14T22:13:20.000000Z"));

@@ -4,8 +4,8 @@
 //! Invariants: unknown ids are kept as they are (never dropped); Slack's three entities are
 //! undone in one pass (`&amp;lt;` gives `&lt;`).
 
-use super::json::escape_json_into;
 use super::wire::{Message, User};
+use crate::sources::document::JsonText;
 use std::collections::HashMap;
 
 /// The first non-empty of §4.3's order: `display_name_normalized`, `real_name_normalized`,
@@ -93,12 +93,10 @@ impl TextOut for String {
     }
 }
 
-/// The inside of a JSON string value: every piece is escaped on the way in.
-pub struct JsonText<'a>(pub &'a mut Vec<u8>);
-
+/// Text written straight into a document's JSON string value, escaped on the way in.
 impl TextOut for JsonText<'_> {
     fn push_str(&mut self, s: &str) {
-        escape_json_into(self.0, s);
+        JsonText::push_str(self, s);
     }
 }
 
