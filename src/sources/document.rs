@@ -220,6 +220,7 @@ pub struct DocumentWriter {
 
 impl DocumentWriter {
     /// A writer whose buffer starts with room for `capacity` bytes.
+    #[inline]
     pub fn with_capacity(capacity: usize) -> DocumentWriter {
         let mut out = Vec::with_capacity(capacity);
         out.push(b'{');
@@ -229,6 +230,7 @@ impl DocumentWriter {
         }
     }
 
+    #[inline]
     fn key(&mut self, key: &str) {
         if self.out.len() > 1 {
             self.out.push(b',');
@@ -239,11 +241,13 @@ impl DocumentWriter {
     }
 
     /// A string value; returns where it lies in the body (quotes included), for [`Self::same`].
+    #[inline]
     pub fn str(&mut self, key: &str, value: &str) -> Range<usize> {
         self.str_parts(key, &[value])
     }
 
     /// One string value made of `parts`, concatenated; returns the value's span.
+    #[inline]
     pub fn str_parts(&mut self, key: &str, parts: &[&str]) -> Range<usize> {
         self.key(key);
         let start = self.out.len();
@@ -256,12 +260,14 @@ impl DocumentWriter {
     }
 
     /// `key` with a value already written at `value` (a span [`Self::str`] returned).
+    #[inline]
     pub fn same(&mut self, key: &str, value: Range<usize>) {
         self.key(key);
         self.out.extend_from_within(value);
     }
 
     /// A string value written piece by piece by `write`, escaped on the way.
+    #[inline]
     pub fn text(&mut self, key: &str, write: impl FnOnce(&mut JsonText<'_>)) {
         self.key(key);
         self.out.push(b'"');
@@ -270,6 +276,7 @@ impl DocumentWriter {
     }
 
     /// A string, or `null`.
+    #[inline]
     pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
         match value {
             Some(value) => {
@@ -280,6 +287,7 @@ impl DocumentWriter {
     }
 
     /// An unsigned integer.
+    #[inline]
     pub fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
         // Writing to a Vec cannot fail.
@@ -287,6 +295,7 @@ impl DocumentWriter {
     }
 
     /// An integer, or `null`.
+    #[inline]
     pub fn opt_i64(&mut self, key: &str, value: Option<i64>) {
         self.key(key);
         match value {
@@ -299,6 +308,7 @@ impl DocumentWriter {
     }
 
     /// A boolean, or `null`.
+    #[inline]
     pub fn opt_bool(&mut self, key: &str, value: Option<bool>) {
         self.key(key);
         self.out.extend_from_slice(match value {
@@ -309,6 +319,7 @@ impl DocumentWriter {
     }
 
     /// `null`.
+    #[inline]
     pub fn null(&mut self, key: &str) {
         self.key(key);
         self.out.extend_from_slice(b"null");
@@ -318,6 +329,7 @@ impl DocumentWriter {
     /// can be written (nothing is written otherwise, and the document stays undated: the
     /// engine then keeps the creation time of an existing document). Returns whether it
     /// was written.
+    #[inline]
     pub fn timestamp(&mut self, timestamp: Option<Timestamp>) -> bool {
         let Some(timestamp) = timestamp else {
             return false;
@@ -337,6 +349,7 @@ impl DocumentWriter {
     }
 
     /// The document `id` with the body written so far.
+    #[inline]
     pub fn finish(mut self, id: String) -> Document {
         self.out.push(b'}');
         let document = Document {
