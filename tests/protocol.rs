@@ -11,9 +11,9 @@ use connectors::es::EsClient;
 use connectors::protocol::connector::Doc;
 use connectors::protocol::runner::RunnerTimings;
 use connectors::protocol::store::{self, ConnectorStore};
-use connectors::protocol::SourceRegistry;
 use connectors::scheduler::{Clock, ScaledClock, SystemClock};
 use connectors::service::{run_with, Action, ServiceDeps, ServiceError};
+use connectors::sources::SourceRegistry;
 use connectors::sources::{
     basic_features, slack, Configuration, ConfigurationExt, DataSource, DocSender, SourceError,
     SourceFactory,

@@ -15,9 +15,9 @@
 use super::connector::{self, format_time, last_sync_fields, sync_rules_enabled, Doc};
 use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus};
 use super::store::ConnectorStore;
-use super::SourceRegistry;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
+use crate::sources::SourceRegistry;
 use crate::sync::{self, JobKind, PipelineSettings, SyncOptions, SyncStats};
 use serde_json::{json, Value};
 use std::sync::Arc;

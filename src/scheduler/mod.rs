@@ -20,10 +20,10 @@ use crate::es::EsError;
 use crate::protocol::connector::{
     self, format_time, heartbeat_due, parse_time, prepare_patch, scheduled_at_field, status, Doc,
 };
+use crate::protocol::connectors_query;
 use crate::protocol::job::active_jobs_query;
 use crate::protocol::store::ConnectorStore;
-use crate::protocol::{connectors_query, SourceRegistry};
-use crate::sources::SourceFactory;
+use crate::sources::{SourceFactory, SourceRegistry};
 use crate::sync::rules::validate_rules;
 use crate::sync::JobKind;
 use chrono::{DateTime, Utc};
@@ -238,7 +238,7 @@ impl Scheduler {
         let Some(factory) = self.registry.get(&service_type) else {
             let message = format!(
                 "unknown service type '{service_type}': this connector service supports {}",
-                crate::config::KNOWN_SERVICE_TYPES.join(", ")
+                self.registry.service_types().join(", ")
             );
             if let Err(error) = self.set_error(&doc, &message).await {
                 report(Step::ErrorStatus, &error);

@@ -1,5 +1,6 @@
 //! Data sources: the [`DataSource`] trait every source implements, and the registry that
-//! maps a connector's `service_type` to its [`SourceFactory`].
+//! maps a connector's `service_type` to its [`SourceFactory`] ([`registry`], the only list of
+//! service types; [`SourceRegistry`], what a service builds from).
 //!
 //! Contract between a source and the sync engine:
 //! - documents are [`Document`]s: a body the source serialized once, and a typed timestamp
@@ -22,6 +23,7 @@ pub use schema::{ConfigField, Configuration, ConfigurationExt};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -155,22 +157,77 @@ pub trait SourceFactory: Send + Sync {
     fn supports_access_control(&self) -> bool {
         false
     }
+    /// The `module:Class` Elastic's Python framework lists for this service type under
+    /// `sources` in `config.yml` (the configuration's default of that key), if it has one.
+    fn upstream_class(&self) -> Option<&'static str> {
+        None
+    }
     /// Builds a source from a configuration (the job's snapshot).
     fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
 }
 
-/// Every source this build has.
+/// Every source this build has: the one list of service types. The configuration checks
+/// `service_type`s against it, the CLI describes it, and a service builds from it (through a
+/// [`SourceRegistry`], where tests inject their own).
 pub fn registry() -> &'static [&'static dyn SourceFactory] {
     static SOURCES: [&dyn SourceFactory; 1] = [&slack::SlackFactory];
     &SOURCES
 }
 
-/// The factory for `service_type`.
+/// The built-in factory for `service_type`.
 pub fn factory(service_type: &str) -> Option<&'static dyn SourceFactory> {
     registry()
         .iter()
         .copied()
         .find(|f| f.service_type() == service_type)
+}
+
+/// The built-in service types, in [`registry`] order.
+pub fn service_types() -> Vec<&'static str> {
+    registry().iter().map(|f| f.service_type()).collect()
+}
+
+/// The source factories a running service builds from: [`registry`] by default; tests
+/// inject their own.
+#[derive(Clone)]
+pub struct SourceRegistry {
+    factories: Arc<Vec<&'static dyn SourceFactory>>,
+}
+
+impl Default for SourceRegistry {
+    fn default() -> Self {
+        SourceRegistry::new(registry().to_vec())
+    }
+}
+
+impl std::fmt::Debug for SourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SourceRegistry")
+            .field(&self.service_types())
+            .finish()
+    }
+}
+
+impl SourceRegistry {
+    /// A registry of these factories (the first one of a service type wins).
+    pub fn new(factories: Vec<&'static dyn SourceFactory>) -> SourceRegistry {
+        SourceRegistry {
+            factories: Arc::new(factories),
+        }
+    }
+
+    /// The factory for a service type.
+    pub fn get(&self, service_type: &str) -> Option<&'static dyn SourceFactory> {
+        self.factories
+            .iter()
+            .copied()
+            .find(|f| f.service_type() == service_type)
+    }
+
+    /// The service types it has, in order.
+    pub fn service_types(&self) -> Vec<&'static str> {
+        self.factories.iter().map(|f| f.service_type()).collect()
+    }
 }
 
 /// The default `features` of a source without sync-rule extras, DLS or incremental syncs.
@@ -191,8 +248,10 @@ mod tests {
     fn registry_knows_slack() {
         assert!(factory("slack").is_some());
         assert!(factory("nope").is_none());
-        for f in registry() {
-            assert!(crate::config::KNOWN_SERVICE_TYPES.contains(&f.service_type()));
-        }
+        assert_eq!(service_types(), ["slack"]);
+        let registry = SourceRegistry::default();
+        assert!(registry.get("slack").is_some());
+        assert!(registry.get("nope").is_none());
+        assert_eq!(registry.service_types(), service_types());
     }
 }

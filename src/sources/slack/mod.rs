@@ -49,6 +49,10 @@ impl SourceFactory for SlackFactory {
         basic_features()
     }
 
+    fn upstream_class(&self) -> Option<&'static str> {
+        Some("connectors.sources.slack:SlackDataSource")
+    }
+
     fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
         let options = SlackOptions::from_configuration(configuration)?;
         Ok(Box::new(SlackSource::new(options)?))
