@@ -121,7 +121,7 @@ pub fn connector_doc(doc: &Value, probe: &Value) -> bool {
     let built = configuration(doc).is_ok_and(|configuration| {
         let _ = validate_configuration(&configuration);
         let _ = SlackOptions::from_configuration(&configuration);
-        SlackFactory.build(&configuration).is_ok()
+        SlackFactory.build("fuzz", &configuration).is_ok()
     });
     let _ = prepare_patch(doc, &SlackFactory, Some("slack"));
     let _ = prepare_patch(doc, &SlackFactory, None);

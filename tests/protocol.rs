@@ -60,7 +60,11 @@ impl SourceFactory for TestFactory {
     fn features(&self) -> Value {
         basic_features()
     }
-    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+    fn build(
+        &self,
+        _connector_id: &str,
+        configuration: &Configuration,
+    ) -> Result<Box<dyn DataSource>, SourceError> {
         Ok(Box::new(TestSource {
             state: self.state.clone(),
             token: configuration.str_value("token").unwrap_or_default(),

@@ -671,14 +671,14 @@ async fn factory_builds_from_configuration_and_env_base_url() {
     let mut configuration = factory.default_configuration();
     configuration.get_mut("token").unwrap().value = TOKEN.into();
     configuration.get_mut("fetch_last_n_days").unwrap().value = 30.into();
-    let source = factory.build(&configuration).expect("builds");
+    let source = factory.build("c1", &configuration).expect("builds");
     source
         .ping()
         .await
         .expect("ping through SLACK_API_BASE_URL");
     configuration.get_mut("fetch_last_n_days").unwrap().value = (-3).into();
     assert!(matches!(
-        factory.build(&configuration),
+        factory.build("c1", &configuration),
         Err(SourceError::Configuration(_))
     ));
 }

@@ -248,7 +248,9 @@ async fn run_claimed(
     })?;
     let configuration = connector::configuration(job.at("/connector"))?;
     connector::validate_configuration(&configuration)?;
-    let source = factory.build(&configuration).map_err(|e| e.to_string())?;
+    let source = factory
+        .build(&connector.id, &configuration)
+        .map_err(|e| e.to_string())?;
     source.validate().await.map_err(|e| e.to_string())?;
     source.ping().await.map_err(|e| e.to_string())?;
     let features = &connector.source["features"];

@@ -279,7 +279,9 @@ impl Scheduler {
         let checked = async {
             let configuration = connector::configuration(&doc.source)?;
             connector::validate_configuration(&configuration)?;
-            let source = factory.build(&configuration).map_err(|e| e.to_string())?;
+            let source = factory
+                .build(&id, &configuration)
+                .map_err(|e| e.to_string())?;
             source.validate().await.map_err(|e| e.to_string())?;
             source.ping().await.map_err(|e| e.to_string())
         };

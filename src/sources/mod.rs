@@ -162,8 +162,17 @@ pub trait SourceFactory: Send + Sync {
     fn upstream_class(&self) -> Option<&'static str> {
         None
     }
-    /// Builds a source from a configuration (the job's snapshot).
-    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
+    /// Registers the source's own metrics into the process-wide registry, which labels
+    /// them `source="<service type>"` (`crate::metrics::global`, once per process); a
+    /// source records them labelled with its connector.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// Builds a source for connector `connector_id` from a configuration (the job's
+    /// snapshot).
+    fn build(
+        &self,
+        connector_id: &str,
+        configuration: &Configuration,
+    ) -> Result<Box<dyn DataSource>, SourceError>;
 }
 
 /// Every source this build has: the one list of service types. The configuration checks

@@ -22,6 +22,7 @@
 //! cursor) is retried like a bad answer, so decoders have no side effects.
 
 use super::answer::{self, ApiResponse, Pager};
+use super::metrics::CallMetrics;
 use super::ratelimit::RateLimiter;
 use crate::config::Secret;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
@@ -379,6 +380,7 @@ pub struct SlackClient {
     limiter: Arc<RateLimiter>,
     retry: RetryBudget,
     stats: Arc<ClientStats>,
+    metrics: CallMetrics,
 }
 
 impl SlackClient {
@@ -430,7 +432,14 @@ impl SlackClient {
             auth,
             retry: config.retry,
             stats: Arc::new(ClientStats::default()),
+            metrics: CallMetrics::default(),
         })
+    }
+
+    /// The client, recording its calls in `metrics` (labelled with a connector).
+    pub fn with_metrics(mut self, metrics: CallMetrics) -> SlackClient {
+        self.metrics = metrics;
+        self
     }
 
     /// The client's counters.
@@ -505,7 +514,7 @@ impl SlackClient {
             let is_throttled = matches!(classify(&error), Class::Retry { throttled: true });
             if is_throttled {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::global().slack_rate_limited(method);
+                self.metrics.rate_limited(method);
             }
             match next_step(&error, transient, throttled, &self.retry, rand::random()) {
                 Step::GiveUp => return Err(error),
@@ -577,12 +586,12 @@ impl SlackClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                crate::metrics::global().slack_call(method, "error");
+                self.metrics.call(method, "error");
                 return Err(transport(error));
             }
         };
         let status = response.status();
-        crate::metrics::global().slack_call(method, status.as_str());
+        self.metrics.call(method, status.as_str());
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)

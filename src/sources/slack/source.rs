@@ -28,6 +28,7 @@ use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, RetryBudget,
     SlackClient, SlackError, Verb, BASE_URL_ENV,
 };
+use super::metrics::CallMetrics;
 use super::transform::{
     channel_doc, message_doc, user_doc, window_oldest, workspace_base, Channel, Message,
     MessageContext, Names, User,
@@ -65,6 +66,8 @@ const DEFAULT_DAYS: u32 = 180;
 /// ready for future schema fields (private channels, DMs, filters).
 #[derive(Debug, Clone)]
 pub struct SlackOptions {
+    /// The connector the source runs for (labels its metrics; empty outside a service).
+    pub connector_id: String,
     /// Bot (`xoxb-`) or user (`xoxp-`) token.
     pub token: Secret,
     /// Days of history; 0 = all history.
@@ -111,6 +114,7 @@ impl SlackOptions {
     /// Options with defaults for everything but the token.
     pub fn new(token: Secret) -> SlackOptions {
         SlackOptions {
+            connector_id: String::new(),
             token,
             fetch_last_n_days: DEFAULT_DAYS,
             auto_join_channels: false,
@@ -305,7 +309,8 @@ impl SlackSource {
             pace: options.pace,
             retry: options.retry,
         })
-        .map_err(|e| SourceError::Configuration(e.to_string()))?;
+        .map_err(|e| SourceError::Configuration(e.to_string()))?
+        .with_metrics(CallMetrics::for_connector(&options.connector_id));
         Ok(SlackSource {
             inner: Arc::new(Inner {
                 options,
