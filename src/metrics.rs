@@ -21,12 +21,12 @@
 //! `# HELP` and `# TYPE`) from the start, before its first sample.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -85,19 +85,19 @@ pub fn register(
     registry: &mut Registry,
     name: &'static str,
     help: &'static str,
-    metric: impl EncodeMetric + std::fmt::Debug + Send + Sync + 'static,
+    metric: Box<dyn Metric>,
 ) {
     registry.register_collector(Box::new(Listed { name, help, metric }));
 }
 
 #[derive(Debug)]
-struct Listed<M> {
+struct Listed {
     name: &'static str,
     help: &'static str,
-    metric: M,
+    metric: Box<dyn Metric>,
 }
 
-impl<M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static> Collector for Listed<M> {
+impl Collector for Listed {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let metric_encoder =
             encoder.encode_descriptor(self.name, self.help, None, self.metric.metric_type())?;
@@ -120,55 +120,51 @@ impl Metrics {
             scheduling_failures: Family::default(),
         };
         let mut registry = Registry::default();
-        let r = &mut registry;
-        register(
-            r,
-            "connectors_syncs",
-            "Sync jobs finished, by final status.",
-            metrics.syncs.clone(),
-        );
-        register(
-            r,
-            "connectors_syncs_running",
-            "Sync jobs running now.",
-            metrics.syncs_running.clone(),
-        );
-        register(
-            r,
-            "connectors_documents_indexed",
-            "Documents indexed.",
-            metrics.documents_indexed.clone(),
-        );
-        register(
-            r,
-            "connectors_documents_deleted",
-            "Documents deleted.",
-            metrics.documents_deleted.clone(),
-        );
-        register(
-            r,
-            "connectors_bulk_request_duration_seconds",
-            "Duration of _bulk requests.",
-            metrics.bulk_request_duration.clone(),
-        );
-        register(
-            r,
-            "connectors_queue_depth",
-            "Documents waiting between the source and the bulk writer.",
-            metrics.queue_depth.clone(),
-        );
-        register(
-            r,
-            "connectors_retries",
-            "Retried requests, by target.",
-            metrics.retries.clone(),
-        );
-        register(
-            r,
-            "connectors_scheduling_failures",
-            "Failed steps of connector scheduling rounds, by step (the round goes on).",
-            metrics.scheduling_failures.clone(),
-        );
+        let engine: [(&'static str, &'static str, Box<dyn Metric>); 8] = [
+            (
+                "connectors_syncs",
+                "Sync jobs finished, by final status.",
+                Box::new(metrics.syncs.clone()),
+            ),
+            (
+                "connectors_syncs_running",
+                "Sync jobs running now.",
+                Box::new(metrics.syncs_running.clone()),
+            ),
+            (
+                "connectors_documents_indexed",
+                "Documents indexed.",
+                Box::new(metrics.documents_indexed.clone()),
+            ),
+            (
+                "connectors_documents_deleted",
+                "Documents deleted.",
+                Box::new(metrics.documents_deleted.clone()),
+            ),
+            (
+                "connectors_bulk_request_duration_seconds",
+                "Duration of _bulk requests.",
+                Box::new(metrics.bulk_request_duration.clone()),
+            ),
+            (
+                "connectors_queue_depth",
+                "Documents waiting between the source and the bulk writer.",
+                Box::new(metrics.queue_depth.clone()),
+            ),
+            (
+                "connectors_retries",
+                "Retried requests, by target.",
+                Box::new(metrics.retries.clone()),
+            ),
+            (
+                "connectors_scheduling_failures",
+                "Failed steps of connector scheduling rounds, by step (the round goes on).",
+                Box::new(metrics.scheduling_failures.clone()),
+            ),
+        ];
+        for (name, help, metric) in engine {
+            register(&mut registry, name, help, metric);
+        }
         Metrics {
             registry,
             ..metrics

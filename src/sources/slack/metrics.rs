@@ -48,13 +48,13 @@ pub fn register(registry: &mut Registry) {
         registry,
         "connectors_slack_calls",
         "Slack Web API calls, by connector, method and HTTP status.",
-        families.calls.clone(),
+        Box::new(families.calls.clone()),
     );
     crate::metrics::register(
         registry,
         "connectors_slack_rate_limited",
         "Slack calls answered 429 or ratelimited, by connector and method.",
-        families.rate_limited.clone(),
+        Box::new(families.rate_limited.clone()),
     );
 }
 
