@@ -185,15 +185,26 @@ pub fn registry() -> &'static [&'static dyn SourceFactory] {
 
 /// The built-in factory for `service_type`.
 pub fn factory(service_type: &str) -> Option<&'static dyn SourceFactory> {
-    registry()
+    find(registry(), service_type)
+}
+
+/// The built-in service types, in [`registry`] order.
+pub fn service_types() -> Vec<&'static str> {
+    types(registry())
+}
+
+fn find(
+    factories: &[&'static dyn SourceFactory],
+    service_type: &str,
+) -> Option<&'static dyn SourceFactory> {
+    factories
         .iter()
         .copied()
         .find(|f| f.service_type() == service_type)
 }
 
-/// The built-in service types, in [`registry`] order.
-pub fn service_types() -> Vec<&'static str> {
-    registry().iter().map(|f| f.service_type()).collect()
+fn types(factories: &[&'static dyn SourceFactory]) -> Vec<&'static str> {
+    factories.iter().map(|f| f.service_type()).collect()
 }
 
 /// The source factories a running service builds from: [`registry`] by default; tests
@@ -227,15 +238,12 @@ impl SourceRegistry {
 
     /// The factory for a service type.
     pub fn get(&self, service_type: &str) -> Option<&'static dyn SourceFactory> {
-        self.factories
-            .iter()
-            .copied()
-            .find(|f| f.service_type() == service_type)
+        find(&self.factories, service_type)
     }
 
     /// The service types it has, in order.
     pub fn service_types(&self) -> Vec<&'static str> {
-        self.factories.iter().map(|f| f.service_type()).collect()
+        types(&self.factories)
     }
 }
 
