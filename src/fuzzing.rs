@@ -20,11 +20,10 @@ use crate::protocol::job::{job_creation_problem, new_job_doc, SyncJob};
 use crate::scheduler::cron::CronSchedule;
 use crate::sources::slack::answer::{decode, ApiResponse};
 use crate::sources::slack::transform::{
-    channel_doc, message_doc, message_id, message_json, user_doc, Channel, Message, MessageContext,
-    Names, User,
+    channel_doc, message_doc, message_id, user_doc, Channel, Message, MessageContext, Names, User,
 };
 use crate::sources::slack::{SlackFactory, SlackOptions};
-use crate::sources::SourceFactory;
+use crate::sources::{Document, SourceFactory};
 use crate::sync::rules::{validate_rules, Rules};
 use crate::sync::JobKind;
 use serde_json::{json, Map, Value};
@@ -50,13 +49,17 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
         "users.list" => decode::<User>(method, body).is_ok_and(|page| {
             for user in &page.items {
                 names.add(user);
-                assert_eq!(user_doc(user)["id"], json!(user.id));
+                let doc = user_doc(user);
+                assert_eq!(doc.id(), user.id);
+                checked(&doc);
             }
             page.ok
         }),
         "conversations.list" => decode::<Channel>(method, body).is_ok_and(|page| {
             for channel in &page.items {
-                assert_eq!(channel_doc(channel, &names, base)["id"], json!(channel.id));
+                let doc = channel_doc(channel, &names, base);
+                assert_eq!(doc.id(), channel.id);
+                checked(&doc);
             }
             page.ok
         }),
@@ -73,22 +76,24 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
                 base,
             };
             for message in &page.items {
-                let (json, _) = message_json(message, &ctx);
-                let doc: Map<String, Value> = serde_json::from_slice(&json).unwrap_or_else(|e| {
-                    panic!(
-                        "message_json wrote invalid JSON ({e}): {}",
-                        String::from_utf8_lossy(&json)
-                    )
-                });
-                assert_eq!(doc["ts"], json!(message.ts.as_ref()));
-                assert_eq!(doc, message_doc(message, &ctx), "the two writers differ");
-                let _ = message_id("C1", &message.ts);
+                let doc = message_doc(message, &ctx);
+                assert_eq!(doc.id(), message_id("C1", &message.ts));
+                assert_eq!(checked(&doc)["ts"], json!(message.ts.as_ref()));
             }
             assert!(!(page.ok && page.has_more && page.next_cursor().is_none()));
             page.ok
         }
         _ => decode::<Value>(method, body).is_ok_and(|page| page.ok),
     }
+}
+
+/// The fields of a document that keeps the engine's contract (a JSON object without the
+/// engine's keys, `_timestamp` as typed: [`Document::check`]); panics otherwise.
+fn checked(doc: &Document) -> Map<String, Value> {
+    if let Err(problem) = doc.check() {
+        panic!("{problem}: {}", String::from_utf8_lossy(doc.body()));
+    }
+    doc.fields()
 }
 
 /// Loads `text` as `config.yml` (`ES_HOST` is the only variable set); true when it loads.
@@ -135,7 +140,7 @@ fn slack_source_from(stored: &Value) -> bool {
     configuration(stored).is_ok_and(|configuration| {
         let _ = validate_configuration(&configuration);
         let _ = SlackOptions::from_configuration(&configuration);
-        SlackFactory.build(&configuration).is_ok()
+        SlackFactory.build("fuzz", &configuration).is_ok()
     })
 }
 

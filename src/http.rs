@@ -73,10 +73,7 @@ async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
 
 async fn metrics() -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::global().render(),
     )
 }

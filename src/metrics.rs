@@ -1,8 +1,9 @@
-//! Process-wide metrics, rendered in the Prometheus text format on `/metrics`.
+//! Process-wide metrics: one `prometheus-client` registry, rendered in the Prometheus text
+//! format (0.0.4) on `/metrics`.
 //!
-//! Invariants: recording is cheap (atomics, or a short mutex on label maps for events that
-//! happen at most once per HTTP request), never on a per-document hot path except the plain
-//! counters; names and labels are fixed here, so dashboards and tests can rely on them:
+//! The engine's metrics are fixed here, so dashboards and tests can rely on them; each
+//! source registers its own (`SourceFactory::register_metrics`) under a `source` label
+//! (the Slack source's are in `sources::slack::metrics`):
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -11,254 +12,235 @@
 //! | `connectors_documents_deleted_total` | counter | |
 //! | `connectors_bulk_request_duration_seconds` | histogram | |
 //! | `connectors_queue_depth` | gauge | |
-//! | `connectors_slack_calls_total` | counter | `method`, `status` (HTTP status or `error`) |
-//! | `connectors_slack_rate_limited_total` | counter | `method` |
-//! | `connectors_retries_total` | counter | `target` (elasticsearch, slack) |
+//! | `connectors_retries_total` | counter | `target` (elasticsearch, or a source's service type) |
 //! | `connectors_syncs_running` | gauge | |
 //! | `connectors_scheduling_failures_total` | counter | `step` (prepare, heartbeat, error_status, filtering, status, schedule) |
+//!
+//! Invariants: recording is cheap (atomics, or a short lock of a label map for events that
+//! happen at most once per HTTP request), never per document; every family is listed (its
+//! `# HELP` and `# TYPE`) from the start, before its first sample.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the bulk latency buckets, seconds.
 const BULK_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-/// The registry.
-#[derive(Default)]
-pub struct Metrics {
-    syncs: Mutex<BTreeMap<String, u64>>,
-    documents_indexed: AtomicU64,
-    documents_deleted: AtomicU64,
-    bulk_buckets: [AtomicU64; BULK_BUCKETS.len()],
-    bulk_count: AtomicU64,
-    bulk_sum_micros: AtomicU64,
-    queue_depth: AtomicI64,
-    syncs_running: AtomicI64,
-    slack_calls: Mutex<BTreeMap<(String, String), u64>>,
-    slack_rate_limited: Mutex<BTreeMap<String, u64>>,
-    retries: Mutex<BTreeMap<String, u64>>,
-    scheduling_failures: Mutex<BTreeMap<String, u64>>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
 }
 
-/// The process-wide registry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+/// The registry and the engine's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    syncs: Family<StatusLabels, Counter>,
+    documents_indexed: Counter,
+    documents_deleted: Counter,
+    bulk_request_duration: Histogram,
+    queue_depth: Gauge,
+    syncs_running: Gauge,
+    retries: Family<TargetLabels, Counter>,
+    scheduling_failures: Family<StepLabels, Counter>,
+}
+
+/// The process-wide registry: the engine's metrics, then every built-in source's.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::default)
+    METRICS.get_or_init(|| {
+        let mut metrics = Metrics::new();
+        for factory in crate::sources::registry() {
+            let label = ("source".into(), factory.service_type().into());
+            factory.register_metrics(metrics.registry.sub_registry_with_label(label));
+        }
+        metrics
+    })
 }
 
-fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str, by: u64) {
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    *map.entry(key.to_string()).or_insert(0) += by;
+/// Registers `metric` under `name` (counters without `_total`: the text format adds it), to
+/// be listed from the start: `prometheus-client` leaves out a family that has no sample yet,
+/// and dashboards (and the tests) look for the family itself.
+pub fn register(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+    metric: Box<dyn Metric>,
+) {
+    registry.register_collector(Box::new(Listed { name, help, metric }));
+}
+
+#[derive(Debug)]
+struct Listed {
+    name: &'static str,
+    help: &'static str,
+    metric: Box<dyn Metric>,
+}
+
+impl Collector for Listed {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metric_encoder =
+            encoder.encode_descriptor(self.name, self.help, None, self.metric.metric_type())?;
+        self.metric.encode(metric_encoder)
+    }
 }
 
 impl Metrics {
+    /// The engine's metrics in a registry of their own (tests; the service uses [`global`]).
+    pub fn new() -> Metrics {
+        let metrics = Metrics {
+            registry: Registry::default(),
+            syncs: Family::default(),
+            documents_indexed: Counter::default(),
+            documents_deleted: Counter::default(),
+            bulk_request_duration: Histogram::new(BULK_BUCKETS),
+            queue_depth: Gauge::default(),
+            syncs_running: Gauge::default(),
+            retries: Family::default(),
+            scheduling_failures: Family::default(),
+        };
+        let mut registry = Registry::default();
+        let engine: [(&'static str, &'static str, Box<dyn Metric>); 8] = [
+            (
+                "connectors_syncs",
+                "Sync jobs finished, by final status.",
+                Box::new(metrics.syncs.clone()),
+            ),
+            (
+                "connectors_syncs_running",
+                "Sync jobs running now.",
+                Box::new(metrics.syncs_running.clone()),
+            ),
+            (
+                "connectors_documents_indexed",
+                "Documents indexed.",
+                Box::new(metrics.documents_indexed.clone()),
+            ),
+            (
+                "connectors_documents_deleted",
+                "Documents deleted.",
+                Box::new(metrics.documents_deleted.clone()),
+            ),
+            (
+                "connectors_bulk_request_duration_seconds",
+                "Duration of _bulk requests.",
+                Box::new(metrics.bulk_request_duration.clone()),
+            ),
+            (
+                "connectors_queue_depth",
+                "Documents waiting between the source and the bulk writer.",
+                Box::new(metrics.queue_depth.clone()),
+            ),
+            (
+                "connectors_retries",
+                "Retried requests, by target.",
+                Box::new(metrics.retries.clone()),
+            ),
+            (
+                "connectors_scheduling_failures",
+                "Failed steps of connector scheduling rounds, by step (the round goes on).",
+                Box::new(metrics.scheduling_failures.clone()),
+            ),
+        ];
+        for (name, help, metric) in engine {
+            register(&mut registry, name, help, metric);
+        }
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
     /// A sync ended with `status`.
     pub fn sync_finished(&self, status: &str) {
-        bump(&self.syncs, status, 1);
+        let labels = StatusLabels {
+            status: status.to_string(),
+        };
+        self.syncs.get_or_create(&labels).inc();
     }
 
     /// A sync started (+1) or ended (-1).
     pub fn syncs_running_add(&self, delta: i64) {
-        self.syncs_running.fetch_add(delta, Ordering::Relaxed);
+        self.syncs_running.inc_by(delta);
     }
 
     /// Documents indexed.
     pub fn documents_indexed(&self, count: u64) {
-        self.documents_indexed.fetch_add(count, Ordering::Relaxed);
+        self.documents_indexed.inc_by(count);
     }
 
     /// Documents deleted.
     pub fn documents_deleted(&self, count: u64) {
-        self.documents_deleted.fetch_add(count, Ordering::Relaxed);
+        self.documents_deleted.inc_by(count);
     }
 
     /// One bulk request took `elapsed`.
     pub fn bulk_request(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in self.bulk_buckets.iter().zip(BULK_BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.bulk_count.fetch_add(1, Ordering::Relaxed);
-        self.bulk_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.bulk_request_duration.observe(elapsed.as_secs_f64());
     }
 
     /// Documents waiting between source and bulk writer.
     pub fn set_queue_depth(&self, depth: i64) {
-        self.queue_depth.store(depth, Ordering::Relaxed);
+        self.queue_depth.set(depth);
     }
 
-    /// One Slack call answered `status` (an HTTP status, or `error` without a response).
-    pub fn slack_call(&self, method: &str, status: &str) {
-        let mut map = self.slack_calls.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((method.to_string(), status.to_string()))
-            .or_insert(0) += 1;
-    }
-
-    /// One Slack call was rate limited (429 or `ratelimited`).
-    pub fn slack_rate_limited(&self, method: &str) {
-        bump(&self.slack_rate_limited, method, 1);
-    }
-
-    /// One retry towards `target` (`elasticsearch` or `slack`).
+    /// One retry towards `target` (`elasticsearch`, or a source's service type).
     pub fn retry(&self, target: &str) {
-        bump(&self.retries, target, 1);
+        let labels = TargetLabels {
+            target: target.to_string(),
+        };
+        self.retries.get_or_create(&labels).inc();
     }
 
     /// One step of a connector's scheduling round failed (the round went on).
     pub fn scheduling_failure(&self, step: &str) {
-        bump(&self.scheduling_failures, step, 1);
+        let labels = StepLabels {
+            step: step.to_string(),
+        };
+        self.scheduling_failures.get_or_create(&labels).inc();
     }
 
     /// Failures of a scheduling step so far.
     pub fn scheduling_failures(&self, step: &str) -> u64 {
-        self.scheduling_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(step)
-            .copied()
-            .unwrap_or(0)
+        let labels = StepLabels {
+            step: step.to_string(),
+        };
+        self.scheduling_failures.get(&labels).map_or(0, |c| c.get())
     }
 
-    /// The Prometheus text exposition of everything.
+    /// The Prometheus text exposition of everything ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let counter = |out: &mut String, name: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        };
-        counter(
-            &mut out,
-            "connectors_syncs_total",
-            "Sync jobs finished, by final status.",
-        );
-        labelled(&mut out, "connectors_syncs_total", "status", &self.syncs);
-        let _ = writeln!(out, "# HELP connectors_syncs_running Sync jobs running now.\n# TYPE connectors_syncs_running gauge");
-        let _ = writeln!(
-            out,
-            "connectors_syncs_running {}",
-            self.syncs_running.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
-            "connectors_documents_indexed_total",
-            "Documents indexed.",
-        );
-        let _ = writeln!(
-            out,
-            "connectors_documents_indexed_total {}",
-            self.documents_indexed.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
-            "connectors_documents_deleted_total",
-            "Documents deleted.",
-        );
-        let _ = writeln!(
-            out,
-            "connectors_documents_deleted_total {}",
-            self.documents_deleted.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# HELP connectors_bulk_request_duration_seconds Duration of _bulk requests.\n# TYPE connectors_bulk_request_duration_seconds histogram");
-        for (bucket, bound) in self.bulk_buckets.iter().zip(BULK_BUCKETS) {
-            let _ = writeln!(
-                out,
-                "connectors_bulk_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.bulk_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "connectors_bulk_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "connectors_bulk_request_duration_seconds_sum {}",
-            self.bulk_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "connectors_bulk_request_duration_seconds_count {count}"
-        );
-        let _ = writeln!(out, "# HELP connectors_queue_depth Documents waiting between the source and the bulk writer.\n# TYPE connectors_queue_depth gauge");
-        let _ = writeln!(
-            out,
-            "connectors_queue_depth {}",
-            self.queue_depth.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
-            "connectors_slack_calls_total",
-            "Slack Web API calls, by method and HTTP status.",
-        );
-        for ((method, status), n) in self
-            .slack_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "connectors_slack_calls_total{{method=\"{}\",status=\"{}\"}} {n}",
-                escape(method),
-                escape(status)
-            );
-        }
-        counter(
-            &mut out,
-            "connectors_slack_rate_limited_total",
-            "Slack calls answered 429 or ratelimited.",
-        );
-        labelled(
-            &mut out,
-            "connectors_slack_rate_limited_total",
-            "method",
-            &self.slack_rate_limited,
-        );
-        counter(
-            &mut out,
-            "connectors_retries_total",
-            "Retried requests, by target.",
-        );
-        labelled(
-            &mut out,
-            "connectors_retries_total",
-            "target",
-            &self.retries,
-        );
-        counter(
-            &mut out,
-            "connectors_scheduling_failures_total",
-            "Failed steps of connector scheduling rounds, by step (the round goes on).",
-        );
-        labelled(
-            &mut out,
-            "connectors_scheduling_failures_total",
-            "step",
-            &self.scheduling_failures,
-        );
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// One sample per key of a single-label counter.
-fn labelled(out: &mut String, name: &str, label: &str, map: &Mutex<BTreeMap<String, u64>>) {
-    for (value, n) in map.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
     }
-}
-
-/// Label values escaped as the text format requires.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -275,9 +257,6 @@ mod tests {
         m.documents_deleted(3);
         m.bulk_request(Duration::from_millis(30));
         m.set_queue_depth(7);
-        m.slack_call("conversations.history", "200");
-        m.slack_call("conversations.history", "429");
-        m.slack_rate_limited("conversations.history");
         m.retry("slack");
         m.scheduling_failure("heartbeat");
         let text = m.render();
@@ -291,18 +270,49 @@ mod tests {
             "connectors_bulk_request_duration_seconds_bucket{le=\"+Inf\"} 1",
             "connectors_bulk_request_duration_seconds_count 1",
             "connectors_queue_depth 7",
-            "connectors_slack_calls_total{method=\"conversations.history\",status=\"429\"} 1",
-            "connectors_slack_rate_limited_total{method=\"conversations.history\"} 1",
             "connectors_retries_total{target=\"slack\"} 1",
             "connectors_scheduling_failures_total{step=\"heartbeat\"} 1",
             "# TYPE connectors_bulk_request_duration_seconds histogram",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }
+        assert_eq!(m.scheduling_failures("heartbeat"), 1);
+        assert_eq!(m.scheduling_failures("prepare"), 0);
+    }
+
+    /// A family is listed before its first sample.
+    #[test]
+    fn families_are_listed_before_any_sample() {
+        let text = Metrics::default().render();
+        for name in [
+            "connectors_syncs_total",
+            "connectors_retries_total",
+            "connectors_scheduling_failures_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} counter")),
+                "{name} in\n{text}"
+            );
+        }
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::default();
+        m.retry("a\"b\\c\nd");
+        let text = m.render();
+        assert!(
+            text.contains("connectors_retries_total{target=\"a\\\"b\\\\c\\nd\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sources_register_their_metrics_under_their_service_type() {
+        let text = global().render();
+        assert!(
+            text.contains("# TYPE connectors_slack_calls_total counter"),
+            "{text}"
+        );
     }
 }

@@ -17,14 +17,15 @@ use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::http::Health;
 use crate::protocol::connector::{format_time, parse_time};
+use crate::protocol::connectors_query;
 use crate::protocol::doc::readable;
 use crate::protocol::job::{
     idle_error, pending_jobs_query, release_patch, running_jobs_query, JobStatus, ORPHAN_ERROR,
 };
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
-use crate::protocol::{connectors_query, SourceRegistry};
 use crate::scheduler::{Clock, Scheduler, SystemClock};
+use crate::sources::SourceRegistry;
 use crate::sync::JobKind;
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};

@@ -17,9 +17,9 @@ use connectors::protocol::indices::{CONNECTORS_INDEX, JOBS_INDEX};
 use connectors::protocol::job::SyncJob;
 use connectors::protocol::runner::RunnerTimings;
 use connectors::protocol::store::{self, ConnectorStore};
-use connectors::protocol::SourceRegistry;
 use connectors::scheduler::{Clock, ScaledClock, SystemClock};
 use connectors::service::{run_with, Action, ServiceDeps, ServiceError};
+use connectors::sources::SourceRegistry;
 use connectors::sources::{
     basic_features, slack, Configuration, ConfigurationExt, DataSource, SourceError, SourceFactory,
 };
@@ -55,7 +55,11 @@ impl SourceFactory for TestFactory {
     fn features(&self) -> Value {
         basic_features()
     }
-    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+    fn build(
+        &self,
+        _connector_id: &str,
+        configuration: &Configuration,
+    ) -> Result<Box<dyn DataSource>, SourceError> {
         Ok(Box::new(TestSource::titled(
             self.state.clone(),
             configuration.str_value("token").unwrap_or_default(),

@@ -512,9 +512,8 @@ async fn incremental_sync_applies_ops_and_returns_the_cursor_without_a_sweep() {
     )
     .await
     .expect("full");
-    let doc = |id: &str, body: Value| Document {
-        id: id.into(),
-        body: body.as_object().cloned().unwrap_or_default(),
+    let doc = |id: &str, body: Value| {
+        Document::from_fields(id.into(), body.as_object().cloned().unwrap_or_default())
     };
     let source = TestSource {
         incremental: vec![

@@ -162,9 +162,5 @@ fn main() -> ExitCode {
 }
 
 fn service_types() -> String {
-    connectors::sources::registry()
-        .iter()
-        .map(|f| f.service_type())
-        .collect::<Vec<_>>()
-        .join(", ")
+    connectors::sources::service_types().join(", ")
 }

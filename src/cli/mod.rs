@@ -597,7 +597,7 @@ async fn create(
         CliError::Invalid(format!(
             "unknown service type '{}'; supported: {}",
             args.service_type,
-            crate::config::KNOWN_SERVICE_TYPES.join(", ")
+            crate::sources::service_types().join(", ")
         ))
     })?;
     if let Some(problem) = index_name_problem(&args.index_name) {

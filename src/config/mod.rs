@@ -12,7 +12,7 @@
 //! 6. semantic checks run (connectors list, service types, `changeme` placeholders, ranges).
 //!
 //! Invariants: all problems are reported at once, each naming the key, what is wrong and the
-//! fix; no IO but reading the file (Elasticsearch and Slack are checked later, at start-up);
+//! fix; no IO but reading the file (Elasticsearch and the sources are checked later, at start-up);
 //! secrets are [`Secret`]s and never appear in any message.
 
 mod env;
@@ -25,9 +25,6 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Service types this build can run (the source registry's keys).
-pub const KNOWN_SERVICE_TYPES: &[&str] = &["slack"];
 
 /// The placeholder `config.yml.example` ships with; running with it is a mistake.
 const PLACEHOLDER: &str = "changeme";
@@ -90,10 +87,10 @@ impl Default for Config {
             elasticsearch: ElasticsearchConfig::default(),
             service: ServiceConfig::default(),
             connectors: Vec::new(),
-            sources: BTreeMap::from([(
-                "slack".to_string(),
-                "connectors.sources.slack:SlackDataSource".to_string(),
-            )]),
+            sources: crate::sources::registry()
+                .iter()
+                .filter_map(|f| Some((f.service_type().to_string(), f.upstream_class()?.into())))
+                .collect(),
             extraction_service: None,
         }
     }
@@ -189,7 +186,7 @@ pub struct BulkConfig {
     pub max_text_document_size: f64,
     /// Bulk requests in flight.
     pub max_concurrency: usize,
-    /// Concurrent downloads (unused by Slack; kept for compatibility).
+    /// Concurrent downloads (no source of this build downloads; kept for compatibility).
     pub concurrent_downloads: usize,
     /// Retries of a bulk item answered 429/5xx.
     pub max_retries: u32,
@@ -275,7 +272,7 @@ pub struct ServiceConfig {
     pub max_concurrent_access_control_syncs: usize,
     /// Connectors scheduled at once.
     pub max_concurrent_scheduling_tasks: usize,
-    /// Largest file downloaded, bytes (unused by Slack; kept for compatibility).
+    /// Largest file downloaded, bytes (no source of this build downloads; kept for compatibility).
     pub max_file_download_size: u64,
     /// Period of the cleanup of orphaned and idle jobs, seconds.
     pub job_cleanup_interval: f64,
@@ -283,7 +280,7 @@ pub struct ServiceConfig {
     pub job_idle_timeout: f64,
     /// Service log level (the CLI's --log-level/--debug win).
     pub log_level: String,
-    /// Drop sources that are not FIPS compliant (Slack is; no effect).
+    /// Drop sources that are not FIPS compliant (this build's are; no effect).
     pub fips_mode: bool,
     /// Serve every non-native connector of `service_types`, not only the listed ones.
     pub worker_mode: bool,
@@ -336,7 +333,7 @@ pub struct HttpConfig {
 pub struct ConnectorEntry {
     /// Id of the connector document.
     pub connector_id: String,
-    /// Its service type (`slack`).
+    /// Its service type (a key of `crate::sources::registry`).
     pub service_type: String,
     /// API key used by this connector's sync jobs instead of the service credentials.
     pub api_key: Option<Secret>,
@@ -513,7 +510,7 @@ impl Config {
         }
         if self.service.worker_mode {
             if self.service.service_types.is_empty() {
-                problems.push("`service.service_types`: required when `service.worker_mode` is true: list the service types to serve, e.g. [slack]".into());
+                problems.push(format!("`service.service_types`: required when `service.worker_mode` is true: list the service types to serve, e.g. [{}]", known_service_types()));
             }
             for (i, service_type) in self.service.service_types.iter().enumerate() {
                 check_service_type(
@@ -523,10 +520,10 @@ impl Config {
                 );
             }
         } else if self.connectors.is_empty() {
-            problems.push(
-                "`connectors`: empty: add at least one entry `{connector_id: <id>, service_type: slack}` (create the connector in Kibana or with `connectors connector create`), or set `service.worker_mode: true`"
-                    .into(),
-            );
+            problems.push(format!(
+                "`connectors`: empty: add at least one entry `{{connector_id: <id>, service_type: {}}}` (create the connector in Kibana or with `connectors connector create`), or set `service.worker_mode: true`",
+                crate::sources::service_types().first().copied().unwrap_or("<type>")
+            ));
         }
         for (i, entry) in self.connectors.iter().enumerate() {
             let at = format!("connectors[{i}]");
@@ -542,12 +539,12 @@ impl Config {
             if entry.service_type.trim().is_empty() {
                 problems.push(format!(
                     "`{at}.service_type`: missing: set it to one of {}",
-                    KNOWN_SERVICE_TYPES.join(", ")
+                    known_service_types()
                 ));
             } else if entry.service_type == PLACEHOLDER {
                 problems.push(format!(
                     "`{at}.service_type`: still the placeholder `changeme`: set it to one of {}",
-                    KNOWN_SERVICE_TYPES.join(", ")
+                    known_service_types()
                 ));
             } else {
                 check_service_type(&format!("{at}.service_type"), &entry.service_type, problems);
@@ -576,13 +573,17 @@ impl Config {
             .as_ref()
             .is_some_and(|v| !v.is_null())
         {
-            warnings.push("`extraction_service` is accepted but not supported: the Slack source has no binary content to extract".into());
+            let sources: Vec<&str> = crate::sources::registry()
+                .iter()
+                .map(|f| f.display_name())
+                .collect();
+            warnings.push(format!("`extraction_service` is accepted but not supported: the {} source has no binary content to extract", sources.join(", ")));
         }
         for (service_type, class) in &self.sources {
-            if !KNOWN_SERVICE_TYPES.contains(&service_type.as_str()) {
+            if crate::sources::factory(service_type).is_none() {
                 warnings.push(format!(
                     "`sources.{service_type}` ({class}) is ignored: this build only has {}",
-                    KNOWN_SERVICE_TYPES.join(", ")
+                    known_service_types()
                 ));
             }
         }
@@ -609,16 +610,21 @@ pub fn parse_level(level: &str) -> Option<&'static str> {
     }
 }
 
+/// The service types of this build's sources (`crate::sources::registry`), for messages.
+fn known_service_types() -> String {
+    crate::sources::service_types().join(", ")
+}
+
 fn check_service_type(key: &str, service_type: &str, problems: &mut Vec<String>) {
-    if KNOWN_SERVICE_TYPES.contains(&service_type) {
+    if crate::sources::factory(service_type).is_some() {
         return;
     }
-    let hint = did_you_mean(service_type, KNOWN_SERVICE_TYPES.iter().copied())
+    let hint = did_you_mean(service_type, crate::sources::service_types().into_iter())
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     problems.push(format!(
         "`{key}`: unknown service type `{service_type}`{hint}: available: {}",
-        KNOWN_SERVICE_TYPES.join(", ")
+        known_service_types()
     ));
 }
 

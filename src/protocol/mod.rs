@@ -17,46 +17,7 @@ pub mod runner;
 pub mod store;
 
 use crate::config::Config;
-use crate::sources::SourceFactory;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-/// The source factories a service can build (the built-in [`crate::sources::registry`] by
-/// default; tests inject their own).
-#[derive(Clone)]
-pub struct SourceRegistry {
-    factories: Arc<Vec<&'static dyn SourceFactory>>,
-}
-
-impl Default for SourceRegistry {
-    fn default() -> Self {
-        SourceRegistry::new(crate::sources::registry().to_vec())
-    }
-}
-
-impl std::fmt::Debug for SourceRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let types: Vec<&str> = self.factories.iter().map(|f| f.service_type()).collect();
-        f.debug_tuple("SourceRegistry").field(&types).finish()
-    }
-}
-
-impl SourceRegistry {
-    /// A registry of these factories (the first one of a service type wins).
-    pub fn new(factories: Vec<&'static dyn SourceFactory>) -> SourceRegistry {
-        SourceRegistry {
-            factories: Arc::new(factories),
-        }
-    }
-
-    /// The factory for a service type.
-    pub fn get(&self, service_type: &str) -> Option<&'static dyn SourceFactory> {
-        self.factories
-            .iter()
-            .copied()
-            .find(|f| f.service_type() == service_type)
-    }
-}
 
 /// The connectors this service handles (§2.4 A.1): the configured ids, or in worker mode the
 /// non-native connectors of `service.service_types`. Soft-deleted connectors are excluded.
@@ -103,12 +64,5 @@ mod tests {
             json!(["slack"])
         );
         assert_eq!(q["query"]["bool"]["filter"][1]["term"]["is_native"], false);
-    }
-
-    #[test]
-    fn registry_lookup() {
-        let registry = SourceRegistry::default();
-        assert!(registry.get("slack").is_some());
-        assert!(registry.get("nope").is_none());
     }
 }

@@ -16,10 +16,9 @@ use super::connector::{self, format_time, last_sync_fields, Connector, Pipeline}
 use super::doc::Doc;
 use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus, SyncJob};
 use super::store::ConnectorStore;
-use super::SourceRegistry;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
-use crate::sources::SourceError;
+use crate::sources::{SourceError, SourceRegistry};
 use crate::sync::{self, JobKind, SyncError, SyncOptions, SyncStats};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -286,7 +285,7 @@ async fn run_claimed(
     let configuration =
         connector::configuration(&snapshot.configuration).map_err(JobError::Configuration)?;
     connector::validate_configuration(&configuration).map_err(JobError::Configuration)?;
-    let source = factory.build(&configuration)?;
+    let source = factory.build(&connector.id, &configuration)?;
     source.validate().await?;
     source.ping().await?;
     let live = &connector.source;

@@ -21,11 +21,11 @@ use crate::protocol::connector::{
     format_time, heartbeat_due, parse_time, prepare_patch, scheduled_at_field,
     validate_configuration, Connector, ConnectorStatus,
 };
+use crate::protocol::connectors_query;
 use crate::protocol::doc::{readable, Doc};
 use crate::protocol::job::active_jobs_query;
 use crate::protocol::store::ConnectorStore;
-use crate::protocol::{connectors_query, SourceRegistry};
-use crate::sources::SourceFactory;
+use crate::sources::{SourceFactory, SourceRegistry};
 use crate::sync::rules::validate_rules;
 use crate::sync::JobKind;
 use chrono::{DateTime, Utc};
@@ -243,7 +243,7 @@ impl Scheduler {
         let Some(factory) = self.registry.get(&service_type) else {
             let message = format!(
                 "unknown service type '{service_type}': this connector service supports {}",
-                crate::config::KNOWN_SERVICE_TYPES.join(", ")
+                self.registry.service_types().join(", ")
             );
             if let Err(error) = self.set_error(&doc, &message).await {
                 report(Step::ErrorStatus, &error);
@@ -291,7 +291,9 @@ impl Scheduler {
         let checked = async {
             let configuration = doc.source.configuration()?;
             validate_configuration(&configuration)?;
-            let source = factory.build(&configuration).map_err(|e| e.to_string())?;
+            let source = factory
+                .build(&id, &configuration)
+                .map_err(|e| e.to_string())?;
             source.validate().await.map_err(|e| e.to_string())?;
             source.ping().await.map_err(|e| e.to_string())
         };

@@ -1,7 +1,10 @@
 //! Data sources: the [`DataSource`] trait every source implements, and the registry that
-//! maps a connector's `service_type` to its [`SourceFactory`].
+//! maps a connector's `service_type` to its [`SourceFactory`] ([`registry`], the only list of
+//! service types; [`SourceRegistry`], what a service builds from).
 //!
 //! Contract between a source and the sync engine:
+//! - documents are [`Document`]s: a body the source serialized once, and a typed timestamp
+//!   (the invariants are in [`document`]);
 //! - a source pushes [`DocOp`]s into a bounded [`DocSender`]; `send` waits when the engine is
 //!   behind (backpressure), and fails with [`SourceError::SinkClosed`] when the engine has
 //!   stopped (cancel, bulk failure): the source must then return promptly;
@@ -11,64 +14,24 @@
 //!   [`DataSource::metadata`]);
 //! - sources check the cancellation token between pages.
 
+pub mod document;
 pub mod schema;
 pub mod slack;
 
+pub use document::{Document, DocumentWriter, Timestamp};
 pub use schema::{ConfigField, Configuration, ConfigurationExt};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// A document to index: `_id` plus body (the body has no `_id`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Document {
-    /// The document id (`U…`, `C…`, `<channel>-<ts>`).
-    pub id: String,
-    /// The fields.
-    pub body: Map<String, Value>,
-}
-
-/// A document the source serialized itself: the fast path for the bulk of a workspace
-/// (messages), which skips building and dropping a field map per document.
-///
-/// `json` is one JSON object without `_id`, `id`, the pipeline flags
-/// (`_extract_binary_content`, `_reduce_whitespace`, `_run_ml_inference`) and the sync
-/// marker: the engine appends those, and a duplicate key would be refused by Elasticsearch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawDocument {
-    /// The document id.
-    pub id: String,
-    /// The serialized body: a JSON object.
-    pub json: Vec<u8>,
-    /// Whether `json` carries `_timestamp` (see the engine's `_timestamp` rules).
-    pub has_timestamp: bool,
-}
-
-impl RawDocument {
-    /// The body as a field map (sync rules, tests). A body that is not a JSON object (a
-    /// source bug) reads as empty.
-    pub fn fields(&self) -> Map<String, Value> {
-        serde_json::from_slice(&self.json).unwrap_or_default()
-    }
-
-    /// The same document as a [`Document`].
-    pub fn to_document(&self) -> Document {
-        Document {
-            id: self.id.clone(),
-            body: self.fields(),
-        }
-    }
-}
 
 /// What a source asks the engine to do with one document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocOp {
     /// Create or replace.
     Index(Document),
-    /// Create or replace, already serialized.
-    IndexRaw(RawDocument),
     /// Partial update (incremental syncs).
     Update(Document),
     /// Delete by id (incremental syncs).
@@ -93,24 +56,11 @@ impl DocSender {
         self.tx.send(op).await.map_err(|_| SourceError::SinkClosed)
     }
 
-    /// Shorthand for `send(DocOp::Index(..))`.
+    /// Shorthand for `send(DocOp::Index(..))` of a document made of a field map
+    /// ([`Document::from_fields`]).
     pub async fn index(&self, id: String, body: Map<String, Value>) -> Result<(), SourceError> {
-        self.send(DocOp::Index(Document { id, body })).await
-    }
-
-    /// Shorthand for `send(DocOp::IndexRaw(..))`.
-    pub async fn index_raw(
-        &self,
-        id: String,
-        json: Vec<u8>,
-        has_timestamp: bool,
-    ) -> Result<(), SourceError> {
-        self.send(DocOp::IndexRaw(RawDocument {
-            id,
-            json,
-            has_timestamp,
-        }))
-        .await
+        self.send(DocOp::Index(Document::from_fields(id, body)))
+            .await
     }
 }
 
@@ -207,22 +157,94 @@ pub trait SourceFactory: Send + Sync {
     fn supports_access_control(&self) -> bool {
         false
     }
-    /// Builds a source from a configuration (the job's snapshot).
-    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
+    /// The `module:Class` Elastic's Python framework lists for this service type under
+    /// `sources` in `config.yml` (the configuration's default of that key), if it has one.
+    fn upstream_class(&self) -> Option<&'static str> {
+        None
+    }
+    /// Registers the source's own metrics into the process-wide registry, which labels
+    /// them `source="<service type>"` (`crate::metrics::global`, once per process); a
+    /// source records them labelled with its connector.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// Builds a source for connector `connector_id` from a configuration (the job's
+    /// snapshot).
+    fn build(
+        &self,
+        connector_id: &str,
+        configuration: &Configuration,
+    ) -> Result<Box<dyn DataSource>, SourceError>;
 }
 
-/// Every source this build has.
+/// Every source this build has: the one list of service types. The configuration checks
+/// `service_type`s against it, the CLI describes it, and a service builds from it (through a
+/// [`SourceRegistry`], where tests inject their own).
 pub fn registry() -> &'static [&'static dyn SourceFactory] {
     static SOURCES: [&dyn SourceFactory; 1] = [&slack::SlackFactory];
     &SOURCES
 }
 
-/// The factory for `service_type`.
+/// The built-in factory for `service_type`.
 pub fn factory(service_type: &str) -> Option<&'static dyn SourceFactory> {
-    registry()
+    find(registry(), service_type)
+}
+
+/// The built-in service types, in [`registry`] order.
+pub fn service_types() -> Vec<&'static str> {
+    types(registry())
+}
+
+fn find(
+    factories: &[&'static dyn SourceFactory],
+    service_type: &str,
+) -> Option<&'static dyn SourceFactory> {
+    factories
         .iter()
         .copied()
         .find(|f| f.service_type() == service_type)
+}
+
+fn types(factories: &[&'static dyn SourceFactory]) -> Vec<&'static str> {
+    factories.iter().map(|f| f.service_type()).collect()
+}
+
+/// The source factories a running service builds from: [`registry`] by default; tests
+/// inject their own.
+#[derive(Clone)]
+pub struct SourceRegistry {
+    factories: Arc<Vec<&'static dyn SourceFactory>>,
+}
+
+impl Default for SourceRegistry {
+    fn default() -> Self {
+        SourceRegistry::new(registry().to_vec())
+    }
+}
+
+impl std::fmt::Debug for SourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SourceRegistry")
+            .field(&self.service_types())
+            .finish()
+    }
+}
+
+impl SourceRegistry {
+    /// A registry of these factories (the first one of a service type wins).
+    pub fn new(factories: Vec<&'static dyn SourceFactory>) -> SourceRegistry {
+        SourceRegistry {
+            factories: Arc::new(factories),
+        }
+    }
+
+    /// The factory for a service type.
+    pub fn get(&self, service_type: &str) -> Option<&'static dyn SourceFactory> {
+        find(&self.factories, service_type)
+    }
+
+    /// The service types it has, in order.
+    pub fn service_types(&self) -> Vec<&'static str> {
+        types(&self.factories)
+    }
 }
 
 /// The default `features` of a source without sync-rule extras, DLS or incremental syncs.
@@ -243,8 +265,10 @@ mod tests {
     fn registry_knows_slack() {
         assert!(factory("slack").is_some());
         assert!(factory("nope").is_none());
-        for f in registry() {
-            assert!(crate::config::KNOWN_SERVICE_TYPES.contains(&f.service_type()));
-        }
+        assert_eq!(service_types(), ["slack"]);
+        let registry = SourceRegistry::default();
+        assert!(registry.get("slack").is_some());
+        assert!(registry.get("nope").is_none());
+        assert_eq!(registry.service_types(), service_types());
     }
 }

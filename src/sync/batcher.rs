@@ -164,12 +164,12 @@ mod tests {
     fn op(id: &str, text: &str) -> (Encoded, Vec<u8>) {
         let ctx = EncodeContext::new("i", false, false, false, 1);
         let mut out = Vec::new();
-        let body = json!({"_timestamp": "t", "t": text});
+        let body = json!({"_timestamp": "2024-01-01T00:00:00Z", "t": text});
         let encoded = ctx.encode(
-            DocOp::Index(Document {
-                id: id.into(),
-                body: body.as_object().cloned().unwrap(),
-            }),
+            DocOp::Index(Document::from_fields(
+                id.into(),
+                body.as_object().cloned().unwrap(),
+            )),
             "now",
             &mut out,
         );
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             body,
             "{\"index\":{\"_index\":\"i\",\"_id\":\"c\"}}\n\
-             {\"_extract_binary_content\":false,\"_reduce_whitespace\":false,\"_run_ml_inference\":false,\"_sync_marker\":1,\"_timestamp\":\"t\",\"id\":\"c\",\"t\":\"x\"}\n\
+             {\"_timestamp\":\"2024-01-01T00:00:00Z\",\"t\":\"x\",\"id\":\"c\",\"_extract_binary_content\":false,\"_reduce_whitespace\":false,\"_run_ml_inference\":false,\"_sync_marker\":1}\n\
              {\"delete\":{\"_index\":\"i\",\"_id\":\"d\"}}\n\
              {\"delete\":{\"_index\":\"i\",\"_id\":\"e\"}}\n\
              {\"delete\":{\"_index\":\"i\",\"_id\":\"f\"}}\n"

@@ -6,8 +6,9 @@
 //! - the body gets `id` = `_id`, the three pipeline flags `_extract_binary_content`,
 //!   `_reduce_whitespace`, `_run_ml_inference` (the ingest pipeline removes them), and the
 //!   sync's deletion marker `_sync_marker` (see the engine docs);
-//! - `_timestamp` is set on creation and kept for unchanged documents. A source that gives
-//!   `_timestamp` (Slack sets it from the message `ts`) is indexed as is with an `index` op.
+//! - `_timestamp` is set on creation and kept for unchanged documents. A source that dates
+//!   a document (Slack: from the message `ts`) has written `_timestamp` in its body, and the
+//!   document is indexed as is with an `index` op.
 //!   Without one we cannot know whether the document exists (we keep no id map), so the op
 //!   becomes an `update` with `doc` = body and `upsert` = body + `_timestamp: now`: an
 //!   existing document keeps its `_timestamp` and a new one gets now. The price is the body
@@ -15,13 +16,15 @@
 //!   document (an update merges) until its next change.
 //!
 //! The serialized bytes are what the batcher measures and what goes on the wire: each
-//! document is serialized exactly once. A [`RawDocument`] (a body the source serialized
-//! itself) is not even parsed: its object is copied and the engine's fields are appended
-//! as bytes, which is what keeps the per-document CPU of a large sync low.
+//! document is serialized exactly once, by its source ([`Document`]). The encoder never
+//! parses it: the body's object is copied and the engine's fields are appended as bytes,
+//! which is what keeps the per-document CPU of a large sync low. Whether the source dates
+//! the document comes from its typed [`Document::timestamp`], never from the bytes.
 
-use crate::sources::{DocOp, RawDocument};
+use crate::sources::document::TIMESTAMP_FIELD;
+use crate::sources::{DocOp, Document};
 use md5::{Digest, Md5};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -88,9 +91,8 @@ impl EncodeContext {
     /// `now` is the ISO-8601 time used for `_timestamp` of new documents.
     pub fn encode(&self, op: DocOp, now: &str, out: &mut Vec<u8>) -> Encoded {
         match op {
-            DocOp::Index(doc) => self.encode_doc(OpKind::Index, doc.id, doc.body, now, out),
-            DocOp::IndexRaw(raw) => self.encode_raw(raw, now, out),
-            DocOp::Update(doc) => self.encode_doc(OpKind::Update, doc.id, doc.body, now, out),
+            DocOp::Index(doc) => self.encode_document(OpKind::Index, doc, now, out),
+            DocOp::Update(doc) => self.encode_document(OpKind::Update, doc, now, out),
             DocOp::Delete(id) => {
                 let id = normalize_id(id);
                 self.action_line(out, "delete", &id);
@@ -104,42 +106,26 @@ impl EncodeContext {
         }
     }
 
-    fn encode_doc(
+    /// An `index` op for a dated document asked to be indexed; an `update` otherwise.
+    fn encode_document(
         &self,
         requested: OpKind,
-        id: String,
-        mut body: Map<String, Value>,
+        doc: Document,
         now: &str,
         out: &mut Vec<u8>,
     ) -> Encoded {
+        let (id, body, dated) = doc.into_parts();
+        // A body is an object by construction (`sources::document`).
+        let inner = object_inner(&body).unwrap_or_default();
         let id = normalize_id(id);
-        // A body `_id` would be rejected by Elasticsearch (metadata field); the id is ours.
-        body.remove("_id");
-        body.insert("id".into(), Value::String(id.clone()));
-        body.insert(
-            "_extract_binary_content".into(),
-            Value::Bool(self.extract_binary_content),
-        );
-        body.insert(
-            "_reduce_whitespace".into(),
-            Value::Bool(self.reduce_whitespace),
-        );
-        body.insert(
-            "_run_ml_inference".into(),
-            Value::Bool(self.run_ml_inference),
-        );
-        body.insert(SYNC_MARKER_FIELD.into(), Value::from(self.marker));
-        let has_timestamp = body.contains_key("_timestamp");
+        let has_timestamp = dated.is_some();
         let kind = if requested == OpKind::Index && has_timestamp {
             OpKind::Index
         } else {
             OpKind::Update
         };
-        self.write_op(kind, has_timestamp, id, now, out, |out, _id, timestamp| {
-            if let Some(timestamp) = timestamp {
-                body.insert("_timestamp".into(), Value::String(timestamp.to_string()));
-            }
-            write_json(out, &body);
+        self.write_op(kind, has_timestamp, id, now, out, |out, id, timestamp| {
+            self.write_body(out, inner, id, timestamp)
         })
     }
 
@@ -185,33 +171,8 @@ impl EncodeContext {
         }
     }
 
-    /// The raw twin of [`Self::encode_doc`] for an `index` request: same op choice, same
-    /// fields, without a field map.
-    fn encode_raw(&self, raw: RawDocument, now: &str, out: &mut Vec<u8>) -> Encoded {
-        let Some(inner) = object_inner(&raw.json) else {
-            // Not a JSON object: a source bug. The map path indexes what can be read of it.
-            debug_assert!(false, "a raw document body must be a JSON object");
-            let doc = raw.to_document();
-            return self.encode_doc(OpKind::Index, doc.id, doc.body, now, out);
-        };
-        let id = normalize_id(raw.id);
-        let kind = if raw.has_timestamp {
-            OpKind::Index
-        } else {
-            OpKind::Update
-        };
-        self.write_op(
-            kind,
-            raw.has_timestamp,
-            id,
-            now,
-            out,
-            |out, id, timestamp| self.write_raw_body(out, inner, id, timestamp),
-        )
-    }
-
     /// `{<inner>,"id":…,<pipeline flags>,"_sync_marker":…[,"_timestamp":…]}`.
-    fn write_raw_body(&self, out: &mut Vec<u8>, inner: &[u8], id: &str, timestamp: Option<&str>) {
+    fn write_body(&self, out: &mut Vec<u8>, inner: &[u8], id: &str, timestamp: Option<&str>) {
         out.push(b'{');
         out.extend_from_slice(inner);
         if !inner.is_empty() {
@@ -236,7 +197,9 @@ impl EncodeContext {
         // Writing to a Vec cannot fail.
         let _ = write!(out, "{}", self.marker);
         if let Some(timestamp) = timestamp {
-            out.extend_from_slice(b",\"_timestamp\":");
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(TIMESTAMP_FIELD.as_bytes());
+            out.extend_from_slice(b"\":");
             write_json(out, timestamp);
         }
         out.push(b'}');
@@ -324,18 +287,16 @@ fn iso_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Document;
-    use serde_json::json;
+    use crate::sources::document::RESERVED_KEYS;
+    use crate::sources::{DocumentWriter, Timestamp};
+    use serde_json::{json, Map};
 
     fn ctx() -> EncodeContext {
         EncodeContext::new("idx", false, true, false, 42)
     }
 
     fn doc(id: &str, body: Value) -> Document {
-        Document {
-            id: id.into(),
-            body: body.as_object().cloned().unwrap(),
-        }
+        Document::from_fields(id.into(), body.as_object().cloned().unwrap())
     }
 
     #[test]
@@ -359,6 +320,7 @@ mod tests {
         assert_eq!(format!("{digest:x}"), "d41d8cd98f00b204e9800998ecf8427e");
     }
 
+    /// The body as the source wrote it, then the engine's fields.
     #[test]
     fn index_op_with_source_timestamp_is_literal_ndjson() {
         let mut out = Vec::new();
@@ -374,8 +336,9 @@ mod tests {
         assert_eq!(
             text,
             "{\"index\":{\"_index\":\"idx\",\"_id\":\"C1-1.0\"}}\n\
-             {\"_extract_binary_content\":false,\"_reduce_whitespace\":true,\"_run_ml_inference\":false,\
-             \"_sync_marker\":42,\"_timestamp\":\"2020-01-01T00:00:00+00:00\",\"id\":\"C1-1.0\",\"text\":\"hi\"}\n"
+             {\"_timestamp\":\"2020-01-01T00:00:00+00:00\",\"text\":\"hi\",\"id\":\"C1-1.0\",\
+             \"_extract_binary_content\":false,\"_reduce_whitespace\":true,\"_run_ml_inference\":false,\
+             \"_sync_marker\":42}\n"
         );
         assert_eq!(encoded.kind, OpKind::Index);
         assert_eq!(encoded.lines, 2);
@@ -386,7 +349,7 @@ mod tests {
     fn doc_without_timestamp_becomes_update_with_upsert_timestamp() {
         let mut out = Vec::new();
         let encoded = ctx().encode(
-            DocOp::Index(doc("U1", json!({"_id": "ignored", "name": "a\"b"}))),
+            DocOp::Index(doc("U1", json!({"name": "a\"b"}))),
             "NOW",
             &mut out,
         );
@@ -407,7 +370,10 @@ mod tests {
     fn update_and_delete_ops() {
         let mut out = Vec::new();
         ctx().encode(
-            DocOp::Update(doc("U1", json!({"_timestamp": "T", "a": 1}))),
+            DocOp::Update(doc(
+                "U1",
+                json!({"_timestamp": "2020-01-01T00:00:00Z", "a": 1}),
+            )),
             "NOW",
             &mut out,
         );
@@ -431,15 +397,6 @@ mod tests {
         assert_eq!(encoded.kind, OpKind::Delete);
     }
 
-    fn raw(id: &str, body: Value) -> DocOp {
-        let has_timestamp = body.get("_timestamp").is_some();
-        DocOp::IndexRaw(RawDocument {
-            id: id.into(),
-            json: serde_json::to_vec(&body).unwrap(),
-            has_timestamp,
-        })
-    }
-
     fn source_lines(op: DocOp) -> (Encoded, String, Value) {
         let mut out = Vec::new();
         let encoded = ctx().encode(op, "NOW", &mut out);
@@ -451,32 +408,76 @@ mod tests {
         (encoded, action, source)
     }
 
-    /// A raw body and the same body as a map become the same request (key order aside).
+    /// A body written field by field and the same fields as a map become the same request
+    /// (key order aside).
     #[test]
-    fn raw_documents_encode_like_maps() {
+    fn written_documents_encode_like_field_maps() {
         let long_id = "x".repeat(600);
-        for (id, body) in [
+        let t = Timestamp::from_micros(1_577_836_800_000_000);
+        let t_text = "2020-01-01T00:00:00.000000Z";
+        let written = |id: &str, timestamp: Option<Timestamp>, fields: &[(&str, Option<&str>)]| {
+            let mut writer = DocumentWriter::with_capacity(64);
+            for (key, value) in fields {
+                writer.opt_str(key, *value);
+            }
+            writer.timestamp(timestamp);
+            writer.finish(id.into())
+        };
+        for (id, timestamp, fields) in [
+            ("C1-1.0", Some(t), vec![("text", Some("h\"i")), ("n", None)]),
             (
-                "C1-1.0",
-                json!({"_timestamp": "2020-01-01T00:00:00+00:00", "text": "h\"i", "n": null}),
+                "U1",
+                None,
+                vec![("name", Some("a\"b")), ("count", Some("3"))],
             ),
-            ("U1", json!({"name": "a\"b", "count": 3})),
-            ("E1", json!({"_timestamp": "T"})),
-            (long_id.as_str(), json!({"_timestamp": "T", "x": 1})),
-            ("Z", json!({})),
+            ("E1", Some(t), vec![]),
+            (long_id.as_str(), Some(t), vec![("x", Some("1"))]),
+            ("Z", None, vec![]),
         ] {
-            let (raw_encoded, raw_action, raw_source) = source_lines(raw(id, body.clone()));
-            let (map_encoded, map_action, map_source) = source_lines(DocOp::Index(doc(id, body)));
-            assert_eq!(raw_action, map_action, "{id}");
-            assert_eq!(raw_source, map_source, "{id}");
-            assert_eq!(raw_encoded.kind, map_encoded.kind, "{id}");
-            assert_eq!(raw_encoded.id, map_encoded.id, "{id}");
-            assert_eq!(raw_encoded.lines, 2);
+            let mut map = Map::new();
+            for (key, value) in &fields {
+                map.insert(key.to_string(), value.map_or(Value::Null, Value::from));
+            }
+            if timestamp.is_some() {
+                map.insert("_timestamp".into(), t_text.into());
+            }
+            let (w_encoded, w_action, w_source) =
+                source_lines(DocOp::Index(written(id, timestamp, &fields)));
+            let (m_encoded, m_action, m_source) =
+                source_lines(DocOp::Index(Document::from_fields(id.into(), map)));
+            assert_eq!(w_action, m_action, "{id}");
+            assert_eq!(w_source, m_source, "{id}");
+            assert_eq!(w_encoded.kind, m_encoded.kind, "{id}");
+            assert_eq!(w_encoded.id, m_encoded.id, "{id}");
+            assert_eq!(w_encoded.lines, 2);
         }
-        let (encoded, _, source) = source_lines(raw("U1", json!({"a": 1})));
+        let (encoded, _, source) = source_lines(DocOp::Index(written("U1", None, &[])));
         assert_eq!(encoded.kind, OpKind::Update);
         assert_eq!(source["upsert"]["_timestamp"], "NOW");
         assert_eq!(source["doc"]["_sync_marker"], 42);
+    }
+
+    /// What the encoder appends to a body is exactly what a body must not have
+    /// (`sources::document::RESERVED_KEYS`; `_id` goes in the action line).
+    #[test]
+    fn the_engine_writes_exactly_the_reserved_keys() {
+        let mut writer = DocumentWriter::with_capacity(0);
+        writer.timestamp(Some(Timestamp::from_micros(0)));
+        let (_, action, source) = source_lines(DocOp::Index(writer.finish("C1-0".into())));
+        let mut written: Vec<&str> = source
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        written.push("_id");
+        let mut expected = RESERVED_KEYS.to_vec();
+        expected.push(TIMESTAMP_FIELD);
+        written.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(written, expected);
+        assert!(action.contains("\"_id\":\"C1-0\""), "{action}");
+        assert!(RESERVED_KEYS.contains(&SYNC_MARKER_FIELD));
     }
 
     #[test]

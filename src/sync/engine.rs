@@ -256,12 +256,11 @@ impl Consumer {
             );
         }
         let keep = match &op {
-            DocOp::Index(doc) | DocOp::Update(doc) => {
-                self.rules.is_empty() || self.rules.includes(&doc.body)
-            }
             // Rules need fields: parse only when there are rules (then the fast path's
             // saving is spent, but filtering is rare and stays correct).
-            DocOp::IndexRaw(raw) => self.rules.is_empty() || self.rules.includes(&raw.fields()),
+            DocOp::Index(doc) | DocOp::Update(doc) => {
+                self.rules.is_empty() || self.rules.includes(&doc.fields())
+            }
             DocOp::Delete(_) => true,
         };
         if !keep {

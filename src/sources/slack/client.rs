@@ -23,6 +23,7 @@
 //! cursor) is retried like a bad answer, so decoders have no side effects.
 
 use super::answer::{self, ApiResponse, Pager};
+use super::metrics::CallMetrics;
 use super::ratelimit::RateLimiter;
 use crate::config::Secret;
 use crate::retry::{self, RetryKind, RetryParams, Retryable};
@@ -328,6 +329,7 @@ pub struct SlackClient {
     limiter: Arc<RateLimiter>,
     retry: RetryParams,
     stats: Arc<ClientStats>,
+    metrics: CallMetrics,
 }
 
 impl SlackClient {
@@ -379,7 +381,14 @@ impl SlackClient {
             auth,
             retry: config.retry,
             stats: Arc::new(ClientStats::default()),
+            metrics: CallMetrics::default(),
         })
+    }
+
+    /// The client, recording its calls in `metrics` (labelled with a connector).
+    pub fn with_metrics(mut self, metrics: CallMetrics) -> SlackClient {
+        self.metrics = metrics;
+        self
     }
 
     /// The client's counters.
@@ -450,7 +459,7 @@ impl SlackClient {
                     Ok(_) => self.limiter.record_success(method),
                     Err(error) if error.retry_kind() == RetryKind::Throttled => {
                         self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                        crate::metrics::global().slack_rate_limited(method);
+                        self.metrics.rate_limited(method);
                     }
                     Err(_) => {}
                 }
@@ -522,12 +531,12 @@ impl SlackClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                crate::metrics::global().slack_call(method, "error");
+                self.metrics.call(method, "error");
                 return Err(transport(error));
             }
         };
         let status = response.status();
-        crate::metrics::global().slack_call(method, status.as_str());
+        self.metrics.call(method, status.as_str());
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)

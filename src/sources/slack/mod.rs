@@ -7,7 +7,8 @@
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`source`] (options and the fetch).
+//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`metrics`]
+//! (its Prometheus metrics, labelled by connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -20,6 +21,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod metrics;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -49,8 +51,21 @@ impl SourceFactory for SlackFactory {
         basic_features()
     }
 
-    fn build(&self, configuration: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        let options = SlackOptions::from_configuration(configuration)?;
+    fn upstream_class(&self) -> Option<&'static str> {
+        Some("connectors.sources.slack:SlackDataSource")
+    }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        metrics::register(registry);
+    }
+
+    fn build(
+        &self,
+        connector_id: &str,
+        configuration: &Configuration,
+    ) -> Result<Box<dyn DataSource>, SourceError> {
+        let mut options = SlackOptions::from_configuration(configuration)?;
+        options.connector_id = connector_id.to_string();
         Ok(Box::new(SlackSource::new(options)?))
     }
 }

@@ -28,12 +28,15 @@ use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
     SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
 };
+use super::metrics::CallMetrics;
 use super::transform::{
-    channel_doc, message_id, message_json, user_doc, window_oldest, workspace_base, Channel,
-    Message, MessageContext, Names, User,
+    channel_doc, message_doc, user_doc, window_oldest, workspace_base, Channel, Message,
+    MessageContext, Names, User,
 };
 use crate::config::Secret;
-use crate::sources::{Configuration, ConfigurationExt, DataSource, DocSender, SourceError};
+use crate::sources::{
+    Configuration, ConfigurationExt, DataSource, DocOp, DocSender, Document, SourceError,
+};
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
@@ -63,6 +66,8 @@ const DEFAULT_DAYS: u32 = 180;
 /// ready for future schema fields (private channels, DMs, filters).
 #[derive(Debug, Clone)]
 pub struct SlackOptions {
+    /// The connector the source runs for (labels its metrics; empty outside a service).
+    pub connector_id: String,
     /// Bot (`xoxb-`) or user (`xoxp-`) token.
     pub token: Secret,
     /// Days of history; 0 = all history.
@@ -109,6 +114,7 @@ impl SlackOptions {
     /// Options with defaults for everything but the token.
     pub fn new(token: Secret) -> SlackOptions {
         SlackOptions {
+            connector_id: String::new(),
             token,
             fetch_last_n_days: DEFAULT_DAYS,
             auto_join_channels: false,
@@ -248,10 +254,10 @@ fn conversation_types(options: &SlackOptions) -> String {
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
-/// A page of messages as documents (`id`, body, has `_timestamp`), the thread parents it
-/// names (history pages), and the next cursor.
+/// A page of messages as documents, the thread parents it names (history pages), and the
+/// next cursor.
 struct MessagePage {
-    docs: Vec<(String, Vec<u8>, bool)>,
+    docs: Vec<Document>,
     parents: Vec<String>,
     next_cursor: Option<String>,
 }
@@ -303,7 +309,8 @@ impl SlackSource {
             pace: options.pace,
             retry: options.retry,
         })
-        .map_err(|e| SourceError::Configuration(e.to_string()))?;
+        .map_err(|e| SourceError::Configuration(e.to_string()))?
+        .with_metrics(CallMetrics::for_connector(&options.connector_id));
         Ok(SlackSource {
             inner: Arc::new(Inner {
                 options,
@@ -388,7 +395,7 @@ impl Inner {
             for user in &reply.body.items {
                 names.add(user);
                 if self.options.sync_users {
-                    sink.index(user.id.clone(), user_doc(user)).await?;
+                    sink.send(DocOp::Index(user_doc(user))).await?;
                     self.counters.users.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -516,7 +523,7 @@ impl Inner {
             if first_page {
                 first_page = false;
                 let doc = channel_doc(channel, &shared.names, shared.base.as_deref());
-                sink.index(id.to_string(), doc).await?;
+                sink.send(DocOp::Index(doc)).await?;
                 self.counters.channels.fetch_add(1, Ordering::Relaxed);
             }
             self.send_page(page.docs, sink).await?;
@@ -580,20 +587,14 @@ impl Inner {
                     }
                 }
             }
-            let (json, has_timestamp) = message_json(message, ctx);
-            page.docs
-                .push((message_id(ctx.channel_id, &message.ts), json, has_timestamp));
+            page.docs.push(message_doc(message, ctx));
         }
         Ok(page)
     }
 
-    async fn send_page(
-        &self,
-        docs: Vec<(String, Vec<u8>, bool)>,
-        sink: &DocSender,
-    ) -> Result<(), SourceError> {
-        for (id, json, has_timestamp) in docs {
-            sink.index_raw(id, json, has_timestamp).await?;
+    async fn send_page(&self, docs: Vec<Document>, sink: &DocSender) -> Result<(), SourceError> {
+        for doc in docs {
+            sink.send(DocOp::Index(doc)).await?;
             self.counters.messages.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -1,0 +1,196 @@
+//! Slack's wire models: the fields of `users.list`, `conversations.list` and message answers
+//! that the documents use (the rest of each object is skipped while decoding).
+//!
+//! Invariant: message strings borrow from the response body when they hold no JSON escapes
+//! ([`Message`]), so a page is made into documents without copying its text.
+
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// A `users.list` member (fields we use).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct User {
+    /// `U…`.
+    pub id: String,
+    /// Handle.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Full name.
+    #[serde(default)]
+    pub real_name: Option<String>,
+    /// Deactivated.
+    #[serde(default)]
+    pub deleted: Option<bool>,
+    /// Admin.
+    #[serde(default)]
+    pub is_admin: Option<bool>,
+    /// Owner.
+    #[serde(default)]
+    pub is_owner: Option<bool>,
+    /// Bot user.
+    #[serde(default)]
+    pub is_bot: Option<bool>,
+    /// Last change (epoch seconds).
+    #[serde(default)]
+    pub updated: Option<i64>,
+    /// Profile.
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+/// A user's profile (fields we use).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Profile {
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Display name without diacritics.
+    #[serde(default)]
+    pub display_name_normalized: Option<String>,
+    /// Full name.
+    #[serde(default)]
+    pub real_name: Option<String>,
+    /// Full name without diacritics.
+    #[serde(default)]
+    pub real_name_normalized: Option<String>,
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// For bot users: the `B…` id their messages carry.
+    #[serde(default)]
+    pub bot_id: Option<String>,
+}
+
+/// A channel's topic or purpose.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Topic {
+    /// Text.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Who set it (`U…`).
+    #[serde(default)]
+    pub creator: Option<String>,
+    /// When (epoch seconds).
+    #[serde(default)]
+    pub last_set: Option<i64>,
+}
+
+/// A `conversations.list` channel (fields we use).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Channel {
+    /// `C…`.
+    pub id: String,
+    /// Name without `#`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Normalized name.
+    #[serde(default)]
+    pub name_normalized: Option<String>,
+    /// Creation (epoch seconds).
+    #[serde(default)]
+    pub created: Option<i64>,
+    /// Last change (Slack sends epoch milliseconds here).
+    #[serde(default)]
+    pub updated: Option<i64>,
+    /// Whether the token's user (the bot) is a member.
+    #[serde(default)]
+    pub is_member: Option<bool>,
+    /// Archived.
+    #[serde(default)]
+    pub is_archived: Option<bool>,
+    /// Private channel.
+    #[serde(default)]
+    pub is_private: Option<bool>,
+    /// Topic.
+    #[serde(default)]
+    pub topic: Option<Topic>,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: Option<Topic>,
+}
+
+/// `edited` of a message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Edited<'a> {
+    /// When (a ts string).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub ts: Option<Cow<'a, str>>,
+}
+
+/// A history or replies message (fields we use). Strings borrow from the response body
+/// when they hold no JSON escapes: a sync parses a million of these, and owning every
+/// field cost an allocation and a copy each. (serde borrows a bare `Cow<str>` field with
+/// `borrow`, but an `Option<Cow<str>>` only through [`borrowed_opt`].)
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Message<'a> {
+    /// Always `message`.
+    #[serde(rename = "type", default, borrow, deserialize_with = "borrowed_opt")]
+    pub kind: Option<Cow<'a, str>>,
+    /// `bot_message`, `thread_broadcast`, …
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub subtype: Option<Cow<'a, str>>,
+    /// Author (`U…`).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub user: Option<Cow<'a, str>>,
+    /// Bot author (`B…`).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub bot_id: Option<Cow<'a, str>>,
+    /// Bot display name.
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub username: Option<Cow<'a, str>>,
+    /// Slack mrkdwn text.
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub text: Option<Cow<'a, str>>,
+    /// `"<secs>.<micros>"`, unique in the channel: required (a message without one cannot
+    /// have an id, and dropping it quietly would let the sweep delete it).
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    /// Thread parent's ts (equal to `ts` on a parent).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub thread_ts: Option<Cow<'a, str>>,
+    /// Replies (on parents).
+    #[serde(default)]
+    pub reply_count: Option<u64>,
+    /// Newest reply's ts (on parents).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub latest_reply: Option<Cow<'a, str>>,
+    /// Edit marker.
+    #[serde(default, borrow)]
+    pub edited: Option<Edited<'a>>,
+}
+
+/// An optional string that borrows from the input when it can (no escapes), owned
+/// otherwise; `null` and absence are `None`.
+fn borrowed_opt<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+    }
+    deserializer.deserialize_option(Visit)
+}
