@@ -1,26 +1,31 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (exactly the Python source's schema, so Kibana renders the same form):
-//! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
-//! `auto_join_channels`, `sync_users`.
+//! Configuration: the Python source's schema (`token` (sensitive), `fetch_last_n_days`
+//! (0 = all history, as Elastic documents), `auto_join_channels`, `sync_users`), plus
+//! document-level security (`use_document_level_security`, the field name Elastic's DLS
+//! sources use) and what only DLS may open: `include_private_channels`,
+//! `include_direct_messages` (DMs and group DMs). Private conversations without DLS are
+//! a configuration error ([`source::check_options`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`metrics`]
-//! (its Prometheus metrics, labelled by connector).
+//! buckets), [`transform`] (documents), [`identity`] (who may read what: every DLS
+//! identity), [`source`] (options and the fetch), [`access`] (the access-control sync),
+//! [`metrics`] (its Prometheus metrics, labelled by connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
-//! Options beyond the schema (private channels, DMs, archived, include/exclude lists, bot
-//! filter, page sizes, concurrency) live in [`SlackOptions`] with defaults, ready for
-//! future schema fields.
+//! Options beyond the schema (archived, include/exclude lists, bot filter, page sizes,
+//! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
 
+pub mod access;
 pub mod answer;
 pub mod client;
+pub mod identity;
 pub mod metrics;
 pub mod ratelimit;
 pub mod source;
@@ -47,8 +52,16 @@ impl SourceFactory for SlackFactory {
         default_configuration()
     }
 
+    /// Document-level security is available (as Elastic's DLS sources advertise it); the
+    /// configuration's `use_document_level_security` turns it on.
     fn features(&self) -> Value {
-        basic_features()
+        let mut features = basic_features();
+        features["document_level_security"] = json!({"enabled": true});
+        features
+    }
+
+    fn supports_access_control(&self) -> bool {
+        true
     }
 
     fn upstream_class(&self) -> Option<&'static str> {
@@ -98,6 +111,27 @@ pub fn default_configuration() -> Configuration {
             .display("toggle")
             .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
             .value(json!(true)),
+    );
+    config.insert(
+        "use_document_level_security".into(),
+        ConfigField::new("Enable document level security", "bool", 5)
+            .display("toggle")
+            .tooltip("Document level security ensures identities and permissions set in Slack are maintained in Elasticsearch: a public channel is readable by the workspace's full members, a private channel, DM or group DM only by its members. Access control syncs keep the users' identities up to date. Needs the users:read.email scope.")
+            .value(json!(false)),
+    );
+    config.insert(
+        "include_private_channels".into(),
+        ConfigField::new("Index private channels", "bool", 6)
+            .display("toggle")
+            .tooltip("Also index the private channels the app is a member of. Requires document level security, so that only their members can read them, and the groups:read and groups:history scopes.")
+            .value(json!(false)),
+    );
+    config.insert(
+        "include_direct_messages".into(),
+        ConfigField::new("Index direct messages", "bool", 7)
+            .display("toggle")
+            .tooltip("Also index the direct messages and group direct messages the app is part of. Requires document level security, so that only their participants can read them, and the im:read, im:history, mpim:read and mpim:history scopes.")
+            .value(json!(false)),
     );
     config
 }
