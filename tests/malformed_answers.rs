@@ -60,6 +60,7 @@ fn query(auto_join: bool) -> ExpectedQuery {
         auto_join_channels: auto_join,
         sync_users: true,
         now: Some(NOW),
+        ..ExpectedQuery::default()
     }
 }
 

@@ -172,6 +172,7 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         auto_join_channels: true,
         sync_users: true,
         now: None,
+        ..ExpectedQuery::default()
     };
     let result = (|| -> Result<()> {
         let job = stack.wait_for_job(None, args.timeout, &mut service)?;

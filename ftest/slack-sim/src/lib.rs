@@ -29,8 +29,8 @@ pub mod types;
 
 pub use spec::{DataSize, WorkspaceSpec};
 pub use types::{
-    ExpectedDoc, ExpectedQuery, ExpectedSet, FaultAction, FaultRule, Mutation, RateLimitSettings,
-    SimStats, TokenKind, TokenSpec, WorkspaceSummary, DEFAULT_BOT_SCOPES,
+    ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedSet, FaultAction, FaultRule, Mutation,
+    RateLimitSettings, SimStats, TokenKind, TokenSpec, WorkspaceSummary, DEFAULT_BOT_SCOPES,
 };
 
 use state::Sim;

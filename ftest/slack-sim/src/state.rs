@@ -38,7 +38,7 @@ impl Token {
 /// |---|---|---|---|
 /// | conversations.history / replies / info / join, team.info, files.list | T3 | 50 | 25 |
 /// | conversations.list, users.list, usergroups.list | T2 | 20 | 10 |
-/// | conversations.members | T4 | 100 | 50 |
+/// | conversations.members, users.info | T4 | 100 | 50 |
 /// | auth.test, chat.getPermalink | special | 600 | 300 |
 /// | chat.postMessage | special (~1/s) | 60 | 5 |
 ///
@@ -54,7 +54,7 @@ pub fn tier(method: &str) -> Option<(f64, f64)> {
         | "team.info"
         | "files.list" => (50.0, 25.0),
         "conversations.list" | "users.list" | "usergroups.list" => (20.0, 10.0),
-        "conversations.members" => (100.0, 50.0),
+        "conversations.members" | "users.info" => (100.0, 50.0),
         "auth.test" | "chat.getPermalink" => (600.0, 300.0),
         "chat.postMessage" => (60.0, 5.0),
         _ => return None,
