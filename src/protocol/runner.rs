@@ -320,6 +320,7 @@ async fn run_claimed(
             .map(|filter| filter.to_value())
             .unwrap_or_default(),
         sync_cursor: cursor,
+        resume: None,
         bulk: ctx.config.elasticsearch.bulk.clone(),
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
     };
