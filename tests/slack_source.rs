@@ -683,6 +683,30 @@ async fn factory_builds_from_configuration_and_env_base_url() {
         factory.build("c1", &configuration),
         Err(SourceError::Configuration(_))
     ));
+    // The thread look-back of incremental syncs: 14 days unless set, 0..=365.
+    configuration.get_mut("fetch_last_n_days").unwrap().value = 30.into();
+    assert_eq!(configuration["thread_lookback_days"].value, 14);
+    let options = SlackOptions::from_configuration(&configuration).expect("reads");
+    assert_eq!(options.thread_lookback_days, 14);
+    configuration.get_mut("thread_lookback_days").unwrap().value = 0.into();
+    let options = SlackOptions::from_configuration(&configuration).expect("reads");
+    assert_eq!(options.thread_lookback_days, 0);
+    for bad in [
+        serde_json::json!(366),
+        serde_json::json!(-1),
+        serde_json::json!("soon"),
+    ] {
+        configuration.get_mut("thread_lookback_days").unwrap().value = bad.clone();
+        let Err(SourceError::Configuration(message)) =
+            SlackOptions::from_configuration(&configuration)
+        else {
+            panic!("{bad} must be refused");
+        };
+        assert!(
+            message.contains("look-back") || message.contains("thread_lookback_days"),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

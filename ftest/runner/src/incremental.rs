@@ -7,6 +7,7 @@
 
 use crate::cli::Cli;
 use crate::report::append_report;
+use crate::scenario::Picks;
 use crate::service::Service;
 use crate::stack::Stack;
 use crate::{Args, CONNECTOR_ID};
@@ -88,31 +89,23 @@ fn ts_secs(ts: &str) -> f64 {
 
 /// The round's mutations, and how many threads get a new reply (pure).
 fn plan_incremental(docs: &[ExpectedDoc], now: f64) -> (Vec<Mutation>, u64) {
-    let mut channels = Vec::new();
+    let picks = Picks::of(docs);
+    let channels = picks.channels;
     // Plain messages inside the look-back (well inside: a day to ten days old).
-    let mut recent_plain = Vec::new();
-    let mut parents = Vec::new();
-    for doc in docs {
-        match doc {
-            ExpectedDoc::Channel { id, .. } => channels.push(id.clone()),
-            ExpectedDoc::Message {
-                channel_id,
-                ts,
-                thread_ts,
-                reply_count,
-                ..
-            } => {
-                let age = now - ts_secs(ts);
-                if thread_ts.is_none() && (DAY..10.0 * DAY).contains(&age) {
-                    recent_plain.push((channel_id.clone(), ts.clone()));
-                } else if thread_ts.as_deref() == Some(ts.as_str()) && reply_count.unwrap_or(0) > 0
-                {
-                    parents.push((channel_id.clone(), ts.clone(), age));
-                }
-            }
-            ExpectedDoc::User { .. } => {}
-        }
-    }
+    let age = |ts: &str| now - ts_secs(ts);
+    let recent_plain: Vec<(String, String)> = picks
+        .plain
+        .into_iter()
+        .filter(|(_, ts)| (DAY..10.0 * DAY).contains(&age(ts)))
+        .collect();
+    let mut parents: Vec<(String, String, f64)> = picks
+        .parents
+        .into_iter()
+        .map(|(channel, ts)| {
+            let age = age(&ts);
+            (channel, ts, age)
+        })
+        .collect();
     let mut ops = Vec::new();
     for channel in channels.iter().take(3) {
         ops.push(Mutation::AddMessage {

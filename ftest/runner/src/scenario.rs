@@ -306,31 +306,51 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     }
 }
 
+/// The expected messages and channels a round picks its changes from.
+#[derive(Default)]
+pub(crate) struct Picks {
+    pub(crate) channels: Vec<String>,
+    /// Top-level messages outside threads: (channel id, ts).
+    pub(crate) plain: Vec<(String, String)>,
+    /// Thread parents with replies: (channel id, ts).
+    pub(crate) parents: Vec<(String, String)>,
+}
+
+impl Picks {
+    pub(crate) fn of(docs: &[ExpectedDoc]) -> Picks {
+        let mut picks = Picks::default();
+        for doc in docs {
+            match doc {
+                ExpectedDoc::Message {
+                    channel_id,
+                    ts,
+                    thread_ts,
+                    reply_count,
+                    ..
+                } => {
+                    if thread_ts.is_none() {
+                        picks.plain.push((channel_id.clone(), ts.clone()));
+                    } else if thread_ts.as_deref() == Some(ts.as_str())
+                        && reply_count.unwrap_or(0) > 0
+                    {
+                        picks.parents.push((channel_id.clone(), ts.clone()));
+                    }
+                }
+                ExpectedDoc::Channel { id, .. } => picks.channels.push(id.clone()),
+                ExpectedDoc::User { .. } => {}
+            }
+        }
+        picks
+    }
+}
+
 /// A handful of changes that each sync must notice.
 fn plan_mutations(docs: &[ExpectedDoc]) -> Vec<Mutation> {
-    let mut plain = Vec::new();
-    let mut parents = Vec::new();
-    let mut channels = Vec::new();
-    for doc in docs {
-        match doc {
-            ExpectedDoc::Message {
-                channel_id,
-                ts,
-                thread_ts,
-                reply_count,
-                ..
-            } => {
-                if thread_ts.is_none() {
-                    plain.push((channel_id.clone(), ts.clone()));
-                } else if thread_ts.as_deref() == Some(ts.as_str()) && reply_count.unwrap_or(0) > 0
-                {
-                    parents.push((channel_id.clone(), ts.clone()));
-                }
-            }
-            ExpectedDoc::Channel { id, .. } => channels.push(id.clone()),
-            ExpectedDoc::User { .. } => {}
-        }
-    }
+    let Picks {
+        channels,
+        plain,
+        parents,
+    } = Picks::of(docs);
     let mut ops = Vec::new();
     for (channel, ts) in plain.iter().take(3) {
         ops.push(Mutation::DeleteMessage {

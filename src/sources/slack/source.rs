@@ -167,32 +167,34 @@ impl SlackOptions {
         let mut options = SlackOptions::new(Secret::new(
             configuration.str_value("token").unwrap_or_default(),
         ));
-        if let Some(message) = configuration
-            .get("fetch_last_n_days")
-            .and_then(|f| f.coerce_error("fetch_last_n_days"))
-        {
-            return Err(SourceError::Configuration(message));
-        }
-        options.fetch_last_n_days = match configuration.int_value("fetch_last_n_days") {
-            None => DEFAULT_DAYS,
-            Some(days) => days_from(days)?,
-        };
+        options.fetch_last_n_days =
+            days_field(configuration, "fetch_last_n_days", DEFAULT_DAYS, days_from)?;
         options.auto_join_channels = configuration
             .bool_value("auto_join_channels")
             .unwrap_or(false);
         options.sync_users = configuration.bool_value("sync_users").unwrap_or(true);
-        if let Some(message) = configuration
-            .get("thread_lookback_days")
-            .and_then(|f| f.coerce_error("thread_lookback_days"))
-        {
-            return Err(SourceError::Configuration(message));
-        }
-        options.thread_lookback_days = match configuration.int_value("thread_lookback_days") {
-            None => DEFAULT_LOOKBACK_DAYS,
-            Some(days) => lookback_days_from(days)?,
-        };
+        options.thread_lookback_days = days_field(
+            configuration,
+            "thread_lookback_days",
+            DEFAULT_LOOKBACK_DAYS,
+            lookback_days_from,
+        )?;
         Ok(options)
     }
+}
+
+/// A number-of-days field: a value that is not an integer is an error, an empty one the
+/// default, and `check` bounds the rest.
+fn days_field(
+    configuration: &Configuration,
+    key: &str,
+    default: u32,
+    check: fn(i64) -> Result<u32, SourceError>,
+) -> Result<u32, SourceError> {
+    if let Some(message) = configuration.get(key).and_then(|f| f.coerce_error(key)) {
+        return Err(SourceError::Configuration(message));
+    }
+    configuration.int_value(key).map_or(Ok(default), check)
 }
 
 /// `thread_lookback_days` → days (pure): 0 (only what is new) up to 365.
