@@ -247,10 +247,10 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             before.elapsed().as_secs_f64()
         );
         println!(
-            "Slack calls: incremental sync {} (allowed {}), full re-sync {}",
+            "Slack calls (auth.test counted once): incremental sync {} (allowed {}), full re-sync {}",
             incremental.calls,
             incremental.bound,
-            stack.sim.stats().total_calls
+            crate::report::job_calls(&stack.sim.stats(), 1)
         );
         stack.cancel_a_job(&cli, &job, args.timeout, &mut service)?;
 
