@@ -69,7 +69,7 @@ fn options(index: &str, kind: JobKind) -> SyncOptions {
 
 async fn sync(
     es: &EsClient,
-    source: &TestSource,
+    source: &dyn connectors::sources::DataSource,
     options: SyncOptions,
 ) -> Result<SyncOutcome, SyncError> {
     run_sync(
@@ -703,15 +703,9 @@ async fn an_interrupted_full_sync_resumes_and_its_sweep_covers_both_runs() {
         extra: vec!["STALE".into()],
         ..Resumable::default()
     };
-    run_sync(
-        &es,
-        &first,
-        options(&index, JobKind::Full),
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("first sync");
+    sync(&es, &first, options(&index, JobKind::Full))
+        .await
+        .expect("first sync");
 
     // Interrupted after 55 documents: nothing deleted, a durable point recorded.
     let interrupted = Resumable {
@@ -746,15 +740,9 @@ async fn an_interrupted_full_sync_resumes_and_its_sweep_covers_both_runs() {
     };
     let mut resume_options = options(&index, JobKind::Full);
     resume_options.resume = Some(point.clone());
-    let outcome = run_sync(
-        &es,
-        &resumed,
-        resume_options,
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("resumed sync");
+    let outcome = sync(&es, &resumed, resume_options)
+        .await
+        .expect("resumed sync");
     assert_eq!(*resumed.resumed_from.lock().unwrap(), part);
     assert_eq!(outcome.stats.deleted_document_count, 1);
     assert!(!exists(&es, &index, "STALE").await);
@@ -775,30 +763,18 @@ async fn an_incremental_sync_sweeps_only_the_scopes_it_declared() {
         ..Resumable::default()
     };
     // Seed through an incremental sync without a scope (nothing swept).
-    run_sync(
-        &es,
-        &first,
-        options(&index, JobKind::Incremental),
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("seed");
+    sync(&es, &first, options(&index, JobKind::Incremental))
+        .await
+        .expect("seed");
     assert_eq!(count(&es, &index).await, 3);
     let next = Resumable {
         incremental: vec![("A1".to_string(), "C1")],
         scope: Some(json!({"match_phrase": {"channel_id": "C1"}})),
         ..Resumable::default()
     };
-    let outcome = run_sync(
-        &es,
-        &next,
-        options(&index, JobKind::Incremental),
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("incremental");
+    let outcome = sync(&es, &next, options(&index, JobKind::Incremental))
+        .await
+        .expect("incremental");
     // A2 was in the re-read scope and not seen again: deleted. B1 is outside: kept.
     assert_eq!(outcome.stats.deleted_document_count, 1);
     assert!(!exists(&es, &index, "A2").await);
