@@ -16,12 +16,14 @@
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::http::Health;
+use crate::notify::{Notifier, NotifierOptions};
 use crate::protocol::connector::{format_time, parse_time};
 use crate::protocol::connectors_query;
 use crate::protocol::doc::readable;
 use crate::protocol::job::{
     idle_error, pending_jobs_query, release_patch, running_jobs_query, JobStatus, ORPHAN_ERROR,
 };
+use crate::protocol::outcome::{JobObserver, JobOutcome};
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
 use crate::scheduler::{Clock, Scheduler, SystemClock};
@@ -208,14 +210,31 @@ pub async fn run_with(
     let shutdown = shutdown.child_token();
     let budget = Arc::new(ErrorBudget::new(&config, shutdown.clone()));
     let config = Arc::new(config);
+    let mut loops = JoinSet::new();
+    // Notifications: job outcomes through the runner's hook, check-ins through a watch.
+    let notifier = Notifier::start(
+        &config,
+        NotifierOptions::for_config(&config),
+        shutdown.clone(),
+    );
+    let observer = notifier.as_ref().map(|(notifier, _)| {
+        loops.spawn(crate::notify::watch_check_ins(
+            store.clone(),
+            connectors_query(&config),
+            notifier.clone(),
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
+        notifier.clone() as Arc<dyn JobObserver>
+    });
     let ctx = RunnerContext {
         store: store.clone(),
         registry: deps.registry.clone(),
         config: config.clone(),
         hostname: deps.hostname.clone(),
         timings: deps.timings,
+        observer,
     };
-    let mut loops = JoinSet::new();
     let actions: HashSet<Action> = actions.into_iter().collect();
     if actions.contains(&Action::Schedule) {
         let scheduler = Scheduler::new(
@@ -272,6 +291,10 @@ pub async fn run_with(
         }
     }
     health.set_loops_running(false);
+    if let Some((_, worker)) = notifier {
+        // Sends what is queued, for a few seconds at most.
+        let _ = worker.await;
+    }
     if let Some(error) = budget.take() {
         return Err(error);
     }
@@ -487,6 +510,24 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
         }
         failed += 1;
         tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id, error = %message, "failed a stuck sync job");
+        if let Some(observer) = &ctx.observer {
+            let snapshot = &job.source.connector;
+            observer.job_finished(JobOutcome {
+                connector_id: connector_id.clone(),
+                connector_name: None,
+                service_type: snapshot.service_type.clone(),
+                index_name: snapshot.index_name.clone(),
+                job_id: job.id.clone(),
+                job_kind: kind,
+                status: JobStatus::Error,
+                previous_status: None,
+                error: Some(message.clone()),
+                stats: Default::default(),
+                total_document_count: 0,
+                started_at: None,
+                completed_at: now,
+            });
+        }
         if let Some(connector) = store.get_connector(&connector_id).await? {
             if matches!(
                 connector.source.last_sync(kind).0,
