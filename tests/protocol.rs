@@ -1099,6 +1099,80 @@ fn refused_heartbeat_does_not_silence_the_round() {
     });
 }
 
+/// Notifications at the service level: a failing job posts one alert and the next good one
+/// "recovered"; with a token Slack refuses, the same jobs end exactly as they would without
+/// notifications (a notification never changes a job's outcome).
+#[test]
+fn notifications_follow_outcomes_and_never_change_them() {
+    block_on(async {
+        let env = Env::new(Mode::Direct);
+        let sim = common::start(slack_sim::WorkspaceSpec::default());
+        let (channel, _) = common::member_channel(&sim).await;
+        let id = "notified";
+        env.configured_connector(id).await;
+        let notifications = |token: &str| {
+            format!(
+                "notifications:\n  slack:\n    bot_token: {token}\n    targets: [{channel}]\n    api_url: {}\n",
+                sim.api_url()
+            )
+        };
+        let run = |fail: bool, token: &'static str| {
+            let (env, notifications) = (&env, &notifications);
+            async move {
+                env.state.fail.store(fail, Ordering::SeqCst);
+                let job_id = env.start_job(id).await;
+                let config = env.config(&[id], &notifications(token));
+                let daemon = env.daemon(config, &[Action::SyncContent], "worker-n");
+                let status = if fail { "error" } else { "completed" };
+                let job = wait_job_status(env, &job_id, status, WAIT).await;
+                (daemon, job)
+            }
+        };
+        let (daemon, failed) = run(true, common::TOKEN).await;
+        wait_for("the alert", WAIT, || async { sim.posted().len() == 1 }).await;
+        daemon.stop().await;
+        assert!(failed.str("error").unwrap_or("").contains("ratelimited"));
+        let (daemon, _) = run(false, common::TOKEN).await;
+        wait_for("recovered", WAIT, || async { sim.posted().len() == 2 }).await;
+        daemon.stop().await;
+        let posted = sim.posted();
+        assert!(
+            posted[0]
+                .text
+                .starts_with("Sync failed: the full job of connector"),
+            "{}",
+            posted[0].text
+        );
+        assert!(posted[0].text.contains("ratelimited"), "{}", posted[0].text);
+        assert!(
+            posted[1].text.starts_with("Sync recovered:"),
+            "{}",
+            posted[1].text
+        );
+        assert!(posted.iter().all(|p| p.channel == channel));
+
+        // Slack refuses the token (invalid_auth): the jobs end as they would anyway.
+        for fail in [true, false] {
+            let (daemon, job) = run(fail, "xoxb-refused-by-slack").await;
+            daemon.stop().await;
+            let c = env.connector(id).await;
+            let want = if fail { "error" } else { "completed" };
+            assert_eq!(job.str("status"), Some(want));
+            assert_eq!(c.str("last_sync_status"), Some(want));
+            assert_eq!(job.source["error"].is_null(), !fail, "{}", job.source);
+        }
+        assert_eq!(sim.posted().len(), 2, "nothing posted with a refused token");
+        assert!(
+            sim.stats()
+                .calls
+                .get("chat.postMessage")
+                .copied()
+                .unwrap_or(0)
+                >= 4
+        );
+    });
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         mod direct {
