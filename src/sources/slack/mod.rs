@@ -22,6 +22,7 @@
 pub mod answer;
 pub mod client;
 pub mod metrics;
+pub mod oauth;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
