@@ -172,6 +172,13 @@ impl Env {
 
     /// Runs the `connectors` CLI in-process; returns (exit code, stdout, stderr).
     async fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let mut out = Vec::new();
+        let (code, err) = self.cli_to(args, &mut out).await;
+        (code, String::from_utf8_lossy(&out).into_owned(), err)
+    }
+
+    /// [`cli`](Self::cli) writing its output to `out` as it goes; returns (exit code, stderr).
+    async fn cli_to(&self, args: &[&str], out: &mut dyn std::io::Write) -> (i32, String) {
         let path = self.config_file();
         let mut argv = vec![
             "connectors".to_string(),
@@ -179,13 +186,9 @@ impl Env {
             path.display().to_string(),
         ];
         argv.extend(args.iter().map(|s| s.to_string()));
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = connectors::cli::main_with(argv, &mut out, &mut err).await;
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
+        let mut err = Vec::new();
+        let code = connectors::cli::main_with(argv, out, &mut err).await;
+        (code, String::from_utf8_lossy(&err).into_owned())
     }
 
     async fn cli_ok(&self, args: &[&str]) -> String {
@@ -1173,6 +1176,187 @@ fn notifications_follow_outcomes_and_never_change_them() {
     });
 }
 
+const CLIENT_ID: &str = "1234.5678";
+const CLIENT_SECRET: &str = "client-secret-SECRET-4c1f";
+
+/// `connectors slack install` against the simulator, with a "browser" that opens the printed
+/// URL, follows Slack's redirect to the CLI's loopback listener (through `tamper`) and
+/// returns what the listener answered. Returns (exit code, stdout, stderr, page).
+async fn slack_install(
+    env: &Env,
+    sim: &slack_sim::SimHandle,
+    id: &str,
+    tamper: impl Fn(&str) -> String,
+) -> (i32, String, String, (u16, String)) {
+    let out = common::CaptureWriter::default();
+    let api_url = sim.api_url();
+    let args = [
+        "slack",
+        "install",
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--connector-id",
+        id,
+        "--port",
+        "0",
+        "--timeout",
+        "20",
+        "--api-url",
+        &api_url,
+    ];
+    let mut writer = out.clone();
+    let cli = env.cli_to(&args, &mut writer);
+    let browser = async {
+        let started = Instant::now();
+        let url = loop {
+            let text = out.contents();
+            if let Some(line) = text.lines().map(str::trim).find(|l| l.starts_with("http")) {
+                break line.to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no URL printed: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 302, "{url}");
+        let location = page.headers()["location"].to_str().unwrap().to_string();
+        let answer = http.get(tamper(&location)).send().await.unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    let ((code, err), page) = tokio::join!(cli, browser);
+    (code, out.contents(), err, page)
+}
+
+/// The OAuth install end to end: the authorize URL asks for the scopes the configuration
+/// needs; a forged `state` and a denied authorization store nothing and say why; an approved
+/// one stores the bot token (never printed or logged), and a sync with it completes.
+async fn slack_install_end_to_end(mode: Mode) {
+    let env = Env::new(mode);
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sim = common::start(slack_sim::WorkspaceSpec {
+        users: 3,
+        bots: 0,
+        deleted_users: 0,
+        channels: 2,
+        messages_per_channel: 4,
+        thread_share: 0.0,
+        bot_member_share: 1.0,
+        archived_share: 0.0,
+        dms: 0,
+        group_dms: 0,
+        ..slack_sim::WorkspaceSpec::default()
+    });
+    let app = |decision| slack_sim::oauth::OAuthApp {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        rotation: false,
+        decision,
+        redirect_urls: vec![],
+    };
+    let id = "installed";
+    env.configured_connector(id).await;
+    let stored = || async {
+        env.connector(id)
+            .await
+            .at("/configuration/token/value")
+            .clone()
+    };
+
+    // A redirect whose state is not this run's: refused, nothing stored.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Approve));
+    let forge = |location: &str| {
+        let (head, _) = location.split_once("state=").unwrap();
+        format!("{head}state=forged")
+    };
+    let (code, out, err, page) = slack_install(&env, &sim, id, forge).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("`state` does not match"), "{err}");
+    assert_eq!(page.0, 400, "{page:?}");
+    assert!(
+        out.contains("scope=channels%3Ahistory%2Cchannels%3Aread%2Cusers%3Aread&"),
+        "{out}"
+    );
+    assert_eq!(stored().await, "good");
+
+    // Denied on Slack's page: a clear message, nothing stored.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Deny));
+    let (code, _, err, page) = slack_install(&env, &sim, id, str::to_string).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not authorized in Slack (access_denied)"),
+        "{err}"
+    );
+    assert_eq!(page.0, 400);
+    assert_eq!(stored().await, "good");
+    assert_eq!(sim.oauth_counts(), (0, 0), "no exchange");
+
+    // Approved: the token is exchanged and stored, never shown.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Approve));
+    let (code, out, err, page) = slack_install(&env, &sim, id, str::to_string).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(page.0, 200, "{page:?}");
+    assert!(
+        out.contains(&format!("connector {id}: the Slack app A")),
+        "{out}"
+    );
+    assert!(out.contains("stored token=******"), "{out}");
+    let token = stored().await.as_str().unwrap_or_default().to_string();
+    assert!(token.starts_with("xoxb-sim-"), "{token}");
+    assert_eq!(sim.oauth_counts(), (1, 0));
+    assert_eq!(env.connector(id).await.str("status"), Some("configured"));
+
+    // The stored token syncs: the real Slack source, through the service (which reads the
+    // API URL from the environment: one mode's test at a time).
+    static REAL_SOURCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = REAL_SOURCE.lock().await;
+    std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
+    std::env::set_var("SLACK_TIER_SCALE", "100");
+    let job_id = env.start_job(id).await;
+    let deps = ServiceDeps {
+        registry: SourceRegistry::default(),
+        ..env.deps("worker-i", Arc::new(SystemClock))
+    };
+    let daemon = Daemon::start(env.config(&[id], ""), &[Action::SyncContent], deps);
+    let job = wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await;
+    daemon.stop().await;
+    assert!(
+        job.source["indexed_document_count"].as_u64().unwrap_or(0) >= 5,
+        "{}",
+        job.source
+    );
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("oauth.v2.access") || logged.contains("slack request"),
+        "trace lines are captured"
+    );
+    for (what, secret) in [
+        ("client secret", CLIENT_SECRET),
+        ("bot token", token.as_str()),
+    ] {
+        assert!(!logged.contains(secret), "the {what} is in the logs");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "the {what} was printed"
+        );
+    }
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         mod direct {
@@ -1193,4 +1377,5 @@ both_modes!(
     cancel_running_job,
     shutdown_suspends_and_resumes,
     killed_daemon_cleaned_up,
+    slack_install_end_to_end,
 );
