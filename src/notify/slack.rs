@@ -103,7 +103,8 @@ pub fn pace_delay(last: Option<Instant>, now: Instant, interval: Duration) -> Du
 
 enum Kind {
     Bot {
-        client: SlackClient,
+        // Boxed: the client is ten times the webhook variant's size.
+        client: Box<SlackClient>,
         targets: Vec<String>,
     },
     Webhook {
@@ -163,7 +164,10 @@ impl SlackSender {
             retry: options.retry,
         })?;
         Ok(SlackSender::with_kind(
-            Kind::Bot { client, targets },
+            Kind::Bot {
+                client: Box::new(client),
+                targets,
+            },
             options,
         ))
     }
