@@ -11,12 +11,13 @@
 use super::{apply_values, connector_factory_defaults, require_connector, CliError};
 use crate::config::Secret;
 use crate::es::EsClient;
+use crate::protocol::connector as conn;
 use crate::protocol::indices::CONNECTORS_INDEX;
 use crate::protocol::store::{self, ConnectorStore};
-use crate::retry::RetryParams;
 use crate::sources::slack::client::{resolve_base_url, BASE_URL_ENV};
 use crate::sources::slack::oauth::{self, App, CallbackError};
 use crate::sources::slack::source::missing_scopes;
+use crate::sources::ConfigurationExt;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -31,14 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Where the loopback listener expects Slack's redirect.
 pub const CALLBACK_PATH: &str = "/slack/oauth/callback";
-
-/// Retries of the code exchange (a code is single-use: only transport errors and 5xx/429
-/// are retried, which never consumed it).
-const EXCHANGE_RETRY: RetryParams = RetryParams {
-    max_throttled: 3,
-    max_elapsed: Some(Duration::from_secs(60)),
-    ..RetryParams::exponential(Duration::from_secs(1), Duration::from_secs(10), 3)
-};
 
 /// `slack …`.
 #[derive(Debug, Subcommand)]
@@ -192,19 +185,28 @@ pub async fn install(
         client_secret: args.client_secret.clone(),
     };
     let cancel = CancellationToken::new();
-    let installed = oauth::exchange(&app, &code, &redirect, EXCHANGE_RETRY, &cancel)
+    let installed = oauth::exchange(&app, &code, &redirect, oauth::ACCESS_RETRY, &cancel)
         .await
         .map_err(|e| InstallError::Exchange(oauth::exchange_advice(&e, &redirect)))?;
-    let pairs = [(
-        "token".to_string(),
-        installed.access_token.expose().to_string(),
-    )];
-    let (configuration, shown) = apply_values(
+    // The schema (the factory's when the connector has none yet), then the grant.
+    let (configuration, _) = apply_values(
         &connector.source.configuration,
-        &pairs,
+        &[],
         connector_factory_defaults(&connector.source),
     )?;
-    store.set_configuration(&id, configuration).await?;
+    let mut configuration = conn::configuration(&configuration).map_err(CliError::Invalid)?;
+    oauth::store_grant(&mut configuration, &installed, &app, chrono::Utc::now());
+    store
+        .set_configuration(&id, conn::to_value(&configuration))
+        .await?;
+    let mut shown = vec!["token=******".to_string()];
+    if installed.refresh_token.is_some() {
+        shown.extend(oauth::ROTATION_FIELDS.iter().map(|f| {
+            let sensitive = configuration.get(*f).is_some_and(|c| c.sensitive);
+            let value = configuration.str_value(f).unwrap_or_default();
+            format!("{f}={}", if sensitive { "******".into() } else { value })
+        }));
+    }
     let missing = missing_scopes(&installed.scopes.join(","), auto_join);
     let team = installed.team_name.as_deref().unwrap_or("the workspace");
     if json_out {
@@ -231,10 +233,13 @@ pub async fn install(
         writeln!(out, "warning: the token lacks {} which the connector's configuration needs: its syncs will fail until the app is reinstalled with them", missing.join(", "))?;
     }
     if installed.refresh_token.is_some() {
-        // The refresh token is not kept: this service does not refresh tokens (yet).
-        writeln!(out, "warning: the app has token rotation on: the stored token expires in {} s and this service does not refresh it; run this command again before then, or use an app without token rotation", installed.expires_in.unwrap_or(0))?;
+        writeln!(out, "token rotation: the token expires in {} s; the service renews it ({} before it expires) with the stored refresh token", installed.expires_in.unwrap_or(0), humanize(oauth::RENEW_BEFORE))?;
     }
     Ok(())
+}
+
+fn humanize(duration: chrono::Duration) -> String {
+    format!("{} h", duration.num_hours())
 }
 
 /// The loopback listener's state.

@@ -60,6 +60,14 @@ impl SourceFactory for SlackFactory {
         metrics::register(registry);
     }
 
+    fn renew_credentials<'a>(
+        &'a self,
+        configuration: &'a Configuration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
+    }
+
     fn build(
         &self,
         connector_id: &str,

@@ -8,17 +8,36 @@
 //! callback is accepted only with the exact `state` this install made (CSRF), and a denied
 //! authorization is an error that says so. The CLI (`connectors slack install`) owns the
 //! loopback listener and the storing.
+//!
+//! Token rotation: an app with rotation on gets an access token that expires (12 h) and a
+//! single-use refresh token. The install then adds four fields to the connector's
+//! configuration ([`ROTATION_FIELDS`]: the refresh token, the client id and secret, the
+//! expiry); [`renew`] (the factory's `renew_credentials`, called by the scheduler every
+//! round) exchanges the refresh token for a new pair once the expiry is [`RENEW_BEFORE`]
+//! away. Two replicas renewing at once cannot both win: the refresh token is single-use, so
+//! the loser's call fails and it keeps the stored token (renewed by the winner).
 
-use super::client::{ClientConfig, Head, SlackClient, SlackError, Verb};
+use super::client::{resolve_base_url, ClientConfig, Head, SlackClient, SlackError, Verb};
 use super::source::REQUIRED_SCOPES;
 use crate::config::Secret;
 use crate::retry::RetryParams;
+use crate::sources::schema::{ConfigField, Configuration, ConfigurationExt};
+use crate::sources::SourceError;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The authorize page, relative to Slack's site (`https://slack.com`).
 pub const AUTHORIZE_PATH: &str = "oauth/v2/authorize";
+
+/// Retries of `oauth.v2.access`: a code or refresh token is single-use, and only transport
+/// errors, 5xx and 429 (which never consumed it) are retried.
+pub const ACCESS_RETRY: RetryParams = RetryParams {
+    max_throttled: 3,
+    max_elapsed: Some(Duration::from_secs(60)),
+    ..RetryParams::exponential(Duration::from_secs(1), Duration::from_secs(10), 3)
+};
 
 /// The bot scopes a connector with this `auto_join_channels` needs (pure): the source's
 /// required scopes, plus `channels:join` when it joins channels itself.
@@ -179,12 +198,10 @@ fn granted(bytes: &[u8], head: &Head<'_>) -> Result<Installed, SlackError> {
     })
 }
 
-/// Exchanges the redirect's `code` (with the same `redirect_uri` as the authorize request)
-/// for the bot token.
-pub async fn exchange(
+/// Calls `oauth.v2.access` as the app with `params`.
+async fn access(
     app: &App,
-    code: &Secret,
-    redirect_uri: &str,
+    params: &[(&str, &str)],
     retry: RetryParams,
     cancel: &CancellationToken,
 ) -> Result<Installed, SlackError> {
@@ -197,14 +214,149 @@ pub async fn exchange(
         retry,
     })?
     .with_client_credentials(&app.client_id, &app.client_secret);
+    client
+        .call_with("oauth.v2.access", Verb::PostForm, params, cancel, granted)
+        .await
+}
+
+/// Exchanges the redirect's `code` (with the same `redirect_uri` as the authorize request)
+/// for the bot token.
+pub async fn exchange(
+    app: &App,
+    code: &Secret,
+    redirect_uri: &str,
+    retry: RetryParams,
+    cancel: &CancellationToken,
+) -> Result<Installed, SlackError> {
     let params = [
         ("grant_type", "authorization_code"),
         ("code", code.expose()),
         ("redirect_uri", redirect_uri),
     ];
-    client
-        .call_with("oauth.v2.access", Verb::PostForm, &params, cancel, granted)
+    access(app, &params, retry, cancel).await
+}
+
+/// The configuration fields token rotation adds (not in the default schema: only an app
+/// with rotation has them): the refresh token, the app's client id and secret, and when the
+/// access token expires (RFC 3339).
+pub const ROTATION_FIELDS: [&str; 4] = [
+    "oauth_refresh_token",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_token_expires_at",
+];
+
+/// How long before the access token expires it is renewed: the scheduler checks every
+/// round (seconds apart), and a job created just before a renewal still has this long.
+pub const RENEW_BEFORE: chrono::Duration = chrono::Duration::hours(2);
+
+/// Whether a token expiring at `expires_at` is due for renewal at `now` (pure).
+pub fn renewal_due(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now >= expires_at - RENEW_BEFORE
+}
+
+/// Writes what `installed` granted into a connector configuration (full field objects, as
+/// stored): `token`, and with rotation the [`ROTATION_FIELDS`]; without rotation they are
+/// removed (a reinstall of an app that turned rotation off). Pure.
+pub fn store_grant(
+    configuration: &mut Configuration,
+    installed: &Installed,
+    app: &App,
+    now: DateTime<Utc>,
+) {
+    if let Some(token) = configuration.get_mut("token") {
+        token.value = installed.access_token.expose().into();
+    }
+    let rotation = installed
+        .refresh_token
+        .as_ref()
+        .zip(installed.expires_in)
+        .map(|(refresh, expires_in)| {
+            let expires_at =
+                now + chrono::Duration::seconds(expires_in.min(i64::MAX as u64) as i64);
+            [
+                ("OAuth refresh token", refresh.expose().to_string(), true),
+                ("OAuth client id", app.client_id.clone(), false),
+                (
+                    "OAuth client secret",
+                    app.client_secret.expose().to_string(),
+                    true,
+                ),
+                (
+                    "OAuth access token expires at",
+                    expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    false,
+                ),
+            ]
+        });
+    for name in ROTATION_FIELDS {
+        configuration.remove(name);
+    }
+    let Some(fields) = rotation else { return };
+    for (i, (name, (label, value, sensitive))) in ROTATION_FIELDS.iter().zip(fields).enumerate() {
+        let mut field = ConfigField::new(label, "str", 100 + i as u32)
+            .tooltip("Written by `connectors slack install` for an app with token rotation; the service renews the token with it.")
+            .value(value.into());
+        if sensitive {
+            field = field.sensitive();
+        }
+        field.ui_restrictions = vec!["advanced".into()];
+        configuration.insert(name.to_string(), field);
+    }
+}
+
+/// Renews the access token of a configuration written by an install with token rotation
+/// when it is due at `now`: the configuration with the new token, refresh token and expiry,
+/// or `None` when there is no rotation or nothing is due. The API URL is
+/// `SLACK_API_BASE_URL`'s, as for the source.
+pub async fn renew(
+    configuration: &Configuration,
+    now: DateTime<Utc>,
+    retry: RetryParams,
+) -> Result<Option<Configuration>, SourceError> {
+    let value = |name: &str| configuration.str_value(name).filter(|v| !v.is_empty());
+    let (Some(refresh), Some(client_id), Some(secret), Some(expires_at)) = (
+        value(ROTATION_FIELDS[0]),
+        value(ROTATION_FIELDS[1]),
+        value(ROTATION_FIELDS[2]),
+        value(ROTATION_FIELDS[3]),
+    ) else {
+        return Ok(None);
+    };
+    let expires_at = DateTime::parse_from_rfc3339(&expires_at)
+        .map_err(|e| {
+            SourceError::Configuration(format!(
+                "'OAuth access token expires at' is not an RFC 3339 time ({e}): run `connectors slack install` again"
+            ))
+        })?
+        .with_timezone(&Utc);
+    if !renewal_due(expires_at, now) {
+        return Ok(None);
+    }
+    let app = App {
+        api_url: resolve_base_url(std::env::var(super::client::BASE_URL_ENV).ok().as_deref()),
+        client_id,
+        client_secret: Secret::new(secret),
+    };
+    let params = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let installed = access(&app, &params, retry, &CancellationToken::new())
         .await
+        .map_err(|e| {
+            SourceError::Auth(format!(
+                "the Slack token could not be renewed: {e}; if this persists, run `connectors slack install` again"
+            ))
+        })?;
+    if installed.refresh_token.is_none() {
+        return Err(SourceError::Auth(
+            "the Slack token was renewed without a new refresh token: run `connectors slack install` again".into(),
+        ));
+    }
+    let mut renewed = configuration.clone();
+    store_grant(&mut renewed, &installed, &app, now);
+    Ok(Some(renewed))
 }
 
 /// What to do about a failed exchange, for the user (pure).
@@ -250,6 +402,95 @@ mod tests {
         let sim = authorize_url("http://127.0.0.1:9/api/", "1", &scopes, "r", "s").unwrap();
         assert_eq!(sim.path(), "/oauth/v2/authorize");
         assert!(authorize_url("not a url", "1", &scopes, "r", "s").is_err());
+    }
+
+    fn grant(rotation: bool) -> Installed {
+        Installed {
+            access_token: Secret::new("xoxe.xoxb-new"),
+            scopes: bot_scopes(false),
+            bot_user_id: "U1".into(),
+            app_id: "A1".into(),
+            team_id: "T1".into(),
+            team_name: None,
+            refresh_token: rotation.then(|| Secret::new("xoxe-1-next")),
+            expires_in: rotation.then_some(43_200),
+        }
+    }
+
+    #[test]
+    fn grants_are_stored_with_rotation_fields_only_when_rotating() {
+        let app = App {
+            api_url: "http://127.0.0.1:9/api".into(),
+            client_id: "1.2".into(),
+            client_secret: Secret::new("shh"),
+        };
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut configuration = super::super::default_configuration();
+        configuration.get_mut("fetch_last_n_days").unwrap().value = 7.into();
+        store_grant(&mut configuration, &grant(true), &app, now);
+        assert_eq!(
+            configuration.str_value("token").as_deref(),
+            Some("xoxe.xoxb-new")
+        );
+        assert_eq!(
+            configuration.str_value("oauth_token_expires_at").as_deref(),
+            Some("2026-01-01T12:00:00Z")
+        );
+        for (name, sensitive) in ROTATION_FIELDS.iter().zip([true, false, true, false]) {
+            assert_eq!(configuration[*name].sensitive, sensitive, "{name}");
+        }
+        assert!(crate::protocol::connector::validate_configuration(&configuration).is_ok());
+        store_grant(&mut configuration, &grant(false), &app, now);
+        assert!(ROTATION_FIELDS
+            .iter()
+            .all(|f| !configuration.contains_key(*f)));
+    }
+
+    #[test]
+    fn renewal_is_due_two_hours_before_expiry() {
+        let expires = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(!renewal_due(
+            expires,
+            expires - chrono::Duration::minutes(121)
+        ));
+        assert!(renewal_due(
+            expires,
+            expires - chrono::Duration::minutes(120)
+        ));
+        assert!(renewal_due(expires, expires + chrono::Duration::hours(1)));
+    }
+
+    #[tokio::test]
+    async fn nothing_to_renew_without_rotation_or_before_it_is_due() {
+        let mut configuration = super::super::default_configuration();
+        let now = Utc::now();
+        assert!(renew(&configuration, now, ACCESS_RETRY)
+            .await
+            .unwrap()
+            .is_none());
+        let app = App {
+            api_url: "http://127.0.0.1:9/api".into(),
+            client_id: "1.2".into(),
+            client_secret: Secret::new("shh"),
+        };
+        store_grant(&mut configuration, &grant(true), &app, now);
+        // Not due: no call is made (the API URL would refuse it).
+        assert!(renew(&configuration, now, ACCESS_RETRY)
+            .await
+            .unwrap()
+            .is_none());
+        configuration
+            .get_mut("oauth_token_expires_at")
+            .unwrap()
+            .value = "soon".into();
+        assert!(matches!(
+            renew(&configuration, now, ACCESS_RETRY).await,
+            Err(SourceError::Configuration(_))
+        ));
     }
 
     #[test]
