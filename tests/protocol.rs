@@ -1322,18 +1322,14 @@ async fn slack_install_end_to_end(mode: Mode) {
 
     // The stored token syncs: the real Slack source, through the service (which reads the
     // API URL from the environment: one mode's test at a time).
-    static REAL_SOURCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = REAL_SOURCE.lock().await;
     std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
     std::env::set_var("SLACK_TIER_SCALE", "100");
     let job_id = env.start_job(id).await;
-    let deps = ServiceDeps {
-        registry: SourceRegistry::default(),
-        ..env.deps("worker-i", Arc::new(SystemClock))
-    };
-    let daemon = Daemon::start(env.config(&[id], ""), &[Action::SyncContent], deps);
-    let job = wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await;
-    daemon.stop().await;
+    let job = with_real_source(&env, id, &[Action::SyncContent], async {
+        wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await
+    })
+    .await;
     assert!(
         job.source["indexed_document_count"].as_u64().unwrap_or(0) >= 5,
         "{}",
@@ -1355,6 +1351,146 @@ async fn slack_install_end_to_end(mode: Mode) {
             "the {what} was printed"
         );
     }
+}
+
+/// Held while a test points the real Slack source at its simulator (the service reads the
+/// API URL from the environment).
+static REAL_SOURCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the service with the built-in sources on this thread (so a thread's log capture sees
+/// its lines) until `checks` is done; returns what `checks` returned.
+async fn with_real_source<T>(
+    env: &Env,
+    id: &str,
+    actions: &[Action],
+    checks: impl Future<Output = T>,
+) -> T {
+    let deps = ServiceDeps {
+        registry: SourceRegistry::default(),
+        ..env.deps("worker-i", Arc::new(SystemClock))
+    };
+    let stop = CancellationToken::new();
+    let service = run_with(env.config(&[id], ""), actions.to_vec(), stop.clone(), deps);
+    let checks = async {
+        let value = checks.await;
+        stop.cancel();
+        value
+    };
+    let (served, value) = tokio::join!(service, checks);
+    served.expect("the service stops cleanly");
+    value
+}
+
+/// An app with token rotation: the install stores the refresh token, the client credentials
+/// (sensitive) and the expiry; once the expiry is near, the service renews the token (the
+/// refresh token is single-use: exactly one refresh) and syncs with the new one. No secret
+/// in any TRACE log line of the CLI or the service.
+#[test]
+fn slack_install_with_token_rotation() {
+    block_on(async {
+        let env = Env::new(Mode::Direct);
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let sim = common::start(slack_sim::WorkspaceSpec {
+            users: 2,
+            bots: 0,
+            deleted_users: 0,
+            channels: 1,
+            messages_per_channel: 2,
+            thread_share: 0.0,
+            bot_member_share: 1.0,
+            archived_share: 0.0,
+            dms: 0,
+            group_dms: 0,
+            ..slack_sim::WorkspaceSpec::default()
+        });
+        sim.set_oauth_app(slack_sim::oauth::OAuthApp {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            rotation: true,
+            decision: slack_sim::oauth::Decision::Approve,
+            redirect_urls: vec![],
+        });
+        let id = "rotating";
+        env.configured_connector(id).await;
+        let (code, out, err, _) = slack_install(&env, &sim, id, str::to_string).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("token rotation: the token expires in 43200 s"),
+            "{out}"
+        );
+        let field = |doc: &Doc, name: &str| {
+            doc.at(&format!("/configuration/{name}/value"))
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let installed = env.connector(id).await;
+        let token = field(&installed, "token");
+        let refresh = field(&installed, "oauth_refresh_token");
+        assert!(token.starts_with("xoxe.xoxb-sim-"), "{token}");
+        assert!(refresh.starts_with("xoxe-1-sim-"), "{refresh}");
+        assert_eq!(field(&installed, "oauth_client_id"), CLIENT_ID);
+        for secret in ["oauth_refresh_token", "oauth_client_secret", "token"] {
+            let sensitive = installed.at(&format!("/configuration/{secret}/sensitive"));
+            assert_eq!(sensitive, &json!(true), "{secret}");
+        }
+        for secret in [CLIENT_SECRET, &token, &refresh] {
+            assert!(!out.contains(secret), "{out}");
+        }
+
+        // Not due yet: the service leaves it alone. Then the expiry nears (as 11 hours
+        // later): it renews once, and a sync runs with the new token.
+        let _one_at_a_time = REAL_SOURCE.lock().await;
+        std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
+        std::env::set_var("SLACK_TIER_SCALE", "100");
+        let actions = [Action::Schedule, Action::SyncContent];
+        with_real_source(&env, id, &actions, async {
+            wait_connector_field(&env, id, "status", "connected", WAIT).await;
+        })
+        .await;
+        assert_eq!(sim.oauth_counts(), (1, 0), "nothing due: no refresh");
+        let soon = (chrono::Utc::now() + chrono::Duration::minutes(59)).to_rfc3339();
+        let patch = json!({"configuration": {"oauth_token_expires_at": {"value": soon}}});
+        env.store.update_connector(id, patch, None).await.unwrap();
+        let job_id = env.start_job(id).await;
+        let (renewed, job) = with_real_source(&env, id, &actions, async {
+            wait_for("the renewed token", WAIT, || async {
+                field(&env.connector(id).await, "token") != token
+            })
+            .await;
+            let job = wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await;
+            (env.connector(id).await, job)
+        })
+        .await;
+        assert_eq!(sim.oauth_counts(), (1, 1), "one refresh");
+        let new_token = field(&renewed, "token");
+        let new_refresh = field(&renewed, "oauth_refresh_token");
+        assert!(new_token.starts_with("xoxe.xoxb-sim-"), "{new_token}");
+        assert_ne!(new_refresh, refresh);
+        let expires = field(&renewed, "oauth_token_expires_at");
+        let expires = chrono::DateTime::parse_from_rfc3339(&expires).unwrap();
+        assert!(
+            expires > chrono::Utc::now() + chrono::Duration::hours(11),
+            "{expires}"
+        );
+        assert_eq!(job.str("status"), Some("completed"));
+
+        let logged = logs.text();
+        assert!(
+            logged.contains("renewed the source's credentials"),
+            "the service's lines are captured"
+        );
+        for secret in [CLIENT_SECRET, &token, &refresh, &new_token, &new_refresh] {
+            assert!(!logged.contains(secret), "a secret is in the logs");
+        }
+    });
 }
 
 macro_rules! both_modes {
