@@ -2,7 +2,9 @@
 //! hand. It prints Slack's authorize URL (the bot scopes the connector's configuration
 //! needs), listens on a loopback port for Slack's redirect, checks `state`, exchanges the
 //! code with `oauth.v2.access` and stores the bot token in the connector's configuration
-//! (`token`, a sensitive field) through the connector store, in either protocol mode.
+//! (`token`, a sensitive field) through the connector store, in either protocol mode; with
+//! token rotation also the refresh token, the client credentials and the expiry
+//! ([`oauth::store_grant`]), which the scheduler uses to renew the token.
 //!
 //! Invariants: the listener binds 127.0.0.1 only and serves one callback; nothing is stored
 //! unless the redirect carried this run's `state` and a code Slack exchanged; the client
