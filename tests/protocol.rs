@@ -1240,27 +1240,8 @@ async fn slack_install(
 /// one stores the bot token (never printed or logged), and a sync with it completes.
 async fn slack_install_end_to_end(mode: Mode) {
     let env = Env::new(mode);
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let sim = common::start(slack_sim::WorkspaceSpec {
-        users: 3,
-        bots: 0,
-        deleted_users: 0,
-        channels: 2,
-        messages_per_channel: 4,
-        thread_share: 0.0,
-        bot_member_share: 1.0,
-        archived_share: 0.0,
-        dms: 0,
-        group_dms: 0,
-        ..slack_sim::WorkspaceSpec::default()
-    });
+    let (logs, _guard) = capture_trace();
+    let sim = tiny_workspace(3, 2, 4);
     let app = |decision| slack_sim::oauth::OAuthApp {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
@@ -1353,6 +1334,36 @@ async fn slack_install_end_to_end(mode: Mode) {
     }
 }
 
+/// Every log line of this thread, at every level, while the guard lives.
+fn capture_trace() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// A workspace small enough for a quick real sync: public channels the bot is in, no
+/// threads, DMs or bots.
+fn tiny_workspace(users: usize, channels: usize, messages: usize) -> slack_sim::SimHandle {
+    common::start(slack_sim::WorkspaceSpec {
+        users,
+        bots: 0,
+        deleted_users: 0,
+        channels,
+        messages_per_channel: messages,
+        thread_share: 0.0,
+        bot_member_share: 1.0,
+        archived_share: 0.0,
+        dms: 0,
+        group_dms: 0,
+        ..slack_sim::WorkspaceSpec::default()
+    })
+}
+
 /// Held while a test points the real Slack source at its simulator (the service reads the
 /// API URL from the environment).
 static REAL_SOURCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -1389,27 +1400,8 @@ async fn with_real_source<T>(
 fn slack_install_with_token_rotation() {
     block_on(async {
         let env = Env::new(Mode::Direct);
-        let logs = CapturedLogs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let sim = common::start(slack_sim::WorkspaceSpec {
-            users: 2,
-            bots: 0,
-            deleted_users: 0,
-            channels: 1,
-            messages_per_channel: 2,
-            thread_share: 0.0,
-            bot_member_share: 1.0,
-            archived_share: 0.0,
-            dms: 0,
-            group_dms: 0,
-            ..slack_sim::WorkspaceSpec::default()
-        });
+        let (logs, _guard) = capture_trace();
+        let sim = tiny_workspace(2, 1, 2);
         sim.set_oauth_app(slack_sim::oauth::OAuthApp {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
