@@ -155,7 +155,11 @@ pub async fn install(
     let scopes = if args.scopes.is_empty() {
         oauth::bot_scopes(auto_join)
     } else {
-        args.scopes.iter().map(|s| s.trim().to_string()).collect()
+        args.scopes
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
     };
     let api_url = resolve_base_url(args.api_url.as_deref());
     let addr = format!("127.0.0.1:{}", args.port);
@@ -230,6 +234,9 @@ pub async fn install(
             installed.scopes.join(","),
             shown.join(", ")
         )?;
+    }
+    if json_out {
+        return Ok(());
     }
     if !missing.is_empty() {
         writeln!(out, "warning: the token lacks {} which the connector's configuration needs: its syncs will fail until the app is reinstalled with them", missing.join(", "))?;
