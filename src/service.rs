@@ -18,6 +18,7 @@
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::http::Health;
+use crate::notify::{Notifier, NotifierOptions};
 use crate::protocol::connector::{format_time, parse_time};
 use crate::protocol::connectors_query;
 use crate::protocol::doc::readable;
@@ -25,6 +26,7 @@ use crate::protocol::job::{
     pending_jobs_query, release_patch, running_jobs_query, stuck_job, suspend_orphan_patch,
     suspended_release_patch, JobStatus, StuckJob, ORPHAN_ERROR,
 };
+use crate::protocol::outcome::{JobObserver, JobOutcome};
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
 use crate::scheduler::{Clock, Scheduler, SystemClock};
@@ -211,14 +213,31 @@ pub async fn run_with(
     let shutdown = shutdown.child_token();
     let budget = Arc::new(ErrorBudget::new(&config, shutdown.clone()));
     let config = Arc::new(config);
+    let mut loops = JoinSet::new();
+    // Notifications: job outcomes through the runner's hook, check-ins through a watch.
+    let notifier = Notifier::start(
+        &config,
+        NotifierOptions::for_config(&config),
+        shutdown.clone(),
+    );
+    let observer = notifier.as_ref().map(|(notifier, _)| {
+        loops.spawn(crate::notify::watch_check_ins(
+            store.clone(),
+            connectors_query(&config),
+            notifier.clone(),
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
+        notifier.clone() as Arc<dyn JobObserver>
+    });
     let ctx = RunnerContext {
         store: store.clone(),
         registry: deps.registry.clone(),
         config: config.clone(),
         hostname: deps.hostname.clone(),
         timings: deps.timings,
+        observer,
     };
-    let mut loops = JoinSet::new();
     let actions: HashSet<Action> = actions.into_iter().collect();
     if actions.contains(&Action::Schedule) {
         let scheduler = Scheduler::new(
@@ -275,6 +294,10 @@ pub async fn run_with(
         }
     }
     health.set_loops_running(false);
+    if let Some((_, worker)) = notifier {
+        // Sends what is queued, for a few seconds at most.
+        let _ = worker.await;
+    }
     if let Some(error) = budget.take() {
         return Err(error);
     }
@@ -507,8 +530,29 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
             StuckJob::Suspend(orphaned) => tracing::warn!(sync_job_id = %job.id,
                 connector_id = %connector_id, orphaned,
                 "the worker of a running sync job stopped heartbeating; the job is suspended and will be resumed"),
-            StuckJob::Fail(message) => tracing::warn!(sync_job_id = %job.id,
-                connector_id = %connector_id, error = %message, "failed a stuck sync job"),
+            StuckJob::Fail(message) => {
+                tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id,
+                    error = %message, "failed a stuck sync job");
+                // A suspended job is not an outcome: it will be resumed, so only a failed one is told.
+                if let Some(observer) = &ctx.observer {
+                    let snapshot = &job.source.connector;
+                    observer.job_finished(JobOutcome {
+                        connector_id: connector_id.clone(),
+                        connector_name: None,
+                        service_type: snapshot.service_type.clone(),
+                        index_name: snapshot.index_name.clone(),
+                        job_id: job.id.clone(),
+                        job_kind: kind,
+                        status: JobStatus::Error,
+                        previous_status: None,
+                        error: Some(message.clone()),
+                        stats: Default::default(),
+                        total_document_count: 0,
+                        started_at: None,
+                        completed_at: now,
+                    });
+                }
+            }
         }
         if let Some(connector) = store.get_connector(&connector_id).await? {
             if matches!(

@@ -584,6 +584,8 @@ fn config_errors_never_quote_a_secret() {
         "elasticsearch.password",
         "elasticsearch.api_key",
         "connectors[0].api_key",
+        "notifications.slack.bot_token",
+        "notifications.slack.webhook_url",
     ]);
     let shape = select(vec!["{}", "[{}]", "{k: {}}", "{}: 1", "!!str {}", "'{}'"]);
     check(
@@ -612,6 +614,92 @@ fn config_errors_never_quote_a_secret() {
             }
         },
     );
+}
+
+/// `notifications.*` (this service's own section): any values under its keys load or are
+/// refused, never a panic; a loaded section has a destination only with a credential set.
+#[test]
+fn notifications_config_takes_any_values() {
+    let keys: Vec<String> = config_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("notifications"))
+        .collect();
+    assert!(keys.len() >= 10, "{keys:?}");
+    let value = prop_oneof![
+        yaml_value(),
+        select(vec![
+            "xoxb-1",
+            "'https://hooks.example/T/B/x'",
+            "http://127.0.0.1:9/hook",
+            "[C1, '#ops', U2]",
+            "'#ops'",
+            "https://kibana.example:5601",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let line = (select(keys), value).prop_map(|(key, value)| format!("{key}: {value}"));
+    check(
+        "notifications",
+        1_000,
+        prop::collection::vec(line, 1..6),
+        |lines| {
+            let text = format!(
+                "connectors:\n  - connector_id: abc\n    service_type: slack\n{}\n",
+                lines.join("\n")
+            );
+            match Config::from_yaml_str(&text, Path::new("config.yml"), &|_| None) {
+                Ok(loaded) => {
+                    let slack = &loaded.config.notifications.slack;
+                    if slack.destination().is_some() {
+                        assert!(slack.bot_token.is_some() || slack.webhook_url.is_some());
+                    }
+                    true
+                }
+                Err(_) => false,
+            }
+        },
+    );
+}
+
+/// The OAuth redirect's query (what a browser, or anyone, sends the install's loopback
+/// listener): never a panic, and a code only with this install's exact `state`.
+#[test]
+fn oauth_callbacks_take_any_query() {
+    use connectors::sources::slack::oauth::read_callback;
+    let pair = (
+        select(vec![
+            "code", "state", "error", "x", "state%00", "", "=", "&",
+        ]),
+        prop_oneof![Just("s3cr3t-state".to_string()), text(), "[ -~]{0,16}"],
+    )
+        .prop_map(|(k, v)| format!("{k}={}", url_escape(&v)));
+    let query = prop_oneof![
+        prop::collection::vec(pair, 0..6).prop_map(|pairs| pairs.join("&")),
+        text(),
+    ];
+    check(
+        "oauth_callback",
+        2_000,
+        query,
+        |query| match read_callback(&query, "s3cr3t-state") {
+            Ok(code) => {
+                assert!(query.contains("state=s3cr3t-state"), "{query}");
+                assert!(!code.expose().is_empty());
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}
+
+/// Percent-escapes the characters that would split a query pair, half of the time
+/// leaving the text raw (both reach the listener).
+fn url_escape(text: &str) -> String {
+    if text.len() % 2 == 0 {
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    } else {
+        text.to_string()
+    }
 }
 
 // ---------------------------------------------------------------- connector and job documents

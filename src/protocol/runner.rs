@@ -21,6 +21,7 @@
 use super::connector::{self, format_time, last_sync_fields, Connector, Pipeline};
 use super::doc::Doc;
 use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus, SyncJob};
+use super::outcome::{JobObserver, JobOutcome};
 use super::store::ConnectorStore;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
@@ -71,6 +72,8 @@ pub struct RunnerContext {
     pub hostname: String,
     /// Intervals.
     pub timings: RunnerTimings,
+    /// Told of every finished job (notifications); `None` = nobody listens.
+    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 /// Why a job was not run.
@@ -242,6 +245,7 @@ async fn execute_inner(
         return Err(error);
     }
     tracing::info!("sync job claimed");
+    let started_at = chrono::Utc::now();
 
     // 4. Run, then finalise whatever happened. A full job interrupted before carries on
     // from its recorded progress, with its counters.
@@ -284,10 +288,29 @@ async fn execute_inner(
         sync_cursor,
     };
     let snapshot = finish.stats;
-    let status = finalise(ctx, &current, kind, finish).await?;
+    let error_text = finish.error.clone();
+    let (status, total_document_count) = finalise(ctx, &current, kind, finish).await?;
     metrics.sync_finished(status.as_str());
     metrics.documents_indexed(snapshot.indexed_document_count);
     metrics.documents_deleted(snapshot.deleted_document_count);
+    if let Some(observer) = &ctx.observer {
+        let live = &connector.source;
+        observer.job_finished(JobOutcome {
+            connector_id: connector_id.to_string(),
+            connector_name: live.name.clone().filter(|n| !n.is_empty()),
+            service_type: current.source.connector.service_type.clone(),
+            index_name: current.source.connector.index_name.clone(),
+            job_id: current.id.clone(),
+            job_kind: kind,
+            status,
+            previous_status: live.last_sync(kind).0,
+            error: error_text,
+            stats: snapshot,
+            total_document_count,
+            started_at: Some(started_at),
+            completed_at: chrono::Utc::now(),
+        });
+    }
     Ok(Executed::Finished(status))
 }
 
@@ -511,7 +534,7 @@ async fn finalise(
     job: &Doc<SyncJob>,
     kind: JobKind,
     mut finish: Finish,
-) -> Result<JobStatus, EsError> {
+) -> Result<(JobStatus, u64), EsError> {
     let store = ctx.store.as_ref();
     let snapshot = &job.source.connector;
     if let Some(index) = snapshot.index_name.as_deref().filter(|i| !i.is_empty()) {
@@ -547,7 +570,7 @@ async fn finalise(
         total = finish.total_document_count,
         "sync job finished"
     );
-    Ok(finish.status)
+    Ok((finish.status, finish.total_document_count))
 }
 
 /// This machine's host name (`worker_hostname`).

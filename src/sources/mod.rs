@@ -231,6 +231,16 @@ pub trait SourceFactory: Send + Sync {
     /// them `source="<service type>"` (`crate::metrics::global`, once per process); a
     /// source records them labelled with its connector.
     fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// Credentials that expire (an OAuth access token with rotation): the configuration
+    /// with fresh ones when a renewal is due at `now`, `None` when nothing is due. The
+    /// scheduler calls it every round before it checks the connector, and stores the result.
+    fn renew_credentials<'a>(
+        &'a self,
+        _configuration: &'a Configuration,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Builds a source for connector `connector_id` from a configuration (the job's
     /// snapshot).
     fn build(

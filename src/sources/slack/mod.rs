@@ -28,6 +28,7 @@ pub mod answer;
 pub mod client;
 pub mod cursor;
 pub mod metrics;
+pub mod oauth;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -69,6 +70,14 @@ impl SourceFactory for SlackFactory {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         metrics::register(registry);
+    }
+
+    fn renew_credentials<'a>(
+        &'a self,
+        configuration: &'a Configuration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
     }
 
     fn build(

@@ -233,7 +233,9 @@ pub fn check_token_shape(token: &str) -> Result<(), SourceError> {
             "'{TOKEN_LABEL}' cannot be empty"
         )));
     }
-    if !(token.starts_with("xoxb-") || token.starts_with("xoxp-")) {
+    // With token rotation Slack's access tokens start `xoxe.xoxb-` / `xoxe.xoxp-`.
+    let kind = token.strip_prefix("xoxe.").unwrap_or(token);
+    if !(kind.starts_with("xoxb-") || kind.starts_with("xoxp-")) {
         return Err(SourceError::Configuration(format!(
             "'{TOKEN_LABEL}' must be a Slack bot token (xoxb-…) or user token (xoxp-…)"
         )));
@@ -1163,6 +1165,11 @@ mod tests {
             .contains("xoxb-"));
         assert!(check_token_shape("xoxb-1").is_ok());
         assert!(check_token_shape("xoxp-1").is_ok());
+        assert!(
+            check_token_shape("xoxe.xoxb-1-abc").is_ok(),
+            "a rotating token"
+        );
+        assert!(check_token_shape("xoxe-1-abc").is_err(), "a refresh token");
         assert_eq!(
             missing_scopes("channels:read,users:read", true),
             vec!["channels:history", "channels:join"]
