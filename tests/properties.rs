@@ -4,7 +4,8 @@
 //!
 //! Targets: the Slack answer decoders and the document transforms fed by them, the
 //! `config.yml` loader, and the readers of connector and sync-job documents (with the
-//! configuration, scheduling and sync rules they carry).
+//! configuration, scheduling and sync rules they carry), the Slack source's `sync_cursor`
+//! and the resume points of a job's `metadata`.
 //!
 //! Each target runs a fixed number of cases from a fixed seed (deterministic: the same
 //! inputs on every run and machine), printed with its run time. `PROPTEST_CASES=N`
@@ -1063,6 +1064,82 @@ fn sync_job_documents_are_read_without_panics() {
             let job = json!({"connector": connector, "job_type": job_type, "status": status,
                 "trigger_method": "scheduled", "last_seen": "2024-05-01T10:00:00.000000Z"});
             sync_job_doc(&job, &probe)
+        },
+    );
+}
+
+/// A channel's part of the Slack cursor: well formed, or anything.
+fn channel_cursor() -> BoxedStrategy<Value> {
+    let thread = object(vec![
+        ("latest_reply", string(ts())),
+        ("reply_count", any::<u64>().prop_map(|n| json!(n)).boxed()),
+    ]);
+    prop_oneof![
+        3 => (
+            prop::option::of(ts()),
+            prop::collection::btree_map(ts(), thread, 0..4)
+        )
+            .prop_map(|(latest, threads)| json!({"latest": latest, "threads": threads})),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+/// The connector's `sync_cursor` and a job's `metadata.resume` are read back by a later sync
+/// whoever wrote them: read without panics, an unreadable one is empty (every channel then
+/// gets a full read; the job starts over), and what the source writes reads back the same;
+/// the decisions on a cursor entry never panic.
+#[test]
+fn sync_cursors_and_resume_points_are_read_without_panics() {
+    use connectors::sources::slack::cursor::{
+        reread_after, thread_changed, Resume, SlackCursor, ThreadState,
+    };
+    use connectors::sync::ResumePoint;
+    let cursor = (
+        prop_oneof![
+            3 => prop::collection::btree_map(slack_id("C"), channel_cursor(), 0..4)
+                .prop_map(|m| json!(m)),
+            1 => json_value(),
+        ],
+        prop_oneof![string(ts()), json_value().boxed()],
+        json_value(),
+        (
+            any::<i64>(),
+            prop::option::of(any::<i64>()),
+            ts(),
+            ts(),
+            any::<u64>(),
+        ),
+    );
+    check(
+        "sync_cursors",
+        1_000,
+        cursor,
+        |(channels, since, junk, (lookback, window, parent, latest_reply, count))| {
+            let value = json!({"channels": channels, "threads_since": since, "budgets": junk});
+            let (read, error) = SlackCursor::read(Some(&value));
+            let now = ThreadState {
+                latest_reply: Some(latest_reply),
+                reply_count: count,
+            };
+            let lookback = lookback / 4;
+            let window = window.map(|w| w / 4);
+            for entry in read.channels.values() {
+                reread_after(entry, lookback, window);
+                thread_changed(entry, read.threads_since, &parent, &now);
+            }
+            let again = SlackCursor::read(Some(&read.to_value()));
+            assert_eq!(
+                again,
+                (read.clone(), None),
+                "the cursor reads back as written"
+            );
+            let _ = Resume::read(value.as_object().expect("an object"));
+            let _ = ResumePoint::from_metadata(&json!({"resume": value}));
+            let _ = ResumePoint::from_metadata(
+                &json!({"resume": {"marker": 1, "checkpoints": channels}}),
+            );
+            error.is_none()
         },
     );
 }

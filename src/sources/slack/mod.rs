@@ -1,14 +1,19 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (exactly the Python source's schema, so Kibana renders the same form):
-//! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
-//! `auto_join_channels`, `sync_users`.
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus one
+//! advanced field): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`, `thread_lookback_days` (incremental
+//! syncs; default 14).
+//!
+//! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
+//! from their recorded progress ([`cursor`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`metrics`]
-//! (its Prometheus metrics, labelled by connector).
+//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`cursor`]
+//! (the incremental cursor, resume points, deletion scopes), [`metrics`] (its Prometheus
+//! metrics, labelled by connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -21,6 +26,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod cursor;
 pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
@@ -49,7 +55,13 @@ impl SourceFactory for SlackFactory {
     }
 
     fn features(&self) -> Value {
-        basic_features()
+        let mut features = basic_features();
+        features["incremental_sync"] = json!({"enabled": true});
+        features
+    }
+
+    fn supports_incremental(&self) -> bool {
+        true
     }
 
     fn upstream_class(&self) -> Option<&'static str> {
@@ -108,5 +120,15 @@ pub fn default_configuration() -> Configuration {
             .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
             .value(json!(true)),
     );
+    let mut lookback = ConfigField::new(source::LOOKBACK_LABEL, "int", 5)
+        .display("numeric")
+        .optional()
+        .ui_restrictions(&["advanced"])
+        .validation("greater_than", json!(-1))
+        .validation("less_than", json!(366))
+        .tooltip("Incremental syncs read this many days of history again, to apply edits, deletions and new replies in threads. A reply to an older thread waits for the next full sync.")
+        .value(json!(source::DEFAULT_LOOKBACK_DAYS));
+    lookback.default_value = json!(source::DEFAULT_LOOKBACK_DAYS);
+    config.insert("thread_lookback_days".into(), lookback);
     config
 }
