@@ -75,3 +75,27 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureWriter {
         self.clone()
     }
 }
+
+/// A public, unarchived channel the simulator's bot is in: `(id, name)`.
+pub async fn member_channel(sim: &SimHandle) -> (String, String) {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/conversations.list", sim.api_url()))
+        .query(&[("limit", "1000")])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("conversations.list")
+        .json()
+        .await
+        .expect("json");
+    let channel = answer["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["is_member"] == true && c["is_archived"] == false)
+        .expect("a channel the bot is in");
+    (
+        channel["id"].as_str().unwrap_or_default().to_string(),
+        channel["name"].as_str().unwrap_or_default().to_string(),
+    )
+}

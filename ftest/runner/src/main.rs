@@ -24,6 +24,8 @@
 //! - [`stack`]: the running servers and the connector's jobs as the run sees them.
 //! - [`verify`]: the index (or the null sink) against the simulator's expected set.
 //! - [`report`]: the per-round report, `--report-file`, the conformance audit.
+//! - [`incremental`]: the incremental round (mutations, an incremental job, its call count).
+//! - [`resume`]: `--interrupt kill|term`, a full sync interrupted halfway and resumed.
 //! - [`cli`], [`service`]: the `connectors` and `elastic-ingest` processes.
 //! - [`serve`]: `--serve`, the `make run` demo.
 
@@ -33,7 +35,9 @@ use slack_sim::DataSize;
 use std::path::PathBuf;
 
 mod cli;
+mod incremental;
 mod report;
+mod resume;
 mod scenario;
 mod serve;
 mod service;
@@ -134,6 +138,10 @@ pub(crate) struct Args {
     /// The service's `service.idling` (seconds between polls of the connector indices).
     #[arg(long, default_value_t = 0.5)]
     pub(crate) idling: f64,
+    /// Instead of the mutation rounds: a full sync interrupted halfway (SIGKILL or SIGTERM)
+    /// and resumed by a new service, against an uninterrupted one.
+    #[arg(long, value_enum)]
+    pub(crate) interrupt: Option<resume::Interrupt>,
 }
 
 fn main() {

@@ -54,8 +54,7 @@ impl Inner {
             ));
         }
         let auth = self.auth_test(cancel).await?;
-        // `team_id` is required in an `auth.test` answer (`answer::shape`).
-        let team_id = auth.body.team_id.clone().unwrap_or_default();
+        let team_id = auth.team_id;
         let mut users = Vec::new();
         self.fetch_users(&team_id, None, Some(&mut users), cancel)
             .await?;

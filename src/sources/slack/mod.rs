@@ -1,18 +1,23 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration: the Python source's schema (`token` (sensitive), `fetch_last_n_days`
-//! (0 = all history, as Elastic documents), `auto_join_channels`, `sync_users`), plus
-//! document-level security (`use_document_level_security`, the field name Elastic's DLS
-//! sources use) and what only DLS may open: `include_private_channels`,
-//! `include_direct_messages` (DMs and group DMs). Private conversations without DLS are
-//! a configuration error ([`source::check_options`]).
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus its
+//! own fields): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`, `thread_lookback_days` (incremental
+//! syncs; default 14), document-level security (`use_document_level_security`, the field
+//! name Elastic's DLS sources use) and what only DLS may open: `include_private_channels`,
+//! `include_direct_messages` (DMs and group DMs). Private conversations without DLS are a
+//! configuration error ([`source::check_options`]).
+//!
+//! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
+//! from their recorded progress ([`cursor`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
 //! buckets), [`transform`] (documents), [`identity`] (who may read what: every DLS
-//! identity), [`source`] (options and the fetch), [`access`] (the access-control sync),
-//! [`metrics`] (its Prometheus metrics, labelled by connector).
+//! identity), [`source`] (options and the fetch), [`cursor`] (the incremental cursor,
+//! resume points, deletion scopes), [`access`] (the access-control sync), [`metrics`] (its
+//! Prometheus metrics, labelled by connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -25,8 +30,10 @@
 pub mod access;
 pub mod answer;
 pub mod client;
+pub mod cursor;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -56,8 +63,13 @@ impl SourceFactory for SlackFactory {
     /// configuration's `use_document_level_security` turns it on.
     fn features(&self) -> Value {
         let mut features = basic_features();
+        features["incremental_sync"] = json!({"enabled": true});
         features["document_level_security"] = json!({"enabled": true});
         features
+    }
+
+    fn supports_incremental(&self) -> bool {
+        true
     }
 
     fn supports_access_control(&self) -> bool {
@@ -70,6 +82,14 @@ impl SourceFactory for SlackFactory {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         metrics::register(registry);
+    }
+
+    fn renew_credentials<'a>(
+        &'a self,
+        configuration: &'a Configuration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
     }
 
     fn build(
@@ -112,23 +132,33 @@ pub fn default_configuration() -> Configuration {
             .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
             .value(json!(true)),
     );
+    let mut lookback = ConfigField::new(source::LOOKBACK_LABEL, "int", 5)
+        .display("numeric")
+        .optional()
+        .ui_restrictions(&["advanced"])
+        .validation("greater_than", json!(-1))
+        .validation("less_than", json!(366))
+        .tooltip("Incremental syncs read this many days of history again, to apply edits, deletions and new replies in threads. A reply to an older thread waits for the next full sync.")
+        .value(json!(source::DEFAULT_LOOKBACK_DAYS));
+    lookback.default_value = json!(source::DEFAULT_LOOKBACK_DAYS);
+    config.insert("thread_lookback_days".into(), lookback);
     config.insert(
         "use_document_level_security".into(),
-        ConfigField::new("Enable document level security", "bool", 5)
+        ConfigField::new("Enable document level security", "bool", 6)
             .display("toggle")
             .tooltip("Document level security ensures identities and permissions set in Slack are maintained in Elasticsearch: a public channel is readable by the workspace's full members, a private channel, DM or group DM only by its members. Access control syncs keep the users' identities up to date. Needs the users:read.email scope.")
             .value(json!(false)),
     );
     config.insert(
         "include_private_channels".into(),
-        ConfigField::new("Index private channels", "bool", 6)
+        ConfigField::new("Index private channels", "bool", 7)
             .display("toggle")
             .tooltip("Also index the private channels the app is a member of. Requires document level security, so that only their members can read them, and the groups:read and groups:history scopes.")
             .value(json!(false)),
     );
     config.insert(
         "include_direct_messages".into(),
-        ConfigField::new("Index direct messages", "bool", 7)
+        ConfigField::new("Index direct messages", "bool", 8)
             .display("toggle")
             .tooltip("Also index the direct messages and group direct messages the app is part of. Requires document level security, so that only their participants can read them, and the im:read, im:history, mpim:read and mpim:history scopes.")
             .value(json!(false)),

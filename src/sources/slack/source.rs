@@ -1,4 +1,5 @@
-//! The Slack [`DataSource`]: options from the job's configuration, and the full-sync fetch.
+//! The Slack [`DataSource`]: options from the job's configuration, and the fetch of full,
+//! resumed and incremental syncs.
 //!
 //! Order and shape of a sync (`elastic-connectors-protocol.md` §4, minus its bugs):
 //! 1. `auth.test`: token check and the workspace URL (permalinks);
@@ -11,6 +12,14 @@
 //!    paging, a few threads at once). Documents go to the sink as each page arrives, so
 //!    memory holds one page per channel task, never a channel's history.
 //!
+//! A full sync marks its progress per channel as it goes (a checkpoint after each thread
+//! that completes the run of threads before it, after each page, and when the channel is
+//! done; [`super::cursor`]): a resumed sync skips the channels done and reads the others
+//! from where they stood, in the same history window. An incremental sync reads the known
+//! channels from the cursor's bound, fetches only changed or new threads, declares what it
+//! re-read as sweep scopes, and reads new channels in full. Every sync that completes
+//! leaves the cursor for the next incremental one ([`DataSource::sync_cursor`]).
+//!
 //! Invariants:
 //! - `get_docs` returns `Ok` only if every page of every readable channel was fetched;
 //!   an answer without what its method promises (`answer`: a list missing, `null` or
@@ -21,17 +30,23 @@
 //!   were sent fails the sync instead (a partial channel must not drive deletions);
 //! - a parent is emitted once (from history), a broadcast reply once (from history), and
 //!   every other reply once (from its thread);
-//! - cancellation is checked between pages and interrupts rate-limit and retry waits.
+//! - cancellation is checked between pages and interrupts rate-limit and retry waits;
+//! - a checkpoint claims only what was sent before it; a channel resumed from a position
+//!   that Slack now refuses fails the sync (its older messages would not be rewritten).
 
 use super::answer::Pager;
 use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
     SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
 };
+use super::cursor::{
+    channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
+    ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
+};
 use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
 use super::transform::{
-    channel_doc, message_doc, user_doc, window_oldest, workspace_base, Channel, Message,
+    channel_doc, message_doc, ts_micros, user_doc, window_oldest, workspace_base, Channel, Message,
     MessageContext, Names, User,
 };
 use crate::config::Secret;
@@ -41,9 +56,10 @@ use crate::sources::{
 };
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use futures::FutureExt;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +92,10 @@ const PRIVATE_LABEL: &str = "Index private channels";
 const DIRECT_LABEL: &str = "Index direct messages";
 /// Default of `fetch_last_n_days` when the field is empty (Elastic's documented default).
 const DEFAULT_DAYS: u32 = 180;
+/// Label of the thread look-back field, for messages.
+pub const LOOKBACK_LABEL: &str = "Thread look-back of incremental syncs (days)";
+/// Default of `thread_lookback_days`.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 14;
 
 /// Everything a Slack source runs with. The first four come from the connector's schema;
 /// the rest are internal options with defaults (env for base URL and tier scale), kept
@@ -92,6 +112,9 @@ pub struct SlackOptions {
     pub auto_join_channels: bool,
     /// Index user documents.
     pub sync_users: bool,
+    /// Incremental syncs re-read this many days of history for edits, deletions and
+    /// thread activity (`thread_lookback_days`).
+    pub thread_lookback_days: u32,
     /// API base URL (`SLACK_API_BASE_URL`, default `https://slack.com/api`).
     pub base_url: String,
     /// Tier budget multiplier (`SLACK_TIER_SCALE`, default 1).
@@ -138,6 +161,7 @@ impl SlackOptions {
             fetch_last_n_days: DEFAULT_DAYS,
             auto_join_channels: false,
             sync_users: true,
+            thread_lookback_days: DEFAULT_LOOKBACK_DAYS,
             base_url: resolve_base_url(std::env::var(BASE_URL_ENV).ok().as_deref()),
             tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
             pace: true,
@@ -163,16 +187,8 @@ impl SlackOptions {
         let mut options = SlackOptions::new(Secret::new(
             configuration.str_value("token").unwrap_or_default(),
         ));
-        if let Some(message) = configuration
-            .get("fetch_last_n_days")
-            .and_then(|f| f.coerce_error("fetch_last_n_days"))
-        {
-            return Err(SourceError::Configuration(message));
-        }
-        options.fetch_last_n_days = match configuration.int_value("fetch_last_n_days") {
-            None => DEFAULT_DAYS,
-            Some(days) => days_from(days)?,
-        };
+        options.fetch_last_n_days =
+            days_field(configuration, "fetch_last_n_days", DEFAULT_DAYS, days_from)?;
         options.auto_join_channels = configuration
             .bool_value("auto_join_channels")
             .unwrap_or(false);
@@ -181,6 +197,12 @@ impl SlackOptions {
         options.use_document_level_security = flag("use_document_level_security");
         options.include_private_channels = flag("include_private_channels");
         options.include_direct_messages = flag("include_direct_messages");
+        options.thread_lookback_days = days_field(
+            configuration,
+            "thread_lookback_days",
+            DEFAULT_LOOKBACK_DAYS,
+            lookback_days_from,
+        )?;
         check_options(&options)?;
         Ok(options)
     }
@@ -210,6 +232,32 @@ pub fn check_options(options: &SlackOptions) -> Result<(), SourceError> {
     )))
 }
 
+/// A number-of-days field: a value that is not an integer is an error, an empty one the
+/// default, and `check` bounds the rest.
+fn days_field(
+    configuration: &Configuration,
+    key: &str,
+    default: u32,
+    check: fn(i64) -> Result<u32, SourceError>,
+) -> Result<u32, SourceError> {
+    if let Some(message) = configuration.get(key).and_then(|f| f.coerce_error(key)) {
+        return Err(SourceError::Configuration(message));
+    }
+    configuration.int_value(key).map_or(Ok(default), check)
+}
+
+/// `thread_lookback_days` → days (pure): 0 (only what is new) up to 365.
+pub fn lookback_days_from(value: i64) -> Result<u32, SourceError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|d| *d <= 365)
+        .ok_or_else(|| {
+            SourceError::Configuration(format!(
+                "'{LOOKBACK_LABEL}' must be between 0 and 365, got {value}"
+            ))
+        })
+}
+
 /// `fetch_last_n_days` → days (pure): negative or absurd values are configuration errors.
 pub fn days_from(value: i64) -> Result<u32, SourceError> {
     if value < 0 {
@@ -234,7 +282,9 @@ pub fn check_token_shape(token: &str) -> Result<(), SourceError> {
             "'{TOKEN_LABEL}' cannot be empty"
         )));
     }
-    if !(token.starts_with("xoxb-") || token.starts_with("xoxp-")) {
+    // With token rotation Slack's access tokens start `xoxe.xoxb-` / `xoxe.xoxp-`.
+    let kind = token.strip_prefix("xoxe.").unwrap_or(token);
+    if !(kind.starts_with("xoxb-") || kind.starts_with("xoxp-")) {
         return Err(SourceError::Configuration(format!(
             "'{TOKEN_LABEL}' must be a Slack bot token (xoxb-…) or user token (xoxp-…)"
         )));
@@ -324,11 +374,13 @@ fn conversation_types(options: &SlackOptions) -> String {
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
-/// A page of messages as documents, the thread parents it names (history pages), and the
-/// next cursor.
+/// A page of messages as documents, the thread parents it names (history pages) with their
+/// reply state, the newest and oldest ts it holds, and the next cursor.
 struct MessagePage {
     docs: Vec<Document>,
-    parents: Vec<String>,
+    parents: Vec<(String, ThreadState)>,
+    newest: Option<String>,
+    oldest: Option<String>,
     next_cursor: Option<String>,
 }
 
@@ -351,6 +403,17 @@ pub(super) struct Counters {
     pub(super) identities: AtomicU64,
     pub(super) member_lists: AtomicU64,
     pub(super) external_users: AtomicU64,
+    /// Channels a resumed sync found done before its interruption.
+    channels_done_before: AtomicU64,
+}
+
+/// What `auth.test` told (asked once per job: validation, ping and the fetch share it).
+#[derive(Debug, Clone)]
+pub(super) struct Auth {
+    url: Option<String>,
+    scopes: Option<String>,
+    /// The workspace's id (`team:` identities); `team_id` is required in the answer.
+    pub(super) team_id: String,
 }
 
 pub(super) struct Inner {
@@ -358,6 +421,33 @@ pub(super) struct Inner {
     pub(super) client: SlackClient,
     skipped: Mutex<Vec<Skipped>>,
     pub(super) counters: Counters,
+    auth: Mutex<Option<Auth>>,
+    /// The cursor this sync leaves, filled as channels finish.
+    cursor: Mutex<SlackCursor>,
+    /// Whether a sync completed (only then is there a cursor to leave).
+    completed: AtomicBool,
+}
+
+/// How a sync reads its channels.
+enum Mode {
+    /// A full sync from the start.
+    Full,
+    /// A full sync carrying on from its recorded points.
+    Resume(Resume),
+    /// An incremental sync from the connector's cursor.
+    Incremental(SlackCursor),
+}
+
+/// How one channel is read.
+enum ChannelRead {
+    /// Everything in the window, from `progress` (where a resumed sync stood); with
+    /// `checkpoints`, progress is marked as it goes.
+    Full {
+        progress: ChannelProgress,
+        checkpoints: bool,
+    },
+    /// An incremental re-read of a channel the cursor knows.
+    Since(ChannelCursor),
 }
 
 /// The Slack data source.
@@ -394,6 +484,9 @@ impl SlackSource {
                 client,
                 skipped: Mutex::new(Vec::new()),
                 counters: Counters::default(),
+                auth: Mutex::new(None),
+                cursor: Mutex::new(SlackCursor::default()),
+                completed: AtomicBool::new(false),
             }),
         })
     }
@@ -436,7 +529,12 @@ struct Shared {
     names: Names,
     channel_names: HashMap<String, String>,
     base: Option<String>,
+    /// The history window's bound (`oldest`, exclusive).
     oldest: Option<String>,
+    /// Threads whose last reply is at or after this (µs) go into the cursor.
+    threads_since: i64,
+    /// The previous cursor's `threads_since` (incremental syncs).
+    prev_threads_since: Option<i64>,
     /// The workspace (`auth.test`), for the DLS readers.
     team_id: String,
 }
@@ -449,15 +547,30 @@ fn protect(doc: Document, readers: Option<&AccessControl>) -> Document {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Inner {
-    pub(super) async fn auth_test(
-        &self,
-        cancel: &CancellationToken,
-    ) -> Result<super::client::Reply<Value>, SourceError> {
-        self.client
+    /// `auth.test`, once per source: the answer is the same for the job's validation, ping
+    /// and fetch.
+    pub(super) async fn auth_test(&self, cancel: &CancellationToken) -> Result<Auth, SourceError> {
+        if let Some(auth) = lock(&self.auth).clone() {
+            return Ok(auth);
+        }
+        let reply = self
+            .client
             .call::<Value>("auth.test", Verb::Get, &[], cancel)
             .await
-            .map_err(|e| source_error(e, "checking the token (auth.test)"))
+            .map_err(|e| source_error(e, "checking the token (auth.test)"))?;
+        let auth = Auth {
+            url: reply.body.url,
+            scopes: reply.scopes,
+            // Required in an `auth.test` answer (`answer::shape`).
+            team_id: reply.body.team_id.unwrap_or_default(),
+        };
+        *lock(&self.auth) = Some(auth.clone());
+        Ok(auth)
     }
 
     /// Every `users.list` page: the names (always); user documents into `sink` when given
@@ -548,10 +661,13 @@ impl Inner {
             });
     }
 
+    /// Reads one channel (see [`ChannelRead`]); leaves its cursor entry in `self.cursor`
+    /// when it completes.
     async fn fetch_channel(
         &self,
         channel: &Channel,
         plan: ChannelPlan,
+        read: ChannelRead,
         shared: &Shared,
         sink: &DocSender,
         cancel: &CancellationToken,
@@ -588,14 +704,49 @@ impl Inner {
             channels: &shared.channel_names,
             base: shared.base.as_deref(),
         };
+        // Where the history is read from, and what the channel's cursor starts with.
+        let (oldest, latest, mut cursor, prev, checkpoints) = match read {
+            ChannelRead::Full {
+                progress,
+                checkpoints,
+            } => (
+                shared.oldest.clone(),
+                progress.before,
+                progress.cursor,
+                None,
+                checkpoints,
+            ),
+            ChannelRead::Since(prev) => {
+                let window = shared.oldest.as_deref().and_then(ts_micros);
+                let after = reread_after(&prev, shared.threads_since, window);
+                let cursor = ChannelCursor {
+                    latest: prev.latest.clone(),
+                    ..ChannelCursor::default()
+                };
+                (
+                    Some(ts_string(after)),
+                    None,
+                    cursor,
+                    Some((prev, after)),
+                    false,
+                )
+            }
+        };
+        // A channel read from a position has documents written already: a refusal now must
+        // fail the sync, not skip the channel.
+        let resumed = latest.is_some();
+        let mut seen_parents = HashSet::new();
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
         let mut pager = Pager::new();
         let mut first_page = true;
         loop {
             check_cancel(cancel)?;
             let mut params = vec![("channel", id), ("limit", limit.as_str())];
-            if let Some(oldest) = shared.oldest.as_deref() {
+            if let Some(oldest) = oldest.as_deref() {
                 params.push(("oldest", oldest));
+            }
+            if let Some(latest) = latest.as_deref() {
+                params.push(("latest", latest));
             }
             if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
@@ -612,7 +763,7 @@ impl Inner {
                 .await;
             let page = match page {
                 Ok(page) => page,
-                Err(error) if first_page && classify(&error) == Class::Skip => {
+                Err(error) if first_page && !resumed && classify(&error) == Class::Skip => {
                     self.skip(id, error.code().unwrap_or("unreadable"));
                     return Ok(());
                 }
@@ -629,26 +780,99 @@ impl Inner {
                 sink.send(DocOp::Index(protect(doc, readers))).await?;
                 self.counters.channels.fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(newest) = page.newest.as_deref() {
+                cursor.note(newest, None, shared.threads_since);
+            }
+            for (ts, state) in &page.parents {
+                cursor.note(ts, Some(state.clone()), shared.threads_since);
+            }
             self.send_page(page.docs, readers, sink).await?;
-            // A few threads at once; the rate limiter paces them. (A manual loop rather than
-            // `buffer_unordered` with a closure: async_trait futures must be `Send` for every
-            // lifetime, which closures over borrowed data cannot express.)
-            let mut parents = page.parents.iter();
+            // Full syncs read every thread; incremental ones the changed and new.
+            let parents: Vec<&String> = match &prev {
+                None => page.parents.iter().map(|(ts, _)| ts).collect(),
+                Some((prev, _)) => page
+                    .parents
+                    .iter()
+                    .filter(|(ts, state)| {
+                        seen_parents.insert(ts.clone());
+                        thread_changed(prev, shared.prev_threads_since, ts, state)
+                    })
+                    .map(|(ts, _)| ts)
+                    .collect(),
+            };
+            // A few threads at once; the rate limiter paces them. Each thread that completes
+            // the run of threads before it is a resume point: history resumes just before
+            // its parent. (A manual loop rather than `buffer_unordered` with a closure:
+            // async_trait futures must be `Send` for every lifetime, which closures over
+            // borrowed data cannot express.)
+            let mut pending = parents.iter().enumerate();
             let mut threads = FuturesUnordered::new();
+            let mut finished = vec![false; parents.len()];
+            let mut run = 0;
             loop {
                 while threads.len() < self.options.thread_concurrency.max(1) {
-                    let Some(parent) = parents.next() else { break };
-                    threads.push(self.fetch_thread(id, parent, &ctx, readers, sink, cancel));
+                    let Some((i, parent)) = pending.next() else {
+                        break;
+                    };
+                    threads.push(
+                        self.fetch_thread(id, parent, &ctx, readers, sink, cancel)
+                            .map(move |result| (i, result)),
+                    );
                 }
-                match threads.next().await {
-                    Some(result) => result?,
-                    None => break,
+                let Some((i, result)) = threads.next().await else {
+                    break;
+                };
+                result?;
+                if prev.is_some() {
+                    sink.sweep(thread_scope(id, parents[i])).await?;
+                }
+                finished[i] = true;
+                let before = run;
+                while finished.get(run) == Some(&true) {
+                    run += 1;
+                }
+                if checkpoints && run > before && run < parents.len() {
+                    let progress = ChannelProgress {
+                        done: false,
+                        before: Some(parents[run - 1].clone()),
+                        cursor: cursor.clone(),
+                    };
+                    sink.checkpoint(id, progress.to_value()).await?;
                 }
             }
             if !pager.advance(page.next_cursor.as_deref()) {
-                return Ok(());
+                break;
+            }
+            if checkpoints {
+                let progress = ChannelProgress {
+                    done: false,
+                    before: page.oldest.clone(),
+                    cursor: cursor.clone(),
+                };
+                sink.checkpoint(id, progress.to_value()).await?;
             }
         }
+        if let Some((prev, after)) = &prev {
+            // Tracked threads the re-read did not show as parents are gone (or have no
+            // replies left); parents before the re-read (out of the window now) are not.
+            for parent in prev.threads.keys() {
+                let reread = ts_micros(parent).is_some_and(|ts| ts > *after);
+                if reread && !seen_parents.contains(parent) {
+                    sink.sweep(thread_scope(id, parent)).await?;
+                }
+            }
+            sink.sweep(channel_scope(id, *after)).await?;
+        }
+        if checkpoints {
+            let progress = ChannelProgress {
+                done: true,
+                before: None,
+                cursor: cursor.clone(),
+            };
+            sink.checkpoint(id, progress.to_value()).await?;
+        }
+        lock(&self.cursor).channels.insert(id.to_string(), cursor);
+        Ok(())
     }
 
     /// A history or replies page made into documents while its body is still in the
@@ -668,6 +892,8 @@ impl Inner {
         let mut page = MessagePage {
             docs: Vec::with_capacity(body.items.len()),
             parents: Vec::new(),
+            newest: body.items.first().map(|m| m.ts.to_string()),
+            oldest: body.items.last().map(|m| m.ts.to_string()),
             next_cursor: body.next_cursor().map(str::to_string),
         };
         for message in &body.items {
@@ -686,7 +912,11 @@ impl Inner {
                     let is_parent = message.reply_count.unwrap_or(0) > 0
                         && message.thread_ts.as_deref().is_none_or(|t| t == message.ts);
                     if is_parent {
-                        page.parents.push(message.ts.to_string());
+                        let state = ThreadState {
+                            latest_reply: message.latest_reply.as_deref().map(str::to_string),
+                            reply_count: message.reply_count.unwrap_or(0),
+                        };
+                        page.parents.push((message.ts.to_string(), state));
                     }
                 }
             }
@@ -774,15 +1004,16 @@ impl Inner {
         }
     }
 
-    async fn get_docs(
+    /// One sync: users, channels, then the channels to read as `mode` says.
+    async fn sync(
         &self,
+        mode: Mode,
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let auth = self.auth_test(cancel).await?;
-        let base = auth.body.url.as_deref().and_then(workspace_base);
-        // `team_id` is required in an `auth.test` answer (`answer::shape`).
-        let team_id = auth.body.team_id.clone().unwrap_or_default();
+        let base = auth.url.as_deref().and_then(workspace_base);
+        let team_id = auth.team_id.clone();
         let user_docs = self.options.sync_users.then_some(sink);
         let names = self.fetch_users(&team_id, user_docs, None, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
@@ -791,38 +1022,114 @@ impl Inner {
             .iter()
             .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
             .collect();
-        let readable: Vec<(Channel, ChannelPlan)> = channels
-            .into_iter()
-            .filter(|(_, plan)| *plan != ChannelPlan::Ignore)
-            .collect();
-        tracing::debug!(channels = readable.len(), "slack channels to read");
         let now = self.options.now.unwrap_or_else(now_secs);
+        let threads_since =
+            now.saturating_sub(i64::from(self.options.thread_lookback_days) * 86_400) * 1_000_000;
+        let window = window_oldest(now, self.options.fetch_last_n_days);
+        let (oldest, prev_threads_since) = match &mode {
+            // A resumed sync reads the window it started with.
+            Mode::Resume(resume) => (resume.window.clone().unwrap_or(window), None),
+            Mode::Incremental(cursor) => (window, cursor.threads_since),
+            Mode::Full => (window, None),
+        };
+        lock(&self.cursor).threads_since = Some(threads_since);
+        if !matches!(mode, Mode::Incremental(_)) {
+            sink.checkpoint(WINDOW_KEY, json!(oldest)).await?;
+        }
+        let mut reads = Vec::new();
+        for (channel, plan) in channels {
+            if plan == ChannelPlan::Ignore {
+                continue;
+            }
+            let fresh = || ChannelRead::Full {
+                progress: ChannelProgress::default(),
+                checkpoints: !matches!(mode, Mode::Incremental(_)),
+            };
+            let read = match &mode {
+                Mode::Full => fresh(),
+                Mode::Resume(resume) => match resume.channels.get(&channel.id) {
+                    Some(progress) if progress.done => {
+                        self.counters
+                            .channels_done_before
+                            .fetch_add(1, Ordering::Relaxed);
+                        lock(&self.cursor)
+                            .channels
+                            .insert(channel.id.clone(), progress.cursor.clone());
+                        continue;
+                    }
+                    Some(progress) => ChannelRead::Full {
+                        progress: progress.clone(),
+                        checkpoints: true,
+                    },
+                    None => fresh(),
+                },
+                // New channels get a full read.
+                Mode::Incremental(cursor) => match cursor.channels.get(&channel.id) {
+                    Some(prev) => ChannelRead::Since(prev.clone()),
+                    None => fresh(),
+                },
+            };
+            reads.push((channel, plan, read));
+        }
+        tracing::debug!(channels = reads.len(), "slack channels to read");
         let shared = Shared {
             names,
             channel_names,
             base,
-            oldest: window_oldest(now, self.options.fetch_last_n_days),
+            oldest,
+            threads_since,
+            prev_threads_since,
             team_id,
         };
-        let mut readable = readable.iter();
+        let shared = &shared;
+        let mut reads = reads.into_iter();
         let mut tasks = FuturesUnordered::new();
         loop {
             while tasks.len() < self.options.channel_concurrency.max(1) {
-                let Some((channel, plan)) = readable.next() else {
+                let Some((channel, plan, read)) = reads.next() else {
                     break;
                 };
                 let span = tracing::debug_span!("slack_channel", channel_id = %channel.id);
                 tasks.push(
-                    self.fetch_channel(channel, *plan, &shared, sink, cancel)
-                        .instrument(span),
+                    async move {
+                        self.fetch_channel(&channel, plan, read, shared, sink, cancel)
+                            .await
+                    }
+                    .instrument(span),
                 );
             }
             match tasks.next().await {
                 // The first failure ends the sync; dropping `tasks` stops the other channels.
                 Some(result) => result?,
-                None => return Ok(()),
+                None => break,
             }
         }
+        self.completed.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs a sync and logs what it fetched.
+    async fn sync_logged(
+        &self,
+        mode: Mode,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
+        let result = self.sync(mode, sink, cancel).await;
+        let counters = &self.counters;
+        tracing::info!(
+            ok = result.is_ok(),
+            users = counters.users.load(Ordering::Relaxed),
+            channels = counters.channels.load(Ordering::Relaxed),
+            channels_done_before = counters.channels_done_before.load(Ordering::Relaxed),
+            messages = counters.messages.load(Ordering::Relaxed),
+            threads = counters.threads.load(Ordering::Relaxed),
+            requests = self.client.stats().requests.load(Ordering::Relaxed),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "slack fetch finished"
+        );
+        result
     }
 }
 
@@ -837,8 +1144,8 @@ impl DataSource for SlackSource {
 
     async fn validate(&self) -> Result<(), SourceError> {
         check_token_shape(self.inner.options.token.expose())?;
-        let reply = self.inner.auth_test(&CancellationToken::new()).await?;
-        if let Some(granted) = reply.scopes.as_deref() {
+        let auth = self.inner.auth_test(&CancellationToken::new()).await?;
+        if let Some(granted) = auth.scopes.as_deref() {
             let missing = missing_scopes(granted, &self.inner.options);
             if !missing.is_empty() {
                 return Err(SourceError::Auth(format!(
@@ -856,20 +1163,51 @@ impl DataSource for SlackSource {
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
-        let started = std::time::Instant::now();
-        let result = self.inner.get_docs(sink, cancel).await;
-        let counters = &self.inner.counters;
+        self.inner.sync_logged(Mode::Full, sink, cancel).await
+    }
+
+    async fn resume_docs(
+        &self,
+        checkpoints: &Map<String, Value>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let resume = Resume::read(checkpoints);
         tracing::info!(
-            ok = result.is_ok(),
-            users = counters.users.load(Ordering::Relaxed),
-            channels = counters.channels.load(Ordering::Relaxed),
-            messages = counters.messages.load(Ordering::Relaxed),
-            threads = counters.threads.load(Ordering::Relaxed),
-            requests = self.inner.client.stats().requests.load(Ordering::Relaxed),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "slack fetch finished"
+            channels_done = resume.channels.values().filter(|c| c.done).count(),
+            channels_started = resume.channels.values().filter(|c| !c.done).count(),
+            "resuming the slack fetch"
         );
-        result
+        self.inner
+            .sync_logged(Mode::Resume(resume), sink, cancel)
+            .await
+    }
+
+    async fn get_docs_incrementally(
+        &self,
+        cursor: Option<&Value>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let (cursor, problem) = SlackCursor::read(cursor);
+        if let Some(problem) = problem {
+            tracing::warn!(%problem, "every channel gets a full read, and nothing is deleted");
+        }
+        tracing::info!(
+            known_channels = cursor.channels.len(),
+            lookback_days = self.inner.options.thread_lookback_days,
+            "incremental slack fetch"
+        );
+        self.inner
+            .sync_logged(Mode::Incremental(cursor), sink, cancel)
+            .await
+    }
+
+    fn sync_cursor(&self) -> Option<Value> {
+        self.inner
+            .completed
+            .load(Ordering::Relaxed)
+            .then(|| lock(&self.inner.cursor).to_value())
     }
 
     fn document_level_security(&self) -> bool {
@@ -897,12 +1235,7 @@ impl DataSource for SlackSource {
     }
 
     fn metadata(&self) -> Value {
-        let skipped = self
-            .inner
-            .skipped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let skipped = lock(&self.inner.skipped).clone();
         let stats = self.inner.client.stats();
         let counters = &self.inner.counters;
         json!({
@@ -919,6 +1252,7 @@ impl DataSource for SlackSource {
             "identities": counters.identities.load(Ordering::Relaxed),
             "member_lists": counters.member_lists.load(Ordering::Relaxed),
             "external_users": counters.external_users.load(Ordering::Relaxed),
+            "channels_done_before": counters.channels_done_before.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
@@ -974,6 +1308,11 @@ mod tests {
             .contains("xoxb-"));
         assert!(check_token_shape("xoxb-1").is_ok());
         assert!(check_token_shape("xoxp-1").is_ok());
+        assert!(
+            check_token_shape("xoxe.xoxb-1-abc").is_ok(),
+            "a rotating token"
+        );
+        assert!(check_token_shape("xoxe-1-abc").is_err(), "a refresh token");
         let options = SlackOptions::new(Secret::new("xoxb-1"));
         let join = SlackOptions {
             auto_join_channels: true,
