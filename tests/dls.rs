@@ -1,0 +1,277 @@
+//! Document-level security end to end (issue 18), against the simulator and the local test
+//! Elasticsearch (osmem-server): a content sync and an access-control sync of a workspace
+//! with private channels, DMs, group DMs, guests, deactivated users and Slack Connect
+//! members; then every user's DLS query, rendered from their identity document as
+//! Elasticsearch renders the role descriptor's template, run against the content index.
+
+mod common;
+
+use common::{slack_options, start};
+use connectors::config::{BulkConfig, ElasticsearchConfig};
+use connectors::es::EsClient;
+use connectors::retry::RetryParams;
+use connectors::sources::access_control::{access_control_index, render_query};
+use connectors::sources::slack::{default_configuration, SlackOptions, SlackSource};
+use connectors::sources::SourceError;
+use connectors::sync::{run_sync, JobKind, SyncOptions, SyncOutcome, SyncStats};
+use serde_json::{json, Value};
+use slack_sim::{DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, SimHandle, WorkspaceSpec};
+use std::collections::BTreeSet;
+use tokio_util::sync::CancellationToken;
+
+fn es() -> EsClient {
+    EsClient::new(&ElasticsearchConfig {
+        host: osmem::shared().url().to_string(),
+        request_timeout: 60.0,
+        ..ElasticsearchConfig::default()
+    })
+    .expect("client")
+    .with_retry(RetryParams::for_test())
+}
+
+/// Everything on: private channels, DMs and group DMs, with DLS.
+fn dls_options(sim: &SimHandle) -> SlackOptions {
+    let mut options = slack_options(sim, 0, true, true);
+    options.use_document_level_security = true;
+    options.include_private_channels = true;
+    options.include_direct_messages = true;
+    options
+}
+
+fn dls_query() -> ExpectedQuery {
+    ExpectedQuery {
+        fetch_last_n_days: 0,
+        auto_join_channels: true,
+        sync_users: true,
+        now: Some(common::NOW),
+        use_document_level_security: true,
+        include_private_channels: true,
+        include_direct_messages: true,
+    }
+}
+
+async fn sync(
+    es: &EsClient,
+    source: &SlackSource,
+    index: &str,
+    kind: JobKind,
+    dls: bool,
+) -> SyncOutcome {
+    let options = SyncOptions {
+        bulk: BulkConfig {
+            retry_interval: 0.005,
+            max_retries: 3,
+            ..BulkConfig::default()
+        },
+        require_access_control: dls,
+        ..SyncOptions::new(index, kind)
+    };
+    run_sync(
+        es,
+        source,
+        options,
+        SyncStats::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{kind} sync of {index}: {e}"))
+}
+
+/// The ids of the documents `query` finds in `index`.
+async fn ids(es: &EsClient, index: &str, query: Value) -> BTreeSet<String> {
+    let answer = es
+        .search(
+            index,
+            json!({"query": query, "size": 10_000, "_source": false}),
+        )
+        .await
+        .expect("search");
+    answer["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|hit| hit["_id"].as_str().expect("_id").to_string())
+        .collect()
+}
+
+/// The ids of the expected documents readable with `identities`.
+fn readable(expected: &ExpectedSet, identities: &[String]) -> BTreeSet<String> {
+    expected
+        .docs
+        .iter()
+        .filter(|doc| {
+            doc.allow_access_control()
+                .expect("every document is protected")
+                .iter()
+                .any(|reader| identities.contains(reader))
+        })
+        .map(|doc| doc.id().to_string())
+        .collect()
+}
+
+fn channel_ids(expected: &ExpectedSet, public: bool) -> BTreeSet<String> {
+    expected
+        .docs
+        .iter()
+        .filter_map(|doc| match doc {
+            ExpectedDoc::Channel {
+                id,
+                allow_access_control: Some(readers),
+                ..
+            } if readers.iter().any(|r| r.starts_with("team:")) == public => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_users_query_finds_exactly_the_conversations_they_may_read() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let es = es();
+    let index = osmem::unique_name("dls-content");
+    let acl_index = access_control_index(&index);
+    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let content = sync(&es, &source, &index, JobKind::Full, true).await;
+    assert_eq!(content.stats.failed_document_count, 0);
+    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let acl = sync(&es, &source, &acl_index, JobKind::AccessControl, true).await;
+    assert_eq!(acl.stats.failed_document_count, 0);
+    es.refresh(&index).await.expect("refresh");
+    es.refresh(&acl_index).await.expect("refresh");
+    // After the syncs: the bot is then a member of the channels it joined.
+    let expected = sim.expected(&dls_query());
+
+    // The index holds exactly the expected documents, each protected.
+    let all = ids(&es, &index, json!({"match_all": {}})).await;
+    let want: BTreeSet<String> = expected.docs.iter().map(|d| d.id().to_string()).collect();
+    assert_eq!(all, want, "content index");
+    let unprotected = ids(
+        &es,
+        &index,
+        json!({"bool": {"must_not": {"exists": {"field": "_allow_access_control"}}}}),
+    )
+    .await;
+    assert!(unprotected.is_empty(), "unprotected: {unprotected:?}");
+
+    let public = channel_ids(&expected, true);
+    let private = channel_ids(&expected, false);
+    assert!(!public.is_empty() && !private.is_empty(), "{expected:?}");
+    assert!(!expected.identities.is_empty());
+    let stored = ids(&es, &acl_index, json!({"match_all": {}})).await;
+    let want: BTreeSet<String> = expected.identities.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(stored, want, "identity documents");
+
+    let mut seen = BTreeSet::new();
+    for identity in &expected.identities {
+        let doc = es
+            .get_doc(&acl_index, &identity.id)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("no identity document {}", identity.id));
+        let source = &doc["_source"];
+        let params: Vec<String> =
+            serde_json::from_value(source["query"]["template"]["params"]["access_control"].clone())
+                .expect("params.access_control");
+        let mut sorted = params.clone();
+        sorted.sort();
+        assert_eq!(sorted, identity.access_control, "{}", identity.id);
+        let found = ids(&es, &index, render_query(&params)).await;
+        assert_eq!(
+            found,
+            readable(&expected, &params),
+            "{} ({})",
+            identity.id,
+            identity.status
+        );
+        let channels: BTreeSet<String> = found
+            .iter()
+            .filter(|id| public.contains(*id) || private.contains(*id))
+            .cloned()
+            .collect();
+        let member_of: BTreeSet<String> = params
+            .iter()
+            .filter_map(|p| p.strip_prefix("channel:"))
+            .map(str::to_string)
+            .collect();
+        match identity.status.as_str() {
+            "deactivated" => assert!(found.is_empty(), "{}: {found:?}", identity.id),
+            "member" => assert!(
+                public.is_subset(&channels),
+                "a full member reads every public channel: {}",
+                identity.id
+            ),
+            "guest" | "external" => assert_eq!(
+                channels, member_of,
+                "{} reads only their own conversations",
+                identity.id
+            ),
+            other => panic!("status {other}"),
+        }
+        seen.insert(identity.status.clone());
+    }
+    for status in ["member", "guest", "deactivated", "external"] {
+        assert!(seen.contains(status), "no {status} user in the workspace");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_conversations_without_dls_fail_validation_and_index_nothing_private() {
+    // The connector's configuration: each private option without DLS is refused, naming
+    // the fix.
+    for key in ["include_private_channels", "include_direct_messages"] {
+        let mut configuration = default_configuration();
+        configuration.get_mut("token").expect("token").value = json!(common::TOKEN);
+        configuration.get_mut(key).expect(key).value = json!(true);
+        let error = SlackOptions::from_configuration(&configuration).unwrap_err();
+        assert!(matches!(error, SourceError::Configuration(_)), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains(key), "{text}");
+        assert!(text.contains("use_document_level_security"), "{text}");
+        configuration
+            .get_mut("use_document_level_security")
+            .expect("dls")
+            .value = json!(true);
+        assert!(SlackOptions::from_configuration(&configuration).is_ok());
+    }
+    // Options built in code are refused too.
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let mut unsafe_options = dls_options(&sim);
+    unsafe_options.use_document_level_security = false;
+    let error = SlackSource::new(unsafe_options).unwrap_err();
+    assert!(matches!(error, SourceError::Configuration(_)), "{error:?}");
+
+    // A sync without DLS writes no document of a private conversation, though the bot is
+    // in some, and no document carries readers.
+    let private = channel_ids(&sim.expected(&dls_query()), false);
+    assert!(!private.is_empty());
+    let es = es();
+    let index = osmem::unique_name("dls-off");
+    let source = SlackSource::new(slack_options(&sim, 0, true, true)).expect("source");
+    sync(&es, &source, &index, JobKind::Full, false).await;
+    es.refresh(&index).await.expect("refresh");
+    let all = ids(&es, &index, json!({"match_all": {}})).await;
+    let public = sim.expected(&ExpectedQuery {
+        use_document_level_security: false,
+        include_private_channels: false,
+        include_direct_messages: false,
+        ..dls_query()
+    });
+    let want: BTreeSet<String> = public.docs.iter().map(|d| d.id().to_string()).collect();
+    assert_eq!(all, want);
+    let leaked: Vec<&String> = all
+        .iter()
+        .filter(|id| {
+            private
+                .iter()
+                .any(|c| *id == c || id.starts_with(&format!("{c}-")))
+        })
+        .collect();
+    assert!(leaked.is_empty(), "private documents indexed: {leaked:?}");
+    let protected = ids(
+        &es,
+        &index,
+        json!({"exists": {"field": "_allow_access_control"}}),
+    )
+    .await;
+    assert!(protected.is_empty(), "{protected:?}");
+}
