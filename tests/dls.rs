@@ -275,3 +275,104 @@ async fn private_conversations_without_dls_fail_validation_and_index_nothing_pri
     .await;
     assert!(protected.is_empty(), "{protected:?}");
 }
+
+/// Every content document's source, by id.
+async fn sources(es: &EsClient, index: &str) -> Vec<Value> {
+    es.refresh(index).await.expect("refresh");
+    let answer = es
+        .search(
+            index,
+            json!({"query": {"match_all": {}}, "size": 10_000, "sort": [{"_id": "asc"}]}),
+        )
+        .await
+        .expect("search");
+    answer["hits"]["hits"].as_array().expect("hits").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_leaving_is_one_identity_rewrite_and_no_message_rewrite() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let es = es();
+    let index = osmem::unique_name("dls-leave");
+    let acl_index = access_control_index(&index);
+    let source = || SlackSource::new(dls_options(&sim)).expect("source");
+    sync(&es, &source(), &index, JobKind::Full, true).await;
+    let first = sync(&es, &source(), &acl_index, JobKind::AccessControl, true).await;
+    let before = sim.expected(&dls_query());
+    let users = before.identities.len() as u64;
+    assert_eq!(first.stats.indexed_document_count, users);
+    let content = sources(&es, &index).await;
+
+    // Nothing changed: nothing is rewritten, nothing deleted.
+    let again = sync(&es, &source(), &acl_index, JobKind::AccessControl, true).await;
+    assert_eq!(again.stats.indexed_document_count, 0, "{:?}", again.stats);
+    assert_eq!(again.stats.docs_unchanged, users, "{:?}", again.stats);
+    assert_eq!(again.stats.deleted_document_count, 0, "{:?}", again.stats);
+
+    // A full member (not the app's bot: without it the channel is not read at all) leaves a
+    // private channel; a Slack Connect member leaves every conversation of ours (then Slack
+    // no longer shows them to us).
+    let bot = sim.workspace().bot_user_id;
+    let member = before
+        .identities
+        .iter()
+        .find(|i| {
+            i.status == "member"
+                && i.user_id != bot
+                && i.access_control.iter().any(|a| a.starts_with("channel:G"))
+        })
+        .expect("a member of a private channel");
+    let left = member
+        .access_control
+        .iter()
+        .find_map(|a| a.strip_prefix("channel:G"))
+        .map(|rest| format!("G{rest}"))
+        .expect("private channel");
+    let external = before
+        .identities
+        .iter()
+        .find(|i| i.status == "external")
+        .expect("a Slack Connect member");
+    let mut ops = vec![slack_sim::Mutation::SetMembership {
+        channel: left.clone(),
+        member: false,
+        user: Some(member.user_id.clone()),
+    }];
+    for channel in external
+        .access_control
+        .iter()
+        .filter_map(|a| a.strip_prefix("channel:"))
+    {
+        ops.push(slack_sim::Mutation::SetMembership {
+            channel: channel.to_string(),
+            member: false,
+            user: Some(external.user_id.clone()),
+        });
+    }
+    sim.mutate(ops).expect("mutations");
+    let after = sim.expected(&dls_query());
+    let third = sync(&es, &source(), &acl_index, JobKind::AccessControl, true).await;
+    assert_eq!(third.stats.indexed_document_count, 1, "{:?}", third.stats);
+    assert_eq!(third.stats.docs_unchanged, users - 2, "{:?}", third.stats);
+    assert_eq!(third.stats.deleted_document_count, 1, "{:?}", third.stats);
+    es.refresh(&acl_index).await.expect("refresh");
+    let stored = ids(&es, &acl_index, json!({"match_all": {}})).await;
+    let want: BTreeSet<String> = after.identities.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(stored, want);
+    assert!(!stored.contains(&external.id), "{} left", external.id);
+    let doc = es
+        .get_doc(&acl_index, &member.id)
+        .await
+        .expect("get")
+        .expect("the member's identity document");
+    let params = &doc["_source"]["query"]["template"]["params"]["access_control"];
+    assert!(
+        !params
+            .as_array()
+            .expect("identities")
+            .contains(&json!(format!("channel:{left}"))),
+        "{params}"
+    );
+    // The content index is untouched: membership lives in the identity documents.
+    assert_eq!(sources(&es, &index).await, content);
+}
