@@ -35,6 +35,7 @@ use slack_sim::DataSize;
 use std::path::PathBuf;
 
 mod cli;
+mod dls;
 mod incremental;
 mod report;
 mod resume;
@@ -142,6 +143,10 @@ pub(crate) struct Args {
     /// and resumed by a new service, against an uninterrupted one.
     #[arg(long, value_enum)]
     pub(crate) interrupt: Option<resume::Interrupt>,
+    /// Document-level security on, with private channels, DMs and group DMs; instead of the
+    /// mutation rounds: access-control jobs, and a member leaving a private channel.
+    #[arg(long)]
+    pub(crate) dls: bool,
 }
 
 fn main() {

@@ -141,6 +141,11 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         "auto_join_channels=true",
         "sync_users=true",
     ])?;
+    if args.dls {
+        let mut set = vec!["connector", "config", "set", "-i", CONNECTOR_ID];
+        set.extend(crate::dls::DLS_FIELDS);
+        cli.run(&set)?;
+    }
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
         stack.es(
@@ -186,6 +191,11 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         now: None,
         ..ExpectedQuery::default()
     };
+    let query = if args.dls {
+        crate::dls::dls_query(query)
+    } else {
+        query
+    };
     let result = (|| -> Result<()> {
         let job = stack.wait_for_job(None, args.timeout, &mut service)?;
         stack.check_scheduled_and_connected(&job)?;
@@ -211,6 +221,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         }
         if args.no_mutations || null_sink {
             return Ok(());
+        }
+        if args.dls {
+            return stack.dls_round(&cli, &mut service, args, &query);
         }
         if let Some(interrupt) = args.interrupt {
             let restart = crate::resume::Restart {
