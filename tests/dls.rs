@@ -7,9 +7,8 @@
 mod common;
 
 use common::{slack_options, start};
-use connectors::config::{BulkConfig, ElasticsearchConfig};
+use connectors::config::BulkConfig;
 use connectors::es::EsClient;
-use connectors::retry::RetryParams;
 use connectors::sources::access_control::{access_control_index, render_query};
 use connectors::sources::slack::{default_configuration, SlackOptions, SlackSource};
 use connectors::sources::SourceError;
@@ -18,16 +17,6 @@ use serde_json::{json, Value};
 use slack_sim::{DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, SimHandle, WorkspaceSpec};
 use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
-
-fn es() -> EsClient {
-    EsClient::new(&ElasticsearchConfig {
-        host: osmem::shared().url().to_string(),
-        request_timeout: 60.0,
-        ..ElasticsearchConfig::default()
-    })
-    .expect("client")
-    .with_retry(RetryParams::for_test())
-}
 
 /// Everything on: private channels, DMs and group DMs, with DLS.
 fn dls_options(sim: &SimHandle) -> SlackOptions {
@@ -124,20 +113,27 @@ fn channel_ids(expected: &ExpectedSet, public: bool) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_users_query_finds_exactly_the_conversations_they_may_read() {
-    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
-    let es = es();
-    let index = osmem::unique_name("dls-content");
+/// A content sync of `sim` with DLS into a fresh index, then an access-control sync: the
+/// client, the content index, the access-control index and the access-control outcome.
+async fn synced(sim: &SimHandle, prefix: &str) -> (EsClient, String, String, SyncOutcome) {
+    let es = common::osmem_es();
+    let index = osmem::unique_name(prefix);
     let acl_index = access_control_index(&index);
-    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let source = SlackSource::new(dls_options(sim)).expect("source");
     let content = sync(&es, &source, &index, JobKind::Full, true).await;
     assert_eq!(content.stats.failed_document_count, 0);
-    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let source = SlackSource::new(dls_options(sim)).expect("source");
     let acl = sync(&es, &source, &acl_index, JobKind::AccessControl, true).await;
     assert_eq!(acl.stats.failed_document_count, 0);
     es.refresh(&index).await.expect("refresh");
     es.refresh(&acl_index).await.expect("refresh");
+    (es, index, acl_index, acl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_users_query_finds_exactly_the_conversations_they_may_read() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let (es, index, acl_index, _) = synced(&sim, "dls-content").await;
     // After the syncs: the bot is then a member of the channels it joined.
     let expected = sim.expected(&dls_query());
 
@@ -244,7 +240,7 @@ async fn private_conversations_without_dls_fail_validation_and_index_nothing_pri
     // in some, and no document carries readers.
     let private = channel_ids(&sim.expected(&dls_query()), false);
     assert!(!private.is_empty());
-    let es = es();
+    let es = common::osmem_es();
     let index = osmem::unique_name("dls-off");
     let source = SlackSource::new(slack_options(&sim, 0, true, true)).expect("source");
     sync(&es, &source, &index, JobKind::Full, false).await;
@@ -292,12 +288,8 @@ async fn sources(es: &EsClient, index: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_leaving_is_one_identity_rewrite_and_no_message_rewrite() {
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
-    let es = es();
-    let index = osmem::unique_name("dls-leave");
-    let acl_index = access_control_index(&index);
+    let (es, index, acl_index, first) = synced(&sim, "dls-leave").await;
     let source = || SlackSource::new(dls_options(&sim)).expect("source");
-    sync(&es, &source(), &index, JobKind::Full, true).await;
-    let first = sync(&es, &source(), &acl_index, JobKind::AccessControl, true).await;
     let before = sim.expected(&dls_query());
     let users = before.identities.len() as u64;
     assert_eq!(first.stats.indexed_document_count, users);

@@ -4,7 +4,8 @@
 
 pub mod source;
 
-use connectors::config::Secret;
+use connectors::config::{ElasticsearchConfig, Secret};
+use connectors::es::EsClient;
 use connectors::retry::RetryParams;
 use connectors::sources::slack::SlackOptions;
 use slack_sim::{SimConfig, SimHandle, WorkspaceSpec};
@@ -46,6 +47,17 @@ pub fn slack_options(
         ..RetryParams::exponential(Duration::from_millis(1), Duration::from_millis(20), 10)
     };
     options
+}
+
+/// A client of the shared test Elasticsearch (osmem-server), with the tests' retry policy.
+pub fn osmem_es() -> EsClient {
+    EsClient::new(&ElasticsearchConfig {
+        host: osmem::shared().url().to_string(),
+        request_timeout: 60.0,
+        ..ElasticsearchConfig::default()
+    })
+    .expect("client")
+    .with_retry(RetryParams::for_test())
 }
 
 /// A writer that appends to a shared buffer: lets tests read every log line.
