@@ -12,7 +12,7 @@ use connectors::es::EsClient;
 use connectors::sources::access_control::{access_control_index, render_query};
 use connectors::sources::slack::{default_configuration, SlackOptions, SlackSource};
 use connectors::sources::SourceError;
-use connectors::sync::{run_sync, JobKind, SyncOptions, SyncOutcome, SyncStats};
+use connectors::sync::{run_sync, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
 use serde_json::{json, Value};
 use slack_sim::{DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, SimHandle, WorkspaceSpec};
 use std::collections::BTreeSet;
@@ -39,14 +39,8 @@ fn dls_query() -> ExpectedQuery {
     }
 }
 
-async fn sync(
-    es: &EsClient,
-    source: &SlackSource,
-    index: &str,
-    kind: JobKind,
-    dls: bool,
-) -> SyncOutcome {
-    let options = SyncOptions {
+fn sync_options(index: &str, kind: JobKind, dls: bool) -> SyncOptions {
+    SyncOptions {
         bulk: BulkConfig {
             retry_interval: 0.005,
             max_retries: 3,
@@ -54,7 +48,14 @@ async fn sync(
         },
         require_access_control: dls,
         ..SyncOptions::new(index, kind)
-    };
+    }
+}
+
+async fn try_sync(
+    es: &EsClient,
+    source: &SlackSource,
+    options: SyncOptions,
+) -> Result<SyncOutcome, SyncError> {
     run_sync(
         es,
         source,
@@ -63,7 +64,18 @@ async fn sync(
         CancellationToken::new(),
     )
     .await
-    .unwrap_or_else(|e| panic!("{kind} sync of {index}: {e}"))
+}
+
+async fn sync(
+    es: &EsClient,
+    source: &SlackSource,
+    index: &str,
+    kind: JobKind,
+    dls: bool,
+) -> SyncOutcome {
+    try_sync(es, source, sync_options(index, kind, dls))
+        .await
+        .unwrap_or_else(|e| panic!("{kind} sync of {index}: {e}"))
 }
 
 /// The ids of the documents `query` finds in `index`.
@@ -343,9 +355,27 @@ async fn a_member_leaving_is_one_identity_rewrite_and_no_message_rewrite() {
     }
     sim.mutate(ops).expect("mutations");
     let after = sim.expected(&dls_query());
+    // The identity sweep goes through the mass-deletion guard: one of 32 is too many at 1%,
+    // and then nothing is deleted.
+    let strict = SyncOptions {
+        max_deletion_ratio: 0.01,
+        ..sync_options(&acl_index, JobKind::AccessControl, true)
+    };
+    let refused = try_sync(&es, &source(), strict).await.unwrap_err();
+    assert!(
+        matches!(refused, SyncError::DeletionRefused(_)),
+        "{refused:?}"
+    );
+    es.refresh(&acl_index).await.expect("refresh");
+    assert!(es
+        .get_doc(&acl_index, &external.id)
+        .await
+        .expect("get")
+        .is_some());
     let third = sync(&es, &source(), &acl_index, JobKind::AccessControl, true).await;
-    assert_eq!(third.stats.indexed_document_count, 1, "{:?}", third.stats);
-    assert_eq!(third.stats.docs_unchanged, users - 2, "{:?}", third.stats);
+    // The refused sync already rewrote the member's document (writes are not deletions).
+    assert_eq!(third.stats.indexed_document_count, 0, "{:?}", third.stats);
+    assert_eq!(third.stats.docs_unchanged, users - 1, "{:?}", third.stats);
     assert_eq!(third.stats.deleted_document_count, 1, "{:?}", third.stats);
     es.refresh(&acl_index).await.expect("refresh");
     let stored = ids(&es, &acl_index, json!({"match_all": {}})).await;
