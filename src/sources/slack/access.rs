@@ -20,7 +20,7 @@
 //! identity document with their user id and conversations, and no `team:`.
 
 use super::answer::{protocol, Pager};
-use super::client::{classify, Class, SlackError, Verb};
+use super::client::{classify, Class, Head, SlackError, Verb};
 use super::identity;
 use super::source::{check_cancel, source_error, ChannelPlan, Inner};
 use super::transform::{Channel, User};
@@ -39,6 +39,15 @@ const UNKNOWN_USER_CODES: &[&str] = &["user_not_found", "user_not_visible"];
 #[derive(Deserialize)]
 struct UserInfo {
     user: User,
+}
+
+/// Decodes a `users.info` answer: the envelope and its required `user` first
+/// ([`answer::shape`](super::answer::shape)), then the user itself.
+pub fn decode_user_info(bytes: &[u8], head: &Head<'_>) -> Result<User, SlackError> {
+    head.decode::<serde::de::IgnoredAny>(bytes)?;
+    serde_json::from_slice::<UserInfo>(bytes)
+        .map(|info| info.user)
+        .map_err(|e| protocol(head.method, "user", format!("is not what Slack sends: {e}")))
 }
 
 impl Inner {
@@ -201,15 +210,7 @@ impl Inner {
                 Verb::Get,
                 &[("user", id)],
                 cancel,
-                |bytes, head| {
-                    // The envelope and its required `user` first, then the user itself.
-                    head.decode::<serde::de::IgnoredAny>(bytes)?;
-                    serde_json::from_slice::<UserInfo>(bytes)
-                        .map(|info| info.user)
-                        .map_err(|e| {
-                            protocol(head.method, "user", format!("is not what Slack sends: {e}"))
-                        })
-                },
+                decode_user_info,
             )
             .await;
         match found {
