@@ -12,11 +12,10 @@ use connectors::es::EsClient;
 use connectors::sources::access_control::{access_control_index, render_query};
 use connectors::sources::slack::{default_configuration, SlackOptions, SlackSource};
 use connectors::sources::SourceError;
-use connectors::sync::{run_sync, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
+use connectors::sync::{JobKind, SyncError, SyncOptions, SyncOutcome};
 use serde_json::{json, Value};
 use slack_sim::{DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, SimHandle, WorkspaceSpec};
 use std::collections::BTreeSet;
-use tokio_util::sync::CancellationToken;
 
 /// Everything on: private channels, DMs and group DMs, with DLS.
 fn dls_options(sim: &SimHandle) -> SlackOptions {
@@ -51,21 +50,6 @@ fn sync_options(index: &str, kind: JobKind, dls: bool) -> SyncOptions {
     }
 }
 
-async fn try_sync(
-    es: &EsClient,
-    source: &SlackSource,
-    options: SyncOptions,
-) -> Result<SyncOutcome, SyncError> {
-    run_sync(
-        es,
-        source,
-        options,
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
-}
-
 async fn sync(
     es: &EsClient,
     source: &SlackSource,
@@ -73,7 +57,7 @@ async fn sync(
     kind: JobKind,
     dls: bool,
 ) -> SyncOutcome {
-    try_sync(es, source, sync_options(index, kind, dls))
+    common::sync_once(es, source, sync_options(index, kind, dls))
         .await
         .unwrap_or_else(|e| panic!("{kind} sync of {index}: {e}"))
 }
@@ -361,7 +345,7 @@ async fn a_member_leaving_is_one_identity_rewrite_and_no_message_rewrite() {
         max_deletion_ratio: 0.01,
         ..sync_options(&acl_index, JobKind::AccessControl, true)
     };
-    let refused = try_sync(&es, &source(), strict).await.unwrap_err();
+    let refused = common::sync_once(&es, &source(), strict).await.unwrap_err();
     assert!(
         matches!(refused, SyncError::DeletionRefused(_)),
         "{refused:?}"

@@ -72,14 +72,7 @@ async fn sync(
     source: &dyn connectors::sources::DataSource,
     options: SyncOptions,
 ) -> Result<SyncOutcome, SyncError> {
-    run_sync(
-        es,
-        source,
-        options,
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
+    common::sync_once(es, source, options).await
 }
 
 async fn count(es: &EsClient, index: &str) -> u64 {

@@ -60,6 +60,22 @@ pub fn osmem_es() -> EsClient {
     .with_retry(RetryParams::for_test())
 }
 
+/// One sync of `source` with fresh stats and no cancellation.
+pub async fn sync_once(
+    es: &EsClient,
+    source: &dyn connectors::sources::DataSource,
+    options: connectors::sync::SyncOptions,
+) -> Result<connectors::sync::SyncOutcome, connectors::sync::SyncError> {
+    connectors::sync::run_sync(
+        es,
+        source,
+        options,
+        connectors::sync::SyncStats::new(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+}
+
 /// A writer that appends to a shared buffer: lets tests read every log line.
 #[derive(Clone, Default)]
 pub struct CaptureWriter(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
