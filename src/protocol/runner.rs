@@ -286,6 +286,7 @@ async fn run_claimed(
         connector::configuration(&snapshot.configuration).map_err(JobError::Configuration)?;
     connector::validate_configuration(&configuration).map_err(JobError::Configuration)?;
     let source = factory.build(&connector.id, &configuration)?;
+    source.load_cursor(&connector.source.sync_cursor);
     source.validate().await?;
     source.ping().await?;
     let live = &connector.source;

@@ -1,14 +1,17 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (exactly the Python source's schema, so Kibana renders the same form):
-//! `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic documents),
-//! `auto_join_channels`, `sync_users`.
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus advanced
+//! fields of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`; advanced: `rate_budget` (`learned`, the
+//! default, or `published`).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
-//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`metrics`]
-//! (its Prometheus metrics, labelled by connector).
+//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method budgets,
+//! learned or published, the restricted cohort), [`budgets`] (the learned budgets kept in
+//! the connector's `sync_cursor`), [`progress`] (progress and budgets for the log and the
+//! job's metadata), [`transform`] (documents), [`source`] (options and the fetch),
+//! [`metrics`] (its Prometheus metrics, labelled by connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -17,11 +20,16 @@
 //! future schema fields.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
-//! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
+//! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
+//! `rate_budget` (mode, pacing waits, restricted cohort, each method's rate beside its
+//! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
+//! seconds left), written while the sync runs too (the job's `_stats` updates).
 
 pub mod answer;
+pub mod budgets;
 pub mod client;
 pub mod metrics;
+pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -98,6 +106,18 @@ pub fn default_configuration() -> Configuration {
             .display("toggle")
             .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
             .value(json!(true)),
+    );
+    config.insert(
+        "rate_budget".into(),
+        ConfigField::new("Slack rate budget", "str", 10)
+            .display("dropdown")
+            .options(&[("Learned from Slack's answers", "learned"), ("Published tiers", "published")])
+            .tooltip("How fast to call Slack. 'learned' starts at Slack's published rate tiers and learns what the workspace grants from Slack's answers (rate-limit answers lower it, and Retry-After is always honoured); 'published' never goes above the published tiers.")
+            .value(json!("learned"))
+            .default_value(json!("learned"))
+            .optional()
+            .validation("included_in", json!(["learned", "published"]))
+            .ui_restrictions(&["advanced"]),
     );
     config
 }

@@ -24,11 +24,14 @@
 //! - cancellation is checked between pages and interrupts rate-limit and retry waits.
 
 use super::answer::Pager;
+use super::budgets::{LearnedBudgets, CURSOR_KEY};
 use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
     SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
 };
 use super::metrics::CallMetrics;
+use super::progress::Progress;
+use super::ratelimit::BudgetMode;
 use super::transform::{
     channel_doc, message_doc, user_doc, window_oldest, workspace_base, Channel, Message,
     MessageContext, Names, User,
@@ -60,6 +63,8 @@ const TOKEN_LABEL: &str = "Authentication Token";
 const DAYS_LABEL: &str = "Days of message history to fetch";
 /// Default of `fetch_last_n_days` when the field is empty (Elastic's documented default).
 const DEFAULT_DAYS: u32 = 180;
+/// Label of the budget field, for messages.
+const BUDGET_LABEL: &str = "Slack rate budget";
 
 /// Everything a Slack source runs with. The first four come from the connector's schema;
 /// the rest are internal options with defaults (env for base URL and tier scale), kept
@@ -80,8 +85,12 @@ pub struct SlackOptions {
     pub base_url: String,
     /// Tier budget multiplier (`SLACK_TIER_SCALE`, default 1).
     pub tier_scale: f64,
-    /// Client-side pacing at the tier rates.
+    /// Learned budgets (default) or the published tiers (`rate_budget`).
+    pub rate_budget: BudgetMode,
+    /// Client-side pacing at the budgets.
     pub pace: bool,
+    /// How often a running sync logs its progress.
+    pub progress_interval: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
     /// Retry limits per call.
@@ -121,7 +130,9 @@ impl SlackOptions {
             sync_users: true,
             base_url: resolve_base_url(std::env::var(BASE_URL_ENV).ok().as_deref()),
             tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
+            rate_budget: BudgetMode::Learned,
             pace: true,
+            progress_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             retry: DEFAULT_RETRY,
             now: None,
@@ -157,6 +168,12 @@ impl SlackOptions {
             .bool_value("auto_join_channels")
             .unwrap_or(false);
         options.sync_users = configuration.bool_value("sync_users").unwrap_or(true);
+        let budget = configuration.str_value("rate_budget").unwrap_or_default();
+        options.rate_budget = BudgetMode::parse(&budget).ok_or_else(|| {
+            SourceError::Configuration(format!(
+                "'{BUDGET_LABEL}' must be 'learned' or 'published', got '{budget}'"
+            ))
+        })?;
         Ok(options)
     }
 }
@@ -257,6 +274,8 @@ const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 /// A page of messages as documents, the thread parents it names (history pages), and the
 /// next cursor.
 struct MessagePage {
+    /// Messages in the answer (the restricted cohort's pages stop at 15).
+    items: usize,
     docs: Vec<Document>,
     parents: Vec<String>,
     next_cursor: Option<String>,
@@ -276,6 +295,10 @@ struct Counters {
     messages: AtomicU64,
     threads: AtomicU64,
     skipped_threads: AtomicU64,
+    /// Readable channels, once listed (`u64::MAX` before).
+    channels_total: AtomicU64,
+    /// Readable channels read or skipped.
+    channels_done: AtomicU64,
 }
 
 struct Inner {
@@ -283,6 +306,10 @@ struct Inner {
     client: SlackClient,
     skipped: Mutex<Vec<Skipped>>,
     counters: Counters,
+    /// The budgets the connector's cursor carried ([`DataSource::load_cursor`]).
+    saved_budgets: Mutex<Option<LearnedBudgets>>,
+    /// The workspace (`auth.test`), for the budgets the sync leaves.
+    team_id: Mutex<Option<String>>,
 }
 
 /// The Slack data source.
@@ -306,6 +333,7 @@ impl SlackSource {
             token: options.token.clone(),
             timeout: options.request_timeout,
             tier_scale: options.tier_scale,
+            budget: options.rate_budget,
             pace: options.pace,
             retry: options.retry,
         })
@@ -316,7 +344,12 @@ impl SlackSource {
                 options,
                 client,
                 skipped: Mutex::new(Vec::new()),
-                counters: Counters::default(),
+                counters: Counters {
+                    channels_total: AtomicU64::new(u64::MAX),
+                    ..Counters::default()
+                },
+                saved_budgets: Mutex::new(None),
+                team_id: Mutex::new(None),
             }),
         })
     }
@@ -345,6 +378,15 @@ fn check_cancel(cancel: &CancellationToken) -> Result<(), SourceError> {
     } else {
         Ok(())
     }
+}
+
+/// Says that Slack treats the app as the restricted cohort, and what that means.
+fn warn_restricted(progress: &Progress) {
+    tracing::warn!(
+        pages_capped_at_15 = progress.cohort.pages_capped(),
+        eta_s = progress.eta().map(|d| d.as_secs()),
+        "slack restricted cohort: conversations.history and conversations.replies answer 1 call a minute (Retry-After of a minute) and at most 15 messages a page, Slack's 2025 limits for commercially distributed apps outside the Marketplace; they are paced at 1 call a minute (install the connector as an internal app of the workspace to keep Tier 3)"
+    );
 }
 
 fn now_secs() -> i64 {
@@ -520,6 +562,7 @@ impl Inner {
                     ))
                 }
             };
+            self.observe_page("conversations.history", &limit, &page);
             if first_page {
                 first_page = false;
                 let doc = channel_doc(channel, &shared.names, shared.base.as_deref());
@@ -563,6 +606,7 @@ impl Inner {
         let body = head.decode::<Message<'_>>(bytes)?;
         pager.check(head.method, body.next_cursor())?;
         let mut page = MessagePage {
+            items: body.items.len(),
             docs: Vec::with_capacity(body.items.len()),
             parents: Vec::new(),
             next_cursor: body.next_cursor().map(str::to_string),
@@ -658,9 +702,125 @@ impl Inner {
                     ))
                 }
             };
+            self.observe_page("conversations.replies", &limit, &page);
             self.send_page(page.docs, sink).await?;
             if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Tells the budgets how full a page was (the restricted cohort's stop at 15).
+    fn observe_page(&self, method: &str, limit: &str, page: &MessagePage) {
+        let asked = limit.parse().unwrap_or(0);
+        self.client
+            .limiter()
+            .observe_page(method, asked, page.items, page.next_cursor.is_some());
+    }
+
+    /// Starts the budgets from what the last sync learned, if they fit this workspace.
+    fn restore_budgets(&self, team_id: Option<&str>) {
+        *self.team_id.lock().unwrap_or_else(|e| e.into_inner()) = team_id.map(str::to_string);
+        let saved = self
+            .saved_budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(saved) = saved else { return };
+        if self.options.rate_budget != BudgetMode::Learned || !self.options.pace {
+            return;
+        }
+        match saved.usable(team_id, now_secs()) {
+            Ok(()) => {
+                let restored = self.client.limiter().seed(&saved);
+                tracing::info!(
+                    methods = restored,
+                    restricted_cohort = saved.restricted_cohort(),
+                    "slack rate budgets start from the last sync's"
+                );
+            }
+            Err(reason) => tracing::info!(
+                reason,
+                "slack rate budgets start from the published tiers: the saved ones are not used"
+            ),
+        }
+    }
+
+    /// The budgets to leave in the connector's cursor: what this sync learned over what the
+    /// last one left (learned mode); the saved ones unchanged otherwise.
+    fn budgets_cursor(&self) -> Option<Value> {
+        let saved = self
+            .saved_budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let learned = self.client.limiter().learned();
+        if learned.is_empty() {
+            return (!saved.methods.is_empty()).then(|| saved.to_cursor_value());
+        }
+        let budgets = LearnedBudgets {
+            team_id: self
+                .team_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .or(saved.team_id.clone()),
+            learned_at: Some(now_secs()),
+            methods: saved.merged(learned),
+        };
+        Some(budgets.to_cursor_value())
+    }
+
+    /// The sync's progress now.
+    fn progress(&self) -> Progress {
+        let stats = self.client.stats();
+        let limiter = self.client.limiter();
+        let total = self.counters.channels_total.load(Ordering::Relaxed);
+        Progress {
+            mode: limiter.mode(),
+            channels_done: self.counters.channels_done.load(Ordering::Relaxed),
+            channels_total: (total != u64::MAX).then_some(total),
+            calls: stats.requests.load(Ordering::Relaxed),
+            pacing_waits: stats.pacing_waits.load(Ordering::Relaxed),
+            budgets: limiter.budgets(),
+            per_method: stats.per_method(),
+            cohort: limiter.cohort(),
+        }
+    }
+
+    /// The fetch, logging its progress every [`SlackOptions::progress_interval`].
+    async fn get_docs_with_progress(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let fetch = self.get_docs(sink, cancel);
+        tokio::pin!(fetch);
+        let every = self
+            .options
+            .progress_interval
+            .max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut cohort_told = false;
+        loop {
+            tokio::select! {
+                result = &mut fetch => return result,
+                _ = tick.tick() => {
+                    let progress = self.progress();
+                    if progress.cohort.recognised() && !cohort_told {
+                        cohort_told = true;
+                        warn_restricted(&progress);
+                    }
+                    tracing::info!(
+                        channels_done = progress.channels_done,
+                        channels_total = progress.channels_total,
+                        calls = progress.calls,
+                        eta_s = progress.eta().map(|d| d.as_secs()),
+                        rates = %progress.rates(),
+                        "slack sync progress"
+                    );
+                }
             }
         }
     }
@@ -671,6 +831,7 @@ impl Inner {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let auth = self.auth_test(cancel).await?;
+        self.restore_budgets(auth.body.team_id.as_deref());
         let base = auth.body.url.as_deref().and_then(workspace_base);
         let names = self.fetch_users(sink, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
@@ -684,6 +845,9 @@ impl Inner {
             .filter(|(_, plan)| *plan != ChannelPlan::Ignore)
             .collect();
         tracing::debug!(channels = readable.len(), "slack channels to read");
+        self.counters
+            .channels_total
+            .store(readable.len() as u64, Ordering::Relaxed);
         let now = self.options.now.unwrap_or_else(now_secs);
         let shared = Shared {
             names,
@@ -706,7 +870,10 @@ impl Inner {
             }
             match tasks.next().await {
                 // The first failure ends the sync; dropping `tasks` stops the other channels.
-                Some(result) => result?,
+                Some(result) => {
+                    result?;
+                    self.counters.channels_done.fetch_add(1, Ordering::Relaxed);
+                }
                 None => return Ok(()),
             }
         }
@@ -744,7 +911,7 @@ impl DataSource for SlackSource {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let started = std::time::Instant::now();
-        let result = self.inner.get_docs(sink, cancel).await;
+        let result = self.inner.get_docs_with_progress(sink, cancel).await;
         let counters = &self.inner.counters;
         tracing::info!(
             ok = result.is_ok(),
@@ -756,7 +923,36 @@ impl DataSource for SlackSource {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "slack fetch finished"
         );
+        let progress = self.inner.progress();
+        if progress.cohort.recognised() {
+            warn_restricted(&progress);
+        }
+        tracing::info!(
+            mode = progress.mode.as_str(),
+            pacing_waits = progress.pacing_waits,
+            rates = %progress.rates(),
+            "slack rate budget: {}",
+            progress.pacing_verdict()
+        );
         result
+    }
+
+    fn load_cursor(&self, cursor: &Value) {
+        match LearnedBudgets::from_sync_cursor(cursor) {
+            Ok(budgets) => {
+                *self
+                    .inner
+                    .saved_budgets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = budgets
+            }
+            Err(error) => tracing::warn!(%error, "slack rate budgets not restored"),
+        }
+    }
+
+    fn sync_cursor(&self) -> Option<Value> {
+        let budgets = self.inner.budgets_cursor()?;
+        Some(json!({ CURSOR_KEY: budgets }))
     }
 
     fn metadata(&self) -> Value {
@@ -768,6 +964,7 @@ impl DataSource for SlackSource {
             .clone();
         let stats = self.inner.client.stats();
         let counters = &self.inner.counters;
+        let progress = self.inner.progress();
         json!({
             "skipped_channels": skipped.len(),
             "skipped": skipped
@@ -782,6 +979,8 @@ impl DataSource for SlackSource {
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
+            "rate_budget": progress.rate_budget_json(),
+            "progress": progress.progress_json(),
         })
     }
 }
