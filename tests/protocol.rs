@@ -813,9 +813,19 @@ async fn cancel_running_job(mode: Mode) {
     env.configured_connector(id).await;
     env.state.docs.store(100_000, Ordering::SeqCst);
     env.state.delay_ms.store(5, Ordering::SeqCst);
+    env.state.report_progress.store(true, Ordering::SeqCst);
     let job_id = env.start_job(id).await;
     let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-c");
     wait_job_status(&env, &job_id, "in_progress", WAIT).await;
+    // The stats heartbeat carries the source's progress while the job runs.
+    wait_for("the running job's metadata.progress", WAIT, || async {
+        let job = env.job(&job_id).await;
+        job.str("status") == Some("in_progress")
+            && job.source["metadata"]["progress"]["docs_sent"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+    })
+    .await;
     let out = env.cli_ok(&["job", "cancel", &job_id]).await;
     assert!(out.contains("canceling"), "{out}");
     let asked = Instant::now();
@@ -970,8 +980,9 @@ impl ConnectorStore for RefusedHeartbeat {
         &self,
         job_id: &str,
         stats: &connectors::sync::StatsSnapshot,
+        metadata: &serde_json::Value,
     ) -> Result<(), connectors::es::EsError> {
-        self.inner.job_stats(job_id, stats).await
+        self.inner.job_stats(job_id, stats, metadata).await
     }
     async fn create_connector(
         &self,

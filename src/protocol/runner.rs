@@ -347,7 +347,8 @@ async fn run_claimed(
                 });
             }
             _ = stats_tick.tick() => {
-                if let Err(error) = store.job_stats(&job.id, &stats.snapshot()).await {
+                let metadata = source.metadata();
+                if let Err(error) = store.job_stats(&job.id, &stats.snapshot(), &metadata).await {
                     tracing::warn!(%error, "could not report job stats");
                 }
             }

@@ -133,8 +133,14 @@ pub trait ConnectorStore: Send + Sync {
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError>;
 
-    /// Reports the counters (the job heartbeat).
-    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError>;
+    /// Reports the counters (the job heartbeat) and the source's `metadata` so far (its
+    /// progress; an object, or null for none).
+    async fn job_stats(
+        &self,
+        job_id: &str,
+        stats: &StatsSnapshot,
+        metadata: &Value,
+    ) -> Result<(), EsError>;
 
     /// Direct partial `_update` of a job (finalisation, cleanup), optionally guarded.
     async fn update_job(
@@ -334,8 +340,13 @@ impl ConnectorStore for DirectStore {
         self.update_job(&job.id, patch, job.guard()).await
     }
 
-    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError> {
-        self.update_job(job_id, stats_json(stats, Some(now())), None)
+    async fn job_stats(
+        &self,
+        job_id: &str,
+        stats: &StatsSnapshot,
+        metadata: &Value,
+    ) -> Result<(), EsError> {
+        self.update_job(job_id, stats_json(stats, Some(now()), metadata), None)
             .await
     }
 
@@ -505,10 +516,15 @@ impl ConnectorStore for ApiStore {
         .map(|_| ())
     }
 
-    async fn job_stats(&self, job_id: &str, stats: &StatsSnapshot) -> Result<(), EsError> {
+    async fn job_stats(
+        &self,
+        job_id: &str,
+        stats: &StatsSnapshot,
+        metadata: &Value,
+    ) -> Result<(), EsError> {
         self.put(
             &format!("/_connector/_sync_job/{}/_stats", encode(job_id)),
-            Some(stats_json(stats, None)),
+            Some(stats_json(stats, None, metadata)),
         )
         .await
         .map(|_| ())
@@ -590,7 +606,9 @@ fn filter_validation(validation: &FilteringValidation) -> FilterValidation {
     }
 }
 
-fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>) -> Value {
+/// The body of a stats report; `metadata` goes in when it is an object (`_stats` declares it
+/// an object).
+fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>, metadata: &Value) -> Value {
     let mut body = json!({
         "indexed_document_count": stats.indexed_document_count,
         "indexed_document_volume": stats.indexed_document_volume_mib(),
@@ -598,6 +616,9 @@ fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>) -> Value {
     });
     if let Some(ts) = last_seen {
         body["last_seen"] = json!(ts);
+    }
+    if metadata.is_object() {
+        body["metadata"] = metadata.clone();
     }
     body
 }
