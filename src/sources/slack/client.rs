@@ -512,7 +512,7 @@ impl SlackClient {
                     }
                     // Any other answer: Slack counted the call and let it through.
                     Ok(_) | Err(SlackError::Api { .. } | SlackError::Protocol { .. }) => {
-                        self.limiter.granted(method)
+                        self.limiter.granted(method, slot.ticket)
                     }
                     Err(_) => {}
                 }

@@ -34,7 +34,10 @@
 //! Invariants:
 //! - a `Retry-After` from Slack moves the method's reference time to the end of the wait
 //!   ([`Bucket::throttled`]): every request to that method, reserved or not, waits for it;
-//! - only the first 429 of a block changes the rate: the others were already in flight;
+//! - only the first 429 of a block changes the rate: the others were already in flight (a
+//!   429 during the `Retry-After`, or for a slot reserved before the last cut: with a
+//!   time-scaled simulator the wait can be shorter than a request's round trip); those of
+//!   the block that ended probing only refine its estimate downwards;
 //! - rates are kept per real second; "a minute" is a Slack minute, `60 s / scale` of real time
 //!   (`SLACK_TIER_SCALE`), so a time-scaled simulator sees the same behaviour, faster;
 //! - the arithmetic is pure (times are `Duration`s since the limiter's start), so it is
@@ -217,6 +220,16 @@ pub struct Bucket {
     epoch: u64,
     /// Reservations since probing began (the bucket's creation).
     sent: u64,
+    /// `sent` when the rate was last cut: a 429 for a slot reserved before it was already in
+    /// flight when the cut happened, so it says nothing new about the rate.
+    cut_seq: u64,
+    /// The last cut ended probing: answers to slots reserved before it are still counted
+    /// ([`Bucket::granted_slot`]) until the first answer to a later slot settles the estimate.
+    probe_block: bool,
+    /// Answers Slack accepted for slots reserved while probing.
+    probe_accepted: u64,
+    /// When the latest of those slots was sent.
+    probe_last_sent: Duration,
     probe_start: Duration,
     /// Since when the learned rate has run without a 429 (or since the last ceiling raise).
     calm_since: Duration,
@@ -243,6 +256,10 @@ impl Bucket {
             at: now,
             epoch: 0,
             sent: 0,
+            cut_seq: 0,
+            probe_block: false,
+            probe_accepted: 0,
+            probe_last_sent: now,
             probe_start: now,
             calm_since: now,
         };
@@ -361,8 +378,13 @@ impl Bucket {
         if until <= self.at && self.tokens <= 1.0 {
             return false;
         }
-        if self.at <= now {
+        let in_flight_at_last_cut = ticket.is_some_and(|t| t.seq < self.cut_seq);
+        if !in_flight_at_last_cut {
+            self.settle_probe();
+        }
+        if self.at <= now && !in_flight_at_last_cut {
             self.cut(now, retry_after, ticket);
+            self.cut_seq = self.sent;
         }
         self.at = self.at.max(until);
         self.tokens = 1.0_f64.min(self.capacity());
@@ -391,13 +413,10 @@ impl Bucket {
                     seq: self.sent,
                     at: now,
                 });
-                let estimate = probe_estimate(
-                    ticket.seq,
-                    ticket.at.saturating_sub(self.probe_start),
-                    Duration::from_secs_f64(self.minute),
-                );
+                let estimate = self.probe_grant(ticket);
                 self.ceiling = Some(estimate);
                 self.rate = (estimate * HEADROOM).max(self.published);
+                self.probe_block = true;
             }
             // Refused at the learned rate: that is the ceiling now, and the rate is cut.
             (BudgetMode::Learned, Some(_)) => {
@@ -411,6 +430,50 @@ impl Bucket {
                 };
             }
         }
+    }
+
+    /// What Slack granted while probing, judged by the refused slot `ticket`.
+    fn probe_grant(&self, ticket: Ticket) -> f64 {
+        probe_estimate(
+            ticket.seq,
+            ticket.at.saturating_sub(self.probe_start),
+            Duration::from_secs_f64(self.minute),
+        )
+    }
+
+    /// Slack answered the request of slot `ticket` (anything but a 429): counted for the
+    /// probing estimate, then as [`Bucket::granted`].
+    pub fn granted_slot(&mut self, now: Duration, ticket: Ticket) {
+        let probing = self.mode == BudgetMode::Learned && !self.restricted;
+        if probing && (self.ceiling.is_none() || (self.probe_block && ticket.seq < self.cut_seq)) {
+            self.probe_accepted += 1;
+            self.probe_last_sent = self.probe_last_sent.max(ticket.at);
+        } else {
+            self.settle_probe();
+        }
+        self.granted(now);
+    }
+
+    /// The answers to every slot of the probing block are in (the first answer to a later
+    /// slot came): what Slack accepted by then, against a minute's burst plus its rate over
+    /// the time spent, is a better estimate of its grant than the refused slot's number
+    /// (requests overtake each other on the way, and the block's other answers were still
+    /// in flight). Never below the published tier on this first evidence.
+    fn settle_probe(&mut self) {
+        if !self.probe_block {
+            return;
+        }
+        self.probe_block = false;
+        if self.probe_accepted == 0 {
+            return;
+        }
+        let estimate = probe_estimate(
+            self.probe_accepted,
+            self.probe_last_sent.saturating_sub(self.probe_start),
+            Duration::from_secs_f64(self.minute),
+        );
+        self.ceiling = Some(estimate);
+        self.rate = (estimate * HEADROOM).max(self.published);
     }
 
     /// Holds the method just under the restricted cohort's rate (a call exactly every minute
@@ -620,9 +683,9 @@ impl RateLimiter {
         }
     }
 
-    /// Slack answered a request to `method` without refusing it.
-    pub fn granted(&self, method: &str) {
-        self.with_bucket(method, |b, now| b.granted(now));
+    /// Slack answered a request to `method` (slot `ticket`) without refusing it.
+    pub fn granted(&self, method: &str, ticket: Ticket) {
+        self.with_bucket(method, |b, now| b.granted_slot(now, ticket));
     }
 
     /// Slack refused a request to `method` (429): every caller of `method` waits `hold`, and

@@ -331,7 +331,7 @@ async fn the_limiter_restricts_both_methods_and_round_trips_what_it_learned() {
     let limiter = RateLimiter::new(1.0, BudgetMode::Learned, true);
     let cancel = CancellationToken::new();
     let slot = limiter.acquire(REPLIES, &cancel).await.unwrap();
-    limiter.granted(REPLIES);
+    limiter.granted(REPLIES, slot.ticket);
     limiter.observe_page(HISTORY, 200, 15, true);
     limiter.throttled(
         HISTORY,
@@ -492,8 +492,8 @@ fn replay(
                 };
                 Some((t + latency, Step::Answer(answer, ticket)))
             }
-            Some(Step::Answer(Ok(()), _)) => {
-                bucket.granted(now);
+            Some(Step::Answer(Ok(()), ticket)) => {
+                bucket.granted_slot(now, ticket);
                 out.accepted += 1;
                 out.last = t;
                 Some((t, Step::Reserve))
