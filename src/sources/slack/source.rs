@@ -1021,6 +1021,25 @@ mod tests {
         let options = SlackOptions::from_configuration(&toggles).unwrap();
         assert!(options.auto_join_channels);
         assert!(!options.sync_users);
+        // rate_budget: learned when absent or empty, published when asked, else an error
+        // naming the field.
+        assert_eq!(options.rate_budget, BudgetMode::Learned);
+        let mut budget = config(json!(1));
+        budget.insert(
+            "rate_budget".into(),
+            ConfigField::new("x", "str", 10).value(json!("Published")),
+        );
+        let options = SlackOptions::from_configuration(&budget).unwrap();
+        assert_eq!(options.rate_budget, BudgetMode::Published);
+        budget.get_mut("rate_budget").unwrap().value = json!("");
+        let options = SlackOptions::from_configuration(&budget).unwrap();
+        assert_eq!(options.rate_budget, BudgetMode::Learned);
+        budget.get_mut("rate_budget").unwrap().value = json!("fast");
+        let error = SlackOptions::from_configuration(&budget).unwrap_err();
+        assert!(
+            matches!(error, SourceError::Configuration(ref m) if m.contains(BUDGET_LABEL) && m.contains("fast")),
+            "{error}"
+        );
     }
 
     #[test]
