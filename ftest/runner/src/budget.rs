@@ -67,3 +67,62 @@ pub(crate) fn lines(stats: &SimStats, settings: &RateLimitSettings, job: &Value)
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use slack_sim::CallWindow;
+
+    #[test]
+    fn lines_give_calls_429s_rates_and_the_share_of_the_grant() {
+        let mut stats = SimStats::default();
+        // Twice the tiers at 60×: replies granted 100/min, a burst of 100. 298 calls, 8
+        // refused, between 0 and 2 s (two Slack minutes): 290 accepted of 100 + 2 × 100.
+        stats.calls.insert("conversations.replies".into(), 298);
+        stats.ratelimited.insert("conversations.replies".into(), 8);
+        stats
+            .ratelimited_late
+            .insert("conversations.replies".into(), 1);
+        stats.windows.insert(
+            "conversations.replies".into(),
+            CallWindow {
+                first_s: 1.0,
+                last_s: 3.0,
+            },
+        );
+        stats.calls.insert("users.list".into(), 2);
+        let settings = RateLimitSettings {
+            enabled: true,
+            time_scale: 60.0,
+            grant: 2.0,
+            restricted_cohort: false,
+        };
+        let job = json!({"metadata": {"rate_budget": {"mode": "learned", "pacing_waits": 3,
+            "restricted_cohort": false, "methods": [{"method": "conversations.replies",
+            "per_minute": 95.0, "published_per_minute": 50.0}]}}});
+        let text = lines(&stats, &settings, &job);
+        assert!(
+            text.contains("Slack budget mode learned, pacing waits 3, restricted cohort false"),
+            "{text}"
+        );
+        assert!(text.contains("grants 2x the published tiers"), "{text}");
+        assert!(
+            text.contains("conversations.replies: 298 calls, 8 429s (1 after its first minute), granted 100/min, service rate 95.0/min (published 50.0), 97% of the granted rate used"),
+            "{text}"
+        );
+        // Fewer calls than a burst: no share.
+        assert!(
+            text.contains(
+                "users.list: 2 calls, 0 429s (0 after its first minute), granted 40/min\n"
+            ) || text.ends_with("granted 40/min"),
+            "{text}"
+        );
+        // Limits off: only what the job says.
+        let off = RateLimitSettings::default();
+        assert_eq!(
+            lines(&stats, &off, &job),
+            "\n    Slack budget mode learned, pacing waits 3, restricted cohort false"
+        );
+    }
+}
