@@ -87,9 +87,10 @@ bench: tools
 # against the simulator's tier limiter, time-scaled 60x (a Slack minute lasts a second), null
 # sink so that Slack decides: the simulator granting 10x the published tiers with learned
 # budgets, then the published tiers with learned budgets, then the published-floor rate
-# (rate_budget=published) beside them. Each report prints calls, 429s (and those after the
-# first minute), the service's rates beside the published tiers, the share of the granted
-# rate used and the wall time.
+# (rate_budget=published) beside them; last, a small sync in the restricted cohort (the
+# report and the job's metadata say "restricted cohort true"). Each report prints calls, 429s
+# (and those after the first minute), the service's rates beside the published tiers, the
+# share of the granted rate used and the wall time.
 bench-budget: tools
 	$(CARGO) build --release -p connectors -p ftest
 	@echo "== budget: simulator grants 10x the tiers, learned budgets"
@@ -101,6 +102,9 @@ bench-budget: tools
 	@echo "== budget: the published-floor rate (rate_budget=published) against the same simulator"
 	./target/release/ftest --mode api --es-sink null --no-mutations --data-size medium --rate-limits --time-scale 60 \
 		--rate-grant 1 --rate-budget published --bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+	@echo "== budget: the restricted cohort (history/replies 1/min, pages of 15), small, time-scaled 600x"
+	./target/release/ftest --mode api --no-mutations --data-size small --rate-limits --time-scale 600 \
+		--restricted-cohort --bin-dir target/release --timeout 600 --report-file BENCHMARKS.md
 
 # Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer) on the stable toolchain:
 # RUSTC_BOOTSTRAP=1 lets stable rustc take the sanitizer flags cargo-fuzz passes. Seeds
