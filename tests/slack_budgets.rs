@@ -202,7 +202,23 @@ async fn the_restricted_cohort_is_recognised_said_and_remembered() {
     };
     let sim = limited(spec, scale, 1.0, true);
     let source = SlackSource::new(paced(&sim, scale, "learned")).unwrap();
+    let capture = common::CaptureWriter::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
     assert_eq!(run(&source).await, expected_ids(&sim));
+    drop(guard);
+    // Said in the log when recognised, and at the end with what the pages showed.
+    let log = capture.contents();
+    assert!(log.contains("slack restricted cohort recognised"), "{log}");
+    assert!(
+        log.contains("slack restricted cohort: conversations.history and conversations.replies answer 1 call a minute")
+            && log.contains("pages_capped_at_15=true"),
+        "{log}"
+    );
     let metadata = source.metadata();
     let budget = &metadata["rate_budget"];
     assert_eq!(budget["restricted_cohort"], true, "{metadata}");

@@ -706,6 +706,13 @@ impl RateLimiter {
             });
         self.with_bucket(method, |b, now| b.throttled(now, hold, retry_after, ticket));
         if long && !self.cohort().long_retry_after {
+            // Said at once (the sync's end says it again, with the pages seen): at 1 call a
+            // minute, the next progress line may be long in coming.
+            tracing::warn!(
+                method,
+                retry_after_s = retry_after.map(|ra| ra.as_secs_f64() * valid_scale(self.scale)),
+                "slack restricted cohort recognised: conversations.history and conversations.replies are now paced at 1 call a minute"
+            );
             self.lock_cohort().long_retry_after = true;
             for other in RESTRICTED_METHODS {
                 self.with_bucket(other, |b, _| {

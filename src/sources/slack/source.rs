@@ -802,16 +802,11 @@ impl Inner {
             .progress_interval
             .max(Duration::from_millis(10));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let mut cohort_told = false;
         loop {
             tokio::select! {
                 result = &mut fetch => return result,
                 _ = tick.tick() => {
                     let progress = self.progress();
-                    if progress.cohort.recognised() && !cohort_told {
-                        cohort_told = true;
-                        warn_restricted(&progress);
-                    }
                     tracing::info!(
                         channels_done = progress.channels_done,
                         channels_total = progress.channels_total,
