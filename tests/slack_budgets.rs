@@ -7,11 +7,10 @@
 //! `src/sources/slack/ratelimit/tests.rs`.
 
 use connectors::sources::slack::{SlackOptions, SlackSource};
-use connectors::sources::{DataSource, DocOp, DocSender};
+use connectors::sources::{DataSource, DocOp};
 use serde_json::{json, Value};
 use slack_sim::{DataSize, ExpectedQuery, RateLimitSettings, SimConfig, SimHandle, WorkspaceSpec};
 use std::collections::BTreeSet;
-use tokio_util::sync::CancellationToken;
 
 mod common;
 
@@ -40,27 +39,16 @@ fn paced(sim: &SimHandle, scale: f64, mode: &str) -> SlackOptions {
     options
 }
 
-/// Runs a full fetch: the ids sent, the source (for its metadata and cursor).
+/// Runs a full fetch to its end: the ids indexed.
 async fn run(source: &SlackSource) -> BTreeSet<String> {
-    let (tx, mut rx) = DocSender::channel(64);
-    let cancel = CancellationToken::new();
-    let fetch = async {
-        let result = source.get_docs(&tx, &cancel).await;
-        drop(tx);
-        result
-    };
-    let collect = async {
-        let mut ids = BTreeSet::new();
-        while let Some(op) = rx.recv().await {
-            if let DocOp::Index(doc) = op {
-                ids.insert(doc.id().to_string());
-            }
-        }
-        ids
-    };
-    let (result, ids) = tokio::join!(fetch, collect);
+    let (result, ops) = common::fetch_all(source).await;
     result.expect("the sync completes");
-    ids
+    ops.into_iter()
+        .filter_map(|op| match op {
+            DocOp::Index(doc) => Some(doc.id().to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn expected_ids(sim: &SimHandle) -> BTreeSet<String> {
