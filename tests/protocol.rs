@@ -751,6 +751,11 @@ async fn on_demand_job_finalised(mode: Mode) {
     let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-x");
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
     daemon.stop().await;
+    // The full job's source was handed the connector's saved cursor first.
+    assert_eq!(
+        *env.state.loaded_cursor.lock().unwrap(),
+        Some(json!({"docs": 5}))
+    );
     assert!(
         job.str("error").unwrap_or("").contains("ratelimited"),
         "{}",

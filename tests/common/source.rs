@@ -32,6 +32,9 @@ pub struct Knobs {
     pub report_progress: AtomicBool,
     /// Numbered documents sent by the running sync.
     pub sent: AtomicUsize,
+    /// The connector's `sync_cursor` the last source was handed before its job
+    /// (`DataSource::load_cursor`).
+    pub loaded_cursor: std::sync::Mutex<Option<Value>>,
 }
 
 /// The body of numbered document `i`.
@@ -243,6 +246,10 @@ impl DataSource for TestSource {
 
     fn sync_cursor(&self) -> Option<Value> {
         self.cursor.clone()
+    }
+
+    fn load_cursor(&self, cursor: &Value) {
+        *self.knobs.loaded_cursor.lock().unwrap() = Some(cursor.clone());
     }
 
     fn metadata(&self) -> Value {
