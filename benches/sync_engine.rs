@@ -186,6 +186,10 @@ async fn null_es() -> String {
         if path.ends_with("/_delete_by_query") {
             return json(serde_json::json!({"deleted": 0, "failures": []}));
         }
+        if path.ends_with("/_count") {
+            // Nothing is stored, so the mass-deletion guard sees an empty index.
+            return json(serde_json::json!({"count": 0}));
+        }
         if method == Method::HEAD {
             return axum::http::StatusCode::OK.into_response();
         }

@@ -16,6 +16,7 @@
 //! - [`sources`]: the `DataSource` trait, the registry, and [`sources::slack`].
 //! - [`service`]: the daemon's services (`schedule`, `sync_content`, `sync_access_control`,
 //!   `cleanup`) wired together.
+//! - [`notify`]: sync alerts and reports posted to Slack (Slack as a destination).
 //! - [`telemetry`], [`shutdown`]: logs and signals; [`metrics`] and [`http`]: the optional
 //!   health and Prometheus metrics listener.
 
@@ -25,6 +26,7 @@ pub mod es;
 pub mod fuzzing;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod protocol;
 pub mod retry;
 pub mod scheduler;

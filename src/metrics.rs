@@ -15,6 +15,7 @@
 //! | `connectors_retries_total` | counter | `target` (elasticsearch, or a source's service type) |
 //! | `connectors_syncs_running` | gauge | |
 //! | `connectors_scheduling_failures_total` | counter | `step` (prepare, heartbeat, error_status, filtering, status, schedule) |
+//! | `connectors_notifications_total` | counter | `outcome` (sent, failed, dropped): Slack notifications (`crate::notify`) |
 //!
 //! Invariants: recording is cheap (atomics, or a short lock of a label map for events that
 //! happen at most once per HTTP request), never per document; every family is listed (its
@@ -51,6 +52,11 @@ struct StepLabels {
     step: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
 /// The registry and the engine's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -63,6 +69,7 @@ pub struct Metrics {
     syncs_running: Gauge,
     retries: Family<TargetLabels, Counter>,
     scheduling_failures: Family<StepLabels, Counter>,
+    notifications: Family<OutcomeLabels, Counter>,
 }
 
 /// The process-wide registry: the engine's metrics, then every built-in source's.
@@ -118,9 +125,10 @@ impl Metrics {
             syncs_running: Gauge::default(),
             retries: Family::default(),
             scheduling_failures: Family::default(),
+            notifications: Family::default(),
         };
         let mut registry = Registry::default();
-        let engine: [(&'static str, &'static str, Box<dyn Metric>); 8] = [
+        let engine: [(&'static str, &'static str, Box<dyn Metric>); 9] = [
             (
                 "connectors_syncs",
                 "Sync jobs finished, by final status.",
@@ -160,6 +168,11 @@ impl Metrics {
                 "connectors_scheduling_failures",
                 "Failed steps of connector scheduling rounds, by step (the round goes on).",
                 Box::new(metrics.scheduling_failures.clone()),
+            ),
+            (
+                "connectors_notifications",
+                "Notifications (sync alerts and reports), by outcome: sent, failed, dropped.",
+                Box::new(metrics.notifications.clone()),
             ),
         ];
         for (name, help, metric) in engine {
@@ -226,6 +239,14 @@ impl Metrics {
             step: step.to_string(),
         };
         self.scheduling_failures.get(&labels).map_or(0, |c| c.get())
+    }
+
+    /// A notification was `sent`, `failed` or `dropped`.
+    pub fn notification(&self, outcome: &str) {
+        let labels = OutcomeLabels {
+            outcome: outcome.to_string(),
+        };
+        self.notifications.get_or_create(&labels).inc();
     }
 
     /// The Prometheus text exposition of everything ([`CONTENT_TYPE`]).

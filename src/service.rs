@@ -7,7 +7,9 @@
 //!   jobs) every `service.idling`;
 //! - `sync_content` / `sync_access_control`: poll pending and suspended jobs every
 //!   `service.idling`, run them in bounded pools ([`crate::protocol::runner`]);
-//! - `cleanup`: every `service.job_cleanup_interval`, fail orphaned and idle jobs and release
+//! - `cleanup`: every `service.job_cleanup_interval`, fail the jobs of deleted connectors,
+//!   hand the running content jobs whose worker died back to the executors (`suspended`: a
+//!   full one resumes from its recorded progress), fail the other idle jobs, and release
 //!   their connectors.
 //!
 //! Graceful shutdown: the loops stop taking work; running jobs are suspended (their in-flight
@@ -16,12 +18,15 @@
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::http::Health;
+use crate::notify::{Notifier, NotifierOptions};
 use crate::protocol::connector::{format_time, parse_time};
 use crate::protocol::connectors_query;
 use crate::protocol::doc::readable;
 use crate::protocol::job::{
-    idle_error, pending_jobs_query, release_patch, running_jobs_query, JobStatus, ORPHAN_ERROR,
+    pending_jobs_query, release_patch, running_jobs_query, stuck_job, suspend_orphan_patch,
+    suspended_release_patch, JobStatus, StuckJob, ORPHAN_ERROR,
 };
+use crate::protocol::outcome::{JobObserver, JobOutcome};
 use crate::protocol::runner::{self, RunnerContext, RunnerTimings};
 use crate::protocol::store;
 use crate::scheduler::{Clock, Scheduler, SystemClock};
@@ -208,14 +213,31 @@ pub async fn run_with(
     let shutdown = shutdown.child_token();
     let budget = Arc::new(ErrorBudget::new(&config, shutdown.clone()));
     let config = Arc::new(config);
+    let mut loops = JoinSet::new();
+    // Notifications: job outcomes through the runner's hook, check-ins through a watch.
+    let notifier = Notifier::start(
+        &config,
+        NotifierOptions::for_config(&config),
+        shutdown.clone(),
+    );
+    let observer = notifier.as_ref().map(|(notifier, _)| {
+        loops.spawn(crate::notify::watch_check_ins(
+            store.clone(),
+            connectors_query(&config),
+            notifier.clone(),
+            deps.clock.clone(),
+            shutdown.clone(),
+        ));
+        notifier.clone() as Arc<dyn JobObserver>
+    });
     let ctx = RunnerContext {
         store: store.clone(),
         registry: deps.registry.clone(),
         config: config.clone(),
         hostname: deps.hostname.clone(),
         timings: deps.timings,
+        observer,
     };
-    let mut loops = JoinSet::new();
     let actions: HashSet<Action> = actions.into_iter().collect();
     if actions.contains(&Action::Schedule) {
         let scheduler = Scheduler::new(
@@ -272,6 +294,10 @@ pub async fn run_with(
         }
     }
     health.set_loops_running(false);
+    if let Some((_, worker)) = notifier {
+        // Sends what is queued, for a few seconds at most.
+        let _ = worker.await;
+    }
     if let Some(error) = budget.take() {
         return Err(error);
     }
@@ -422,7 +448,10 @@ async fn cleanup_loop(
     while !shutdown.is_cancelled() {
         match cleanup_once(&ctx).await {
             Ok(failed) if failed > 0 => {
-                tracing::info!(failed, "cleanup failed orphaned or idle jobs")
+                tracing::info!(
+                    jobs = failed,
+                    "cleanup failed or suspended orphaned and idle jobs"
+                )
             }
             Ok(_) => {}
             Err(error) => {
@@ -437,9 +466,11 @@ async fn cleanup_loop(
     }
 }
 
-/// One cleanup pass: orphaned jobs (connector gone) and idle jobs of handled connectors
-/// (`last_seen` older than `service.job_idle_timeout`) → `error`; their connectors are
-/// released. Returns how many jobs were failed.
+/// One cleanup pass: jobs of deleted connectors → `error`; idle jobs of handled connectors
+/// (`last_seen` older than `service.job_idle_timeout`) → `suspended` when a content job was
+/// running (resumed by the executors, at most [`crate::protocol::job::MAX_ORPHAN_RESUMES`]
+/// times), `error` otherwise; their connectors are released. Returns how many jobs were
+/// failed or suspended.
 pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
     let store = ctx.store.as_ref();
     // Every connector id, readable or not: a job of a connector we cannot read is no orphan.
@@ -463,8 +494,8 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
     ) {
         let connector_id = job.source.connector.id.clone();
         let kind = job.source.job_type;
-        let message = if !all.contains(&connector_id) {
-            ORPHAN_ERROR.to_string()
+        let action = if !all.contains(&connector_id) {
+            StuckJob::Fail(ORPHAN_ERROR.to_string())
         } else if handled.contains(&connector_id)
             && job
                 .source
@@ -473,12 +504,21 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
                 .and_then(parse_time)
                 .is_none_or(|seen| seen <= cutoff)
         {
-            idle_error(idle_secs)
+            stuck_job(&job.source, idle_secs)
         } else {
             continue;
         };
         let ts = format_time(now);
-        let patch = json!({"status": "error", "error": message, "completed_at": ts});
+        let (patch, release) = match &action {
+            StuckJob::Suspend(orphaned) => (
+                suspend_orphan_patch(*orphaned, &ts),
+                suspended_release_patch(kind),
+            ),
+            StuckJob::Fail(message) => (
+                json!({"status": "error", "error": message, "completed_at": ts}),
+                release_patch(kind, message, &ts),
+            ),
+        };
         // Guarded: a job whose worker is alive has moved on (stats, status) and is left alone.
         match store.update_job(&job.id, patch, job.guard()).await {
             Ok(()) => {}
@@ -486,18 +526,41 @@ pub async fn cleanup_once(ctx: &RunnerContext) -> Result<usize, EsError> {
             Err(error) => return Err(error),
         }
         failed += 1;
-        tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id, error = %message, "failed a stuck sync job");
+        match &action {
+            StuckJob::Suspend(orphaned) => tracing::warn!(sync_job_id = %job.id,
+                connector_id = %connector_id, orphaned,
+                "the worker of a running sync job stopped heartbeating; the job is suspended and will be resumed"),
+            StuckJob::Fail(message) => {
+                tracing::warn!(sync_job_id = %job.id, connector_id = %connector_id,
+                    error = %message, "failed a stuck sync job");
+                // A suspended job is not an outcome: it will be resumed, so only a failed one is told.
+                if let Some(observer) = &ctx.observer {
+                    let snapshot = &job.source.connector;
+                    observer.job_finished(JobOutcome {
+                        connector_id: connector_id.clone(),
+                        connector_name: None,
+                        service_type: snapshot.service_type.clone(),
+                        index_name: snapshot.index_name.clone(),
+                        job_id: job.id.clone(),
+                        job_kind: kind,
+                        status: JobStatus::Error,
+                        previous_status: None,
+                        error: Some(message.clone()),
+                        stats: Default::default(),
+                        total_document_count: 0,
+                        started_at: None,
+                        completed_at: now,
+                    });
+                }
+            }
+        }
         if let Some(connector) = store.get_connector(&connector_id).await? {
             if matches!(
                 connector.source.last_sync(kind).0,
                 Some(JobStatus::InProgress | JobStatus::Canceling)
             ) {
                 match store
-                    .update_connector(
-                        &connector_id,
-                        release_patch(kind, &message, &ts),
-                        connector.guard(),
-                    )
+                    .update_connector(&connector_id, release, connector.guard())
                     .await
                 {
                     Ok(()) => {}

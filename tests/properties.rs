@@ -4,7 +4,8 @@
 //!
 //! Targets: the Slack answer decoders and the document transforms fed by them, the
 //! `config.yml` loader, and the readers of connector and sync-job documents (with the
-//! configuration, scheduling and sync rules they carry).
+//! configuration, scheduling and sync rules they carry), the Slack source's `sync_cursor`
+//! and the resume points of a job's `metadata`.
 //!
 //! Each target runs a fixed number of cases from a fixed seed (deterministic: the same
 //! inputs on every run and machine), printed with its run time. `PROPTEST_CASES=N`
@@ -583,6 +584,8 @@ fn config_errors_never_quote_a_secret() {
         "elasticsearch.password",
         "elasticsearch.api_key",
         "connectors[0].api_key",
+        "notifications.slack.bot_token",
+        "notifications.slack.webhook_url",
     ]);
     let shape = select(vec!["{}", "[{}]", "{k: {}}", "{}: 1", "!!str {}", "'{}'"]);
     check(
@@ -611,6 +614,92 @@ fn config_errors_never_quote_a_secret() {
             }
         },
     );
+}
+
+/// `notifications.*` (this service's own section): any values under its keys load or are
+/// refused, never a panic; a loaded section has a destination only with a credential set.
+#[test]
+fn notifications_config_takes_any_values() {
+    let keys: Vec<String> = config_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("notifications"))
+        .collect();
+    assert!(keys.len() >= 10, "{keys:?}");
+    let value = prop_oneof![
+        yaml_value(),
+        select(vec![
+            "xoxb-1",
+            "'https://hooks.example/T/B/x'",
+            "http://127.0.0.1:9/hook",
+            "[C1, '#ops', U2]",
+            "'#ops'",
+            "https://kibana.example:5601",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let line = (select(keys), value).prop_map(|(key, value)| format!("{key}: {value}"));
+    check(
+        "notifications",
+        1_000,
+        prop::collection::vec(line, 1..6),
+        |lines| {
+            let text = format!(
+                "connectors:\n  - connector_id: abc\n    service_type: slack\n{}\n",
+                lines.join("\n")
+            );
+            match Config::from_yaml_str(&text, Path::new("config.yml"), &|_| None) {
+                Ok(loaded) => {
+                    let slack = &loaded.config.notifications.slack;
+                    if slack.destination().is_some() {
+                        assert!(slack.bot_token.is_some() || slack.webhook_url.is_some());
+                    }
+                    true
+                }
+                Err(_) => false,
+            }
+        },
+    );
+}
+
+/// The OAuth redirect's query (what a browser, or anyone, sends the install's loopback
+/// listener): never a panic, and a code only with this install's exact `state`.
+#[test]
+fn oauth_callbacks_take_any_query() {
+    use connectors::sources::slack::oauth::read_callback;
+    let pair = (
+        select(vec![
+            "code", "state", "error", "x", "state%00", "", "=", "&",
+        ]),
+        prop_oneof![Just("s3cr3t-state".to_string()), text(), "[ -~]{0,16}"],
+    )
+        .prop_map(|(k, v)| format!("{k}={}", url_escape(&v)));
+    let query = prop_oneof![
+        prop::collection::vec(pair, 0..6).prop_map(|pairs| pairs.join("&")),
+        text(),
+    ];
+    check(
+        "oauth_callback",
+        2_000,
+        query,
+        |query| match read_callback(&query, "s3cr3t-state") {
+            Ok(code) => {
+                assert!(query.contains("state=s3cr3t-state"), "{query}");
+                assert!(!code.expose().is_empty());
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}
+
+/// Percent-escapes the characters that would split a query pair, half of the time
+/// leaving the text raw (both reach the listener).
+fn url_escape(text: &str) -> String {
+    if text.len() % 2 == 0 {
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    } else {
+        text.to_string()
+    }
 }
 
 // ---------------------------------------------------------------- connector and job documents
@@ -975,6 +1064,82 @@ fn sync_job_documents_are_read_without_panics() {
             let job = json!({"connector": connector, "job_type": job_type, "status": status,
                 "trigger_method": "scheduled", "last_seen": "2024-05-01T10:00:00.000000Z"});
             sync_job_doc(&job, &probe)
+        },
+    );
+}
+
+/// A channel's part of the Slack cursor: well formed, or anything.
+fn channel_cursor() -> BoxedStrategy<Value> {
+    let thread = object(vec![
+        ("latest_reply", string(ts())),
+        ("reply_count", any::<u64>().prop_map(|n| json!(n)).boxed()),
+    ]);
+    prop_oneof![
+        3 => (
+            prop::option::of(ts()),
+            prop::collection::btree_map(ts(), thread, 0..4)
+        )
+            .prop_map(|(latest, threads)| json!({"latest": latest, "threads": threads})),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+/// The connector's `sync_cursor` and a job's `metadata.resume` are read back by a later sync
+/// whoever wrote them: read without panics, an unreadable one is empty (every channel then
+/// gets a full read; the job starts over), and what the source writes reads back the same;
+/// the decisions on a cursor entry never panic.
+#[test]
+fn sync_cursors_and_resume_points_are_read_without_panics() {
+    use connectors::sources::slack::cursor::{
+        reread_after, thread_changed, Resume, SlackCursor, ThreadState,
+    };
+    use connectors::sync::ResumePoint;
+    let cursor = (
+        prop_oneof![
+            3 => prop::collection::btree_map(slack_id("C"), channel_cursor(), 0..4)
+                .prop_map(|m| json!(m)),
+            1 => json_value(),
+        ],
+        prop_oneof![string(ts()), json_value().boxed()],
+        json_value(),
+        (
+            any::<i64>(),
+            prop::option::of(any::<i64>()),
+            ts(),
+            ts(),
+            any::<u64>(),
+        ),
+    );
+    check(
+        "sync_cursors",
+        1_000,
+        cursor,
+        |(channels, since, junk, (lookback, window, parent, latest_reply, count))| {
+            let value = json!({"channels": channels, "threads_since": since, "budgets": junk});
+            let (read, error) = SlackCursor::read(Some(&value));
+            let now = ThreadState {
+                latest_reply: Some(latest_reply),
+                reply_count: count,
+            };
+            let lookback = lookback / 4;
+            let window = window.map(|w| w / 4);
+            for entry in read.channels.values() {
+                reread_after(entry, lookback, window);
+                thread_changed(entry, read.threads_since, &parent, &now);
+            }
+            let again = SlackCursor::read(Some(&read.to_value()));
+            assert_eq!(
+                again,
+                (read.clone(), None),
+                "the cursor reads back as written"
+            );
+            let _ = Resume::read(value.as_object().expect("an object"));
+            let _ = ResumePoint::from_metadata(&json!({"resume": value}));
+            let _ = ResumePoint::from_metadata(
+                &json!({"resume": {"marker": 1, "checkpoints": channels}}),
+            );
+            error.is_none()
         },
     );
 }

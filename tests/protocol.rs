@@ -172,6 +172,13 @@ impl Env {
 
     /// Runs the `connectors` CLI in-process; returns (exit code, stdout, stderr).
     async fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let mut out = Vec::new();
+        let (code, err) = self.cli_to(args, &mut out).await;
+        (code, String::from_utf8_lossy(&out).into_owned(), err)
+    }
+
+    /// [`cli`](Self::cli) writing its output to `out` as it goes; returns (exit code, stderr).
+    async fn cli_to(&self, args: &[&str], out: &mut dyn std::io::Write) -> (i32, String) {
         let path = self.config_file();
         let mut argv = vec![
             "connectors".to_string(),
@@ -179,13 +186,9 @@ impl Env {
             path.display().to_string(),
         ];
         argv.extend(args.iter().map(|s| s.to_string()));
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = connectors::cli::main_with(argv, &mut out, &mut err).await;
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
+        let mut err = Vec::new();
+        let code = connectors::cli::main_with(argv, out, &mut err).await;
+        (code, String::from_utf8_lossy(&err).into_owned())
     }
 
     async fn cli_ok(&self, args: &[&str]) -> String {
@@ -295,6 +298,7 @@ impl Env {
                 stats_interval: Duration::from_millis(200),
                 check_interval: Duration::from_millis(100),
                 cancel_grace: Duration::from_secs(1),
+                progress_interval: Duration::from_millis(100),
             },
             hostname: hostname.to_string(),
         }
@@ -732,7 +736,8 @@ async fn on_demand_job_finalised(mode: Mode) {
     assert_eq!(s["indexed_document_volume"], 0);
     assert_eq!(s["deleted_document_count"], 0);
     assert_eq!(s["total_document_count"], 5);
-    assert_eq!(s["metadata"], json!({}));
+    // A full job that ends clears its resume point (it may have been written meanwhile).
+    assert_eq!(s["metadata"], json!({"resume": null}));
     let c = env.connector(id).await;
     let c = &c.source;
     assert_eq!(c["last_sync_status"], "completed");
@@ -892,6 +897,8 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
         Some("in_progress")
     );
 
+    // The cleanup hands the job whose worker died back to the executors (`suspended`, after
+    // the idle timeout); the rescuer resumes it and completes it.
     env.state.docs.store(2, Ordering::SeqCst);
     env.state.delay_ms.store(0, Ordering::SeqCst);
     let rescuer = env.daemon(
@@ -899,30 +906,17 @@ async fn killed_daemon_cleaned_up(mode: Mode) {
         &[Action::SyncContent, Action::Cleanup],
         "rescuer",
     );
-    let job = wait_job_status(&env, &job_id, "error", WAIT).await;
-    let time =
-        |key: &str| chrono::DateTime::parse_from_rfc3339(job.str(key).unwrap_or_default()).unwrap();
-    assert!(
-        time("completed_at") - time("last_seen") >= chrono::Duration::milliseconds(1500),
-        "not before the idle timeout after the last heartbeat: {}",
-        job.source
-    );
-    assert!(killed_at.elapsed() < Duration::from_secs(5));
-    let error = job.str("error").unwrap_or("");
-    assert!(
-        error.contains("has not seen any update for some time") && error.contains("1.5 s"),
-        "{error}"
-    );
-    let c = wait_connector_field(&env, id, "last_sync_status", "error", WAIT).await;
-    assert!(c
-        .str("last_sync_error")
-        .unwrap_or("")
-        .contains("has not seen any update"));
+    let job = wait_job_status(&env, &job_id, "completed", WAIT).await;
+    assert!(killed_at.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(job.str("worker_hostname"), Some("rescuer"));
+    assert_eq!(job.at("/metadata/orphaned"), 1, "{}", job.source);
+    assert_eq!(*job.at("/metadata/resume"), Value::Null);
+    assert_eq!(job.source["error"], Value::Null);
+    wait_connector_field(&env, id, "last_sync_status", "completed", WAIT).await;
 
     let next = env.start_job(id).await;
     let job = wait_job_status(&env, &next, "completed", WAIT).await;
     assert_eq!(job.str("worker_hostname"), Some("rescuer"));
-    wait_connector_field(&env, id, "last_sync_status", "completed", WAIT).await;
     rescuer.stop().await;
 }
 
@@ -985,7 +979,7 @@ impl ConnectorStore for RefusedHeartbeat {
         &self,
         job_id: &str,
         stats: &connectors::sync::StatsSnapshot,
-        metadata: &serde_json::Value,
+        metadata: Option<&Value>,
     ) -> Result<(), connectors::es::EsError> {
         self.inner.job_stats(job_id, stats, metadata).await
     }
@@ -1115,6 +1109,389 @@ fn refused_heartbeat_does_not_silence_the_round() {
     });
 }
 
+/// Notifications at the service level: a failing job posts one alert and the next good one
+/// "recovered"; with a token Slack refuses, the same jobs end exactly as they would without
+/// notifications (a notification never changes a job's outcome).
+#[test]
+fn notifications_follow_outcomes_and_never_change_them() {
+    block_on(async {
+        let env = Env::new(Mode::Direct);
+        let sim = common::start(slack_sim::WorkspaceSpec::default());
+        let (channel, _) = common::member_channel(&sim).await;
+        let id = "notified";
+        env.configured_connector(id).await;
+        let notifications = |token: &str| {
+            format!(
+                "notifications:\n  slack:\n    bot_token: {token}\n    targets: [{channel}]\n    api_url: {}\n",
+                sim.api_url()
+            )
+        };
+        let run = |fail: bool, token: &'static str| {
+            let (env, notifications) = (&env, &notifications);
+            async move {
+                env.state.fail.store(fail, Ordering::SeqCst);
+                let job_id = env.start_job(id).await;
+                let config = env.config(&[id], &notifications(token));
+                let daemon = env.daemon(config, &[Action::SyncContent], "worker-n");
+                let status = if fail { "error" } else { "completed" };
+                let job = wait_job_status(env, &job_id, status, WAIT).await;
+                (daemon, job)
+            }
+        };
+        let (daemon, failed) = run(true, common::TOKEN).await;
+        wait_for("the alert", WAIT, || async { sim.posted().len() == 1 }).await;
+        daemon.stop().await;
+        assert!(failed.str("error").unwrap_or("").contains("ratelimited"));
+        let (daemon, _) = run(false, common::TOKEN).await;
+        wait_for("recovered", WAIT, || async { sim.posted().len() == 2 }).await;
+        daemon.stop().await;
+        let posted = sim.posted();
+        assert!(
+            posted[0]
+                .text
+                .starts_with("Sync failed: the full job of connector"),
+            "{}",
+            posted[0].text
+        );
+        assert!(posted[0].text.contains("ratelimited"), "{}", posted[0].text);
+        assert!(
+            posted[1].text.starts_with("Sync recovered:"),
+            "{}",
+            posted[1].text
+        );
+        assert!(posted.iter().all(|p| p.channel == channel));
+
+        // Slack refuses the token (invalid_auth): the jobs end as they would anyway.
+        for fail in [true, false] {
+            let (daemon, job) = run(fail, "xoxb-refused-by-slack").await;
+            daemon.stop().await;
+            let c = env.connector(id).await;
+            let want = if fail { "error" } else { "completed" };
+            assert_eq!(job.str("status"), Some(want));
+            assert_eq!(c.str("last_sync_status"), Some(want));
+            assert_eq!(job.source["error"].is_null(), !fail, "{}", job.source);
+        }
+        assert_eq!(sim.posted().len(), 2, "nothing posted with a refused token");
+        assert!(
+            sim.stats()
+                .calls
+                .get("chat.postMessage")
+                .copied()
+                .unwrap_or(0)
+                >= 4
+        );
+    });
+}
+
+const CLIENT_ID: &str = "1234.5678";
+const CLIENT_SECRET: &str = "client-secret-SECRET-4c1f";
+
+/// `connectors slack install` against the simulator, with a "browser" that opens the printed
+/// URL, follows Slack's redirect to the CLI's loopback listener (through `tamper`) and
+/// returns what the listener answered. Returns (exit code, stdout, stderr, page).
+async fn slack_install(
+    env: &Env,
+    sim: &slack_sim::SimHandle,
+    id: &str,
+    tamper: impl Fn(&str) -> String,
+) -> (i32, String, String, (u16, String)) {
+    let out = common::CaptureWriter::default();
+    let api_url = sim.api_url();
+    let args = [
+        "slack",
+        "install",
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--connector-id",
+        id,
+        "--port",
+        "0",
+        "--timeout",
+        "20",
+        "--api-url",
+        &api_url,
+    ];
+    let mut writer = out.clone();
+    let cli = env.cli_to(&args, &mut writer);
+    let browser = async {
+        let started = Instant::now();
+        let url = loop {
+            let text = out.contents();
+            if let Some(line) = text.lines().map(str::trim).find(|l| l.starts_with("http")) {
+                break line.to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no URL printed: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 302, "{url}");
+        let location = page.headers()["location"].to_str().unwrap().to_string();
+        let answer = http.get(tamper(&location)).send().await.unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    let ((code, err), page) = tokio::join!(cli, browser);
+    (code, out.contents(), err, page)
+}
+
+/// The OAuth install end to end: the authorize URL asks for the scopes the configuration
+/// needs; a forged `state` and a denied authorization store nothing and say why; an approved
+/// one stores the bot token (never printed or logged), and a sync with it completes.
+async fn slack_install_end_to_end(mode: Mode) {
+    let env = Env::new(mode);
+    let (logs, _guard) = capture_trace();
+    let sim = tiny_workspace(3, 2, 4);
+    let app = |decision| slack_sim::oauth::OAuthApp {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        rotation: false,
+        decision,
+        redirect_urls: vec![],
+    };
+    let id = "installed";
+    env.configured_connector(id).await;
+    let stored = || async {
+        env.connector(id)
+            .await
+            .at("/configuration/token/value")
+            .clone()
+    };
+
+    // A redirect whose state is not this run's: refused, nothing stored.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Approve));
+    let forge = |location: &str| {
+        let (head, _) = location.split_once("state=").unwrap();
+        format!("{head}state=forged")
+    };
+    let (code, out, err, page) = slack_install(&env, &sim, id, forge).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("`state` does not match"), "{err}");
+    assert_eq!(page.0, 400, "{page:?}");
+    assert!(
+        out.contains("scope=channels%3Ahistory%2Cchannels%3Aread%2Cusers%3Aread&"),
+        "{out}"
+    );
+    assert_eq!(stored().await, "good");
+
+    // Denied on Slack's page: a clear message, nothing stored.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Deny));
+    let (code, _, err, page) = slack_install(&env, &sim, id, str::to_string).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not authorized in Slack (access_denied)"),
+        "{err}"
+    );
+    assert_eq!(page.0, 400);
+    assert_eq!(stored().await, "good");
+    assert_eq!(sim.oauth_counts(), (0, 0), "no exchange");
+
+    // Approved: the token is exchanged and stored, never shown.
+    sim.set_oauth_app(app(slack_sim::oauth::Decision::Approve));
+    let (code, out, err, page) = slack_install(&env, &sim, id, str::to_string).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(page.0, 200, "{page:?}");
+    assert!(
+        out.contains(&format!("connector {id}: the Slack app A")),
+        "{out}"
+    );
+    assert!(out.contains("stored token=******"), "{out}");
+    let token = stored().await.as_str().unwrap_or_default().to_string();
+    assert!(token.starts_with("xoxb-sim-"), "{token}");
+    assert_eq!(sim.oauth_counts(), (1, 0));
+    assert_eq!(env.connector(id).await.str("status"), Some("configured"));
+
+    // The stored token syncs: the real Slack source, through the service (which reads the
+    // API URL from the environment: one mode's test at a time).
+    let _one_at_a_time = REAL_SOURCE.lock().await;
+    std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
+    std::env::set_var("SLACK_TIER_SCALE", "100");
+    let job_id = env.start_job(id).await;
+    let job = with_real_source(&env, id, &[Action::SyncContent], async {
+        wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await
+    })
+    .await;
+    assert!(
+        job.source["indexed_document_count"].as_u64().unwrap_or(0) >= 5,
+        "{}",
+        job.source
+    );
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("oauth.v2.access") || logged.contains("slack request"),
+        "trace lines are captured"
+    );
+    for (what, secret) in [
+        ("client secret", CLIENT_SECRET),
+        ("bot token", token.as_str()),
+    ] {
+        assert!(!logged.contains(secret), "the {what} is in the logs");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "the {what} was printed"
+        );
+    }
+}
+
+/// Every log line of this thread, at every level, while the guard lives.
+fn capture_trace() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// A workspace small enough for a quick real sync: public channels the bot is in, no
+/// threads, DMs or bots.
+fn tiny_workspace(users: usize, channels: usize, messages: usize) -> slack_sim::SimHandle {
+    common::start(slack_sim::WorkspaceSpec {
+        users,
+        bots: 0,
+        deleted_users: 0,
+        channels,
+        messages_per_channel: messages,
+        thread_share: 0.0,
+        bot_member_share: 1.0,
+        archived_share: 0.0,
+        dms: 0,
+        group_dms: 0,
+        ..slack_sim::WorkspaceSpec::default()
+    })
+}
+
+/// Held while a test points the real Slack source at its simulator (the service reads the
+/// API URL from the environment).
+static REAL_SOURCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the service with the built-in sources on this thread (so a thread's log capture sees
+/// its lines) until `checks` is done; returns what `checks` returned.
+async fn with_real_source<T>(
+    env: &Env,
+    id: &str,
+    actions: &[Action],
+    checks: impl Future<Output = T>,
+) -> T {
+    let deps = ServiceDeps {
+        registry: SourceRegistry::default(),
+        ..env.deps("worker-i", Arc::new(SystemClock))
+    };
+    let stop = CancellationToken::new();
+    let service = run_with(env.config(&[id], ""), actions.to_vec(), stop.clone(), deps);
+    let checks = async {
+        let value = checks.await;
+        stop.cancel();
+        value
+    };
+    let (served, value) = tokio::join!(service, checks);
+    served.expect("the service stops cleanly");
+    value
+}
+
+/// An app with token rotation: the install stores the refresh token, the client credentials
+/// (sensitive) and the expiry; once the expiry is near, the service renews the token (the
+/// refresh token is single-use: exactly one refresh) and syncs with the new one. No secret
+/// in any TRACE log line of the CLI or the service.
+#[test]
+fn slack_install_with_token_rotation() {
+    block_on(async {
+        let env = Env::new(Mode::Direct);
+        let (logs, _guard) = capture_trace();
+        let sim = tiny_workspace(2, 1, 2);
+        sim.set_oauth_app(slack_sim::oauth::OAuthApp {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            rotation: true,
+            decision: slack_sim::oauth::Decision::Approve,
+            redirect_urls: vec![],
+        });
+        let id = "rotating";
+        env.configured_connector(id).await;
+        let (code, out, err, _) = slack_install(&env, &sim, id, str::to_string).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("token rotation: the token expires in 43200 s"),
+            "{out}"
+        );
+        let field = |doc: &Doc, name: &str| {
+            doc.at(&format!("/configuration/{name}/value"))
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let installed = env.connector(id).await;
+        let token = field(&installed, "token");
+        let refresh = field(&installed, "oauth_refresh_token");
+        assert!(token.starts_with("xoxe.xoxb-sim-"), "{token}");
+        assert!(refresh.starts_with("xoxe-1-sim-"), "{refresh}");
+        assert_eq!(field(&installed, "oauth_client_id"), CLIENT_ID);
+        for secret in ["oauth_refresh_token", "oauth_client_secret", "token"] {
+            let sensitive = installed.at(&format!("/configuration/{secret}/sensitive"));
+            assert_eq!(sensitive, &json!(true), "{secret}");
+        }
+        for secret in [CLIENT_SECRET, &token, &refresh] {
+            assert!(!out.contains(secret), "{out}");
+        }
+
+        // Not due yet: the service leaves it alone. Then the expiry nears (as 11 hours
+        // later): it renews once, and a sync runs with the new token.
+        let _one_at_a_time = REAL_SOURCE.lock().await;
+        std::env::set_var("SLACK_API_BASE_URL", sim.api_url());
+        std::env::set_var("SLACK_TIER_SCALE", "100");
+        let actions = [Action::Schedule, Action::SyncContent];
+        with_real_source(&env, id, &actions, async {
+            wait_connector_field(&env, id, "status", "connected", WAIT).await;
+        })
+        .await;
+        assert_eq!(sim.oauth_counts(), (1, 0), "nothing due: no refresh");
+        let soon = (chrono::Utc::now() + chrono::Duration::minutes(59)).to_rfc3339();
+        let patch = json!({"configuration": {"oauth_token_expires_at": {"value": soon}}});
+        env.store.update_connector(id, patch, None).await.unwrap();
+        let job_id = env.start_job(id).await;
+        let (renewed, job) = with_real_source(&env, id, &actions, async {
+            wait_for("the renewed token", WAIT, || async {
+                field(&env.connector(id).await, "token") != token
+            })
+            .await;
+            let job = wait_job_status(&env, &job_id, "completed", Duration::from_secs(30)).await;
+            (env.connector(id).await, job)
+        })
+        .await;
+        assert_eq!(sim.oauth_counts(), (1, 1), "one refresh");
+        let new_token = field(&renewed, "token");
+        let new_refresh = field(&renewed, "oauth_refresh_token");
+        assert!(new_token.starts_with("xoxe.xoxb-sim-"), "{new_token}");
+        assert_ne!(new_refresh, refresh);
+        let expires = field(&renewed, "oauth_token_expires_at");
+        let expires = chrono::DateTime::parse_from_rfc3339(&expires).unwrap();
+        assert!(
+            expires > chrono::Utc::now() + chrono::Duration::hours(11),
+            "{expires}"
+        );
+        assert_eq!(job.str("status"), Some("completed"));
+
+        let logged = logs.text();
+        assert!(
+            logged.contains("renewed the source's credentials"),
+            "the service's lines are captured"
+        );
+        for secret in [CLIENT_SECRET, &token, &refresh, &new_token, &new_refresh] {
+            assert!(!logged.contains(secret), "a secret is in the logs");
+        }
+    });
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         mod direct {
@@ -1135,4 +1512,5 @@ both_modes!(
     cancel_running_job,
     shutdown_suspends_and_resumes,
     killed_daemon_cleaned_up,
+    slack_install_end_to_end,
 );

@@ -5,7 +5,7 @@
 
 use connectors::config::Secret;
 use connectors::sources::slack::{SlackOptions, SlackSource};
-use connectors::sources::{DataSource, DocOp, DocSender, SourceError};
+use connectors::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use serde_json::{Map, Value};
 use slack_sim::{
     DataSize, ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, SimConfig, SimHandle, TokenSpec,
@@ -47,11 +47,13 @@ async fn run(options: SlackOptions) -> Run {
         let mut duplicates = 0;
         while let Some(op) = rx.recv().await {
             match op {
-                DocOp::Index(doc) => {
+                SinkOp::Doc(DocOp::Index(doc)) => {
                     if docs.insert(doc.id().to_string(), doc.fields()).is_some() {
                         duplicates += 1;
                     }
                 }
+                // Resume points are the engine's business.
+                SinkOp::Checkpoint { .. } => {}
                 other => panic!("a full sync only indexes, got {other:?}"),
             }
         }
@@ -691,6 +693,30 @@ async fn factory_builds_from_configuration_and_env_base_url() {
         factory.build("c1", &configuration),
         Err(SourceError::Configuration(_))
     ));
+    // The thread look-back of incremental syncs: 14 days unless set, 0..=365.
+    configuration.get_mut("fetch_last_n_days").unwrap().value = 30.into();
+    assert_eq!(configuration["thread_lookback_days"].value, 14);
+    let options = SlackOptions::from_configuration(&configuration).expect("reads");
+    assert_eq!(options.thread_lookback_days, 14);
+    configuration.get_mut("thread_lookback_days").unwrap().value = 0.into();
+    let options = SlackOptions::from_configuration(&configuration).expect("reads");
+    assert_eq!(options.thread_lookback_days, 0);
+    for bad in [
+        serde_json::json!(366),
+        serde_json::json!(-1),
+        serde_json::json!("soon"),
+    ] {
+        configuration.get_mut("thread_lookback_days").unwrap().value = bad.clone();
+        let Err(SourceError::Configuration(message)) =
+            SlackOptions::from_configuration(&configuration)
+        else {
+            panic!("{bad} must be refused");
+        };
+        assert!(
+            message.contains("look-back") || message.contains("thread_lookback_days"),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -814,8 +840,7 @@ fn bench_source_cpu_per_doc() {
         let count = async {
             let mut n = 0usize;
             while let Some(op) = rx.recv().await {
-                drop(op);
-                n += 1;
+                n += usize::from(matches!(op, SinkOp::Doc(_)));
             }
             n
         };
@@ -989,6 +1014,7 @@ async fn bulk_bytes_of_a_workspace_are_unchanged() {
         let ctx = EncodeContext::new("content-index", false, true, false, 42);
         let mut ops = Vec::new();
         while let Some(op) = rx.recv().await {
+            let SinkOp::Doc(op) = op else { continue };
             let mut out = Vec::new();
             let encoded = ctx.encode(op, "2024-01-01T00:00:00.000000+00:00", &mut out);
             ops.push((encoded.id, out));

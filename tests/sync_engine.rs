@@ -69,7 +69,7 @@ fn options(index: &str, kind: JobKind) -> SyncOptions {
 
 async fn sync(
     es: &EsClient,
-    source: &TestSource,
+    source: &dyn connectors::sources::DataSource,
     options: SyncOptions,
 ) -> Result<SyncOutcome, SyncError> {
     run_sync(
@@ -604,4 +604,180 @@ async fn a_conflicting_marker_mapping_is_a_clear_error() {
     assert!(text.contains("_sync_marker"), "{text}");
     assert!(text.contains(&index), "{text}");
     assert_eq!(count(&es, &index).await, 0);
+}
+
+// ---------------------------------------------------------------- resume points, scoped sweeps
+
+/// A source of `R0..R<count>` (+ `extra`) marking a checkpoint `part` = docs sent so far after
+/// every 10th document; fails after `fail_after` documents (an interruption); resumes from its
+/// checkpoint and says where it started. Incremental: re-sends `incremental` and declares
+/// `scope` re-read.
+#[derive(Default)]
+struct Resumable {
+    count: usize,
+    extra: Vec<String>,
+    fail_after: Option<usize>,
+    resumed_from: Mutex<Option<u64>>,
+    incremental: Vec<(String, &'static str)>,
+    scope: Option<Value>,
+}
+
+impl Resumable {
+    fn body(channel: &str) -> serde_json::Map<String, Value> {
+        json!({"_timestamp": "2024-01-01T00:00:00+00:00", "type": "message", "channel_id": channel})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn send_from(
+        &self,
+        start: usize,
+        sink: &connectors::sources::DocSender,
+    ) -> Result<(), connectors::sources::SourceError> {
+        for i in start..self.count {
+            if self.fail_after == Some(i) {
+                return Err(connectors::sources::SourceError::Fetch(
+                    "simulated interruption".into(),
+                ));
+            }
+            sink.index(format!("R{i}"), Self::body("C1")).await?;
+            if (i + 1) % 10 == 0 {
+                sink.checkpoint("part", json!(i + 1)).await?;
+            }
+        }
+        for id in &self.extra {
+            sink.index(id.clone(), Self::body("C1")).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl connectors::sources::DataSource for Resumable {
+    async fn ping(&self) -> Result<(), connectors::sources::SourceError> {
+        Ok(())
+    }
+
+    async fn get_docs(
+        &self,
+        sink: &connectors::sources::DocSender,
+        _cancel: &CancellationToken,
+    ) -> Result<(), connectors::sources::SourceError> {
+        self.send_from(0, sink).await
+    }
+
+    async fn resume_docs(
+        &self,
+        checkpoints: &serde_json::Map<String, Value>,
+        sink: &connectors::sources::DocSender,
+        _cancel: &CancellationToken,
+    ) -> Result<(), connectors::sources::SourceError> {
+        let start = checkpoints.get("part").and_then(Value::as_u64).unwrap_or(0);
+        *self.resumed_from.lock().unwrap() = Some(start);
+        self.send_from(start as usize, sink).await
+    }
+
+    async fn get_docs_incrementally(
+        &self,
+        _cursor: Option<&Value>,
+        sink: &connectors::sources::DocSender,
+        _cancel: &CancellationToken,
+    ) -> Result<(), connectors::sources::SourceError> {
+        for (id, channel) in &self.incremental {
+            sink.index(id.clone(), Self::body(channel)).await?;
+        }
+        if let Some(scope) = &self.scope {
+            sink.sweep(scope.clone()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_full_sync_resumes_and_its_sweep_covers_both_runs() {
+    let es = osmem_client();
+    let index = osmem::unique_name("sync-resume");
+    let first = Resumable {
+        count: 100,
+        extra: vec!["STALE".into()],
+        ..Resumable::default()
+    };
+    sync(&es, &first, options(&index, JobKind::Full))
+        .await
+        .expect("first sync");
+
+    // Interrupted after 55 documents: nothing deleted, a durable point recorded.
+    let interrupted = Resumable {
+        count: 100,
+        fail_after: Some(55),
+        ..Resumable::default()
+    };
+    let stats = SyncStats::new();
+    let result = run_sync(
+        &es,
+        &interrupted,
+        options(&index, JobKind::Full),
+        stats.clone(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(result.is_err());
+    assert!(
+        exists(&es, &index, "STALE").await,
+        "an interrupted sync deletes nothing"
+    );
+    let (_, point) = stats.progress().current().expect("a point was started");
+    let part = point.checkpoints.get("part").and_then(Value::as_u64);
+    // Only what was written is claimed: at most the 50 documents before the last checkpoint.
+    assert!(part.is_some_and(|p| p <= 50 && p % 10 == 0), "{point:?}");
+
+    // Resumed: from the point, with the same marker; the sweep removes STALE and keeps the
+    // documents only the interrupted run wrote.
+    let resumed = Resumable {
+        count: 100,
+        ..Resumable::default()
+    };
+    let mut resume_options = options(&index, JobKind::Full);
+    resume_options.resume = Some(point.clone());
+    let outcome = sync(&es, &resumed, resume_options)
+        .await
+        .expect("resumed sync");
+    assert_eq!(*resumed.resumed_from.lock().unwrap(), part);
+    assert_eq!(outcome.stats.deleted_document_count, 1);
+    assert!(!exists(&es, &index, "STALE").await);
+    assert_eq!(count(&es, &index).await, 100);
+    let early = es.get_doc(&index, "R0").await.unwrap().expect("R0 kept");
+    assert_eq!(early["_source"]["_sync_marker"], point.marker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_sync_sweeps_only_the_scopes_it_declared() {
+    let es = osmem_client();
+    let index = osmem::unique_name("sync-scope");
+    let first = Resumable {
+        incremental: vec![("A1", "C1"), ("A2", "C1"), ("B1", "C2")]
+            .into_iter()
+            .map(|(id, c)| (id.to_string(), c))
+            .collect(),
+        ..Resumable::default()
+    };
+    // Seed through an incremental sync without a scope (nothing swept).
+    sync(&es, &first, options(&index, JobKind::Incremental))
+        .await
+        .expect("seed");
+    assert_eq!(count(&es, &index).await, 3);
+    let next = Resumable {
+        incremental: vec![("A1".to_string(), "C1")],
+        scope: Some(json!({"match_phrase": {"channel_id": "C1"}})),
+        ..Resumable::default()
+    };
+    let outcome = sync(&es, &next, options(&index, JobKind::Incremental))
+        .await
+        .expect("incremental");
+    // A2 was in the re-read scope and not seen again: deleted. B1 is outside: kept.
+    assert_eq!(outcome.stats.deleted_document_count, 1);
+    assert!(!exists(&es, &index, "A2").await);
+    assert!(exists(&es, &index, "A1").await);
+    assert!(exists(&es, &index, "B1").await);
 }

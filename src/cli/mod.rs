@@ -20,6 +20,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod install;
+
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +67,9 @@ pub enum Command {
     /// Content indices.
     #[command(subcommand)]
     Index(IndexCmd),
+    /// The Slack app (OAuth install).
+    #[command(subcommand)]
+    Slack(install::SlackCmd),
 }
 
 /// `connector …`.
@@ -496,6 +501,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             Ok(())
         }
         Command::Index(cmd) => index_command(&es, cmd, json_out, out).await,
+        Command::Slack(install::SlackCmd::Install(args)) => {
+            install::install(&store, &es, args, json_out, out).await
+        }
     }
 }
 

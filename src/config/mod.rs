@@ -79,6 +79,8 @@ pub struct Config {
     pub sources: BTreeMap<String, String>,
     /// Accepted for compatibility; not supported (a warning says so).
     pub extraction_service: Option<Value>,
+    /// `notifications.*`: sync alerts and reports posted to Slack (this service's addition).
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
                 .filter_map(|f| Some((f.service_type().to_string(), f.upstream_class()?.into())))
                 .collect(),
             extraction_service: None,
+            notifications: crate::notify::NotificationsConfig::default(),
         }
     }
 }
@@ -587,6 +590,7 @@ impl Config {
                 ));
             }
         }
+        self.notifications.validate(problems);
     }
 
     /// The configured connector ids.
@@ -718,7 +722,10 @@ fn interpolate_tree(
 
 /// Keys whose values are secrets ([`Secret`] fields): never quoted in a message.
 fn is_secret_key(path: &str) -> bool {
-    matches!(path.rsplit('.').next(), Some("password" | "api_key"))
+    matches!(
+        path.rsplit('.').next(),
+        Some("password" | "api_key" | "bot_token" | "webhook_url")
+    )
 }
 
 /// Free-form maps whose keys are data, not configuration keys.

@@ -28,7 +28,8 @@ pub enum JobStatus {
     Canceling,
     /// Cancelled.
     Canceled,
-    /// Interrupted by a shutdown; runs again from scratch.
+    /// Interrupted (a shutdown, or its worker died); runs again, a full sync from its
+    /// recorded progress.
     Suspended,
     /// Done.
     Completed,
@@ -133,6 +134,54 @@ pub fn idle_error(idle_secs: f64) -> String {
         "The job has not seen any update for some time (no heartbeat for more than {secs} s): \
          the worker running it probably died; start a new sync"
     )
+}
+
+/// How many times the cleanup hands a job whose worker died back to the executors before
+/// failing it: a job that kills its worker every time must not loop forever.
+pub const MAX_ORPHAN_RESUMES: u64 = 3;
+
+/// What the cleanup does with a running job that stopped heartbeating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StuckJob {
+    /// Suspend it (the next executor resumes it); the value is the new `metadata.orphaned`.
+    Suspend(u64),
+    /// Fail it with this error.
+    Fail(String),
+}
+
+/// The cleanup's decision for a job of a handled connector idle for `idle_secs` (pure): a
+/// content job that was running is suspended, to be resumed (a full one from its recorded
+/// progress) rather than lost, at most [`MAX_ORPHAN_RESUMES`] times; a `canceling` or
+/// access-control job, or one handed back too often, fails.
+pub fn stuck_job(job: &SyncJob, idle_secs: f64) -> StuckJob {
+    let orphaned = job
+        .rest
+        .get("metadata")
+        .and_then(|m| m.get("orphaned"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let content = matches!(job.job_type, JobKind::Full | JobKind::Incremental);
+    if content && job.status == JobStatus::InProgress && orphaned < MAX_ORPHAN_RESUMES {
+        return StuckJob::Suspend(orphaned + 1);
+    }
+    let mut error = idle_error(idle_secs);
+    if orphaned >= MAX_ORPHAN_RESUMES {
+        error.push_str(&format!(
+            " (its worker died {orphaned} times before: not resumed again)"
+        ));
+    }
+    StuckJob::Fail(error)
+}
+
+/// The job `_update` that hands a job whose worker died back to the executors.
+pub fn suspend_orphan_patch(orphaned: u64, now: &str) -> Value {
+    json!({"status": "suspended", "last_seen": now, "metadata": {"orphaned": orphaned}})
+}
+
+/// The connector `_update` that releases a connector whose job was suspended by the cleanup.
+pub fn suspended_release_patch(kind: JobKind) -> Value {
+    let (status_field, error_field) = last_sync_fields(kind);
+    json!({status_field: "suspended", error_field: null})
 }
 
 /// The text written when a job's connector no longer exists.
@@ -403,6 +452,45 @@ mod tests {
         assert_eq!(c["last_access_control_sync_status"], "completed");
         assert!(c.get("last_sync_status").is_none());
         assert_eq!(error_text(""), "unknown error");
+    }
+
+    #[test]
+    fn a_running_content_job_whose_worker_died_is_suspended_a_few_times() {
+        let job = |kind: &str, status: &str, orphaned: Option<u64>| {
+            let mut doc = json!({"connector": {"id": "c1"}, "job_type": kind, "status": status});
+            if let Some(n) = orphaned {
+                doc["metadata"] = json!({"orphaned": n, "resume": {"marker": 1}});
+            }
+            read(doc).unwrap()
+        };
+        assert_eq!(
+            stuck_job(&job("full", "in_progress", None), 60.0),
+            StuckJob::Suspend(1)
+        );
+        assert_eq!(
+            stuck_job(&job("incremental", "in_progress", Some(2)), 60.0),
+            StuckJob::Suspend(3)
+        );
+        let StuckJob::Fail(error) = stuck_job(&job("full", "in_progress", Some(3)), 60.0) else {
+            panic!("a job whose worker died 3 times is failed");
+        };
+        assert!(error.contains("died 3 times"), "{error}");
+        assert_eq!(
+            stuck_job(&job("full", "canceling", None), 60.0),
+            StuckJob::Fail(idle_error(60.0))
+        );
+        assert_eq!(
+            stuck_job(&job("access_control", "in_progress", None), 60.0),
+            StuckJob::Fail(idle_error(60.0))
+        );
+        assert_eq!(
+            suspend_orphan_patch(2, "T"),
+            json!({"status": "suspended", "last_seen": "T", "metadata": {"orphaned": 2}})
+        );
+        assert_eq!(
+            suspended_release_patch(JobKind::Full),
+            json!({"last_sync_status": "suspended", "last_sync_error": null})
+        );
     }
 
     fn read(doc: Value) -> Result<SyncJob, String> {

@@ -7,12 +7,13 @@
 //! - [`connector`]: connector documents and the pure decisions on them.
 //! - [`job`]: sync-job documents, queries and finalisation writes.
 //! - [`store`]: [`store::ConnectorStore`] in API mode or direct-index mode.
-//! - [`runner`]: the sync-job runner.
+//! - [`runner`]: the sync-job runner; [`outcome`]: how a finished job is told to listeners.
 
 pub mod connector;
 pub mod doc;
 pub mod indices;
 pub mod job;
+pub mod outcome;
 pub mod runner;
 pub mod store;
 

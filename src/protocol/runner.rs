@@ -8,17 +8,25 @@
 //!   lock, the job is read again; a job that is no longer pending/suspended (another worker
 //!   already ran it) releases the lock and is left alone, so every job runs exactly once.
 //! - Once claimed, a job is always finalised (completed, error, canceled or suspended),
-//!   except when the process dies; then the cleanup fails it after the idle timeout.
-//! - A shutdown suspends the job (it runs again later from scratch); a `canceling` job is
-//!   stopped within one check interval and ends `canceled`.
+//!   except when the process dies; then the cleanup suspends it (or fails it) after the
+//!   idle timeout.
+//! - A full sync's recorded progress ([`crate::sync::resume`]) is written to the job's
+//!   `metadata.resume` at most every `progress_interval` while it advances (with the
+//!   counters: `_stats` in API mode) and with the final state of a suspended job; a
+//!   suspended or orphaned full job is resumed from it, so it does not start over. Any
+//!   other end clears it.
+//! - A shutdown suspends the job; a `canceling` job is stopped within one check interval
+//!   and ends `canceled`.
 
 use super::connector::{self, format_time, last_sync_fields, Connector, Pipeline};
 use super::doc::Doc;
 use super::job::{error_text, finish_job_patch, sync_done_patch, Finish, JobStatus, SyncJob};
+use super::outcome::{JobObserver, JobOutcome};
 use super::store::ConnectorStore;
 use crate::config::Config;
 use crate::es::{EsClient, EsError};
 use crate::sources::{SourceError, SourceRegistry};
+use crate::sync::resume::{self, ResumePoint};
 use crate::sync::{self, JobKind, SyncError, SyncOptions, SyncStats};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -35,6 +43,9 @@ pub struct RunnerTimings {
     pub check_interval: Duration,
     /// How long a cancelled sync gets to stop before it is abandoned.
     pub cancel_grace: Duration,
+    /// How often a full sync's progress is written while it advances (what a restarted
+    /// service resumes from).
+    pub progress_interval: Duration,
 }
 
 impl Default for RunnerTimings {
@@ -43,6 +54,7 @@ impl Default for RunnerTimings {
             stats_interval: Duration::from_secs(10),
             check_interval: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(5),
+            progress_interval: Duration::from_secs(1),
         }
     }
 }
@@ -60,6 +72,8 @@ pub struct RunnerContext {
     pub hostname: String,
     /// Intervals.
     pub timings: RunnerTimings,
+    /// Told of every finished job (notifications); `None` = nobody listens.
+    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 /// Why a job was not run.
@@ -216,11 +230,12 @@ async fn execute_inner(
     }
 
     // 3. Claim.
-    let cursor = (kind == JobKind::Incremental)
+    // The claim records the cursor an incremental job starts from, as the Python service's.
+    let claimed_cursor = (kind == JobKind::Incremental)
         .then(|| connector.source.sync_cursor.clone())
         .filter(|c| !c.is_null());
     if let Err(error) = store
-        .claim_job(&current, &ctx.hostname, cursor.clone())
+        .claim_job(&current, &ctx.hostname, claimed_cursor)
         .await
     {
         release("claim failed").await;
@@ -230,17 +245,40 @@ async fn execute_inner(
         return Err(error);
     }
     tracing::info!("sync job claimed");
+    let started_at = chrono::Utc::now();
 
-    // 4. Run, then finalise whatever happened.
+    // 4. Run, then finalise whatever happened. A full job interrupted before carries on
+    // from its recorded progress, with its counters.
     let stats = SyncStats::new();
+    let resume_from = (kind == JobKind::Full)
+        .then(|| current.source.rest.get("metadata"))
+        .flatten()
+        .and_then(ResumePoint::from_metadata);
+    if let Some(point) = &resume_from {
+        stats.carry_over(&resumed_counters(&current.source, point));
+        tracing::info!(
+            checkpoints = point.checkpoints.len(),
+            "resuming the job from its recorded progress"
+        );
+    }
+    let connector_cursor = Some(connector.source.sync_cursor.clone()).filter(|c| !c.is_null());
     let metrics = crate::metrics::global();
     metrics.syncs_running_add(1);
-    let outcome = run_claimed(ctx, &current, &connector, kind, cursor, &stats, shutdown).await;
+    let run = Run {
+        job: &current,
+        connector: &connector,
+        kind,
+        cursor: connector_cursor,
+        resume: resume_from,
+        stats: &stats,
+    };
+    let outcome = run_claimed(ctx, run, shutdown).await;
     metrics.syncs_running_add(-1);
     let (ended, error, sync_cursor, metadata) = match outcome {
         Ok(ended) => ended,
         Err(error) => (JobStatus::Error, Some(error), None, json!({})),
     };
+    let metadata = final_metadata(metadata, kind, ended, &stats);
     let finish = Finish {
         status: ended,
         error: error.map(|error| error_text(&error.to_string())),
@@ -250,24 +288,111 @@ async fn execute_inner(
         sync_cursor,
     };
     let snapshot = finish.stats;
-    let status = finalise(ctx, &current, kind, finish).await?;
+    let error_text = finish.error.clone();
+    let (status, total_document_count) = finalise(ctx, &current, kind, finish).await?;
     metrics.sync_finished(status.as_str());
     metrics.documents_indexed(snapshot.indexed_document_count);
     metrics.documents_deleted(snapshot.deleted_document_count);
+    if let Some(observer) = &ctx.observer {
+        let live = &connector.source;
+        observer.job_finished(JobOutcome {
+            connector_id: connector_id.to_string(),
+            connector_name: live.name.clone().filter(|n| !n.is_empty()),
+            service_type: current.source.connector.service_type.clone(),
+            index_name: current.source.connector.index_name.clone(),
+            job_id: current.id.clone(),
+            job_kind: kind,
+            status,
+            previous_status: live.last_sync(kind).0,
+            error: error_text,
+            stats: snapshot,
+            total_document_count,
+            started_at: Some(started_at),
+            completed_at: chrono::Utc::now(),
+        });
+    }
     Ok(Executed::Finished(status))
 }
 
 type RunResult = Result<(JobStatus, Option<JobError>, Option<Value>, Value), JobError>;
 
-async fn run_claimed(
-    ctx: &RunnerContext,
-    job: &Doc<SyncJob>,
-    connector: &Doc<Connector>,
+/// What one claimed run works with.
+struct Run<'a> {
+    job: &'a Doc<SyncJob>,
+    connector: &'a Doc<Connector>,
     kind: JobKind,
+    /// The connector's `sync_cursor` (incremental jobs start from it; every content job's
+    /// cursor is merged over it).
     cursor: Option<Value>,
-    stats: &SyncStats,
-    shutdown: &CancellationToken,
-) -> RunResult {
+    /// Where an interrupted full job stands.
+    resume: Option<ResumePoint>,
+    stats: &'a SyncStats,
+}
+
+/// The counters an interrupted job had reported, to carry on from.
+fn resumed_counters(job: &SyncJob, point: &ResumePoint) -> sync::StatsSnapshot {
+    let count = |field: &str| job.rest.get(field).and_then(Value::as_u64).unwrap_or(0);
+    sync::StatsSnapshot {
+        indexed_document_count: count("indexed_document_count"),
+        indexed_document_volume_bytes: count("indexed_document_volume") * 1_048_576,
+        deleted_document_count: count("deleted_document_count"),
+        failed_document_count: point.failed,
+        ..Default::default()
+    }
+}
+
+/// The recorded progress as a `metadata` patch (`{"resume": …}`) and its version.
+fn progress_patch(stats: &SyncStats) -> Option<(u64, Value)> {
+    let (version, mut point) = stats.progress().current()?;
+    point.failed = stats.snapshot().failed_document_count;
+    Some((version, json!({ resume::METADATA_KEY: point.to_value() })))
+}
+
+/// The `metadata` keys of a stats report: on the heartbeat, the source's own figures (its
+/// progress: channels done, calls, learned rates); with new progress, the resume point.
+/// `None` when there is nothing to set.
+fn heartbeat_metadata(source: Option<Value>, progress: Option<&Value>) -> Option<Value> {
+    let mut keys = match source {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::Object(patch)) = progress {
+        keys.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    (!keys.is_empty()).then_some(Value::Object(keys))
+}
+
+/// The job's final `metadata`: the source's, plus where a suspended full job stands (what
+/// the next service resumes from); any other end of a full job clears the resume point (it
+/// may have been written while the job ran; a partial `_update` cannot remove a key, so
+/// `resume` is set to `null`). Other jobs never record one, and leave `metadata` alone.
+fn final_metadata(metadata: Value, kind: JobKind, status: JobStatus, stats: &SyncStats) -> Value {
+    let mut metadata = match metadata {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if kind != JobKind::Full {
+        return Value::Object(metadata);
+    }
+    let point = match status {
+        JobStatus::Suspended => progress_patch(stats)
+            .map(|(_, patch)| patch[resume::METADATA_KEY].clone())
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    metadata.insert(resume::METADATA_KEY.into(), point);
+    Value::Object(metadata)
+}
+
+async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationToken) -> RunResult {
+    let Run {
+        job,
+        connector,
+        kind,
+        cursor,
+        resume,
+        stats,
+    } = run;
     let snapshot = &job.source.connector;
     let service_type = snapshot
         .service_type
@@ -321,6 +446,7 @@ async fn run_claimed(
             .map(|filter| filter.to_value())
             .unwrap_or_default(),
         sync_cursor: cursor,
+        resume,
         bulk: ctx.config.elasticsearch.bulk.clone(),
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
     };
@@ -335,23 +461,23 @@ async fn run_claimed(
     tokio::pin!(sync);
     let mut stats_tick = tokio::time::interval(ctx.timings.stats_interval);
     let mut check_tick = tokio::time::interval(ctx.timings.check_interval);
+    let mut progress_tick = tokio::time::interval(ctx.timings.progress_interval);
     stats_tick.reset();
     check_tick.reset();
+    progress_tick.reset();
+    // The version of the progress last written (the resumed point is already there).
+    let mut written = stats.progress().version();
     let store = ctx.store.as_ref();
     let stop = loop {
-        tokio::select! {
+        let report = tokio::select! {
             result = &mut sync => {
                 return Ok(match result {
                     Ok(outcome) => (JobStatus::Completed, None, outcome.sync_cursor, outcome.metadata),
                     Err(error) => (JobStatus::Error, Some(error.into()), None, source.metadata()),
                 });
             }
-            _ = stats_tick.tick() => {
-                let metadata = source.metadata();
-                if let Err(error) = store.job_stats(&job.id, &stats.snapshot(), &metadata).await {
-                    tracing::warn!(%error, "could not report job stats");
-                }
-            }
+            _ = stats_tick.tick() => true,
+            _ = progress_tick.tick() => false,
             _ = check_tick.tick() => {
                 match store.get_job(&job.id).await {
                     Ok(Some(current)) => match current.source.status {
@@ -363,8 +489,30 @@ async fn run_claimed(
                     Ok(None) => break Stop::Error(JobError::JobMissing),
                     Err(error) => tracing::warn!(%error, "could not check the job status"),
                 }
+                continue;
             }
             _ = shutdown.cancelled() => break Stop::Shutdown,
+        };
+        // The counters every stats interval (the job heartbeat); new progress as soon as the
+        // progress interval allows.
+        let progress = progress_patch(stats).filter(|(version, _)| *version != written);
+        if !report && progress.is_none() {
+            continue;
+        }
+        let metadata = heartbeat_metadata(
+            report.then(|| source.metadata()),
+            progress.as_ref().map(|(_, patch)| patch),
+        );
+        match store
+            .job_stats(&job.id, &stats.snapshot(), metadata.as_ref())
+            .await
+        {
+            Ok(()) => {
+                if let Some((version, _)) = progress {
+                    written = version;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not report job stats"),
         }
     };
     sync_cancel.cancel();
@@ -407,7 +555,7 @@ async fn finalise(
     job: &Doc<SyncJob>,
     kind: JobKind,
     mut finish: Finish,
-) -> Result<JobStatus, EsError> {
+) -> Result<(JobStatus, u64), EsError> {
     let store = ctx.store.as_ref();
     let snapshot = &job.source.connector;
     if let Some(index) = snapshot.index_name.as_deref().filter(|i| !i.is_empty()) {
@@ -443,7 +591,7 @@ async fn finalise(
         total = finish.total_document_count,
         "sync job finished"
     );
-    Ok(finish.status)
+    Ok((finish.status, finish.total_document_count))
 }
 
 /// This machine's host name (`worker_hostname`).
@@ -454,4 +602,34 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heartbeat_metadata;
+    use serde_json::json;
+
+    #[test]
+    fn heartbeat_metadata_joins_the_sources_figures_and_the_resume_point() {
+        assert_eq!(heartbeat_metadata(None, None), None);
+        assert_eq!(heartbeat_metadata(Some(json!({})), None), None);
+        assert_eq!(
+            heartbeat_metadata(Some(json!({"progress": {"channels_done": 3}})), None),
+            Some(json!({"progress": {"channels_done": 3}}))
+        );
+        // New progress between heartbeats: only the resume point.
+        assert_eq!(
+            heartbeat_metadata(None, Some(&json!({"resume": {"C1": 1}}))),
+            Some(json!({"resume": {"C1": 1}}))
+        );
+        assert_eq!(
+            heartbeat_metadata(
+                Some(json!({"progress": {"channels_done": 3}, "resume": "stale"})),
+                Some(&json!({"resume": {"C1": 1}}))
+            ),
+            Some(json!({"progress": {"channels_done": 3}, "resume": {"C1": 1}}))
+        );
+        // A source whose metadata is not an object sets nothing of its own.
+        assert_eq!(heartbeat_metadata(Some(json!(null)), None), None);
+    }
 }

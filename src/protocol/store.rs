@@ -133,13 +133,13 @@ pub trait ConnectorStore: Send + Sync {
         sync_cursor: Option<Value>,
     ) -> Result<(), EsError>;
 
-    /// Reports the counters (the job heartbeat) and the source's `metadata` so far (its
-    /// progress; an object, or null for none).
+    /// Reports the counters (the job heartbeat), and `metadata` keys to set when given (a
+    /// partial object: keys it leaves out stay as they are).
     async fn job_stats(
         &self,
         job_id: &str,
         stats: &StatsSnapshot,
-        metadata: &Value,
+        metadata: Option<&Value>,
     ) -> Result<(), EsError>;
 
     /// Direct partial `_update` of a job (finalisation, cleanup), optionally guarded.
@@ -344,7 +344,7 @@ impl ConnectorStore for DirectStore {
         &self,
         job_id: &str,
         stats: &StatsSnapshot,
-        metadata: &Value,
+        metadata: Option<&Value>,
     ) -> Result<(), EsError> {
         self.update_job(job_id, stats_json(stats, Some(now()), metadata), None)
             .await
@@ -520,8 +520,9 @@ impl ConnectorStore for ApiStore {
         &self,
         job_id: &str,
         stats: &StatsSnapshot,
-        metadata: &Value,
+        metadata: Option<&Value>,
     ) -> Result<(), EsError> {
+        // `metadata` is declared as an object; Elasticsearch merges it into the job's.
         self.put(
             &format!("/_connector/_sync_job/{}/_stats", encode(job_id)),
             Some(stats_json(stats, None, metadata)),
@@ -606,9 +607,7 @@ fn filter_validation(validation: &FilteringValidation) -> FilterValidation {
     }
 }
 
-/// The body of a stats report; `metadata` goes in when it is an object (`_stats` declares it
-/// an object).
-fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>, metadata: &Value) -> Value {
+fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>, metadata: Option<&Value>) -> Value {
     let mut body = json!({
         "indexed_document_count": stats.indexed_document_count,
         "indexed_document_volume": stats.indexed_document_volume_mib(),
@@ -617,7 +616,7 @@ fn stats_json(stats: &StatsSnapshot, last_seen: Option<String>, metadata: &Value
     if let Some(ts) = last_seen {
         body["last_seen"] = json!(ts);
     }
-    if metadata.is_object() {
+    if let Some(metadata) = metadata.filter(|m| m.is_object()) {
         body["metadata"] = metadata.clone();
     }
     body

@@ -136,6 +136,8 @@ pub enum Step {
     Status,
     /// A `last_*_scheduled_at` slot and its job.
     Schedule,
+    /// The source's renewed credentials (an expiring OAuth token).
+    Credentials,
 }
 
 impl Step {
@@ -148,6 +150,7 @@ impl Step {
             Step::Filtering => "filtering",
             Step::Status => "status",
             Step::Schedule => "schedule",
+            Step::Credentials => "credentials",
         }
     }
 }
@@ -230,6 +233,42 @@ impl Scheduler {
     /// schedules. A step that fails is reported on its own ([`report`]) and the round goes on
     /// with the next: a heartbeat Elasticsearch refuses must not keep a connector from being
     /// validated, shown connected and scheduled.
+    /// Stores the source's renewed credentials when a renewal is due and reloads the
+    /// connector so that the round goes on with them. The write has no version guard and
+    /// touches only the fields the renewal changed: a renewal consumes a single-use grant
+    /// (an OAuth refresh token), so this replica alone holds the new credentials, and they
+    /// must not be lost to a heartbeat written meanwhile. A renewal that fails (another
+    /// replica renewed first) is logged; the stored credentials are used.
+    async fn renew_credentials(&self, doc: &mut Doc<Connector>, factory: &dyn SourceFactory) {
+        let Ok(configuration) = doc.source.configuration() else {
+            return;
+        };
+        let renewed = match factory.renew_credentials(&configuration, Utc::now()).await {
+            Ok(Some(renewed)) => renewed,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "the source's credentials could not be renewed");
+                return;
+            }
+        };
+        let changed: crate::sources::Configuration = renewed
+            .into_iter()
+            .filter(|(key, field)| configuration.get(key) != Some(field))
+            .collect();
+        let patch = json!({"configuration": crate::protocol::connector::to_value(&changed)});
+        if let Err(error) = self.store.update_connector(&doc.id, patch, None).await {
+            report(Step::Credentials, &error);
+            tracing::error!("the renewed credentials could not be stored: the connector keeps the old ones until they expire (then reinstall the app)");
+            return;
+        }
+        tracing::info!("renewed the source's credentials");
+        match self.store.get_connector(&doc.id).await {
+            Ok(Some(fresh)) => *doc = fresh,
+            Ok(None) => {}
+            Err(error) => report(Step::Credentials, &error),
+        }
+    }
+
     async fn process(&self, doc: Doc<Connector>, last_wake_up: DateTime<Utc>) {
         let id = doc.id.clone();
         let entry = self.config.connectors.iter().find(|c| c.connector_id == id);
@@ -287,7 +326,8 @@ impl Scheduler {
             return;
         }
 
-        // Validate and ping.
+        // Renew expiring credentials, then validate and ping with them.
+        self.renew_credentials(&mut doc, factory).await;
         let checked = async {
             let configuration = doc.source.configuration()?;
             validate_configuration(&configuration)?;

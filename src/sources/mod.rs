@@ -12,7 +12,14 @@
 //!   documents that were not produced only after an `Ok` full sync, so a source must never
 //!   swallow a fetch error (skipping a channel on purpose is fine and is reported in
 //!   [`DataSource::metadata`]);
-//! - sources check the cancellation token between pages.
+//! - sources check the cancellation token between pages;
+//! - a full sync may mark resume points ([`DocSender::checkpoint`]): once every operation sent
+//!   before a checkpoint is written, the engine records it where a restarted service finds it,
+//!   and an interrupted job continues through [`DataSource::resume_docs`] with the recorded
+//!   points instead of starting over;
+//! - an incremental sync may name scopes it re-read completely ([`DocSender::sweep`]): after
+//!   a fetch that saw everything, the engine deletes the documents of those scopes that the
+//!   sync did not write (and nothing outside them).
 
 pub mod document;
 pub mod schema;
@@ -38,21 +45,64 @@ pub enum DocOp {
     Delete(String),
 }
 
+/// What travels from a source to the engine: document operations, in order, with the
+/// markers a source puts between them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkOp {
+    /// A document operation.
+    Doc(DocOp),
+    /// A resume point of a full sync: `value` under `key` replaces the earlier value of that
+    /// key once every operation sent before it is written ([`DocSender::checkpoint`]).
+    Checkpoint {
+        /// Which part of the sync (a Slack channel id, …).
+        key: String,
+        /// Where that part stands, as the source reads it back in [`DataSource::resume_docs`].
+        value: Value,
+    },
+    /// An incremental sync's scope that was read again in full: an Elasticsearch query
+    /// filter on the source's own document fields ([`DocSender::sweep`]).
+    Sweep(Value),
+}
+
 /// The producer side of the source → engine channel.
 #[derive(Debug, Clone)]
 pub struct DocSender {
-    tx: mpsc::Sender<DocOp>,
+    tx: mpsc::Sender<SinkOp>,
 }
 
 impl DocSender {
     /// A bounded channel of `capacity` operations.
-    pub fn channel(capacity: usize) -> (DocSender, mpsc::Receiver<DocOp>) {
+    pub fn channel(capacity: usize) -> (DocSender, mpsc::Receiver<SinkOp>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (DocSender { tx }, rx)
     }
 
     /// Sends one operation, waiting while the engine is behind.
     pub async fn send(&self, op: DocOp) -> Result<(), SourceError> {
+        self.put(SinkOp::Doc(op)).await
+    }
+
+    /// Marks a resume point of a full sync: when every operation sent before this call has
+    /// been written, `value` becomes the recorded state of `key` (the last value per key
+    /// wins). The recorded points are what [`DataSource::resume_docs`] gets after an
+    /// interruption, so a point must only claim what was sent before it.
+    pub async fn checkpoint(&self, key: &str, value: Value) -> Result<(), SourceError> {
+        self.put(SinkOp::Checkpoint {
+            key: key.to_string(),
+            value,
+        })
+        .await
+    }
+
+    /// Declares, in an incremental sync, that every document matching `filter` (an
+    /// Elasticsearch query on the source's own fields) that still exists upstream was sent
+    /// in this sync: after a complete fetch the engine deletes the other documents of that
+    /// scope. A filter must never match a document the sync could not see.
+    pub async fn sweep(&self, filter: Value) -> Result<(), SourceError> {
+        self.put(SinkOp::Sweep(filter)).await
+    }
+
+    async fn put(&self, op: SinkOp) -> Result<(), SourceError> {
         self.tx.send(op).await.map_err(|_| SourceError::SinkClosed)
     }
 
@@ -105,6 +155,19 @@ pub trait DataSource: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError>;
 
+    /// Streams the rest of an interrupted full sync, from the resume points it recorded
+    /// ([`DocSender::checkpoint`]; key → last recorded value). The default starts over,
+    /// which is always correct: the deletion sweep of the resumed job still covers what was
+    /// written before the interruption.
+    async fn resume_docs(
+        &self,
+        _checkpoints: &Map<String, Value>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        self.get_docs(sink, cancel).await
+    }
+
     /// Streams the changes since `cursor` (incremental syncs).
     async fn get_docs_incrementally(
         &self,
@@ -135,7 +198,9 @@ pub trait DataSource: Send + Sync {
     /// read must not fail the job: the source logs it and starts afresh.
     fn load_cursor(&self, _cursor: &Value) {}
 
-    /// The cursor to save on the connector after a completed sync.
+    /// The cursor to save on the connector after a completed sync. The engine keeps the keys
+    /// of the previous cursor this one does not set (so a cursor can carry other parts'
+    /// state); `None` keeps the previous cursor as it is.
     fn sync_cursor(&self) -> Option<Value> {
         None
     }
@@ -173,6 +238,16 @@ pub trait SourceFactory: Send + Sync {
     /// them `source="<service type>"` (`crate::metrics::global`, once per process); a
     /// source records them labelled with its connector.
     fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// Credentials that expire (an OAuth access token with rotation): the configuration
+    /// with fresh ones when a renewal is due at `now`, `None` when nothing is due. The
+    /// scheduler calls it every round before it checks the connector, and stores the result.
+    fn renew_credentials<'a>(
+        &'a self,
+        _configuration: &'a Configuration,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Builds a source for connector `connector_id` from a configuration (the job's
     /// snapshot).
     fn build(

@@ -144,6 +144,11 @@ impl Batcher {
         ready
     }
 
+    /// Whether the batch under construction is empty.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
     /// The last, partial batch (if any).
     pub fn finish(&mut self) -> Option<Batch> {
         if self.current.is_empty() {

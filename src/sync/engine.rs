@@ -6,17 +6,23 @@
 //! holds). The consumer stops at the first fatal error and drops its receiver, so the
 //! source's next `send` fails and the source returns; dropping the task set abandons
 //! in-flight requests (their documents may or may not land — nothing is deleted then).
+//!
+//! Full syncs number their bulk requests and record the source's checkpoints as the
+//! requests before them succeed ([`super::resume`]); completed requests are collected as
+//! they finish, and a batch a checkpoint waits for is sent after [`CHECKPOINT_FLUSH`] even
+//! when not full, so a slow source's progress is recorded within seconds.
 
 use super::batcher::{Batch, BatchLimits, Batcher};
 use super::bulk::{BulkError, BulkSender};
 use super::document::{Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
 use super::guard::check_sweep;
 use super::monitor::ErrorMonitor;
+use super::resume::{ResumePoint, Tracker};
 use super::rules::Rules;
-use super::{JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
+use super::{merge_cursor, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
 use crate::es::{encode, EsClient, EsError};
 use crate::retry::RetryParams;
-use crate::sources::{DataSource, DocOp, DocSender, SourceError};
+use crate::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use elasticsearch::http::Method;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -31,6 +37,12 @@ use tracing::Instrument;
 pub const CHANNEL_CAPACITY: usize = 64;
 
 const MIB: f64 = 1_048_576.0;
+
+/// How long a batch holding operations a checkpoint waits for may wait to fill up.
+pub const CHECKPOINT_FLUSH: Duration = Duration::from_secs(1);
+
+/// Scopes per `_delete_by_query` of an incremental sweep (a bounded query size).
+const SCOPES_PER_QUERY: usize = 256;
 
 /// Runs one sync: prepares the index, streams the source into bulk requests, and (full and
 /// access-control syncs that fully succeeded only) deletes the documents this sync did not
@@ -66,8 +78,28 @@ async fn run(
     }
     let index = options.index_name.clone();
     prepare_index(es, &index).await?;
-    let marker = next_marker(es, &index, chrono::Utc::now().timestamp_millis()).await?;
-    tracing::info!(marker, "sync started");
+    let kind = options.job_kind;
+    let resume = match (kind, options.resume.clone()) {
+        (JobKind::Full, Some(point)) => usable_resume_point(es, &index, point).await?,
+        _ => None,
+    };
+    let marker = match &resume {
+        Some(point) => point.marker,
+        None => next_marker(es, &index, chrono::Utc::now().timestamp_millis()).await?,
+    };
+    match &resume {
+        Some(point) => tracing::info!(
+            marker,
+            checkpoints = point.checkpoints.len(),
+            "sync resumed from its recorded progress"
+        ),
+        None => tracing::info!(marker, "sync started"),
+    }
+    if kind == JobKind::Full {
+        stats
+            .progress()
+            .start(resume.clone().unwrap_or_else(|| ResumePoint::new(marker)));
+    }
 
     let rules = match options.job_kind {
         JobKind::AccessControl => Rules::default(),
@@ -107,6 +139,10 @@ async fn run(
         slots: Arc::new(Semaphore::new(bulk.max_concurrency.max(1))),
         overload_timeout: Duration::from_secs_f64(bulk.queue_refresh_timeout.max(0.001)),
         tasks: JoinSet::new(),
+        tracker: (kind == JobKind::Full).then(Tracker::new),
+        flush_at: None,
+        sweeps: Vec::new(),
+        keep_sweeps: kind == JobKind::Incremental,
         sender,
         stats: stats.clone(),
         cancel: cancel.clone(),
@@ -116,18 +152,23 @@ async fn run(
     };
 
     let (tx, rx) = DocSender::channel(CHANNEL_CAPACITY);
-    let kind = options.job_kind;
     let cursor = options.sync_cursor.clone();
+    let checkpoints = resume
+        .map(|point| point.checkpoints)
+        .filter(|c| !c.is_empty());
     let source_cancel = cancel.clone();
     let source_future = async move {
-        let result = match kind {
-            JobKind::Full => source.get_docs(&tx, &source_cancel).await,
-            JobKind::Incremental => {
+        let result = match (kind, &checkpoints) {
+            (JobKind::Full, Some(checkpoints)) => {
+                source.resume_docs(checkpoints, &tx, &source_cancel).await
+            }
+            (JobKind::Full, None) => source.get_docs(&tx, &source_cancel).await,
+            (JobKind::Incremental, _) => {
                 source
                     .get_docs_incrementally(cursor.as_ref(), &tx, &source_cancel)
                     .await
             }
-            JobKind::AccessControl => source.get_access_control(&tx, &source_cancel).await,
+            (JobKind::AccessControl, _) => source.get_access_control(&tx, &source_cancel).await,
         };
         // Closing the channel tells the consumer the stream is over.
         drop(tx);
@@ -143,11 +184,14 @@ async fn run(
             result = &mut consumer_future => break result,
         }
     };
-    if let Err(error) = consumed {
-        // Dropping the source future here stops a source that ignores the closed channel.
-        tracing::warn!(%error, "sync failed; not deleting anything");
-        return Err(error);
-    }
+    let sweeps = match consumed {
+        Ok(sweeps) => sweeps,
+        Err(error) => {
+            // Dropping the source future here stops a source that ignores the closed channel.
+            tracing::warn!(%error, "sync failed; not deleting anything");
+            return Err(error);
+        }
+    };
     let source_result = match source_result {
         Some(result) => result,
         None => source_future.await,
@@ -166,7 +210,14 @@ async fn run(
         }
     }
 
-    if matches!(kind, JobKind::Full | JobKind::AccessControl) {
+    let queries = match kind {
+        JobKind::Full | JobKind::AccessControl => vec![stale_query(marker)],
+        JobKind::Incremental => sweeps
+            .chunks(SCOPES_PER_QUERY)
+            .map(|scopes| scoped_stale_query(marker, scopes))
+            .collect(),
+    };
+    if !queries.is_empty() {
         let failed = stats.snapshot().failed_document_count;
         if failed > 0 {
             tracing::warn!(
@@ -174,7 +225,7 @@ async fn run(
                 "some documents were rejected by Elasticsearch; skipping the deletion of stale documents"
             );
         } else {
-            let deleted = delete_stale(es, &index, marker, options.max_deletion_ratio).await?;
+            let deleted = delete_stale(es, &index, &queries, options.max_deletion_ratio).await?;
             stats.add_deleted(deleted);
         }
     }
@@ -196,7 +247,7 @@ async fn run(
         stats: snapshot,
         sync_cursor: match kind {
             JobKind::AccessControl => None,
-            _ => source.sync_cursor(),
+            _ => merge_cursor(options.sync_cursor.as_ref(), source.sync_cursor()),
         },
         metadata: source.metadata(),
     })
@@ -214,7 +265,15 @@ struct Consumer {
     max_doc_bytes: usize,
     slots: Arc<Semaphore>,
     overload_timeout: Duration,
-    tasks: JoinSet<Result<(), BulkError>>,
+    /// In-flight bulk requests, each answering with its number.
+    tasks: JoinSet<(u64, Result<(), BulkError>)>,
+    /// Full syncs: when checkpoints become durable.
+    tracker: Option<Tracker>,
+    /// When the batch a checkpoint waits for is sent even if not full.
+    flush_at: Option<tokio::time::Instant>,
+    /// Incremental syncs: the scopes the source re-read in full.
+    sweeps: Vec<serde_json::Value>,
+    keep_sweeps: bool,
     sender: Arc<BulkSender>,
     stats: SyncStats,
     cancel: CancellationToken,
@@ -223,29 +282,81 @@ struct Consumer {
     started: Instant,
 }
 
+/// What the consumer's loop woke up for.
+enum Wake {
+    Op(Option<SinkOp>),
+    Finished(Result<(u64, Result<(), BulkError>), tokio::task::JoinError>),
+    Flush,
+}
+
 impl Consumer {
-    async fn run(mut self, mut rx: mpsc::Receiver<DocOp>) -> Result<(), SyncError> {
+    /// Consumes the stream; returns the sweep scopes an incremental source declared.
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SinkOp>,
+    ) -> Result<Vec<serde_json::Value>, SyncError> {
         loop {
-            let op = tokio::select! {
+            // Full syncs collect finished requests as they finish (their checkpoints become
+            // durable then); other syncs when the next batch is dispatched.
+            let collect = self.tracker.is_some() && !self.tasks.is_empty();
+            let flush_at = self.flush_at;
+            let wake = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Err(SyncError::Cancelled),
-                op = rx.recv() => op,
+                Some(joined) = self.tasks.join_next(), if collect => Wake::Finished(joined),
+                _ = sleep_until(flush_at), if flush_at.is_some() => Wake::Flush,
+                op = rx.recv() => Wake::Op(op),
             };
-            let Some(op) = op else { break };
-            // Sampled, not per document: the gauge only needs to show a backlog.
-            if self.received % 256 == 0 {
-                crate::metrics::global().set_queue_depth(rx.len() as i64);
+            match wake {
+                Wake::Op(None) => break,
+                Wake::Op(Some(op)) => {
+                    // Sampled, not per document: the gauge only needs to show a backlog.
+                    if self.received % 256 == 0 {
+                        crate::metrics::global().set_queue_depth(rx.len() as i64);
+                    }
+                    self.accept(op).await?;
+                }
+                Wake::Finished(joined) => self.finished(joined)?,
+                Wake::Flush => {
+                    self.flush_at = None;
+                    if let Some(batch) = self.batcher.finish() {
+                        self.dispatch(batch).await?;
+                    }
+                }
             }
-            self.accept(op).await?;
         }
         crate::metrics::global().set_queue_depth(0);
         if let Some(batch) = self.batcher.finish() {
             self.dispatch(batch).await?;
         }
-        self.drain().await
+        self.drain().await?;
+        Ok(std::mem::take(&mut self.sweeps))
     }
 
-    async fn accept(&mut self, op: DocOp) -> Result<(), SyncError> {
+    async fn accept(&mut self, op: SinkOp) -> Result<(), SyncError> {
+        match op {
+            SinkOp::Doc(op) => self.accept_doc(op).await,
+            SinkOp::Checkpoint { key, value } => {
+                let open_batch = !self.batcher.is_empty();
+                if let Some(tracker) = self.tracker.as_mut() {
+                    let durable = tracker.checkpoint(key, value, open_batch);
+                    self.stats.progress().record(durable);
+                    if tracker.waits_on_open_batch() && self.flush_at.is_none() {
+                        self.flush_at = Some(tokio::time::Instant::now() + CHECKPOINT_FLUSH);
+                    }
+                }
+                Ok(())
+            }
+            SinkOp::Sweep(filter) => {
+                if self.keep_sweeps {
+                    self.sweeps.push(filter);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn accept_doc(&mut self, op: DocOp) -> Result<(), SyncError> {
         self.received += 1;
         if self.display_every > 0 && self.received % self.display_every == 0 {
             let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
@@ -302,11 +413,21 @@ impl Consumer {
         };
         self.reap()?;
         let sender = self.sender.clone();
+        let seq = match self.tracker.as_mut() {
+            Some(tracker) => {
+                let seq = tracker.dispatch();
+                if !tracker.waits_on_open_batch() {
+                    self.flush_at = None;
+                }
+                seq
+            }
+            None => 0,
+        };
         self.tasks.spawn(
             async move {
                 let result = sender.send(batch).await;
                 drop(permit);
-                result
+                (seq, result)
             }
             .in_current_span(),
         );
@@ -316,7 +437,22 @@ impl Consumer {
     /// Collects finished requests without waiting; the first failure stops the sync.
     fn reap(&mut self) -> Result<(), SyncError> {
         while let Some(joined) = self.tasks.try_join_next() {
-            finished(joined)?;
+            self.finished(joined)?;
+        }
+        Ok(())
+    }
+
+    /// One finished request: a failure stops the sync; a success may make checkpoints
+    /// durable.
+    fn finished(
+        &mut self,
+        joined: Result<(u64, Result<(), BulkError>), tokio::task::JoinError>,
+    ) -> Result<(), SyncError> {
+        let (seq, result) = joined.map_err(SyncError::BulkTask)?;
+        result.map_err(SyncError::from)?;
+        if let Some(tracker) = self.tracker.as_mut() {
+            let durable = tracker.finished(seq);
+            self.stats.progress().record(durable);
         }
         Ok(())
     }
@@ -331,19 +467,40 @@ impl Consumer {
             };
             match next {
                 None => return Ok(()),
-                Some(joined) => finished(joined)?,
+                Some(joined) => self.finished(joined)?,
             }
         }
     }
 }
 
-fn finished(
-    joined: Result<Result<(), BulkError>, tokio::task::JoinError>,
-) -> Result<(), SyncError> {
-    match joined {
-        Ok(result) => result.map_err(SyncError::from),
-        Err(error) => Err(SyncError::BulkTask(error)),
+/// Sleeps until `at` (forever when `None`; the caller's guard keeps that branch off).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
+}
+
+/// The resume point, if the index still holds what it recorded: documents with its marker
+/// (an index deleted or replaced since would lose the channels the point calls done).
+async fn usable_resume_point(
+    es: &EsClient,
+    index: &str,
+    point: ResumePoint,
+) -> Result<Option<ResumePoint>, SyncError> {
+    if point.checkpoints.is_empty() {
+        return Ok(Some(point));
+    }
+    es.refresh(index).await?;
+    let query = json!({"query": {"term": {SYNC_MARKER_FIELD: point.marker}}});
+    if es.count_matching(index, query).await? > 0 {
+        return Ok(Some(point));
+    }
+    tracing::warn!(
+        marker = point.marker,
+        "the index holds nothing this job wrote before its interruption; starting over"
+    );
+    Ok(None)
 }
 
 /// Creates the content index when missing (with the marker mapping), or adds the marker
@@ -407,18 +564,22 @@ pub(crate) fn choose_marker(now_ms: i64, highest_existing: Option<i64>) -> i64 {
     }
 }
 
-/// Deletes every document not written by the sync with `marker`, unless that is more than
-/// the mass-deletion guard allows ([`check_sweep`]); returns how many were deleted.
+/// Deletes the documents the `queries` match (older markers: [`stale_query`],
+/// [`scoped_stale_query`]), unless that is more than the mass-deletion guard allows
+/// ([`check_sweep`]); returns how many were deleted.
 async fn delete_stale(
     es: &EsClient,
     index: &str,
-    marker: i64,
+    queries: &[serde_json::Value],
     max_ratio: f64,
 ) -> Result<u64, SyncError> {
     es.refresh(index).await?;
     if max_ratio < 1.0 {
         let total = es.count(index).await?;
-        let stale = es.count_matching(index, stale_query(marker)).await?;
+        let mut stale = 0;
+        for query in queries {
+            stale += es.count_matching(index, query.clone()).await?;
+        }
         if let Err(refusal) = check_sweep(total, stale, max_ratio) {
             tracing::warn!(
                 stale,
@@ -430,19 +591,22 @@ async fn delete_stale(
         }
     }
     let path = format!("/{}/_delete_by_query", encode(index));
-    let body = es
-        .json(
-            Method::Post,
-            &path,
-            &[
-                ("refresh", "true".to_string()),
-                ("conflicts", "proceed".to_string()),
-            ],
-            Some(stale_query(marker)),
-        )
-        .await?;
-    let deleted = body["deleted"].as_u64().unwrap_or(0);
-    let failures = body["failures"].as_array().map_or(0, Vec::len);
+    let (mut deleted, mut failures) = (0, 0);
+    for query in queries {
+        let body = es
+            .json(
+                Method::Post,
+                &path,
+                &[
+                    ("refresh", "true".to_string()),
+                    ("conflicts", "proceed".to_string()),
+                ],
+                Some(query.clone()),
+            )
+            .await?;
+        deleted += body["deleted"].as_u64().unwrap_or(0);
+        failures += body["failures"].as_array().map_or(0, Vec::len);
+    }
     if failures > 0 {
         tracing::warn!(
             failures,
@@ -454,9 +618,24 @@ async fn delete_stale(
     Ok(deleted)
 }
 
-/// Documents whose marker is not `marker` (including documents without one).
+/// Documents written before the sync with `marker`: a lower marker, or none.
 pub(crate) fn stale_query(marker: i64) -> serde_json::Value {
-    json!({"query": {"bool": {"must_not": {"term": {SYNC_MARKER_FIELD: marker}}}}})
+    json!({"query": older_than(marker)})
+}
+
+/// Documents written before the sync with `marker` inside one of the `scopes` (filters).
+pub(crate) fn scoped_stale_query(marker: i64, scopes: &[serde_json::Value]) -> serde_json::Value {
+    json!({"query": {"bool": {"filter": [
+        older_than(marker),
+        {"bool": {"should": scopes, "minimum_should_match": 1}}
+    ]}}})
+}
+
+fn older_than(marker: i64) -> serde_json::Value {
+    json!({"bool": {"should": [
+        {"range": {SYNC_MARKER_FIELD: {"lt": marker}}},
+        {"bool": {"must_not": {"exists": {"field": SYNC_MARKER_FIELD}}}}
+    ], "minimum_should_match": 1}})
 }
 
 #[cfg(test)]
@@ -474,9 +653,18 @@ mod tests {
 
     #[test]
     fn stale_query_shape() {
+        let older = json!({"bool": {"should": [
+            {"range": {"_sync_marker": {"lt": 7}}},
+            {"bool": {"must_not": {"exists": {"field": "_sync_marker"}}}}
+        ], "minimum_should_match": 1}});
+        assert_eq!(stale_query(7), json!({"query": older.clone()}));
+        let scope = json!({"term": {"channel_id": "C1"}});
         assert_eq!(
-            stale_query(7),
-            json!({"query": {"bool": {"must_not": {"term": {"_sync_marker": 7}}}}})
+            scoped_stale_query(7, std::slice::from_ref(&scope)),
+            json!({"query": {"bool": {"filter": [
+                older,
+                {"bool": {"should": [scope], "minimum_should_match": 1}}
+            ]}}})
         );
     }
 }

@@ -26,8 +26,8 @@
 //! succeeded (`failed_document_count == 0`), and it was not cancelled, the engine refreshes
 //! the index, counts the documents the sweep would remove, and — if the mass-deletion
 //! [`guard`] allows that many (`service.max_deletion_ratio`, half the index by default,
-//! never all of a non-empty one) — runs `_delete_by_query` for documents whose marker is
-//! not this sync's; otherwise the job ends in error and keeps every document.
+//! never all of a non-empty one) — runs `_delete_by_query` for documents with an older
+//! marker; otherwise the job ends in error and keeps every document.
 //! Documents excluded by sync rules are therefore deleted, as upstream. Any fetch error,
 //! item failure, cancel or crash leaves the index untouched (the next good full sync
 //! cleans up); the log says why the deletion was skipped.
@@ -37,9 +37,25 @@
 //! `PUT <index>/_mapping` before the first write; an index where `_sync_marker` is mapped
 //! otherwise fails the sync with a message saying so.
 //!
+//! The sweep deletes documents whose marker is *lower* than this sync's (or missing), not
+//! every other marker: a document a later sync wrote (an incremental one while a full job
+//! was suspended) is newer than anything this sync read, and stays.
+//!
+//! # Resumable full syncs
+//! A full sync's source marks resume points as it goes; the engine records each once every
+//! operation before it is written ([`resume`]), and the job runner stores the record in the
+//! job document. A suspended or orphaned job is resumed from it with the same marker, so
+//! the sweep after the resumed fetch covers documents written before and after the
+//! interruption; it still runs only after a complete fetch with no failed item (failures
+//! before the interruption count). A resume point is dropped (the sync starts over with a new
+//! marker) when the index holds no document with its marker (the index was replaced).
+//!
 //! # Incremental and access-control syncs
 //! Incremental syncs apply the source's `index`/`update`/`delete` ops (updates are
-//! `doc_as_upsert`) with no deletion sweep, and hand back the source's cursor.
+//! `doc_as_upsert`) and hand back the source's cursor, merged over the previous one (keys
+//! the source does not set are kept). They run no index-wide sweep: only the scopes the
+//! source declares it re-read in full ([`crate::sources::SinkOp::Sweep`]) are swept, after a
+//! complete fetch with no failed item, through the same mass-deletion guard.
 //! Access-control syncs are like full syncs into the index given in [`SyncOptions`]
 //! (sync rules do not apply to them).
 
@@ -49,10 +65,12 @@ pub mod document;
 mod engine;
 pub mod guard;
 pub mod monitor;
+pub mod resume;
 pub mod rules;
 pub mod stats;
 
 pub use engine::run_sync;
+pub use resume::ResumePoint;
 pub use stats::{StatsSnapshot, SyncStats};
 
 use crate::config::BulkConfig;
@@ -146,8 +164,11 @@ pub struct SyncOptions {
     /// The job's active `connector.filtering` (`{rules, advanced_snippet, validation}`);
     /// `null` keeps every document.
     pub filtering: serde_json::Value,
-    /// The connector's cursor, for incremental syncs.
+    /// The connector's cursor: what an incremental sync starts from; the final cursor of
+    /// any content sync is merged over it ([`merge_cursor`]).
     pub sync_cursor: Option<serde_json::Value>,
+    /// Where an interrupted full sync of this job stands (`None`: from the start).
+    pub resume: Option<ResumePoint>,
     /// `elasticsearch.bulk.*`.
     pub bulk: BulkConfig,
     /// `service.max_deletion_ratio`: the largest share of the index a sweep may delete
@@ -166,6 +187,7 @@ impl SyncOptions {
             pipeline: PipelineSettings::default(),
             filtering: serde_json::Value::Null,
             sync_cursor: None,
+            resume: None,
             bulk: BulkConfig::default(),
             max_deletion_ratio: guard::DEFAULT_MAX_DELETION_RATIO,
         }
@@ -181,6 +203,24 @@ pub struct SyncOutcome {
     pub sync_cursor: Option<serde_json::Value>,
     /// The source's metadata for the job document.
     pub metadata: serde_json::Value,
+}
+
+/// The cursor to store after a sync: the source's `next` over the `previous` one. Both
+/// objects: `previous` with `next`'s keys replaced (other parts' state — learned budgets, … —
+/// survives a source that only knows its own keys). `next` missing: `previous` as it was.
+pub fn merge_cursor(
+    previous: Option<&serde_json::Value>,
+    next: Option<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    match (previous, next) {
+        (Some(serde_json::Value::Object(previous)), Some(serde_json::Value::Object(next))) => {
+            let mut merged = previous.clone();
+            merged.extend(next);
+            Some(serde_json::Value::Object(merged))
+        }
+        (previous, None) => previous.filter(|p| !p.is_null()).cloned(),
+        (_, next) => next,
+    }
 }
 
 /// Why a sync failed. The text is what the job's `error` field shows.
@@ -255,6 +295,24 @@ mod tests {
             );
         }
         assert!("nope".parse::<JobKind>().is_err());
+    }
+
+    #[test]
+    fn cursors_merge_over_the_previous_one() {
+        use serde_json::json;
+        let previous = json!({"budgets": {"conversations.history": 60}, "channels": {"C1": {}}});
+        let next = json!({"channels": {"C2": {}}});
+        assert_eq!(
+            merge_cursor(Some(&previous), Some(next.clone())),
+            Some(json!({"budgets": {"conversations.history": 60}, "channels": {"C2": {}}}))
+        );
+        assert_eq!(merge_cursor(Some(&previous), None), Some(previous.clone()));
+        assert_eq!(merge_cursor(None, Some(next.clone())), Some(next.clone()));
+        assert_eq!(merge_cursor(Some(&json!(null)), None), None);
+        assert_eq!(
+            merge_cursor(Some(&json!("old")), Some(next.clone())),
+            Some(next)
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Live sync counters.
+//! Live sync counters, and the resume point of a full sync.
 //!
 //! [`SyncStats`] is a cheap handle on shared atomics: the engine's stages bump them while the
-//! job reporter reads them from another task ([`SyncStats::snapshot`]). Relaxed ordering is
+//! job reporter reads them from another task ([`SyncStats::snapshot`]); the same handle
+//! carries the sync's [`Progress`] (what a resumed job would start from). Relaxed ordering is
 //! enough: each counter is independent and readers only need an eventually-consistent view;
 //! the final snapshot is taken after every writer has finished (the engine joins its tasks).
 
+use super::resume::Progress;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ struct Counters {
 #[derive(Debug, Clone, Default)]
 pub struct SyncStats {
     counters: Arc<Counters>,
+    progress: Arc<Progress>,
 }
 
 /// A point-in-time copy of [`SyncStats`].
@@ -68,6 +71,22 @@ impl SyncStats {
             docs_dropped: c.docs_dropped.load(Ordering::Relaxed),
             failed_document_count: c.failed_document_count.load(Ordering::Relaxed),
         }
+    }
+
+    /// The resume point the engine records (full syncs).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Starts from the counters of an interrupted run of the same job (a resumed job reports
+    /// its whole work; failures before the interruption still cancel the sweep).
+    pub fn carry_over(&self, before: &StatsSnapshot) {
+        self.add_indexed(
+            before.indexed_document_count,
+            before.indexed_document_volume_bytes,
+        );
+        self.add_deleted(before.deleted_document_count);
+        self.add_failed(before.failed_document_count);
     }
 
     pub(crate) fn add_indexed(&self, docs: u64, bytes: u64) {
@@ -129,5 +148,11 @@ mod tests {
             ..StatsSnapshot::default()
         };
         assert_eq!(small.indexed_document_volume_mib(), 0);
+        let resumed = SyncStats::new();
+        resumed.carry_over(&snap);
+        let carried = resumed.snapshot();
+        assert_eq!(carried.indexed_document_count, 3);
+        assert_eq!(carried.failed_document_count, 5);
+        assert_eq!(carried.docs_filtered, 0);
     }
 }

@@ -8,7 +8,7 @@ pub mod source;
 use connectors::config::Secret;
 use connectors::retry::RetryParams;
 use connectors::sources::slack::SlackOptions;
-use connectors::sources::{DataSource, DocOp, DocSender, SourceError};
+use connectors::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use slack_sim::{SimConfig, SimHandle, WorkspaceSpec};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +63,10 @@ pub async fn fetch_all(source: &dyn DataSource) -> (Result<(), SourceError>, Vec
     let collect = async {
         let mut ops = Vec::new();
         while let Some(op) = rx.recv().await {
-            ops.push(op);
+            // Checkpoints and sweep scopes are the engine's business, not these tests'.
+            if let SinkOp::Doc(op) = op {
+                ops.push(op);
+            }
         }
         ops
     };
@@ -96,4 +99,28 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureWriter {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// A public, unarchived channel the simulator's bot is in: `(id, name)`.
+pub async fn member_channel(sim: &SimHandle) -> (String, String) {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/conversations.list", sim.api_url()))
+        .query(&[("limit", "1000")])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("conversations.list")
+        .json()
+        .await
+        .expect("json");
+    let channel = answer["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["is_member"] == true && c["is_archived"] == false)
+        .expect("a channel the bot is in");
+    (
+        channel["id"].as_str().unwrap_or_default().to_string(),
+        channel["name"].as_str().unwrap_or_default().to_string(),
+    )
 }

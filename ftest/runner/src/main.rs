@@ -25,6 +25,8 @@
 //! - [`verify`]: the index (or the null sink) against the simulator's expected set.
 //! - [`report`]: the per-round report, `--report-file`, the conformance audit; [`budget`]:
 //!   its Slack budget lines.
+//! - [`incremental`]: the incremental round (mutations, an incremental job, its call count).
+//! - [`resume`]: `--interrupt kill|term`, a full sync interrupted halfway and resumed.
 //! - [`cli`], [`service`]: the `connectors` and `elastic-ingest` processes.
 //! - [`serve`]: `--serve`, the `make run` demo.
 
@@ -35,7 +37,9 @@ use std::path::PathBuf;
 
 mod budget;
 mod cli;
+mod incremental;
 mod report;
+mod resume;
 mod scenario;
 mod serve;
 mod service;
@@ -146,6 +150,10 @@ pub(crate) struct Args {
     /// The service's `service.idling` (seconds between polls of the connector indices).
     #[arg(long, default_value_t = 0.5)]
     pub(crate) idling: f64,
+    /// Instead of the mutation rounds: a full sync interrupted halfway (SIGKILL or SIGTERM)
+    /// and resumed by a new service, against an uninterrupted one.
+    #[arg(long, value_enum)]
+    pub(crate) interrupt: Option<resume::Interrupt>,
 }
 
 fn main() {

@@ -155,3 +155,12 @@ pub(crate) fn append_report(args: &Args, mode: &str, report: &str) -> Result<()>
     file.write_all(text.as_bytes())?;
     Ok(())
 }
+
+/// A job's Slack calls in the simulator's counters since their reset, with `auth.test`
+/// counted once per run of the job: each run asks it once (validation, ping and fetch share
+/// the answer); the others are the service's connector check, made on every poll whether or
+/// not a job runs (as the Python service's ping), so they measure wall time, not work.
+pub(crate) fn job_calls(stats: &slack_sim::SimStats, runs: u64) -> u64 {
+    let auth = stats.calls.get("auth.test").copied().unwrap_or(0);
+    stats.total_calls - auth + auth.min(runs)
+}

@@ -1,6 +1,8 @@
 //! One mode's run: the stack up, Kibana's part through the CLI (pipeline, connector,
 //! configuration, schedule, draft sync rules), then the rounds: the first sync from the
-//! schedule, mutations and an on-demand sync, a canceled job, a malformed Slack answer.
+//! schedule, an incremental round ([`crate::incremental`]), mutations and an on-demand
+//! sync, a canceled job, a malformed Slack answer; or, with `--interrupt`, the resume
+//! round ([`crate::resume`]).
 
 use crate::cli::Cli;
 use crate::report::{append_report, audit_connector_api};
@@ -86,11 +88,20 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     let dir = args.work_dir.join(label);
     std::fs::create_dir_all(&dir)?;
     let config_path = dir.join("config.yml");
+    // The resume round needs the cleanup to hand an orphaned job back within seconds.
+    let cleanup = match args.interrupt {
+        Some(_) => format!(
+            "{}\n  job_idle_timeout: {}",
+            crate::resume::CLEANUP_INTERVAL_SECS,
+            crate::resume::IDLE_TIMEOUT_SECS
+        ),
+        None => "30".to_string(),
+    };
     std::fs::write(
         &config_path,
         format!(
             "elasticsearch:\n  host: {}\n  feature_use_connectors_api: {}\n  max_wait_duration: 30\n  retry_interval: 0.5\n\
-             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: 30\n\
+             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: {cleanup}\n\
              connectors:\n  - connector_id: {CONNECTOR_ID}\n    service_type: slack\n",
             stack.es_url,
             mode == Mode::Api,
@@ -159,20 +170,21 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     // Kibana's sync-rules editor: a draft waiting for the service's validation.
     stack.edit_draft_rules()?;
 
+    // With the simulator's limits on, the service paces at the simulator's time scale; with
+    // them off, at Slack's real tiers (the default): learned budgets grow while Slack
+    // answers, so the sync must not wait for them (the report says).
+    let tier_scale = if args.rate_limits {
+        args.time_scale
+    } else {
+        1.0
+    };
     let mut service = Service::start(
         &args.bin_dir,
         &config_path,
         &dir,
         &stack.sim.api_url(),
         mode,
-        // With the simulator's limits on, the service paces at the simulator's time scale;
-        // with them off, at Slack's real tiers (the default): learned budgets grow while
-        // Slack answers, so the sync must not wait for them (the report says).
-        if args.rate_limits {
-            args.time_scale
-        } else {
-            1.0
-        },
+        tier_scale,
         args.serve,
     )?;
     let query = ExpectedQuery {
@@ -207,6 +219,18 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         if args.no_mutations || null_sink {
             return Ok(());
         }
+        if let Some(interrupt) = args.interrupt {
+            let restart = crate::resume::Restart {
+                args,
+                config: &config_path,
+                dir: &dir,
+                mode,
+                tier_scale,
+            };
+            return stack.interrupted_round(&cli, &mut service, &restart, &query, interrupt, label);
+        }
+        let incremental =
+            stack.incremental_round(&cli, &mut service, args, &query, mode == Mode::Api, label)?;
 
         // Let a scheduled job that was already due finish, then mutate and sync on demand.
         let last = stack.wait_idle(args.timeout, &mut service)?;
@@ -229,6 +253,12 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         println!(
             "mutation round trip: {:.2} s",
             before.elapsed().as_secs_f64()
+        );
+        println!(
+            "Slack calls (auth.test counted once): incremental sync {} (allowed {}), full re-sync {}",
+            incremental.calls,
+            incremental.bound,
+            crate::report::job_calls(&stack.sim.stats(), 1)
         );
         stack.cancel_a_job(&cli, &job, args.timeout, &mut service)?;
 
@@ -284,31 +314,51 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     }
 }
 
+/// The expected messages and channels a round picks its changes from.
+#[derive(Default)]
+pub(crate) struct Picks {
+    pub(crate) channels: Vec<String>,
+    /// Top-level messages outside threads: (channel id, ts).
+    pub(crate) plain: Vec<(String, String)>,
+    /// Thread parents with replies: (channel id, ts).
+    pub(crate) parents: Vec<(String, String)>,
+}
+
+impl Picks {
+    pub(crate) fn of(docs: &[ExpectedDoc]) -> Picks {
+        let mut picks = Picks::default();
+        for doc in docs {
+            match doc {
+                ExpectedDoc::Message {
+                    channel_id,
+                    ts,
+                    thread_ts,
+                    reply_count,
+                    ..
+                } => {
+                    if thread_ts.is_none() {
+                        picks.plain.push((channel_id.clone(), ts.clone()));
+                    } else if thread_ts.as_deref() == Some(ts.as_str())
+                        && reply_count.unwrap_or(0) > 0
+                    {
+                        picks.parents.push((channel_id.clone(), ts.clone()));
+                    }
+                }
+                ExpectedDoc::Channel { id, .. } => picks.channels.push(id.clone()),
+                ExpectedDoc::User { .. } => {}
+            }
+        }
+        picks
+    }
+}
+
 /// A handful of changes that each sync must notice.
 fn plan_mutations(docs: &[ExpectedDoc]) -> Vec<Mutation> {
-    let mut plain = Vec::new();
-    let mut parents = Vec::new();
-    let mut channels = Vec::new();
-    for doc in docs {
-        match doc {
-            ExpectedDoc::Message {
-                channel_id,
-                ts,
-                thread_ts,
-                reply_count,
-                ..
-            } => {
-                if thread_ts.is_none() {
-                    plain.push((channel_id.clone(), ts.clone()));
-                } else if thread_ts.as_deref() == Some(ts.as_str()) && reply_count.unwrap_or(0) > 0
-                {
-                    parents.push((channel_id.clone(), ts.clone()));
-                }
-            }
-            ExpectedDoc::Channel { id, .. } => channels.push(id.clone()),
-            ExpectedDoc::User { .. } => {}
-        }
-    }
+    let Picks {
+        channels,
+        plain,
+        parents,
+    } = Picks::of(docs);
     let mut ops = Vec::new();
     for (channel, ts) in plain.iter().take(3) {
         ops.push(Mutation::DeleteMessage {

@@ -111,6 +111,9 @@ pub const METHODS: &[&str] = &[
     "files.list",
     "chat.getPermalink",
     "chat.postMessage",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+    "oauth.v2.access",
 ];
 
 /// `x-accepted-oauth-scopes` per method.
@@ -126,6 +129,7 @@ pub fn accepted_scopes(method: &str) -> &'static str {
         "team.info" => "team:read",
         "conversations.join" => "channels:join",
         "chat.postMessage" => "chat:write",
+        "files.getUploadURLExternal" | "files.completeUploadExternal" => "files:write",
         "files.list" => "files:read",
         "usergroups.list" => "usergroups:read",
         _ => "",
@@ -383,10 +387,20 @@ pub fn call_write(
         "chat.postMessage" => {
             need(tok, "chat:write")?;
             let target = p.required("channel")?;
+            let blocks = match p.get("blocks") {
+                Some(raw) => Some(crate::outbound::check_blocks(raw)?),
+                None => None,
+            };
+            if p.get("text").is_none() && blocks.is_none() {
+                return Err(err("no_text"));
+            }
+            let text = p.get("text").unwrap_or("").to_string();
+            if let Some(dm) = direct_message(sim, ws, tok, target, &text, &blocks)? {
+                return Ok(dm);
+            }
             let ci = ws
                 .channel_ref(target)
                 .ok_or_else(|| err("channel_not_found"))?;
-            let text = p.get("text").ok_or_else(|| err("no_text"))?.to_string();
             let ch = &ws.channels[ci as usize];
             let member = ch.is_member(tok.user);
             if ch.kind != ConvKind::Public && !member {
@@ -425,6 +439,15 @@ pub fn call_write(
                 ts: Ts,
                 message: MsgView<'a>,
             }
+            crate::state::lock(&sim.outbound)
+                .posted
+                .push(crate::outbound::Posted {
+                    channel: ch.id.clone(),
+                    text,
+                    blocks,
+                    ts: ts_text(ts),
+                    thread_ts: p.get("thread_ts").map(str::to_string),
+                });
             to_body(&R {
                 ok: true,
                 channel: &ch.id,
@@ -433,6 +456,80 @@ pub fn call_write(
             })
         }
         _ => Err(err("unknown_method")),
+    }
+}
+
+fn ts_text(ts: i64) -> String {
+    serde_json::to_value(Ts(ts))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `chat.postMessage` to a user id: the app's DM with that user, which Slack opens on the
+/// first message (`D` + the user id's rest here). `None` when `target` is no user id.
+fn direct_message(
+    sim: &Sim,
+    ws: &Workspace,
+    tok: &Token,
+    target: &str,
+    text: &str,
+    blocks: &Option<serde_json::Value>,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    if !(target.starts_with('U') || target.starts_with('W')) {
+        return Ok(None);
+    }
+    let Some(&ui) = ws.user_by_id.get(target) else {
+        return Err(err("channel_not_found"));
+    };
+    if ws.users[ui as usize].deleted {
+        return Err(err("user_disabled"));
+    }
+    let channel = format!("D{}", &target[1..]);
+    let ts = ts_text(sim.now_us());
+    crate::state::lock(&sim.outbound)
+        .posted
+        .push(crate::outbound::Posted {
+            channel: channel.clone(),
+            text: text.to_string(),
+            blocks: blocks.clone(),
+            ts: ts.clone(),
+            thread_ts: None,
+        });
+    let bot = &ws.users[tok.user as usize].id;
+    let body = json!({"ok": true, "channel": channel, "ts": ts,
+        "message": {"type": "message", "text": text, "user": bot, "ts": ts}});
+    Ok(Some(body.to_string().into_bytes()))
+}
+
+/// `files.getUploadURLExternal` and `files.completeUploadExternal` (the upload's own
+/// state, not the workspace's).
+pub fn call_files(
+    sim: &Sim,
+    ws: &Workspace,
+    method: &str,
+    tok: &Token,
+    p: &Params,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = crate::state::lock(&sim.outbound);
+    match method {
+        "files.getUploadURLExternal" => {
+            let base = sim.base_url.get().map(String::as_str).unwrap_or("");
+            out.get_upload_url(base, tok, p)
+        }
+        _ => out.complete_upload(tok, p, |channel| {
+            let Some(&ci) = ws.chan_by_id.get(channel) else {
+                return Err(err("channel_not_found"));
+            };
+            let ch = &ws.channels[ci as usize];
+            if ch.kind != ConvKind::Public && !ch.is_member(tok.user) {
+                return Err(err("channel_not_found"));
+            }
+            if !ch.is_member(tok.user) {
+                return Err(err("not_in_channel"));
+            }
+            Ok(())
+        }),
     }
 }
 

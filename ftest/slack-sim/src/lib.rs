@@ -5,7 +5,10 @@
 //! faults (transport, HTTP, `ok:false`, bad JSON, and `ok:true` answers that break
 //! their promise: [`reshape`]), plus a control API under `{base_url}/_sim/...`
 //! (stats, mutations, faults, rate limits, tokens, and `expected`: the exact
-//! document set a correct connector indexes).
+//! document set a correct connector indexes). Slack as a destination: what apps
+//! post and upload ([`outbound`]: `chat.postMessage`, the external upload, incoming
+//! webhooks) and the OAuth install ([`oauth`]: `/oauth/v2/authorize`,
+//! `oauth.v2.access` with token rotation).
 //!
 //! Invariants:
 //! * The server runs on its own OS thread with its own multi-thread tokio
@@ -19,6 +22,8 @@ pub mod cursor;
 pub mod expected;
 pub mod model;
 mod mutate;
+pub mod oauth;
+pub mod outbound;
 pub mod render;
 pub mod reshape;
 pub mod server;
@@ -119,6 +124,7 @@ impl SimHandle {
                 _ = serving.stop => {}
             }
         })?;
+        let _ = sim.base_url.set(server.url());
         Ok(SimHandle {
             base_url: server.url(),
             sim,
@@ -196,6 +202,35 @@ impl SimHandle {
     /// Simulator clock (epoch seconds).
     pub fn now(&self) -> i64 {
         self.sim.now_secs()
+    }
+
+    /// Messages apps delivered (`chat.postMessage`, incoming webhooks), in order.
+    pub fn posted(&self) -> Vec<outbound::Posted> {
+        state::lock(&self.sim.outbound).posted.clone()
+    }
+
+    /// Files shared with `files.completeUploadExternal`, in order.
+    pub fn files(&self) -> Vec<outbound::SharedFile> {
+        state::lock(&self.sim.outbound).files.clone()
+    }
+
+    /// An incoming webhook posting to `channel`: its URL (the credential).
+    pub fn webhook_url(&self, id: &str, channel: &str) -> String {
+        state::lock(&self.sim.outbound)
+            .webhooks
+            .insert(id.to_string(), channel.to_string());
+        format!("{}/services/T0SIM/B0SIM/{id}", self.base_url)
+    }
+
+    /// Registers (or replaces) an app that can be installed with OAuth.
+    pub fn set_oauth_app(&self, app: oauth::OAuthApp) {
+        state::lock(&self.sim.oauth).set_app(app)
+    }
+
+    /// OAuth exchanges and refreshes done so far.
+    pub fn oauth_counts(&self) -> (u64, u64) {
+        let o = state::lock(&self.sim.oauth);
+        (o.exchanges, o.refreshes)
     }
 
     /// Stops the server and waits for its thread (dropping the handle does the same).

@@ -24,6 +24,9 @@ pub fn main_field(method: &str) -> &'static str {
         "files.list" => "files",
         "chat.getPermalink" => "permalink",
         "chat.postMessage" => "message",
+        "files.getUploadURLExternal" => "upload_url",
+        "files.completeUploadExternal" => "files",
+        "oauth.v2.access" => "access_token",
         _ => "args",
     }
 }

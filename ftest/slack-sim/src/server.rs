@@ -153,6 +153,12 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/tokens", get(tokens_get).post(tokens_set))
         .route("/_sim/expected", get(expected_get).post(expected_post))
         .route("/_sim/workspace", get(workspace_get))
+        .route("/_sim/posted", get(posted_get))
+        .route("/_sim/files", get(files_get))
+        .route("/_sim/oauth/apps", post(oauth_app_set))
+        .route("/oauth/v2/authorize", get(authorize))
+        .route("/_upload/{file_id}", post(upload))
+        .route("/services/{team}/{bot}/{id}", post(webhook))
         .with_state(sim)
 }
 
@@ -329,6 +335,50 @@ async fn answer(
             false,
         ));
     }
+    // The OAuth exchange authenticates the app (client id and secret), not a token.
+    if method == "oauth.v2.access" {
+        let basic = crate::oauth::basic_credentials(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let (team, bot) = {
+            let ws = sim.read();
+            (
+                (ws.team_id.clone(), ws.team_name.clone()),
+                ws.users[ws.bot_user as usize].id.clone(),
+            )
+        };
+        let exchanged = crate::state::lock(&sim.oauth).access(
+            &params,
+            basic,
+            (&team.0, &team.1),
+            &bot,
+            sim.now_secs(),
+        );
+        return with_fault(match exchanged {
+            Ok((body, minted)) => {
+                sim.set_token(&TokenSpec {
+                    token: minted.token,
+                    kind: crate::types::TokenKind::Bot,
+                    scopes: minted.scopes,
+                    revoked: false,
+                    user: None,
+                });
+                let body = match &reshape {
+                    Some(fault) => crate::reshape::reshape(method, None, body, fault),
+                    None => body,
+                };
+                (
+                    Some(json_response(StatusCode::OK, body)),
+                    None,
+                    false,
+                    false,
+                )
+            }
+            Err(e) => fail(e, None),
+        });
+    }
     // Authentication: bearer header first, then a `token` parameter.
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -344,6 +394,9 @@ async fn answer(
     };
     if tok.revoked {
         return with_fault(fail(ApiError::Code("token_revoked".into()), None));
+    }
+    if crate::state::lock(&sim.oauth).expired(&token_str, sim.now_secs()) {
+        return with_fault(fail(ApiError::Code("token_expired".into()), None));
     }
     let scopes = tok.scope_header();
     if let Err(retry) = sim.rate_limit(&token_str, method) {
@@ -366,6 +419,11 @@ async fn answer(
     let result = if api::is_write(method) {
         let mut ws = sim.write();
         api::call_write(sim, &mut ws, method, &tok, &params)
+    } else if method.starts_with("files.") && method.ends_with("UploadExternal")
+        || method == "files.getUploadURLExternal"
+    {
+        let ws = sim.read();
+        api::call_files(sim, &ws, method, &tok, &params)
     } else {
         let ws = sim.read();
         api::call_read(sim, &ws, method, &tok, &params)
@@ -537,4 +595,93 @@ pub fn workspace_summary(sim: &Sim) -> WorkspaceSummary {
 
 async fn workspace_get(State(sim): State<Arc<Sim>>) -> Json<WorkspaceSummary> {
     Json(workspace_summary(&sim))
+}
+
+async fn posted_get(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::outbound::Posted>> {
+    Json(crate::state::lock(&sim.outbound).posted.clone())
+}
+
+async fn files_get(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::outbound::SharedFile>> {
+    Json(crate::state::lock(&sim.outbound).files.clone())
+}
+
+async fn oauth_app_set(
+    State(sim): State<Arc<Sim>>,
+    Json(app): Json<crate::oauth::OAuthApp>,
+) -> Json<Value> {
+    crate::state::lock(&sim.oauth).set_app(app);
+    Json(json!({"ok": true}))
+}
+
+/// The authorize page: the user's decision, as the redirect their browser follows.
+async fn authorize(State(sim): State<Arc<Sim>>, RawQuery(query): RawQuery) -> Response {
+    let params = match parse_params(query.as_deref(), &HeaderMap::new(), &[]) {
+        Ok(p) => p,
+        Err(code) => return (StatusCode::BAD_REQUEST, code).into_response(),
+    };
+    let decided = crate::state::lock(&sim.oauth).authorize(&params);
+    match decided {
+        Ok(location) => match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::FOUND;
+                r.headers_mut().insert(header::LOCATION, v);
+                r
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, "bad_redirect_uri").into_response(),
+        },
+        Err((status, text)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            text,
+        )
+            .into_response(),
+    }
+}
+
+/// The upload URL of `files.getUploadURLExternal`: the file's bytes, exactly `length`.
+async fn upload(State(sim): State<Arc<Sim>>, Path(file_id): Path<String>, body: Bytes) -> Response {
+    sim.record_call("files.upload_url");
+    let uploaded = crate::state::lock(&sim.outbound).upload(&file_id, &body);
+    match uploaded {
+        Ok(text) => (StatusCode::OK, text).into_response(),
+        Err((status, text)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            text,
+        )
+            .into_response(),
+    }
+}
+
+/// An incoming webhook: `ok`, or Slack's status and short reason. Faults of method
+/// `webhook` apply (a 429 with `Retry-After`, a 5xx).
+async fn webhook(
+    State(sim): State<Arc<Sim>>,
+    Path((_team, _bot, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    sim.record_call("webhook");
+    if let Some(FaultAction::HttpStatus {
+        status,
+        retry_after,
+    }) = sim.fault_for("webhook", None)
+    {
+        let mut r = (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "rate_limited",
+        )
+            .into_response();
+        if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let posted = crate::state::lock(&sim.outbound).webhook(&id, &body);
+    match posted {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err((status, reason)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            reason,
+        )
+            .into_response(),
+    }
 }

@@ -151,9 +151,15 @@ pub struct Sim {
     /// Simulator clock = `base_now_us` + real time since `start`.
     base_now_us: i64,
     start: Instant,
+    /// What apps posted and uploaded (Slack as a destination).
+    pub outbound: Mutex<crate::outbound::Outbound>,
+    /// OAuth apps, codes and rotating tokens.
+    pub oauth: Mutex<crate::oauth::OAuth>,
+    /// `http://127.0.0.1:PORT`, once bound (upload URLs point at it).
+    pub base_url: std::sync::OnceLock<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -182,6 +188,9 @@ impl Sim {
             latency_ms: AtomicU64::new(latency_ms),
             base_now_us: now * 1_000_000,
             start: Instant::now(),
+            outbound: Mutex::new(crate::outbound::Outbound::default()),
+            oauth: Mutex::new(crate::oauth::OAuth::default()),
+            base_url: std::sync::OnceLock::new(),
         };
         sim.set_token(&TokenSpec {
             token: bot_token.to_string(),

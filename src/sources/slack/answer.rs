@@ -75,6 +75,31 @@ pub fn shape(method: &str) -> Shape {
             objects: &["channel"],
             ..Shape::ANY
         },
+        // Slack as a destination (`crate::notify`) and the OAuth install: the ids the next
+        // step needs.
+        "chat.postMessage" => Shape {
+            strings: &["channel", "ts"],
+            ..Shape::ANY
+        },
+        "files.getUploadURLExternal" => Shape {
+            strings: &["upload_url", "file_id"],
+            ..Shape::ANY
+        },
+        "files.completeUploadExternal" => Shape {
+            items: Some("files"),
+            ..Shape::ANY
+        },
+        "oauth.v2.access" => Shape {
+            strings: &[
+                "access_token",
+                "token_type",
+                "scope",
+                "bot_user_id",
+                "app_id",
+            ],
+            objects: &["team"],
+            ..Shape::ANY
+        },
         _ => Shape::ANY,
     }
 }
@@ -103,6 +128,8 @@ pub struct ApiResponse<T> {
     pub team_id: Option<String>,
     /// `auth.test`: the token's user id.
     pub user_id: Option<String>,
+    /// Every string the method's [`Shape`] requires, by field (`channel`, `upload_url`, …).
+    pub texts: Vec<(&'static str, String)>,
 }
 
 /// `response_metadata`: an object (serde would also read a struct from a list, so
@@ -138,6 +165,14 @@ impl<'de> Deserialize<'de> for ResponseMetadata {
 }
 
 impl<T> ApiResponse<T> {
+    /// A string the method's [`Shape`] requires (present on every `ok:true` answer).
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.texts
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The cursor of the next page, if any (pure: empty means done).
     pub fn next_cursor(&self) -> Option<&str> {
         self.response_metadata
@@ -273,6 +308,7 @@ struct Raw<T> {
     url: Option<String>,
     team_id: Option<String>,
     user_id: Option<String>,
+    texts: Vec<(&'static str, String)>,
 }
 
 impl<T> Raw<T> {
@@ -294,6 +330,7 @@ impl<T> Raw<T> {
             url: self.url,
             team_id: self.team_id,
             user_id: self.user_id,
+            texts: self.texts,
         };
         if !ok {
             return Ok(response);
@@ -429,6 +466,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Envelope<'_, T> {
             url: None,
             team_id: None,
             user_id: None,
+            texts: Vec::new(),
         };
         let failed = self.failed;
         while let Some(key) = map.next_key_seed(KeySeed(self.shape))? {
@@ -459,7 +497,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Envelope<'_, T> {
                         "url" => raw.url = Some(text),
                         "team_id" => raw.team_id = Some(text),
                         "user_id" => raw.user_id = Some(text),
-                        _ => {}
+                        _ => raw.texts.push((field, text)),
                     }
                 }
                 Key::Object(i) => {
@@ -511,7 +549,7 @@ impl<'de> Deserialize<'de> for AnObject {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     fn problem(method: &str, body: &str) -> (String, String) {
         match decode::<Value>(method, body.as_bytes()) {
@@ -638,6 +676,55 @@ mod tests {
             ("users.list", r#"{"ok":"true","members":[]}"#, "ok"),
         ] {
             assert_eq!(problem(method, body).0, field, "{method} {body}");
+        }
+    }
+
+    #[test]
+    fn destination_methods_need_their_ids() {
+        let good = [
+            (
+                "chat.postMessage",
+                json!({"ok": true, "channel": "C1", "ts": "1.2"}),
+            ),
+            (
+                "files.getUploadURLExternal",
+                json!({"ok": true, "upload_url": "https://files/x", "file_id": "F1"}),
+            ),
+            (
+                "files.completeUploadExternal",
+                json!({"ok": true, "files": [{"id": "F1"}]}),
+            ),
+            (
+                "oauth.v2.access",
+                json!({"ok": true, "access_token": "xoxb-1", "token_type": "bot", "scope": "a,b",
+                       "bot_user_id": "U1", "app_id": "A1", "team": {"id": "T1"}}),
+            ),
+        ];
+        for (method, body) in good {
+            let decoded = decode::<Value>(method, body.to_string().as_bytes()).unwrap();
+            for field in shape(method).strings {
+                assert_eq!(
+                    decoded.text(field),
+                    body[field].as_str(),
+                    "{method} {field}"
+                );
+            }
+            let want = shape(method);
+            let fields = want
+                .strings
+                .iter()
+                .chain(want.objects)
+                .chain(want.items.as_slice());
+            for field in fields {
+                let mut broken = body.clone();
+                broken.as_object_mut().unwrap().remove(*field);
+                assert_eq!(
+                    problem(method, &broken.to_string()),
+                    (field.to_string(), "is missing".to_string())
+                );
+                broken[*field] = Value::Null;
+                assert_eq!(problem(method, &broken.to_string()).1, "is null");
+            }
         }
     }
 

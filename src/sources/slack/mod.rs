@@ -3,15 +3,21 @@
 //!
 //! Configuration (the Python source's schema, so Kibana renders the same form, plus advanced
 //! fields of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
-//! documents), `auto_join_channels`, `sync_users`; advanced: `rate_budget` (`learned`, the
-//! default, or `published`).
+//! documents), `auto_join_channels`, `sync_users`; advanced: `thread_lookback_days`
+//! (incremental syncs; default 14) and `rate_budget` (`learned`, the default, or
+//! `published`).
+//!
+//! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
+//! from their recorded progress ([`cursor`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method budgets,
 //! learned or published, the restricted cohort), [`budgets`] (the learned budgets kept in
 //! the connector's `sync_cursor`), [`progress`] (progress and budgets for the log and the
 //! job's metadata), [`transform`] (documents), [`source`] (options and the fetch),
-//! [`metrics`] (its Prometheus metrics, labelled by connector).
+//! [`cursor`] (the incremental cursor, resume points, deletion scopes), [`oauth`] (the
+//! install flow and token rotation), [`metrics`] (its Prometheus metrics, labelled by
+//! connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -28,7 +34,9 @@
 pub mod answer;
 pub mod budgets;
 pub mod client;
+pub mod cursor;
 pub mod metrics;
+pub mod oauth;
 pub mod progress;
 pub mod ratelimit;
 pub mod source;
@@ -56,7 +64,13 @@ impl SourceFactory for SlackFactory {
     }
 
     fn features(&self) -> Value {
-        basic_features()
+        let mut features = basic_features();
+        features["incremental_sync"] = json!({"enabled": true});
+        features
+    }
+
+    fn supports_incremental(&self) -> bool {
+        true
     }
 
     fn upstream_class(&self) -> Option<&'static str> {
@@ -65,6 +79,14 @@ impl SourceFactory for SlackFactory {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         metrics::register(registry);
+    }
+
+    fn renew_credentials<'a>(
+        &'a self,
+        configuration: &'a Configuration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
+        Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
     }
 
     fn build(
@@ -107,6 +129,16 @@ pub fn default_configuration() -> Configuration {
             .tooltip("Whether or not Slack Users should be indexed as documents in Elasticsearch.")
             .value(json!(true)),
     );
+    let mut lookback = ConfigField::new(source::LOOKBACK_LABEL, "int", 5)
+        .display("numeric")
+        .optional()
+        .ui_restrictions(&["advanced"])
+        .validation("greater_than", json!(-1))
+        .validation("less_than", json!(366))
+        .tooltip("Incremental syncs read this many days of history again, to apply edits, deletions and new replies in threads. A reply to an older thread waits for the next full sync.")
+        .value(json!(source::DEFAULT_LOOKBACK_DAYS));
+    lookback.default_value = json!(source::DEFAULT_LOOKBACK_DAYS);
+    config.insert("thread_lookback_days".into(), lookback);
     config.insert(
         "rate_budget".into(),
         ConfigField::new("Slack rate budget", "str", 10)

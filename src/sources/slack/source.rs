@@ -1,4 +1,5 @@
-//! The Slack [`DataSource`]: options from the job's configuration, and the full-sync fetch.
+//! The Slack [`DataSource`]: options from the job's configuration, and the fetch of full,
+//! resumed and incremental syncs.
 //!
 //! Order and shape of a sync (`elastic-connectors-protocol.md` §4, minus its bugs):
 //! 1. `auth.test`: token check and the workspace URL (permalinks);
@@ -11,6 +12,14 @@
 //!    paging, a few threads at once). Documents go to the sink as each page arrives, so
 //!    memory holds one page per channel task, never a channel's history.
 //!
+//! A full sync marks its progress per channel as it goes (a checkpoint after each thread
+//! that completes the run of threads before it, after each page, and when the channel is
+//! done; [`super::cursor`]): a resumed sync skips the channels done and reads the others
+//! from where they stood, in the same history window. An incremental sync reads the known
+//! channels from the cursor's bound, fetches only changed or new threads, declares what it
+//! re-read as sweep scopes, and reads new channels in full. Every sync that completes
+//! leaves the cursor for the next incremental one ([`DataSource::sync_cursor`]).
+//!
 //! Invariants:
 //! - `get_docs` returns `Ok` only if every page of every readable channel was fetched;
 //!   an answer without what its method promises (`answer`: a list missing, `null` or
@@ -21,7 +30,9 @@
 //!   were sent fails the sync instead (a partial channel must not drive deletions);
 //! - a parent is emitted once (from history), a broadcast reply once (from history), and
 //!   every other reply once (from its thread);
-//! - cancellation is checked between pages and interrupts rate-limit and retry waits.
+//! - cancellation is checked between pages and interrupts rate-limit and retry waits;
+//! - a checkpoint claims only what was sent before it; a channel resumed from a position
+//!   that Slack now refuses fails the sync (its older messages would not be rewritten).
 
 use super::answer::Pager;
 use super::budgets::{LearnedBudgets, CURSOR_KEY};
@@ -29,11 +40,15 @@ use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
     SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
 };
+use super::cursor::{
+    channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
+    ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
+};
 use super::metrics::CallMetrics;
 use super::progress::Progress;
 use super::ratelimit::BudgetMode;
 use super::transform::{
-    channel_doc, message_doc, user_doc, window_oldest, workspace_base, Channel, Message,
+    channel_doc, message_doc, ts_micros, user_doc, window_oldest, workspace_base, Channel, Message,
     MessageContext, Names, User,
 };
 use crate::config::Secret;
@@ -42,9 +57,10 @@ use crate::sources::{
 };
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use futures::FutureExt;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +81,10 @@ const DAYS_LABEL: &str = "Days of message history to fetch";
 const DEFAULT_DAYS: u32 = 180;
 /// Label of the budget field, for messages.
 const BUDGET_LABEL: &str = "Slack rate budget";
+/// Label of the thread look-back field, for messages.
+pub const LOOKBACK_LABEL: &str = "Thread look-back of incremental syncs (days)";
+/// Default of `thread_lookback_days`.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 14;
 
 /// Everything a Slack source runs with. The first four come from the connector's schema;
 /// the rest are internal options with defaults (env for base URL and tier scale), kept
@@ -81,6 +101,9 @@ pub struct SlackOptions {
     pub auto_join_channels: bool,
     /// Index user documents.
     pub sync_users: bool,
+    /// Incremental syncs re-read this many days of history for edits, deletions and
+    /// thread activity (`thread_lookback_days`).
+    pub thread_lookback_days: u32,
     /// API base URL (`SLACK_API_BASE_URL`, default `https://slack.com/api`).
     pub base_url: String,
     /// Tier budget multiplier (`SLACK_TIER_SCALE`, default 1).
@@ -128,6 +151,7 @@ impl SlackOptions {
             fetch_last_n_days: DEFAULT_DAYS,
             auto_join_channels: false,
             sync_users: true,
+            thread_lookback_days: DEFAULT_LOOKBACK_DAYS,
             base_url: resolve_base_url(std::env::var(BASE_URL_ENV).ok().as_deref()),
             tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
             rate_budget: BudgetMode::Learned,
@@ -154,16 +178,8 @@ impl SlackOptions {
         let mut options = SlackOptions::new(Secret::new(
             configuration.str_value("token").unwrap_or_default(),
         ));
-        if let Some(message) = configuration
-            .get("fetch_last_n_days")
-            .and_then(|f| f.coerce_error("fetch_last_n_days"))
-        {
-            return Err(SourceError::Configuration(message));
-        }
-        options.fetch_last_n_days = match configuration.int_value("fetch_last_n_days") {
-            None => DEFAULT_DAYS,
-            Some(days) => days_from(days)?,
-        };
+        options.fetch_last_n_days =
+            days_field(configuration, "fetch_last_n_days", DEFAULT_DAYS, days_from)?;
         options.auto_join_channels = configuration
             .bool_value("auto_join_channels")
             .unwrap_or(false);
@@ -174,8 +190,40 @@ impl SlackOptions {
                 "'{BUDGET_LABEL}' must be 'learned' or 'published', got '{budget}'"
             ))
         })?;
+        options.thread_lookback_days = days_field(
+            configuration,
+            "thread_lookback_days",
+            DEFAULT_LOOKBACK_DAYS,
+            lookback_days_from,
+        )?;
         Ok(options)
     }
+}
+
+/// A number-of-days field: a value that is not an integer is an error, an empty one the
+/// default, and `check` bounds the rest.
+fn days_field(
+    configuration: &Configuration,
+    key: &str,
+    default: u32,
+    check: fn(i64) -> Result<u32, SourceError>,
+) -> Result<u32, SourceError> {
+    if let Some(message) = configuration.get(key).and_then(|f| f.coerce_error(key)) {
+        return Err(SourceError::Configuration(message));
+    }
+    configuration.int_value(key).map_or(Ok(default), check)
+}
+
+/// `thread_lookback_days` → days (pure): 0 (only what is new) up to 365.
+pub fn lookback_days_from(value: i64) -> Result<u32, SourceError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|d| *d <= 365)
+        .ok_or_else(|| {
+            SourceError::Configuration(format!(
+                "'{LOOKBACK_LABEL}' must be between 0 and 365, got {value}"
+            ))
+        })
 }
 
 /// `fetch_last_n_days` → days (pure): negative or absurd values are configuration errors.
@@ -202,7 +250,9 @@ pub fn check_token_shape(token: &str) -> Result<(), SourceError> {
             "'{TOKEN_LABEL}' cannot be empty"
         )));
     }
-    if !(token.starts_with("xoxb-") || token.starts_with("xoxp-")) {
+    // With token rotation Slack's access tokens start `xoxe.xoxb-` / `xoxe.xoxp-`.
+    let kind = token.strip_prefix("xoxe.").unwrap_or(token);
+    if !(kind.starts_with("xoxb-") || kind.starts_with("xoxp-")) {
         return Err(SourceError::Configuration(format!(
             "'{TOKEN_LABEL}' must be a Slack bot token (xoxb-…) or user token (xoxp-…)"
         )));
@@ -271,13 +321,15 @@ fn conversation_types(options: &SlackOptions) -> String {
 /// Errors that skip one thread (deleted between history and replies), not the sync.
 const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 
-/// A page of messages as documents, the thread parents it names (history pages), and the
-/// next cursor.
+/// A page of messages as documents, the thread parents it names (history pages) with their
+/// reply state, the newest and oldest ts it holds, and the next cursor.
 struct MessagePage {
     /// Messages in the answer (the restricted cohort's pages stop at 15).
     items: usize,
     docs: Vec<Document>,
-    parents: Vec<String>,
+    parents: Vec<(String, ThreadState)>,
+    newest: Option<String>,
+    oldest: Option<String>,
     next_cursor: Option<String>,
 }
 
@@ -299,6 +351,16 @@ struct Counters {
     channels_total: AtomicU64,
     /// Readable channels read or skipped.
     channels_done: AtomicU64,
+    /// Channels a resumed sync found done before its interruption.
+    channels_done_before: AtomicU64,
+}
+
+/// What `auth.test` told (asked once per job: validation, ping and the fetch share it).
+#[derive(Debug, Clone)]
+struct Auth {
+    url: Option<String>,
+    scopes: Option<String>,
+    team_id: Option<String>,
 }
 
 struct Inner {
@@ -310,6 +372,33 @@ struct Inner {
     saved_budgets: Mutex<Option<LearnedBudgets>>,
     /// The workspace (`auth.test`), for the budgets the sync leaves.
     team_id: Mutex<Option<String>>,
+    auth: Mutex<Option<Auth>>,
+    /// The cursor this sync leaves, filled as channels finish.
+    cursor: Mutex<SlackCursor>,
+    /// Whether a sync completed (only then is there a cursor to leave).
+    completed: AtomicBool,
+}
+
+/// How a sync reads its channels.
+enum Mode {
+    /// A full sync from the start.
+    Full,
+    /// A full sync carrying on from its recorded points.
+    Resume(Resume),
+    /// An incremental sync from the connector's cursor.
+    Incremental(SlackCursor),
+}
+
+/// How one channel is read.
+enum ChannelRead {
+    /// Everything in the window, from `progress` (where a resumed sync stood); with
+    /// `checkpoints`, progress is marked as it goes.
+    Full {
+        progress: ChannelProgress,
+        checkpoints: bool,
+    },
+    /// An incremental re-read of a channel the cursor knows.
+    Since(ChannelCursor),
 }
 
 /// The Slack data source.
@@ -350,6 +439,9 @@ impl SlackSource {
                 },
                 saved_budgets: Mutex::new(None),
                 team_id: Mutex::new(None),
+                auth: Mutex::new(None),
+                cursor: Mutex::new(SlackCursor::default()),
+                completed: AtomicBool::new(false),
             }),
         })
     }
@@ -401,18 +493,37 @@ struct Shared {
     names: Names,
     channel_names: HashMap<String, String>,
     base: Option<String>,
+    /// The history window's bound (`oldest`, exclusive).
     oldest: Option<String>,
+    /// Threads whose last reply is at or after this (µs) go into the cursor.
+    threads_since: i64,
+    /// The previous cursor's `threads_since` (incremental syncs).
+    prev_threads_since: Option<i64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {
-    async fn auth_test(
-        &self,
-        cancel: &CancellationToken,
-    ) -> Result<super::client::Reply<Value>, SourceError> {
-        self.client
+    /// `auth.test`, once per source: the answer is the same for the job's validation, ping
+    /// and fetch.
+    async fn auth_test(&self, cancel: &CancellationToken) -> Result<Auth, SourceError> {
+        if let Some(auth) = lock(&self.auth).clone() {
+            return Ok(auth);
+        }
+        let reply = self
+            .client
             .call::<Value>("auth.test", Verb::Get, &[], cancel)
             .await
-            .map_err(|e| source_error(e, "checking the token (auth.test)"))
+            .map_err(|e| source_error(e, "checking the token (auth.test)"))?;
+        let auth = Auth {
+            url: reply.body.url,
+            scopes: reply.scopes,
+            team_id: reply.body.team_id,
+        };
+        *lock(&self.auth) = Some(auth.clone());
+        Ok(auth)
     }
 
     async fn fetch_users(
@@ -492,10 +603,13 @@ impl Inner {
             });
     }
 
+    /// Reads one channel (see [`ChannelRead`]); leaves its cursor entry in `self.cursor`
+    /// when it completes.
     async fn fetch_channel(
         &self,
         channel: &Channel,
         plan: ChannelPlan,
+        read: ChannelRead,
         shared: &Shared,
         sink: &DocSender,
         cancel: &CancellationToken,
@@ -527,14 +641,49 @@ impl Inner {
             channels: &shared.channel_names,
             base: shared.base.as_deref(),
         };
+        // Where the history is read from, and what the channel's cursor starts with.
+        let (oldest, latest, mut cursor, prev, checkpoints) = match read {
+            ChannelRead::Full {
+                progress,
+                checkpoints,
+            } => (
+                shared.oldest.clone(),
+                progress.before,
+                progress.cursor,
+                None,
+                checkpoints,
+            ),
+            ChannelRead::Since(prev) => {
+                let window = shared.oldest.as_deref().and_then(ts_micros);
+                let after = reread_after(&prev, shared.threads_since, window);
+                let cursor = ChannelCursor {
+                    latest: prev.latest.clone(),
+                    ..ChannelCursor::default()
+                };
+                (
+                    Some(ts_string(after)),
+                    None,
+                    cursor,
+                    Some((prev, after)),
+                    false,
+                )
+            }
+        };
+        // A channel read from a position has documents written already: a refusal now must
+        // fail the sync, not skip the channel.
+        let resumed = latest.is_some();
+        let mut seen_parents = HashSet::new();
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
         let mut pager = Pager::new();
         let mut first_page = true;
         loop {
             check_cancel(cancel)?;
             let mut params = vec![("channel", id), ("limit", limit.as_str())];
-            if let Some(oldest) = shared.oldest.as_deref() {
+            if let Some(oldest) = oldest.as_deref() {
                 params.push(("oldest", oldest));
+            }
+            if let Some(latest) = latest.as_deref() {
+                params.push(("latest", latest));
             }
             if let Some(c) = pager.cursor() {
                 params.push(("cursor", c));
@@ -551,7 +700,7 @@ impl Inner {
                 .await;
             let page = match page {
                 Ok(page) => page,
-                Err(error) if first_page && classify(&error) == Class::Skip => {
+                Err(error) if first_page && !resumed && classify(&error) == Class::Skip => {
                     self.skip(id, error.code().unwrap_or("unreadable"));
                     return Ok(());
                 }
@@ -569,26 +718,99 @@ impl Inner {
                 sink.send(DocOp::Index(doc)).await?;
                 self.counters.channels.fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(newest) = page.newest.as_deref() {
+                cursor.note(newest, None, shared.threads_since);
+            }
+            for (ts, state) in &page.parents {
+                cursor.note(ts, Some(state.clone()), shared.threads_since);
+            }
             self.send_page(page.docs, sink).await?;
-            // A few threads at once; the rate limiter paces them. (A manual loop rather than
-            // `buffer_unordered` with a closure: async_trait futures must be `Send` for every
-            // lifetime, which closures over borrowed data cannot express.)
-            let mut parents = page.parents.iter();
+            // Full syncs read every thread; incremental ones the changed and new.
+            let parents: Vec<&String> = match &prev {
+                None => page.parents.iter().map(|(ts, _)| ts).collect(),
+                Some((prev, _)) => page
+                    .parents
+                    .iter()
+                    .filter(|(ts, state)| {
+                        seen_parents.insert(ts.clone());
+                        thread_changed(prev, shared.prev_threads_since, ts, state)
+                    })
+                    .map(|(ts, _)| ts)
+                    .collect(),
+            };
+            // A few threads at once; the rate limiter paces them. Each thread that completes
+            // the run of threads before it is a resume point: history resumes just before
+            // its parent. (A manual loop rather than `buffer_unordered` with a closure:
+            // async_trait futures must be `Send` for every lifetime, which closures over
+            // borrowed data cannot express.)
+            let mut pending = parents.iter().enumerate();
             let mut threads = FuturesUnordered::new();
+            let mut finished = vec![false; parents.len()];
+            let mut run = 0;
             loop {
                 while threads.len() < self.options.thread_concurrency.max(1) {
-                    let Some(parent) = parents.next() else { break };
-                    threads.push(self.fetch_thread(id, parent, &ctx, sink, cancel));
+                    let Some((i, parent)) = pending.next() else {
+                        break;
+                    };
+                    threads.push(
+                        self.fetch_thread(id, parent, &ctx, sink, cancel)
+                            .map(move |result| (i, result)),
+                    );
                 }
-                match threads.next().await {
-                    Some(result) => result?,
-                    None => break,
+                let Some((i, result)) = threads.next().await else {
+                    break;
+                };
+                result?;
+                if prev.is_some() {
+                    sink.sweep(thread_scope(id, parents[i])).await?;
+                }
+                finished[i] = true;
+                let before = run;
+                while finished.get(run) == Some(&true) {
+                    run += 1;
+                }
+                if checkpoints && run > before && run < parents.len() {
+                    let progress = ChannelProgress {
+                        done: false,
+                        before: Some(parents[run - 1].clone()),
+                        cursor: cursor.clone(),
+                    };
+                    sink.checkpoint(id, progress.to_value()).await?;
                 }
             }
             if !pager.advance(page.next_cursor.as_deref()) {
-                return Ok(());
+                break;
+            }
+            if checkpoints {
+                let progress = ChannelProgress {
+                    done: false,
+                    before: page.oldest.clone(),
+                    cursor: cursor.clone(),
+                };
+                sink.checkpoint(id, progress.to_value()).await?;
             }
         }
+        if let Some((prev, after)) = &prev {
+            // Tracked threads the re-read did not show as parents are gone (or have no
+            // replies left); parents before the re-read (out of the window now) are not.
+            for parent in prev.threads.keys() {
+                let reread = ts_micros(parent).is_some_and(|ts| ts > *after);
+                if reread && !seen_parents.contains(parent) {
+                    sink.sweep(thread_scope(id, parent)).await?;
+                }
+            }
+            sink.sweep(channel_scope(id, *after)).await?;
+        }
+        if checkpoints {
+            let progress = ChannelProgress {
+                done: true,
+                before: None,
+                cursor: cursor.clone(),
+            };
+            sink.checkpoint(id, progress.to_value()).await?;
+        }
+        lock(&self.cursor).channels.insert(id.to_string(), cursor);
+        Ok(())
     }
 
     /// A history or replies page made into documents while its body is still in the
@@ -609,6 +831,8 @@ impl Inner {
             items: body.items.len(),
             docs: Vec::with_capacity(body.items.len()),
             parents: Vec::new(),
+            newest: body.items.first().map(|m| m.ts.to_string()),
+            oldest: body.items.last().map(|m| m.ts.to_string()),
             next_cursor: body.next_cursor().map(str::to_string),
         };
         for message in &body.items {
@@ -627,7 +851,11 @@ impl Inner {
                     let is_parent = message.reply_count.unwrap_or(0) > 0
                         && message.thread_ts.as_deref().is_none_or(|t| t == message.ts);
                     if is_parent {
-                        page.parents.push(message.ts.to_string());
+                        let state = ThreadState {
+                            latest_reply: message.latest_reply.as_deref().map(str::to_string),
+                            reply_count: message.reply_count.unwrap_or(0),
+                        };
+                        page.parents.push((message.ts.to_string(), state));
                     }
                 }
             }
@@ -789,13 +1017,14 @@ impl Inner {
         }
     }
 
-    /// The fetch, logging its progress every [`SlackOptions::progress_interval`].
-    async fn get_docs_with_progress(
+    /// A sync, logging its progress every [`SlackOptions::progress_interval`].
+    async fn sync_with_progress(
         &self,
+        mode: Mode,
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
-        let fetch = self.get_docs(sink, cancel);
+        let fetch = self.sync(mode, sink, cancel);
         tokio::pin!(fetch);
         let every = self
             .options
@@ -820,14 +1049,16 @@ impl Inner {
         }
     }
 
-    async fn get_docs(
+    /// One sync: users, channels, then the channels to read as `mode` says.
+    async fn sync(
         &self,
+        mode: Mode,
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let auth = self.auth_test(cancel).await?;
-        self.restore_budgets(auth.body.team_id.as_deref());
-        let base = auth.body.url.as_deref().and_then(workspace_base);
+        self.restore_budgets(auth.team_id.as_deref());
+        let base = auth.url.as_deref().and_then(workspace_base);
         let names = self.fetch_users(sink, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
         let channels = self.list_channels(cancel).await?;
@@ -835,32 +1066,85 @@ impl Inner {
             .iter()
             .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
             .collect();
-        let readable: Vec<(Channel, ChannelPlan)> = channels
-            .into_iter()
-            .filter(|(_, plan)| *plan != ChannelPlan::Ignore)
-            .collect();
-        tracing::debug!(channels = readable.len(), "slack channels to read");
-        self.counters
-            .channels_total
-            .store(readable.len() as u64, Ordering::Relaxed);
         let now = self.options.now.unwrap_or_else(now_secs);
+        let threads_since =
+            now.saturating_sub(i64::from(self.options.thread_lookback_days) * 86_400) * 1_000_000;
+        let window = window_oldest(now, self.options.fetch_last_n_days);
+        let (oldest, prev_threads_since) = match &mode {
+            // A resumed sync reads the window it started with.
+            Mode::Resume(resume) => (resume.window.clone().unwrap_or(window), None),
+            Mode::Incremental(cursor) => (window, cursor.threads_since),
+            Mode::Full => (window, None),
+        };
+        lock(&self.cursor).threads_since = Some(threads_since);
+        if !matches!(mode, Mode::Incremental(_)) {
+            sink.checkpoint(WINDOW_KEY, json!(oldest)).await?;
+        }
+        let mut reads = Vec::new();
+        for (channel, plan) in channels {
+            if plan == ChannelPlan::Ignore {
+                continue;
+            }
+            let fresh = || ChannelRead::Full {
+                progress: ChannelProgress::default(),
+                checkpoints: !matches!(mode, Mode::Incremental(_)),
+            };
+            let read = match &mode {
+                Mode::Full => fresh(),
+                Mode::Resume(resume) => match resume.channels.get(&channel.id) {
+                    Some(progress) if progress.done => {
+                        self.counters
+                            .channels_done_before
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.channels_done.fetch_add(1, Ordering::Relaxed);
+                        lock(&self.cursor)
+                            .channels
+                            .insert(channel.id.clone(), progress.cursor.clone());
+                        continue;
+                    }
+                    Some(progress) => ChannelRead::Full {
+                        progress: progress.clone(),
+                        checkpoints: true,
+                    },
+                    None => fresh(),
+                },
+                // New channels get a full read.
+                Mode::Incremental(cursor) => match cursor.channels.get(&channel.id) {
+                    Some(prev) => ChannelRead::Since(prev.clone()),
+                    None => fresh(),
+                },
+            };
+            reads.push((channel, plan, read));
+        }
+        tracing::debug!(channels = reads.len(), "slack channels to read");
+        // Progress counts the channels a resumed sync found done among the done and the total.
+        self.counters.channels_total.store(
+            reads.len() as u64 + self.counters.channels_done_before.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         let shared = Shared {
             names,
             channel_names,
             base,
-            oldest: window_oldest(now, self.options.fetch_last_n_days),
+            oldest,
+            threads_since,
+            prev_threads_since,
         };
-        let mut readable = readable.iter();
+        let shared = &shared;
+        let mut reads = reads.into_iter();
         let mut tasks = FuturesUnordered::new();
         loop {
             while tasks.len() < self.options.channel_concurrency.max(1) {
-                let Some((channel, plan)) = readable.next() else {
+                let Some((channel, plan, read)) = reads.next() else {
                     break;
                 };
                 let span = tracing::debug_span!("slack_channel", channel_id = %channel.id);
                 tasks.push(
-                    self.fetch_channel(channel, *plan, &shared, sink, cancel)
-                        .instrument(span),
+                    async move {
+                        self.fetch_channel(&channel, plan, read, shared, sink, cancel)
+                            .await
+                    }
+                    .instrument(span),
                 );
             }
             match tasks.next().await {
@@ -869,9 +1153,46 @@ impl Inner {
                     result?;
                     self.counters.channels_done.fetch_add(1, Ordering::Relaxed);
                 }
-                None => return Ok(()),
+                None => break,
             }
         }
+        self.completed.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs a sync and logs what it fetched.
+    async fn sync_logged(
+        &self,
+        mode: Mode,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
+        let result = self.sync_with_progress(mode, sink, cancel).await;
+        let counters = &self.counters;
+        tracing::info!(
+            ok = result.is_ok(),
+            users = counters.users.load(Ordering::Relaxed),
+            channels = counters.channels.load(Ordering::Relaxed),
+            channels_done_before = counters.channels_done_before.load(Ordering::Relaxed),
+            messages = counters.messages.load(Ordering::Relaxed),
+            threads = counters.threads.load(Ordering::Relaxed),
+            requests = self.client.stats().requests.load(Ordering::Relaxed),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "slack fetch finished"
+        );
+        let progress = self.progress();
+        if progress.cohort.recognised() {
+            warn_restricted(&progress);
+        }
+        tracing::info!(
+            mode = progress.mode.as_str(),
+            pacing_waits = progress.pacing_waits,
+            rates = %progress.rates(),
+            "slack rate budget: {}",
+            progress.pacing_verdict()
+        );
+        result
     }
 }
 
@@ -886,8 +1207,8 @@ impl DataSource for SlackSource {
 
     async fn validate(&self) -> Result<(), SourceError> {
         check_token_shape(self.inner.options.token.expose())?;
-        let reply = self.inner.auth_test(&CancellationToken::new()).await?;
-        if let Some(granted) = reply.scopes.as_deref() {
+        let auth = self.inner.auth_test(&CancellationToken::new()).await?;
+        if let Some(granted) = auth.scopes.as_deref() {
             let missing = missing_scopes(granted, self.inner.options.auto_join_channels);
             if !missing.is_empty() {
                 return Err(SourceError::Auth(format!(
@@ -905,31 +1226,44 @@ impl DataSource for SlackSource {
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
-        let started = std::time::Instant::now();
-        let result = self.inner.get_docs_with_progress(sink, cancel).await;
-        let counters = &self.inner.counters;
+        self.inner.sync_logged(Mode::Full, sink, cancel).await
+    }
+
+    async fn resume_docs(
+        &self,
+        checkpoints: &Map<String, Value>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let resume = Resume::read(checkpoints);
         tracing::info!(
-            ok = result.is_ok(),
-            users = counters.users.load(Ordering::Relaxed),
-            channels = counters.channels.load(Ordering::Relaxed),
-            messages = counters.messages.load(Ordering::Relaxed),
-            threads = counters.threads.load(Ordering::Relaxed),
-            requests = self.inner.client.stats().requests.load(Ordering::Relaxed),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "slack fetch finished"
+            channels_done = resume.channels.values().filter(|c| c.done).count(),
+            channels_started = resume.channels.values().filter(|c| !c.done).count(),
+            "resuming the slack fetch"
         );
-        let progress = self.inner.progress();
-        if progress.cohort.recognised() {
-            warn_restricted(&progress);
+        self.inner
+            .sync_logged(Mode::Resume(resume), sink, cancel)
+            .await
+    }
+
+    async fn get_docs_incrementally(
+        &self,
+        cursor: Option<&Value>,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let (cursor, problem) = SlackCursor::read(cursor);
+        if let Some(problem) = problem {
+            tracing::warn!(%problem, "every channel gets a full read, and nothing is deleted");
         }
         tracing::info!(
-            mode = progress.mode.as_str(),
-            pacing_waits = progress.pacing_waits,
-            rates = %progress.rates(),
-            "slack rate budget: {}",
-            progress.pacing_verdict()
+            known_channels = cursor.channels.len(),
+            lookback_days = self.inner.options.thread_lookback_days,
+            "incremental slack fetch"
         );
-        result
+        self.inner
+            .sync_logged(Mode::Incremental(cursor), sink, cancel)
+            .await
     }
 
     fn load_cursor(&self, cursor: &Value) {
@@ -945,18 +1279,26 @@ impl DataSource for SlackSource {
         }
     }
 
+    /// One object: the incremental state (channels, `threads_since`) once a sync completed,
+    /// and the learned budgets under [`CURSOR_KEY`].
     fn sync_cursor(&self) -> Option<Value> {
-        let budgets = self.inner.budgets_cursor()?;
-        Some(json!({ CURSOR_KEY: budgets }))
+        let mut cursor = match self
+            .inner
+            .completed
+            .load(Ordering::Relaxed)
+            .then(|| lock(&self.inner.cursor).to_value())
+        {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        if let Some(budgets) = self.inner.budgets_cursor() {
+            cursor.insert(CURSOR_KEY.to_string(), budgets);
+        }
+        (!cursor.is_empty()).then_some(Value::Object(cursor))
     }
 
     fn metadata(&self) -> Value {
-        let skipped = self
-            .inner
-            .skipped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let skipped = lock(&self.inner.skipped).clone();
         let stats = self.inner.client.stats();
         let counters = &self.inner.counters;
         let progress = self.inner.progress();
@@ -971,6 +1313,7 @@ impl DataSource for SlackSource {
             "messages": counters.messages.load(Ordering::Relaxed),
             "threads": counters.threads.load(Ordering::Relaxed),
             "skipped_threads": counters.skipped_threads.load(Ordering::Relaxed),
+            "channels_done_before": counters.channels_done_before.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
@@ -1047,6 +1390,11 @@ mod tests {
             .contains("xoxb-"));
         assert!(check_token_shape("xoxb-1").is_ok());
         assert!(check_token_shape("xoxp-1").is_ok());
+        assert!(
+            check_token_shape("xoxe.xoxb-1-abc").is_ok(),
+            "a rotating token"
+        );
+        assert!(check_token_shape("xoxe-1-abc").is_err(), "a refresh token");
         assert_eq!(
             missing_scopes("channels:read,users:read", true),
             vec!["channels:history", "channels:join"]
