@@ -1,19 +1,23 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (the Python source's schema, so Kibana renders the same form, plus one
-//! advanced field): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
-//! documents), `auto_join_channels`, `sync_users`, `thread_lookback_days` (incremental
-//! syncs; default 14).
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus advanced
+//! fields of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`; advanced: `thread_lookback_days`
+//! (incremental syncs; default 14) and `rate_budget` (`learned`, the default, or
+//! `published`).
 //!
 //! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
 //! from their recorded progress ([`cursor`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
-//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`source`] (options and the fetch), [`cursor`]
-//! (the incremental cursor, resume points, deletion scopes), [`metrics`] (its Prometheus
-//! metrics, labelled by connector).
+//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method budgets,
+//! learned or published, the restricted cohort), [`budgets`] (the learned budgets kept in
+//! the connector's `sync_cursor`), [`progress`] (progress and budgets for the log and the
+//! job's metadata), [`transform`] (documents), [`source`] (options and the fetch),
+//! [`cursor`] (the incremental cursor, resume points, deletion scopes), [`oauth`] (the
+//! install flow and token rotation), [`metrics`] (its Prometheus metrics, labelled by
+//! connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -22,13 +26,18 @@
 //! future schema fields.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
-//! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
+//! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
+//! `rate_budget` (mode, pacing waits, restricted cohort, each method's rate beside its
+//! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
+//! seconds left), written while the sync runs too (the job's `_stats` updates).
 
 pub mod answer;
+pub mod budgets;
 pub mod client;
 pub mod cursor;
 pub mod metrics;
 pub mod oauth;
+pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -130,5 +139,17 @@ pub fn default_configuration() -> Configuration {
         .value(json!(source::DEFAULT_LOOKBACK_DAYS));
     lookback.default_value = json!(source::DEFAULT_LOOKBACK_DAYS);
     config.insert("thread_lookback_days".into(), lookback);
+    config.insert(
+        "rate_budget".into(),
+        ConfigField::new("Slack rate budget", "str", 10)
+            .display("dropdown")
+            .options(&[("Learned from Slack's answers", "learned"), ("Published tiers", "published")])
+            .tooltip("How fast to call Slack. 'learned' starts at Slack's published rate tiers and learns what the workspace grants from Slack's answers (rate-limit answers lower it, and Retry-After is always honoured); 'published' never goes above the published tiers.")
+            .value(json!("learned"))
+            .default_value(json!("learned"))
+            .optional()
+            .validation("included_in", json!(["learned", "published"]))
+            .ui_restrictions(&["advanced"]),
+    );
     config
 }
