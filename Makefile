@@ -7,7 +7,8 @@
 #   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
 #   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
-#   make bench  benchmarks; results appended to BENCHMARKS.md
+#   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
+#               budget part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
 #               (cargo-fuzz goes into .tools/; the property tests run in `make test` anyway)
 #
@@ -22,7 +23,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls bench fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls bench bench-budget fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -99,9 +100,30 @@ bench: tools
 	./target/release/ftest --mode api --es-sink null --no-mutations --data-size large --channels 200 \
 		--messages-per-channel 5500 --fetch-last-n-days 0 --idling 5 \
 		--bin-dir target/release --timeout 3600 --report-file BENCHMARKS.md
-	@echo "== end to end, Slack tiers on (time-scaled 60x): budget share and 429s (null sink: Slack decides)"
+	$(MAKE) bench-budget
+
+# The budget part of `make bench` (also on its own, about 5 minutes): a medium full sync
+# against the simulator's tier limiter, time-scaled 60x (a Slack minute lasts a second), null
+# sink so that Slack decides: the simulator granting 10x the published tiers with learned
+# budgets, then the published tiers with learned budgets, then the published-floor rate
+# (rate_budget=published) beside them; last, a small sync in the restricted cohort (the
+# report and the job's metadata say "restricted cohort true"). Each report prints calls, 429s
+# (and those after the first minute), the service's rates beside the published tiers, the
+# share of the granted rate used and the wall time.
+bench-budget: tools
+	$(CARGO) build --release -p connectors -p ftest
+	@echo "== budget: simulator grants 10x the tiers, learned budgets"
 	./target/release/ftest --mode api --es-sink null --no-mutations --data-size medium --rate-limits --time-scale 60 \
-		--bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+		--rate-grant 10 --rate-budget learned --bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+	@echo "== budget: simulator grants the published tiers, learned budgets"
+	./target/release/ftest --mode api --es-sink null --no-mutations --data-size medium --rate-limits --time-scale 60 \
+		--rate-grant 1 --rate-budget learned --bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+	@echo "== budget: the published-floor rate (rate_budget=published) against the same simulator"
+	./target/release/ftest --mode api --es-sink null --no-mutations --data-size medium --rate-limits --time-scale 60 \
+		--rate-grant 1 --rate-budget published --bin-dir target/release --timeout 1800 --report-file BENCHMARKS.md
+	@echo "== budget: the restricted cohort (history/replies 1/min, pages of 15), small, time-scaled 600x"
+	./target/release/ftest --mode api --no-mutations --data-size small --rate-limits --time-scale 600 \
+		--restricted-cohort --bin-dir target/release --timeout 600 --report-file BENCHMARKS.md
 
 # Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer) on the stable toolchain:
 # RUSTC_BOOTSTRAP=1 lets stable rustc take the sanitizer flags cargo-fuzz passes. Seeds

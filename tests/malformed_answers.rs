@@ -170,7 +170,12 @@ async fn every_malformed_shape_of_every_method_fails_or_completes_and_keeps_the_
         _ => "messages",
     };
     let mut cases = 0;
-    for method in SLACK_METHODS {
+    // A content sync's methods (access-control syncs' `conversations.members` and
+    // `users.info` are not called by it).
+    let content_methods = SLACK_METHODS
+        .into_iter()
+        .filter(|m| !matches!(*m, "conversations.members" | "users.info"));
+    for method in content_methods {
         let mut shapes = vec![
             (FaultAction::MissingField { field: None }, data(method)),
             (FaultAction::NullField { field: None }, data(method)),

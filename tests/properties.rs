@@ -1167,3 +1167,94 @@ fn strategies_shrink() {
         }
     }
 }
+
+// ---------------------------------------------------------------- saved rate budgets
+
+/// A rate as a saved cursor might hold it: sane, zero, negative, huge, or not a number.
+fn saved_rate() -> BoxedStrategy<Value> {
+    prop_oneof![
+        6 => (0.001f64..100_000.0).prop_map(|f| json!(f)),
+        2 => select(vec![0.0, -1.0, 1e300, f64::MIN_POSITIVE]).prop_map(|f| json!(f)),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+/// Mostly `good`, now and then anything.
+fn mostly(good: Value) -> BoxedStrategy<Value> {
+    prop_oneof![4 => Just(good), 1 => json_value()].boxed()
+}
+
+/// The `budgets` object of a connector's `sync_cursor`, as another build, a hand edit or a
+/// corruption may have left it.
+fn saved_budgets() -> BoxedStrategy<Value> {
+    let name = prop_oneof![
+        6 => select(vec!["conversations.replies", "conversations.history", "users.list"])
+            .prop_map(|m| json!(m)),
+        1 => json_value()
+    ];
+    let method = (
+        name,
+        saved_rate(),
+        prop::option::of(saved_rate()),
+        any::<bool>(),
+    )
+        .prop_map(|(method, per_minute, ceiling, restricted)| {
+            let mut entry = json!({"method": method, "per_minute": per_minute,
+                "restricted": restricted});
+            if let Some(ceiling) = ceiling {
+                entry["ceiling"] = ceiling;
+            }
+            entry
+        });
+    let header = object(vec![
+        ("version", mostly(json!(1))),
+        ("team_id", mostly(json!("T1"))),
+        ("learned_at", mostly(json!(1_700_000_000))),
+        ("restricted_cohort", mostly(json!(false))),
+    ]);
+    prop_oneof![
+        4 => (header, prop::collection::vec(method, 0..6)).prop_map(|(mut header, methods)| {
+            header["methods"] = Value::Array(methods);
+            header
+        }),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+/// A saved cursor's budgets are read or refused, never a panic; what is read holds only
+/// finite positive rates, writes back to the same budgets, and seeds a limiter whose rates
+/// stay finite and positive.
+#[test]
+fn saved_rate_budgets_are_read_or_refused() {
+    use connectors::sources::slack::budgets::LearnedBudgets;
+    use connectors::sources::slack::ratelimit::{BudgetMode, RateLimiter};
+    check("saved_rate_budgets", 2_000, saved_budgets(), |saved| {
+        let cursor = json!({"budgets": saved, "channels": {}});
+        let Ok(Some(budgets)) = LearnedBudgets::from_sync_cursor(&cursor) else {
+            return false;
+        };
+        for rate in budgets.methods.values() {
+            assert!(
+                rate.per_minute.is_finite() && rate.per_minute > 0.0,
+                "{rate:?}"
+            );
+            assert!(
+                rate.ceiling.is_none_or(|c| c.is_finite() && c > 0.0),
+                "{rate:?}"
+            );
+        }
+        let again = LearnedBudgets::from_cursor_value(&budgets.to_cursor_value());
+        assert_eq!(again.as_ref(), Ok(&budgets));
+        let limiter = RateLimiter::new(1.0, BudgetMode::Learned, true);
+        limiter.seed(&budgets);
+        for budget in limiter.budgets() {
+            assert!(
+                budget.rate_per_sec.is_finite() && budget.rate_per_sec > 0.0,
+                "{budget:?}"
+            );
+        }
+        true
+    });
+}

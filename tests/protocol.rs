@@ -756,6 +756,11 @@ async fn on_demand_job_finalised(mode: Mode) {
     let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-x");
     let job = wait_job_status(&env, &job_id, "error", WAIT).await;
     daemon.stop().await;
+    // The full job's source was handed the connector's saved cursor first.
+    assert_eq!(
+        *env.state.loaded_cursor.lock().unwrap(),
+        Some(json!({"docs": 5}))
+    );
     assert!(
         job.str("error").unwrap_or("").contains("ratelimited"),
         "{}",
@@ -818,9 +823,19 @@ async fn cancel_running_job(mode: Mode) {
     env.configured_connector(id).await;
     env.state.docs.store(100_000, Ordering::SeqCst);
     env.state.delay_ms.store(5, Ordering::SeqCst);
+    env.state.report_progress.store(true, Ordering::SeqCst);
     let job_id = env.start_job(id).await;
     let daemon = env.daemon(env.config(&[id], ""), &[Action::SyncContent], "worker-c");
     wait_job_status(&env, &job_id, "in_progress", WAIT).await;
+    // The stats heartbeat carries the source's progress while the job runs.
+    wait_for("the running job's metadata.progress", WAIT, || async {
+        let job = env.job(&job_id).await;
+        job.str("status") == Some("in_progress")
+            && job.source["metadata"]["progress"]["docs_sent"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+    })
+    .await;
     let out = env.cli_ok(&["job", "cancel", &job_id]).await;
     assert!(out.contains("canceling"), "{out}");
     let asked = Instant::now();

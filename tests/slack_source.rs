@@ -219,9 +219,10 @@ async fn tier_limits_time_scaled_complete_with_few_429s_and_high_budget_use() {
     assert_matches(&result, &expected.docs, "paced");
     let stats = sim.stats();
     let replies = stats.calls["conversations.replies"] as f64;
-    // Replies dominate: at 50/min × 60 = 50/s after a burst of 5, the ideal time is
-    // (replies - 5) / 50 s; budget use = ideal / actual.
-    let ideal = (replies - 5.0).max(0.0) / (50.0 * scale / 60.0);
+    // Replies dominate: at 50/min × 60 = 50/s after a minute's burst of 50 (what the
+    // simulator grants, and what a learned budget starts with), the ideal time is
+    // (replies - 50) / 50 s; budget use = ideal / actual.
+    let ideal = (replies - 50.0).max(0.0) / (50.0 * scale / 60.0);
     let used = ideal / result.elapsed.as_secs_f64();
     println!(
         "paced: {} docs, {} calls, {} replies calls, {} HTTP 429, elapsed {:?}, replies budget use {:.0}%",
@@ -232,10 +233,19 @@ async fn tier_limits_time_scaled_complete_with_few_429s_and_high_budget_use() {
         result.elapsed,
         used * 100.0
     );
+    // Learned budgets (the default) probe above the tier until Slack's first refusals: the
+    // requests in flight then (at most 8 channels × 4 threads) may all be refused, once.
+    // After the first minute, one 429 per method at most.
     assert!(
-        stats.ratelimited_total <= 3,
+        stats.ratelimited_total <= 32,
         "429 storm: {}",
         stats.ratelimited_total
+    );
+    let late: u64 = stats.ratelimited_late.values().sum();
+    assert!(
+        late <= 1,
+        "{late} 429s after the first minute: {:?}",
+        stats.ratelimited_late
     );
     // ~97% on an idle machine; the bound leaves room for a loaded CI box.
     assert!(used >= 0.6, "budget use {:.2}", used);
@@ -723,11 +733,13 @@ async fn factory_builds_from_configuration_and_env_base_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_interrupts_rate_limit_waits() {
-    // Real tier rates (scale 1): the sync would take minutes; cancel stops it at once.
+    // Real published tier rates (scale 1): the sync would take minutes; cancel stops it at
+    // once. (Learned budgets would not wait at all: the simulator's limits are off.)
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
     let mut paced = options(&sim, 0, true, true);
     paced.pace = true;
     paced.tier_scale = 1.0;
+    paced.rate_budget = connectors::sources::slack::ratelimit::BudgetMode::Published;
     let source = SlackSource::new(paced).unwrap();
     // Room for every document: nothing needs to drain the channel.
     let (tx, _rx) = DocSender::channel(4096);
@@ -758,6 +770,9 @@ async fn overestimated_tiers_adapt_without_a_429_storm() {
     let mut paced = options(&sim, 0, true, true);
     paced.pace = true;
     paced.tier_scale = 120.0;
+    // The published mode believes the tiers; learned budgets probe whatever the scale (their
+    // overestimates are tests/slack_budgets.rs's).
+    paced.rate_budget = connectors::sources::slack::ratelimit::BudgetMode::Published;
     let result = run(paced).await;
     assert_matches(&result, &expected.docs, "overestimated tiers");
     let stats = sim.stats();
@@ -767,8 +782,9 @@ async fn overestimated_tiers_adapt_without_a_429_storm() {
         .get("conversations.replies")
         .copied()
         .unwrap_or(0);
-    // The server's budget: 25 burst, then 50/s; use = ideal time for the successful calls.
-    let ideal = ((replies - throttled) as f64 - 25.0).max(0.0) / 50.0;
+    // The server's budget: a burst of 50, then 50/s; use = ideal time for the successful
+    // calls.
+    let ideal = ((replies - throttled) as f64 - 50.0).max(0.0) / 50.0;
     println!(
         "overestimated tiers: {} calls, {} replies calls, {} HTTP 429 ({:?}), elapsed {:?}, replies budget use {:.0}%",
         stats.total_calls,

@@ -160,6 +160,7 @@ impl SlackSender {
             timeout: options.timeout,
             tier_scale: 1.0,
             // Pacing is per channel here (the client's limiter paces per method).
+            budget: crate::sources::slack::ratelimit::BudgetMode::Published,
             pace: false,
             retry: options.retry,
         })?;

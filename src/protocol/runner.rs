@@ -351,6 +351,20 @@ fn progress_patch(stats: &SyncStats) -> Option<(u64, Value)> {
     Some((version, json!({ resume::METADATA_KEY: point.to_value() })))
 }
 
+/// The `metadata` keys of a stats report: on the heartbeat, the source's own figures (its
+/// progress: channels done, calls, learned rates); with new progress, the resume point.
+/// `None` when there is nothing to set.
+fn heartbeat_metadata(source: Option<Value>, progress: Option<&Value>) -> Option<Value> {
+    let mut keys = match source {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::Object(patch)) = progress {
+        keys.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    (!keys.is_empty()).then_some(Value::Object(keys))
+}
+
 /// The job's final `metadata`: the source's, plus where a suspended full job stands (what
 /// the next service resumes from); any other end of a full job clears the resume point (it
 /// may have been written while the job ran; a partial `_update` cannot remove a key, so
@@ -400,6 +414,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         connector::configuration(&snapshot.configuration).map_err(JobError::Configuration)?;
     connector::validate_configuration(&configuration).map_err(JobError::Configuration)?;
     let source = factory.build(&connector.id, &configuration)?;
+    source.load_cursor(&connector.source.sync_cursor);
     source.validate().await?;
     source.ping().await?;
     let live = &connector.source;
@@ -494,8 +509,14 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         if !report && progress.is_none() {
             continue;
         }
-        let metadata = progress.as_ref().map(|(_, patch)| patch);
-        match store.job_stats(&job.id, &stats.snapshot(), metadata).await {
+        let metadata = heartbeat_metadata(
+            report.then(|| source.metadata()),
+            progress.as_ref().map(|(_, patch)| patch),
+        );
+        match store
+            .job_stats(&job.id, &stats.snapshot(), metadata.as_ref())
+            .await
+        {
             Ok(()) => {
                 if let Some((version, _)) = progress {
                     written = version;
@@ -591,4 +612,34 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heartbeat_metadata;
+    use serde_json::json;
+
+    #[test]
+    fn heartbeat_metadata_joins_the_sources_figures_and_the_resume_point() {
+        assert_eq!(heartbeat_metadata(None, None), None);
+        assert_eq!(heartbeat_metadata(Some(json!({})), None), None);
+        assert_eq!(
+            heartbeat_metadata(Some(json!({"progress": {"channels_done": 3}})), None),
+            Some(json!({"progress": {"channels_done": 3}}))
+        );
+        // New progress between heartbeats: only the resume point.
+        assert_eq!(
+            heartbeat_metadata(None, Some(&json!({"resume": {"C1": 1}}))),
+            Some(json!({"resume": {"C1": 1}}))
+        );
+        assert_eq!(
+            heartbeat_metadata(
+                Some(json!({"progress": {"channels_done": 3}, "resume": "stale"})),
+                Some(&json!({"resume": {"C1": 1}}))
+            ),
+            Some(json!({"progress": {"channels_done": 3}, "resume": {"C1": 1}}))
+        );
+        // A source whose metadata is not an object sets nothing of its own.
+        assert_eq!(heartbeat_metadata(Some(json!(null)), None), None);
+    }
 }

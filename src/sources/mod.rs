@@ -201,6 +201,13 @@ pub trait DataSource: Send + Sync {
         ))
     }
 
+    /// The connector's saved `sync_cursor` (null when none), handed over before a job of any
+    /// kind runs: what the source learned on earlier syncs that is not tied to the job type
+    /// (the Slack source: its learned rate budgets). Incremental jobs also get it in
+    /// [`get_docs_incrementally`](Self::get_docs_incrementally). A cursor the source cannot
+    /// read must not fail the job: the source logs it and starts afresh.
+    fn load_cursor(&self, _cursor: &Value) {}
+
     /// The cursor to save on the connector after a completed sync. The engine keeps the keys
     /// of the previous cursor this one does not set (so a cursor can carry other parts'
     /// state); `None` keeps the previous cursor as it is.

@@ -163,6 +163,21 @@ impl ConfigField {
         self
     }
 
+    /// Builder: dropdown choices, `(label, value)`.
+    pub fn options(mut self, choices: &[(&str, &str)]) -> ConfigField {
+        self.options = choices
+            .iter()
+            .map(|(label, value)| serde_json::json!({"label": label, "value": value}))
+            .collect();
+        self
+    }
+
+    /// Builder: the default the form shows (and a non-required empty field takes).
+    pub fn default_value(mut self, value: Value) -> ConfigField {
+        self.default_value = value;
+        self
+    }
+
     /// Builder: UI restrictions (`advanced`).
     pub fn ui_restrictions(mut self, restrictions: &[&str]) -> ConfigField {
         self.ui_restrictions = restrictions.iter().map(|r| r.to_string()).collect();

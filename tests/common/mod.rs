@@ -1,5 +1,6 @@
 //! Helpers shared by the test files: a simulator with a pinned clock, Slack source options
-//! pointing at it, a log capture, and ([`source`]) the one test data source.
+//! pointing at it, a full fetch into memory, a log capture, and ([`source`]) the one test
+//! data source.
 #![allow(dead_code)]
 
 pub mod source;
@@ -8,8 +9,10 @@ use connectors::config::{ElasticsearchConfig, Secret};
 use connectors::es::EsClient;
 use connectors::retry::RetryParams;
 use connectors::sources::slack::SlackOptions;
+use connectors::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use slack_sim::{SimConfig, SimHandle, WorkspaceSpec};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Pinned clock: the same workspace on every run.
 pub const NOW: i64 = 1_700_000_000;
@@ -74,6 +77,28 @@ pub async fn sync_once(
         tokio_util::sync::CancellationToken::new(),
     )
     .await
+}
+
+/// Runs `source`'s full fetch to the end: its result and every operation it sent, in order.
+pub async fn fetch_all(source: &dyn DataSource) -> (Result<(), SourceError>, Vec<DocOp>) {
+    let (tx, mut rx) = DocSender::channel(64);
+    let cancel = CancellationToken::new();
+    let fetch = async {
+        let result = source.get_docs(&tx, &cancel).await;
+        drop(tx);
+        result
+    };
+    let collect = async {
+        let mut ops = Vec::new();
+        while let Some(op) = rx.recv().await {
+            // Checkpoints and sweep scopes are the engine's business, not these tests'.
+            if let SinkOp::Doc(op) = op {
+                ops.push(op);
+            }
+        }
+        ops
+    };
+    tokio::join!(fetch, collect)
 }
 
 /// A writer that appends to a shared buffer: lets tests read every log line.

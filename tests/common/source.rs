@@ -28,6 +28,13 @@ pub struct Knobs {
     pub syncs: AtomicUsize,
     /// Pings.
     pub pings: AtomicUsize,
+    /// Report `{"progress": {"docs_sent": n}}` as the job's metadata (a long sync's progress).
+    pub report_progress: AtomicBool,
+    /// Numbered documents sent by the running sync.
+    pub sent: AtomicUsize,
+    /// The connector's `sync_cursor` the last source was handed before its job
+    /// (`DataSource::load_cursor`).
+    pub loaded_cursor: std::sync::Mutex<Option<Value>>,
 }
 
 /// The body of numbered document `i`.
@@ -215,6 +222,7 @@ impl DataSource for TestSource {
             sink.index(format!("{}{i}", self.prefix), self.body(i))
                 .await?;
             sent += 1;
+            self.knobs.sent.store(sent, Ordering::SeqCst);
         }
         if self.knobs.fail.load(Ordering::SeqCst) {
             return Err(SourceError::Fetch(
@@ -238,5 +246,17 @@ impl DataSource for TestSource {
 
     fn sync_cursor(&self) -> Option<Value> {
         self.cursor.clone()
+    }
+
+    fn load_cursor(&self, cursor: &Value) {
+        *self.knobs.loaded_cursor.lock().unwrap() = Some(cursor.clone());
+    }
+
+    fn metadata(&self) -> Value {
+        if self.knobs.report_progress.load(Ordering::SeqCst) {
+            json!({"progress": {"docs_sent": self.knobs.sent.load(Ordering::SeqCst)}})
+        } else {
+            Value::Object(Map::new())
+        }
     }
 }

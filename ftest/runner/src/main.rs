@@ -23,7 +23,8 @@
 //!   (scheduled sync, mutations and an on-demand sync, a cancel, a malformed Slack answer).
 //! - [`stack`]: the running servers and the connector's jobs as the run sees them.
 //! - [`verify`]: the index (or the null sink) against the simulator's expected set.
-//! - [`report`]: the per-round report, `--report-file`, the conformance audit.
+//! - [`report`]: the per-round report, `--report-file`, the conformance audit; [`budget`]:
+//!   its Slack budget lines.
 //! - [`incremental`]: the incremental round (mutations, an incremental job, its call count).
 //! - [`resume`]: `--interrupt kill|term`, a full sync interrupted halfway and resumed.
 //! - [`cli`], [`service`]: the `connectors` and `elastic-ingest` processes.
@@ -34,6 +35,7 @@ use clap::{Parser, ValueEnum};
 use slack_sim::DataSize;
 use std::path::PathBuf;
 
+mod budget;
 mod cli;
 mod dls;
 mod incremental;
@@ -127,6 +129,16 @@ pub(crate) struct Args {
     /// same through SLACK_TIER_SCALE.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) time_scale: f64,
+    /// What the simulator grants, as a multiple of the published tiers (with --rate-limits).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) rate_grant: f64,
+    /// The simulator treats the app as Slack's restricted cohort (history/replies: pages of
+    /// 15, and 1 call a minute with --rate-limits).
+    #[arg(long)]
+    pub(crate) restricted_cohort: bool,
+    /// The connector's `rate_budget` (`learned`, `published`); unset: the default.
+    #[arg(long)]
+    pub(crate) rate_budget: Option<String>,
     /// Only the first sync (benchmarks).
     #[arg(long)]
     pub(crate) no_mutations: bool,

@@ -45,11 +45,16 @@ impl Stack {
         let osmem_cpu = process_cpu_seconds(self.osmem.pid());
         let since_last = service.cpu_seconds - service.reported_cpu_seconds;
         service.reported_cpu_seconds = service.cpu_seconds;
-        let budget = if args.rate_limits {
+        let mut budget = if args.rate_limits {
             format!("\n    Slack budget used: {}", budget.join(", "))
         } else {
             String::new()
         };
+        budget.push_str(&crate::budget::lines(
+            &stats,
+            &self.sim.rate_settings(),
+            job,
+        ));
         Ok(format!(
             "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),

@@ -65,6 +65,8 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         latency_ms: args.latency_ms,
         rate_limits: args.rate_limits,
         time_scale: args.time_scale,
+        rate_grant: args.rate_grant,
+        restricted_cohort: args.restricted_cohort,
         ..SimConfig::default()
     })?;
     let stack = Stack {
@@ -130,7 +132,7 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     ])?;
     let token = format!("token={}", SimConfig::default().bot_token);
     let days = format!("fetch_last_n_days={}", args.fetch_last_n_days);
-    cli.run(&[
+    let mut settings = vec![
         "connector",
         "config",
         "set",
@@ -140,12 +142,16 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         &days,
         "auto_join_channels=true",
         "sync_users=true",
-    ])?;
+    ];
+    let budget = args
+        .rate_budget
+        .as_ref()
+        .map(|b| format!("rate_budget={b}"));
+    settings.extend(budget.as_deref());
     if args.dls {
-        let mut set = vec!["connector", "config", "set", "-i", CONNECTOR_ID];
-        set.extend(crate::dls::DLS_FIELDS);
-        cli.run(&set)?;
+        settings.extend(crate::dls::DLS_FIELDS);
     }
+    cli.run(&settings)?;
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
         stack.es(
@@ -167,13 +173,13 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     // Kibana's sync-rules editor: a draft waiting for the service's validation.
     stack.edit_draft_rules()?;
 
-    // With the simulator's limits off, the service must not pace itself at real Slack rates
-    // either (a medium workspace would take an hour); with them on, it paces at the
-    // simulator's time scale.
+    // With the simulator's limits on, the service paces at the simulator's time scale; with
+    // them off, at Slack's real tiers (the default): learned budgets grow while Slack
+    // answers, so the sync must not wait for them (the report says).
     let tier_scale = if args.rate_limits {
         args.time_scale
     } else {
-        10_000.0
+        1.0
     };
     let mut service = Service::start(
         &args.bin_dir,

@@ -12,7 +12,7 @@ use crate::model::{Channel, ConvKind, Kind, Loc, Workspace};
 use crate::render::{
     channel_view, file_view, msg_view, user_view, ChannelView, FileView, MsgView, UserView, View,
 };
-use crate::state::{Sim, Token};
+use crate::state::{Sim, Token, RESTRICTED_PAGE};
 use crate::ts::Ts;
 use crate::types::TokenKind;
 use serde::Serialize;
@@ -651,7 +651,11 @@ fn history(sim: &Sim, ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>
     let inclusive = p.flag("inclusive");
     let oldest = ts_param(p, "oldest")?;
     let latest = ts_param(p, "latest")?.unwrap_or_else(|| sim.now_us());
-    let limit = p.limit("limit", 100, 999)?;
+    let limit = if sim.restricted_cohort() {
+        p.limit("limit", RESTRICTED_PAGE, RESTRICTED_PAGE)?
+    } else {
+        p.limit("limit", 100, 999)?
+    };
     let cur = p.cursor("next_ts")?;
     let lo = match oldest {
         Some(o) if inclusive => ch.top.partition_point(|m| m.ts < o),
@@ -696,7 +700,11 @@ fn replies(sim: &Sim, ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>
     let inclusive = p.flag("inclusive");
     let oldest = ts_param(p, "oldest")?;
     let latest = ts_param(p, "latest")?.unwrap_or_else(|| sim.now_us());
-    let limit = p.limit("limit", 1000, 1000)?;
+    let limit = if sim.restricted_cohort() {
+        p.limit("limit", RESTRICTED_PAGE, RESTRICTED_PAGE)?
+    } else {
+        p.limit("limit", 1000, 1000)?
+    };
     let cur = p.cursor("next_ts")?;
     let (parent, thread) = match ch.locate(ts).ok_or_else(|| err("thread_not_found"))? {
         Loc::Top(i) => {

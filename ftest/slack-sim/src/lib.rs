@@ -34,8 +34,9 @@ pub mod types;
 
 pub use spec::{DataSize, WorkspaceSpec};
 pub use types::{
-    ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedSet, FaultAction, FaultRule, Mutation,
-    RateLimitSettings, SimStats, TokenKind, TokenSpec, WorkspaceSummary, DEFAULT_BOT_SCOPES,
+    CallWindow, ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedSet, FaultAction, FaultRule,
+    Mutation, RateLimitSettings, SimStats, TokenKind, TokenSpec, WorkspaceSummary,
+    DEFAULT_BOT_SCOPES,
 };
 
 use state::Sim;
@@ -52,6 +53,10 @@ pub struct SimConfig {
     pub rate_limits: bool,
     /// 1.0 = real Slack minutes; 60.0 = a Slack minute lasts 1 s.
     pub time_scale: f64,
+    /// Multiple of the published tiers the workspace grants (1.0 = the tiers).
+    pub rate_grant: f64,
+    /// The app is in Slack's 2025 restricted cohort (history/replies: 1/min, 15 a page).
+    pub restricted_cohort: bool,
     /// Added to every `/api` call.
     pub latency_ms: u64,
     pub bot_token: String,
@@ -65,6 +70,8 @@ impl Default for SimConfig {
             now: None,
             rate_limits: false,
             time_scale: 1.0,
+            rate_grant: 1.0,
+            restricted_cohort: false,
             latency_ms: 0,
             bot_token: "xoxb-sim-bot-token".into(),
             listen: "127.0.0.1:0".into(),
@@ -92,6 +99,12 @@ impl SimHandle {
             cfg.time_scale,
             cfg.latency_ms,
         ));
+        sim.set_rate_settings(&RateLimitSettings {
+            enabled: cfg.rate_limits,
+            time_scale: cfg.time_scale,
+            grant: cfg.rate_grant,
+            restricted_cohort: cfg.restricted_cohort,
+        });
         let app = server::router(sim.clone());
         let options = server_thread::Options {
             name: "slack-sim".into(),
@@ -161,6 +174,15 @@ impl SimHandle {
 
     pub fn set_rate_limits(&self, enabled: bool, time_scale: f64) {
         self.sim.set_rate_limits(enabled, time_scale)
+    }
+
+    /// Every rate-limit setting at once: limits, time scale, grant, restricted cohort.
+    pub fn set_rate_settings(&self, settings: &RateLimitSettings) {
+        self.sim.set_rate_settings(settings)
+    }
+
+    pub fn rate_settings(&self) -> RateLimitSettings {
+        self.sim.rate_settings()
     }
 
     /// Adds or replaces a token.

@@ -43,6 +43,12 @@ struct Args {
     rate_limits: bool,
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+    /// What the workspace grants, as a multiple of the published tiers.
+    #[arg(long, default_value_t = 1.0)]
+    rate_grant: f64,
+    /// Emulate Slack's restricted cohort (history/replies: 1/min, 15 a page).
+    #[arg(long)]
+    restricted_cohort: bool,
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     #[arg(long, default_value = "xoxb-sim-bot-token")]
@@ -82,6 +88,8 @@ fn main() -> Result<()> {
         now: a.now,
         rate_limits: a.rate_limits,
         time_scale: a.time_scale,
+        rate_grant: a.rate_grant,
+        restricted_cohort: a.restricted_cohort,
         latency_ms: a.latency_ms,
         bot_token: a.token.clone(),
         listen: a.listen.clone(),

@@ -511,15 +511,11 @@ async fn faults_clear(State(sim): State<Arc<Sim>>) -> Json<Value> {
 }
 
 async fn rate_get(State(sim): State<Arc<Sim>>) -> Json<RateLimitSettings> {
-    let (enabled, time_scale) = sim.rate_limit_settings();
-    Json(RateLimitSettings {
-        enabled,
-        time_scale,
-    })
+    Json(sim.rate_settings())
 }
 
 async fn rate_set(State(sim): State<Arc<Sim>>, Json(s): Json<RateLimitSettings>) -> Json<Value> {
-    sim.set_rate_limits(s.enabled, s.time_scale);
+    sim.set_rate_settings(&s);
     Json(json!({"ok": true}))
 }
 

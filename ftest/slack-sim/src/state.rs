@@ -7,7 +7,10 @@
 //! limiter) are held for a few map operations only.
 
 use crate::model::Workspace;
-use crate::types::{FaultAction, FaultRule, SimStats, TokenKind, TokenSpec, DEFAULT_BOT_SCOPES};
+use crate::types::{
+    CallWindow, FaultAction, FaultRule, RateLimitSettings, SimStats, TokenKind, TokenSpec,
+    DEFAULT_BOT_SCOPES,
+};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -36,15 +39,16 @@ impl Token {
 ///
 /// | method | tier | per min | burst |
 /// |---|---|---|---|
-/// | conversations.history / replies / info / join, team.info, files.list | T3 | 50 | 25 |
-/// | conversations.list, users.list, usergroups.list | T2 | 20 | 10 |
-/// | conversations.members, users.info | T4 | 100 | 50 |
-/// | auth.test, chat.getPermalink | special | 600 | 300 |
+/// | conversations.history / replies / info / join, team.info, files.list | T3 | 50 | 50 |
+/// | conversations.list, users.list, usergroups.list | T2 | 20 | 20 |
+/// | conversations.members, users.info | T4 | 100 | 100 |
+/// | auth.test, chat.getPermalink | special | 600 | 600 |
 /// | chat.postMessage | special (~1/s) | 60 | 5 |
 ///
-/// Burst = half a minute's budget: a client that paces itself at the
-/// published rate never sees a 429, a client that fires a full minute's
-/// budget at once does (Slack tolerates "occasional bursts", never quantified).
+/// Burst = one minute's budget: Slack publishes "50+ per minute" and tolerates
+/// bursts, so a minute's calls may come at once, and then no more than the rate
+/// (a client that sends two minutes' budget in its first minute sees 429s). The
+/// grant ([`RateLimitSettings::grant`]) multiplies both.
 pub fn tier(method: &str) -> Option<(f64, f64)> {
     Some(match method {
         "conversations.history"
@@ -52,13 +56,32 @@ pub fn tier(method: &str) -> Option<(f64, f64)> {
         | "conversations.info"
         | "conversations.join"
         | "team.info"
-        | "files.list" => (50.0, 25.0),
-        "conversations.list" | "users.list" | "usergroups.list" => (20.0, 10.0),
-        "conversations.members" | "users.info" => (100.0, 50.0),
-        "auth.test" | "chat.getPermalink" => (600.0, 300.0),
+        | "files.list" => (50.0, 50.0),
+        "conversations.list" | "users.list" | "usergroups.list" => (20.0, 20.0),
+        "conversations.members" | "users.info" => (100.0, 100.0),
+        "auth.test" | "chat.getPermalink" => (600.0, 600.0),
         "chat.postMessage" => (60.0, 5.0),
         _ => return None,
     })
+}
+
+/// The methods Slack's 2025 limits restrict for commercially distributed
+/// non-Marketplace apps: 1 request per minute (burst 1) and pages of 15.
+pub const RESTRICTED_METHODS: &[&str] = &["conversations.history", "conversations.replies"];
+/// Their page size in the restricted cohort (maximum and default of `limit`).
+pub const RESTRICTED_PAGE: usize = 15;
+
+/// The budget of `method` (requests per minute, burst) under `settings`.
+pub fn budget(method: &str, settings: &RateLimitSettings) -> Option<(f64, f64)> {
+    if settings.restricted_cohort && RESTRICTED_METHODS.contains(&method) {
+        return Some((1.0, 1.0));
+    }
+    let grant = if settings.grant.is_finite() && settings.grant > 0.0 {
+        settings.grant
+    } else {
+        1.0
+    };
+    tier(method).map(|(per_min, burst)| (per_min * grant, (burst * grant).max(1.0)))
 }
 
 struct Bucket {
@@ -67,8 +90,7 @@ struct Bucket {
 }
 
 pub struct Limiter {
-    pub enabled: bool,
-    pub time_scale: f64,
+    pub settings: RateLimitSettings,
     buckets: HashMap<(String, String), Bucket>,
 }
 
@@ -76,13 +98,13 @@ impl Limiter {
     /// Takes one request from the (token, method) bucket; on refusal returns
     /// the real seconds until a request would be allowed.
     pub fn take(&mut self, token: &str, method: &str, now: Instant) -> Result<(), f64> {
-        if !self.enabled {
+        if !self.settings.enabled {
             return Ok(());
         }
-        let Some((per_min, burst)) = tier(method) else {
+        let Some((per_min, burst)) = budget(method, &self.settings) else {
             return Ok(());
         };
-        let rate = per_min / 60.0 * self.time_scale.max(1e-9); // per real second
+        let rate = per_min / 60.0 * self.settings.time_scale.max(1e-9); // per real second
         let b = self
             .buckets
             .entry((token.to_string(), method.to_string()))
@@ -105,7 +127,7 @@ impl Limiter {
     /// does; at a faster scale, real seconds with millisecond precision
     /// (simulator liberty so scaled tests stay fast).
     pub fn retry_after(&self, wait: f64) -> String {
-        if self.time_scale <= 1.0 {
+        if self.settings.time_scale <= 1.0 {
             format!("{}", (wait.ceil() as i64).max(1))
         } else {
             format!("{:.3}", (wait * 1000.0).ceil().max(1.0) / 1000.0)
@@ -154,8 +176,11 @@ impl Sim {
             ws: RwLock::new(ws),
             tokens: RwLock::new(HashMap::new()),
             limiter: Mutex::new(Limiter {
-                enabled: rate_limits,
-                time_scale,
+                settings: RateLimitSettings {
+                    enabled: rate_limits,
+                    time_scale,
+                    ..RateLimitSettings::default()
+                },
                 buckets: HashMap::new(),
             }),
             faults: Mutex::new(Vec::new()),
@@ -251,16 +276,40 @@ impl Sim {
         }
     }
 
+    /// Limits on or off and the time scale (grant and cohort unchanged).
     pub fn set_rate_limits(&self, enabled: bool, time_scale: f64) {
-        let mut l = lock(&self.limiter);
-        l.enabled = enabled;
-        l.time_scale = if time_scale > 0.0 { time_scale } else { 1.0 };
-        l.buckets.clear();
+        let settings = RateLimitSettings {
+            enabled,
+            time_scale,
+            ..self.rate_settings()
+        };
+        self.set_rate_settings(&settings);
     }
 
     pub fn rate_limit_settings(&self) -> (bool, f64) {
-        let l = lock(&self.limiter);
-        (l.enabled, l.time_scale)
+        let s = self.rate_settings();
+        (s.enabled, s.time_scale)
+    }
+
+    /// Every limiter setting at once; the buckets start full again.
+    pub fn set_rate_settings(&self, settings: &RateLimitSettings) {
+        let positive = |v: f64| if v.is_finite() && v > 0.0 { v } else { 1.0 };
+        let mut l = lock(&self.limiter);
+        l.settings = RateLimitSettings {
+            time_scale: positive(settings.time_scale),
+            grant: positive(settings.grant),
+            ..settings.clone()
+        };
+        l.buckets.clear();
+    }
+
+    pub fn rate_settings(&self) -> RateLimitSettings {
+        lock(&self.limiter).settings.clone()
+    }
+
+    /// Whether the app is in the restricted cohort (pages of 15 on history/replies).
+    pub fn restricted_cohort(&self) -> bool {
+        lock(&self.limiter).settings.restricted_cohort
     }
 
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
@@ -309,9 +358,15 @@ impl Sim {
     }
 
     pub fn record_call(&self, method: &str) {
+        let at = self.start.elapsed().as_secs_f64();
         let mut s = lock(&self.stats);
         s.total_calls += 1;
         *s.calls.entry(method.to_string()).or_default() += 1;
+        let window = s.windows.entry(method.to_string()).or_insert(CallWindow {
+            first_s: at,
+            last_s: at,
+        });
+        window.last_s = at;
     }
 
     /// Records the outcome of a call: HTTP status (or "dropped"), error code.
@@ -323,6 +378,8 @@ impl Sim {
         ratelimited: bool,
         fault: bool,
     ) {
+        let at = self.start.elapsed().as_secs_f64();
+        let slack_minute = 60.0 / self.rate_settings().time_scale;
         let mut s = lock(&self.stats);
         *s.status
             .entry(method.to_string())
@@ -339,6 +396,10 @@ impl Sim {
         if ratelimited {
             *s.ratelimited.entry(method.to_string()).or_default() += 1;
             s.ratelimited_total += 1;
+            let first = s.windows.get(method).map_or(at, |w| w.first_s);
+            if at - first > slack_minute {
+                *s.ratelimited_late.entry(method.to_string()).or_default() += 1;
+            }
         }
         if fault {
             *s.faults.entry(method.to_string()).or_default() += 1;

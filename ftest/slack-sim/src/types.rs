@@ -148,6 +148,14 @@ pub struct SimStats {
     /// HTTP 429s from the tier limiter, per method, and their total.
     pub ratelimited: BTreeMap<String, u64>,
     pub ratelimited_total: u64,
+    /// HTTP 429s from the tier limiter more than one Slack minute (`60 s / time_scale`)
+    /// after the method's first call, per method.
+    #[serde(default)]
+    pub ratelimited_late: BTreeMap<String, u64>,
+    /// Per method: when its first and last calls arrived (real seconds since the
+    /// simulator started), for the share of the budget a client used.
+    #[serde(default)]
+    pub windows: BTreeMap<String, CallWindow>,
     /// Faults injected, per method.
     pub faults: BTreeMap<String, u64>,
 }
@@ -375,12 +383,41 @@ pub struct WorkspaceSummary {
     pub now: i64,
 }
 
-/// `POST /_sim/rate_limits`.
+/// First and last call of a method (real seconds since the simulator started).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallWindow {
+    pub first_s: f64,
+    pub last_s: f64,
+}
+
+/// `POST /_sim/rate_limits` (`GET` answers the current settings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateLimitSettings {
+    /// The tier limiter answers 429 + `Retry-After` past the budget.
     pub enabled: bool,
+    /// 1.0 = real Slack minutes; 60.0 = a Slack minute lasts 1 s.
     #[serde(default = "one")]
     pub time_scale: f64,
+    /// What the workspace grants, as a multiple of the published tiers (Slack publishes
+    /// floors, "50+ per minute"): budgets and bursts are this many times the tier's.
+    #[serde(default = "one")]
+    pub grant: f64,
+    /// The app is in Slack's restricted cohort (2025: commercially distributed outside the
+    /// Marketplace): `conversations.history`/`.replies` at 1 call a minute (when limits are
+    /// on) and at most 15 items a page, 15 by default (always).
+    #[serde(default)]
+    pub restricted_cohort: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            enabled: false,
+            time_scale: 1.0,
+            grant: 1.0,
+            restricted_cohort: false,
+        }
+    }
 }
 
 fn one() -> f64 {

@@ -213,7 +213,7 @@ async fn expected_over_http_equals_in_process() {
 async fn tier_limiter_answers_429_and_refills() {
     let sim = start();
     let c = Client::new(&sim);
-    // Scaled: a Slack minute lasts 2 s → users.list (T2, 20/min, burst 10)
+    // Scaled: a Slack minute lasts 2 s → users.list (T2, 20/min, a minute's burst of 20)
     // refills one request per 100 ms.
     sim.set_rate_limits(true, 30.0);
     let mut limited = None;
@@ -226,7 +226,7 @@ async fn tier_limiter_answers_429_and_refills() {
         assert!(r.ok());
     }
     let (i, r) = limited.expect("a 429 within 30 quick calls");
-    assert!(i >= 10, "burst of 10 allowed, limited at {i}");
+    assert!(i >= 20, "burst of 20 allowed, limited at {i}");
     assert_eq!(r.json, json!({"ok": false, "error": "ratelimited"}));
     let ra = r.header("retry-after").unwrap().to_string();
     assert!(ra.contains('.'), "{ra}");
@@ -243,7 +243,7 @@ async fn tier_limiter_answers_429_and_refills() {
     // Real time scale: integer Retry-After, as Slack sends it.
     sim.set_rate_limits(true, 1.0);
     let mut ra = None;
-    for _ in 0..12 {
+    for _ in 0..25 {
         let r = c.get("conversations.list", &[("limit", "1")]).await;
         if r.status == 429 {
             ra = r.header("retry-after").map(str::to_string);
@@ -267,7 +267,111 @@ async fn tier_limiter_answers_429_and_refills() {
     .await;
     assert_eq!(
         c.sim(Method::GET, "rate_limits", None).await,
-        json!({"enabled": true, "time_scale": 60.0})
+        json!({"enabled": true, "time_scale": 60.0, "grant": 1.0, "restricted_cohort": false})
+    );
+}
+
+#[tokio::test]
+async fn grants_multiply_the_tiers_and_stats_show_the_windows() {
+    let sim = start();
+    let c = Client::new(&sim);
+    // Ten times Tier 2 at a 60× clock: a burst of 200 users.list calls, then 200 a second.
+    c.sim(
+        Method::POST,
+        "rate_limits",
+        Some(&json!({"enabled": true, "time_scale": 60.0, "grant": 10.0})),
+    )
+    .await;
+    let mut first_429 = None;
+    for i in 0..260 {
+        if c.get("users.list", &[("limit", "1")]).await.status == 429 {
+            first_429 = Some(i);
+            break;
+        }
+    }
+    let i = first_429.expect("a 429 past the grant");
+    assert!(
+        i >= 200,
+        "a minute's burst of the grant allowed, limited at {i}"
+    );
+    let st = sim.stats();
+    let w = st.windows["users.list"];
+    assert!(w.last_s >= w.first_s && w.first_s >= 0.0, "{w:?}");
+    // Within the first (scaled) minute: not a late 429.
+    assert!(st.ratelimited_late.is_empty(), "{:?}", st.ratelimited_late);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // More than a Slack minute after the first call: a 429 now is late.
+    let mut late = false;
+    for _ in 0..400 {
+        if c.get("users.list", &[("limit", "1")]).await.status == 429 {
+            late = true;
+            break;
+        }
+    }
+    assert!(late);
+    assert_eq!(sim.stats().ratelimited_late["users.list"], 1);
+}
+
+#[tokio::test]
+async fn the_restricted_cohort_gets_pages_of_15_and_a_minute_between_calls() {
+    let sim = start();
+    let c = Client::new(&sim);
+    let channel = c
+        .channels()
+        .await
+        .into_iter()
+        .find(|ch| ch["is_member"] == true)
+        .unwrap();
+    let cid = s(&channel["id"]).to_string();
+    sim.set_rate_settings(&slack_sim::RateLimitSettings {
+        restricted_cohort: true,
+        ..slack_sim::RateLimitSettings::default()
+    });
+    // Pages of 15 at most, 15 by default, limits on or off.
+    let page = c
+        .get(
+            "conversations.history",
+            &[("channel", &cid), ("limit", "200")],
+        )
+        .await;
+    assert!(page.ok());
+    assert_eq!(page.json["messages"].as_array().unwrap().len(), 15);
+    assert_eq!(page.json["has_more"], true);
+    let page = c.get("conversations.history", &[("channel", &cid)]).await;
+    assert_eq!(page.json["messages"].as_array().unwrap().len(), 15);
+    // Other methods keep their tiers and page sizes.
+    let users = c.get("users.list", &[("limit", "30")]).await;
+    let members = users.json["members"].as_array().unwrap().len();
+    assert!(members > 15, "users.list pages are not capped: {members}");
+    // Limits on, real clock: one call a minute, then a Retry-After of about a minute.
+    sim.set_rate_settings(&slack_sim::RateLimitSettings {
+        enabled: true,
+        restricted_cohort: true,
+        ..slack_sim::RateLimitSettings::default()
+    });
+    assert!(c
+        .get("conversations.history", &[("channel", &cid)])
+        .await
+        .ok());
+    let refused = c
+        .get("conversations.replies", &[("channel", &cid), ("ts", "1.0")])
+        .await;
+    assert!(
+        refused.ok() || refused.status != 429,
+        "replies has its own budget"
+    );
+    let refused = c.get("conversations.history", &[("channel", &cid)]).await;
+    assert_eq!(refused.status, 429);
+    let ra: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((55..=60).contains(&ra), "{ra}");
+    assert_eq!(
+        sim.rate_settings(),
+        slack_sim::RateLimitSettings {
+            enabled: true,
+            time_scale: 1.0,
+            grant: 1.0,
+            restricted_cohort: true
+        }
     );
 }
 

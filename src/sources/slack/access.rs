@@ -63,7 +63,7 @@ impl Inner {
             ));
         }
         let auth = self.auth_test(cancel).await?;
-        let team_id = auth.team_id;
+        let team_id = auth.team_id.unwrap_or_default();
         let mut users = Vec::new();
         self.fetch_users(&team_id, None, Some(&mut users), cancel)
             .await?;

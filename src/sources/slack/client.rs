@@ -24,15 +24,16 @@
 
 use super::answer::{self, ApiResponse, Pager};
 use super::metrics::CallMetrics;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{BudgetMode, RateLimiter, Ticket};
 use crate::config::Secret;
 use crate::retry::{self, RetryKind, RetryParams, Retryable};
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -297,6 +298,38 @@ pub struct ClientStats {
     pub retries: AtomicU64,
     /// Throttled answers (429 / `ratelimited`).
     pub throttled: AtomicU64,
+    /// Requests held back by our own pacing (the method's budget ran dry), as opposed to a
+    /// `Retry-After`: with Slack's limits out of the way, a learned budget makes none.
+    pub pacing_waits: AtomicU64,
+    /// Requests and throttled answers per method (progress estimates, the job's metadata).
+    per_method: Mutex<BTreeMap<String, MethodCalls>>,
+}
+
+/// One method's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MethodCalls {
+    /// Requests sent.
+    pub calls: u64,
+    /// Throttled answers.
+    pub throttled: u64,
+}
+
+impl ClientStats {
+    fn count(&self, method: &str, f: impl FnOnce(&mut MethodCalls)) {
+        let mut map = self.per_method.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(method) {
+            Some(calls) => f(calls),
+            None => f(map.entry(method.to_string()).or_default()),
+        }
+    }
+
+    /// Requests and throttled answers per method, so far.
+    pub fn per_method(&self) -> BTreeMap<String, MethodCalls> {
+        self.per_method
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Client settings.
@@ -310,6 +343,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Multiplier of every tier budget (`SLACK_TIER_SCALE`).
     pub tier_scale: f64,
+    /// Learned or published budgets.
+    pub budget: BudgetMode,
     /// Client-side pacing on (off only for tests of the server's limiter).
     pub pace: bool,
     /// Retry limits and backoff.
@@ -372,11 +407,12 @@ impl SlackClient {
             &base_url,
             config.token.expose(),
             config.tier_scale,
+            config.budget,
             config.pace,
         );
         Ok(SlackClient {
             http,
-            limiter: RateLimiter::shared(key, config.tier_scale, config.pace),
+            limiter: RateLimiter::shared(key, config.tier_scale, config.budget, config.pace),
             base_url: parsed,
             auth,
             retry: config.retry,
@@ -414,6 +450,11 @@ impl SlackClient {
     /// The client's counters.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
+    }
+
+    /// The workspace's budgets (shared with every client of the same workspace).
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// Calls `method` until it succeeds, fails for good, or the retry budget is spent.
@@ -468,18 +509,30 @@ impl SlackClient {
         decode: impl Fn(&[u8], &Head<'_>) -> Result<R, SlackError>,
     ) -> Result<R, SlackError> {
         let decode = &decode;
+        // The slot of the last attempt, for the budget to learn from a 429.
+        let refused: Mutex<Option<Ticket>> = Mutex::new(None);
+        let refused = &refused;
         retry::retry(
             &self.retry,
             || async move {
-                if !self.limiter.acquire(method, cancel).await {
+                let Some(slot) = self.limiter.acquire(method, cancel).await else {
                     return Err(SlackError::Cancelled);
+                };
+                if slot.paced {
+                    self.stats.pacing_waits.fetch_add(1, Ordering::Relaxed);
                 }
+                self.stats.count(method, |c| c.calls += 1);
                 let result = self.send_once(method, verb, params, decode).await;
                 match &result {
-                    Ok(_) => self.limiter.record_success(method),
                     Err(error) if error.retry_kind() == RetryKind::Throttled => {
                         self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                        self.stats.count(method, |c| c.throttled += 1);
                         self.metrics.rate_limited(method);
+                        *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot.ticket);
+                    }
+                    // Any other answer: Slack counted the call and let it through.
+                    Ok(_) | Err(SlackError::Api { .. } | SlackError::Protocol { .. }) => {
+                        self.limiter.granted(method, slot.ticket)
                     }
                     Err(_) => {}
                 }
@@ -487,8 +540,10 @@ impl SlackClient {
             },
             |error, _, delay| {
                 if error.retry_kind() == RetryKind::Throttled {
-                    // Everyone calling this method waits, not just us.
-                    self.limiter.penalize(method, delay);
+                    // Everyone calling this method waits, not just us; the budget learns.
+                    let ticket = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    self.limiter
+                        .throttled(method, delay, error.retry_after(), ticket);
                 } else {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
@@ -643,12 +698,13 @@ fn describe_transport(error: &reqwest::Error) -> String {
 }
 
 /// A stable key for the per-workspace limiter: the token is hashed, never stored.
-fn limiter_key(base_url: &str, token: &str, scale: f64, pace: bool) -> u64 {
+fn limiter_key(base_url: &str, token: &str, scale: f64, budget: BudgetMode, pace: bool) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     base_url.hash(&mut hasher);
     token.hash(&mut hasher);
     scale.to_bits().hash(&mut hasher);
+    budget.hash(&mut hasher);
     pace.hash(&mut hasher);
     hasher.finish()
 }
@@ -866,6 +922,7 @@ mod tests {
             token: Secret::new("xoxb-1"),
             timeout: Duration::from_secs(1),
             tier_scale: 1.0,
+            budget: BudgetMode::Learned,
             pace: true,
             retry: DEFAULT_RETRY,
         };
@@ -901,6 +958,7 @@ mod tests {
             token: Secret::new("xoxb-1234-secret"),
             timeout: Duration::from_secs(1),
             tier_scale: 1.0,
+            budget: BudgetMode::Learned,
             pace: true,
             retry: DEFAULT_RETRY,
         })

@@ -1,23 +1,27 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (the Python source's schema, so Kibana renders the same form, plus its
-//! own fields): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
-//! documents), `auto_join_channels`, `sync_users`, `thread_lookback_days` (incremental
-//! syncs; default 14), document-level security (`use_document_level_security`, the field
-//! name Elastic's DLS sources use) and what only DLS may open: `include_private_channels`,
-//! `include_direct_messages` (DMs and group DMs). Private conversations without DLS are a
-//! configuration error ([`source::check_options`]).
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus fields
+//! of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`; document-level security
+//! (`use_document_level_security`, the field name Elastic's DLS sources use) and what only
+//! DLS may open: `include_private_channels`, `include_direct_messages` (DMs and group DMs);
+//! private conversations without DLS are a configuration error
+//! ([`source::check_options`]); advanced: `thread_lookback_days` (incremental syncs; default
+//! 14) and `rate_budget` (`learned`, the default, or `published`).
 //!
 //! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
 //! from their recorded progress ([`cursor`]).
 //!
 //! Layout: [`client`] (HTTP, retries, `ok:false` taxonomy), [`answer`] (strict decoding
-//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method tier
-//! buckets), [`transform`] (documents), [`identity`] (who may read what: every DLS
+//! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method budgets,
+//! learned or published, the restricted cohort), [`budgets`] (the learned budgets kept in
+//! the connector's `sync_cursor`), [`progress`] (progress and budgets for the log and the
+//! job's metadata), [`transform`] (documents), [`identity`] (who may read what: every DLS
 //! identity), [`source`] (options and the fetch), [`cursor`] (the incremental cursor,
-//! resume points, deletion scopes), [`access`] (the access-control sync), [`metrics`] (its
-//! Prometheus metrics, labelled by connector).
+//! resume points, deletion scopes), [`access`] (the access-control sync), [`oauth`] (the
+//! install flow and token rotation), [`metrics`] (its Prometheus metrics, labelled by
+//! connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
@@ -25,15 +29,20 @@
 //! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
-//! `skipped_threads`, document counts and `api_requests`/`api_retries`/`api_throttled`.
+//! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
+//! `rate_budget` (mode, pacing waits, restricted cohort, each method's rate beside its
+//! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
+//! seconds left), written while the sync runs too (the job's `_stats` updates).
 
 pub mod access;
 pub mod answer;
+pub mod budgets;
 pub mod client;
 pub mod cursor;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;
+pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
@@ -162,6 +171,18 @@ pub fn default_configuration() -> Configuration {
             .display("toggle")
             .tooltip("Also index the direct messages and group direct messages the app is part of. Requires document level security, so that only their participants can read them, and the im:read, im:history, mpim:read and mpim:history scopes.")
             .value(json!(false)),
+    );
+    config.insert(
+        "rate_budget".into(),
+        ConfigField::new("Slack rate budget", "str", 10)
+            .display("dropdown")
+            .options(&[("Learned from Slack's answers", "learned"), ("Published tiers", "published")])
+            .tooltip("How fast to call Slack. 'learned' starts at Slack's published rate tiers and learns what the workspace grants from Slack's answers (rate-limit answers lower it, and Retry-After is always honoured); 'published' never goes above the published tiers.")
+            .value(json!("learned"))
+            .default_value(json!("learned"))
+            .optional()
+            .validation("included_in", json!(["learned", "published"]))
+            .ui_restrictions(&["advanced"]),
     );
     config
 }

@@ -222,6 +222,7 @@ async fn access(
         token: Secret::new(""),
         timeout: Duration::from_secs(30),
         tier_scale: 1.0,
+        budget: crate::sources::slack::ratelimit::BudgetMode::Published,
         pace: false,
         retry,
     })?

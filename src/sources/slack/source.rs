@@ -35,6 +35,7 @@
 //!   that Slack now refuses fails the sync (its older messages would not be rewritten).
 
 use super::answer::Pager;
+use super::budgets::{LearnedBudgets, CURSOR_KEY};
 use super::client::{
     classify, resolve_base_url, resolve_tier_scale, Class, ClientConfig, Head, SlackClient,
     SlackError, Verb, BASE_URL_ENV, DEFAULT_RETRY,
@@ -45,6 +46,8 @@ use super::cursor::{
 };
 use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
+use super::progress::Progress;
+use super::ratelimit::BudgetMode;
 use super::transform::{
     channel_doc, message_doc, ts_micros, user_doc, window_oldest, workspace_base, Channel, Message,
     MessageContext, Names, User,
@@ -92,6 +95,8 @@ const PRIVATE_LABEL: &str = "Index private channels";
 const DIRECT_LABEL: &str = "Index direct messages";
 /// Default of `fetch_last_n_days` when the field is empty (Elastic's documented default).
 const DEFAULT_DAYS: u32 = 180;
+/// Label of the budget field, for messages.
+const BUDGET_LABEL: &str = "Slack rate budget";
 /// Label of the thread look-back field, for messages.
 pub const LOOKBACK_LABEL: &str = "Thread look-back of incremental syncs (days)";
 /// Default of `thread_lookback_days`.
@@ -119,8 +124,12 @@ pub struct SlackOptions {
     pub base_url: String,
     /// Tier budget multiplier (`SLACK_TIER_SCALE`, default 1).
     pub tier_scale: f64,
-    /// Client-side pacing at the tier rates.
+    /// Learned budgets (default) or the published tiers (`rate_budget`).
+    pub rate_budget: BudgetMode,
+    /// Client-side pacing at the budgets.
     pub pace: bool,
+    /// How often a running sync logs its progress.
+    pub progress_interval: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
     /// Retry limits per call.
@@ -164,7 +173,9 @@ impl SlackOptions {
             thread_lookback_days: DEFAULT_LOOKBACK_DAYS,
             base_url: resolve_base_url(std::env::var(BASE_URL_ENV).ok().as_deref()),
             tier_scale: resolve_tier_scale(std::env::var(TIER_SCALE_ENV).ok().as_deref()),
+            rate_budget: BudgetMode::Learned,
             pace: true,
+            progress_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             retry: DEFAULT_RETRY,
             now: None,
@@ -197,6 +208,12 @@ impl SlackOptions {
         options.use_document_level_security = flag("use_document_level_security");
         options.include_private_channels = flag("include_private_channels");
         options.include_direct_messages = flag("include_direct_messages");
+        let budget = configuration.str_value("rate_budget").unwrap_or_default();
+        options.rate_budget = BudgetMode::parse(&budget).ok_or_else(|| {
+            SourceError::Configuration(format!(
+                "'{BUDGET_LABEL}' must be 'learned' or 'published', got '{budget}'"
+            ))
+        })?;
         options.thread_lookback_days = days_field(
             configuration,
             "thread_lookback_days",
@@ -377,6 +394,8 @@ const THREAD_SKIP_CODES: &[&str] = &["thread_not_found"];
 /// A page of messages as documents, the thread parents it names (history pages) with their
 /// reply state, the newest and oldest ts it holds, and the next cursor.
 struct MessagePage {
+    /// Messages in the answer (the restricted cohort's pages stop at 15).
+    items: usize,
     docs: Vec<Document>,
     parents: Vec<(String, ThreadState)>,
     newest: Option<String>,
@@ -403,6 +422,10 @@ pub(super) struct Counters {
     pub(super) identities: AtomicU64,
     pub(super) member_lists: AtomicU64,
     pub(super) external_users: AtomicU64,
+    /// Readable channels, once listed (`u64::MAX` before).
+    channels_total: AtomicU64,
+    /// Readable channels read or skipped.
+    channels_done: AtomicU64,
     /// Channels a resumed sync found done before its interruption.
     channels_done_before: AtomicU64,
 }
@@ -412,8 +435,7 @@ pub(super) struct Counters {
 pub(super) struct Auth {
     url: Option<String>,
     scopes: Option<String>,
-    /// The workspace's id (`team:` identities); `team_id` is required in the answer.
-    pub(super) team_id: String,
+    pub(super) team_id: Option<String>,
 }
 
 pub(super) struct Inner {
@@ -421,6 +443,10 @@ pub(super) struct Inner {
     pub(super) client: SlackClient,
     skipped: Mutex<Vec<Skipped>>,
     pub(super) counters: Counters,
+    /// The budgets the connector's cursor carried ([`DataSource::load_cursor`]).
+    saved_budgets: Mutex<Option<LearnedBudgets>>,
+    /// The workspace (`auth.test`), for the budgets the sync leaves.
+    team_id: Mutex<Option<String>>,
     auth: Mutex<Option<Auth>>,
     /// The cursor this sync leaves, filled as channels finish.
     cursor: Mutex<SlackCursor>,
@@ -473,6 +499,7 @@ impl SlackSource {
             token: options.token.clone(),
             timeout: options.request_timeout,
             tier_scale: options.tier_scale,
+            budget: options.rate_budget,
             pace: options.pace,
             retry: options.retry,
         })
@@ -483,7 +510,12 @@ impl SlackSource {
                 options,
                 client,
                 skipped: Mutex::new(Vec::new()),
-                counters: Counters::default(),
+                counters: Counters {
+                    channels_total: AtomicU64::new(u64::MAX),
+                    ..Counters::default()
+                },
+                saved_budgets: Mutex::new(None),
+                team_id: Mutex::new(None),
                 auth: Mutex::new(None),
                 cursor: Mutex::new(SlackCursor::default()),
                 completed: AtomicBool::new(false),
@@ -515,6 +547,15 @@ pub(super) fn check_cancel(cancel: &CancellationToken) -> Result<(), SourceError
     } else {
         Ok(())
     }
+}
+
+/// Says that Slack treats the app as the restricted cohort, and what that means.
+fn warn_restricted(progress: &Progress) {
+    tracing::warn!(
+        pages_capped_at_15 = progress.cohort.pages_capped(),
+        eta_s = progress.eta().map(|d| d.as_secs()),
+        "slack restricted cohort: conversations.history and conversations.replies answer 1 call a minute (Retry-After of a minute) and at most 15 messages a page, Slack's 2025 limits for commercially distributed apps outside the Marketplace; they are paced at 1 call a minute (install the connector as an internal app of the workspace to keep Tier 3)"
+    );
 }
 
 fn now_secs() -> i64 {
@@ -566,8 +607,7 @@ impl Inner {
         let auth = Auth {
             url: reply.body.url,
             scopes: reply.scopes,
-            // Required in an `auth.test` answer (`answer::shape`).
-            team_id: reply.body.team_id.unwrap_or_default(),
+            team_id: reply.body.team_id,
         };
         *lock(&self.auth) = Some(auth.clone());
         Ok(auth)
@@ -774,6 +814,7 @@ impl Inner {
                     ))
                 }
             };
+            self.observe_page("conversations.history", &limit, &page);
             if first_page {
                 first_page = false;
                 let doc = channel_doc(channel, &shared.names, shared.base.as_deref());
@@ -890,6 +931,7 @@ impl Inner {
         let body = head.decode::<Message<'_>>(bytes)?;
         pager.check(head.method, body.next_cursor())?;
         let mut page = MessagePage {
+            items: body.items.len(),
             docs: Vec::with_capacity(body.items.len()),
             parents: Vec::new(),
             newest: body.items.first().map(|m| m.ts.to_string()),
@@ -997,9 +1039,121 @@ impl Inner {
                     ))
                 }
             };
+            self.observe_page("conversations.replies", &limit, &page);
             self.send_page(page.docs, readers, sink).await?;
             if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Tells the budgets how full a page was (the restricted cohort's stop at 15).
+    fn observe_page(&self, method: &str, limit: &str, page: &MessagePage) {
+        let asked = limit.parse().unwrap_or(0);
+        self.client
+            .limiter()
+            .observe_page(method, asked, page.items, page.next_cursor.is_some());
+    }
+
+    /// Starts the budgets from what the last sync learned, if they fit this workspace.
+    fn restore_budgets(&self, team_id: Option<&str>) {
+        *self.team_id.lock().unwrap_or_else(|e| e.into_inner()) = team_id.map(str::to_string);
+        let saved = self
+            .saved_budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(saved) = saved else { return };
+        if self.options.rate_budget != BudgetMode::Learned || !self.options.pace {
+            return;
+        }
+        match saved.usable(team_id, now_secs()) {
+            Ok(()) => {
+                let restored = self.client.limiter().seed(&saved);
+                tracing::info!(
+                    methods = restored,
+                    restricted_cohort = saved.restricted_cohort(),
+                    "slack rate budgets start from the last sync's"
+                );
+            }
+            Err(reason) => tracing::info!(
+                reason,
+                "slack rate budgets start from the published tiers: the saved ones are not used"
+            ),
+        }
+    }
+
+    /// The budgets to leave in the connector's cursor: what this sync learned over what the
+    /// last one left (learned mode); the saved ones unchanged otherwise.
+    fn budgets_cursor(&self) -> Option<Value> {
+        let saved = self
+            .saved_budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let learned = self.client.limiter().learned();
+        if learned.is_empty() {
+            return (!saved.methods.is_empty()).then(|| saved.to_cursor_value());
+        }
+        let budgets = LearnedBudgets {
+            team_id: self
+                .team_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .or(saved.team_id.clone()),
+            learned_at: Some(now_secs()),
+            methods: saved.merged(learned),
+        };
+        Some(budgets.to_cursor_value())
+    }
+
+    /// The sync's progress now.
+    fn progress(&self) -> Progress {
+        let stats = self.client.stats();
+        let limiter = self.client.limiter();
+        let total = self.counters.channels_total.load(Ordering::Relaxed);
+        Progress {
+            mode: limiter.mode(),
+            channels_done: self.counters.channels_done.load(Ordering::Relaxed),
+            channels_total: (total != u64::MAX).then_some(total),
+            calls: stats.requests.load(Ordering::Relaxed),
+            pacing_waits: stats.pacing_waits.load(Ordering::Relaxed),
+            budgets: limiter.budgets(),
+            per_method: stats.per_method(),
+            cohort: limiter.cohort(),
+        }
+    }
+
+    /// A sync, logging its progress every [`SlackOptions::progress_interval`].
+    async fn sync_with_progress(
+        &self,
+        mode: Mode,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let fetch = self.sync(mode, sink, cancel);
+        tokio::pin!(fetch);
+        let every = self
+            .options
+            .progress_interval
+            .max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                result = &mut fetch => return result,
+                _ = tick.tick() => {
+                    let progress = self.progress();
+                    tracing::info!(
+                        channels_done = progress.channels_done,
+                        channels_total = progress.channels_total,
+                        calls = progress.calls,
+                        eta_s = progress.eta().map(|d| d.as_secs()),
+                        rates = %progress.rates(),
+                        "slack sync progress"
+                    );
+                }
             }
         }
     }
@@ -1012,8 +1166,10 @@ impl Inner {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let auth = self.auth_test(cancel).await?;
+        self.restore_budgets(auth.team_id.as_deref());
         let base = auth.url.as_deref().and_then(workspace_base);
-        let team_id = auth.team_id.clone();
+        // `team_id` is required in an `auth.test` answer (`answer::shape`).
+        let team_id = auth.team_id.clone().unwrap_or_default();
         let user_docs = self.options.sync_users.then_some(sink);
         let names = self.fetch_users(&team_id, user_docs, None, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
@@ -1052,6 +1208,7 @@ impl Inner {
                         self.counters
                             .channels_done_before
                             .fetch_add(1, Ordering::Relaxed);
+                        self.counters.channels_done.fetch_add(1, Ordering::Relaxed);
                         lock(&self.cursor)
                             .channels
                             .insert(channel.id.clone(), progress.cursor.clone());
@@ -1072,6 +1229,11 @@ impl Inner {
             reads.push((channel, plan, read));
         }
         tracing::debug!(channels = reads.len(), "slack channels to read");
+        // Progress counts the channels a resumed sync found done among the done and the total.
+        self.counters.channels_total.store(
+            reads.len() as u64 + self.counters.channels_done_before.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         let shared = Shared {
             names,
             channel_names,
@@ -1100,7 +1262,10 @@ impl Inner {
             }
             match tasks.next().await {
                 // The first failure ends the sync; dropping `tasks` stops the other channels.
-                Some(result) => result?,
+                Some(result) => {
+                    result?;
+                    self.counters.channels_done.fetch_add(1, Ordering::Relaxed);
+                }
                 None => break,
             }
         }
@@ -1116,7 +1281,7 @@ impl Inner {
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let started = std::time::Instant::now();
-        let result = self.sync(mode, sink, cancel).await;
+        let result = self.sync_with_progress(mode, sink, cancel).await;
         let counters = &self.counters;
         tracing::info!(
             ok = result.is_ok(),
@@ -1128,6 +1293,17 @@ impl Inner {
             requests = self.client.stats().requests.load(Ordering::Relaxed),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "slack fetch finished"
+        );
+        let progress = self.progress();
+        if progress.cohort.recognised() {
+            warn_restricted(&progress);
+        }
+        tracing::info!(
+            mode = progress.mode.as_str(),
+            pacing_waits = progress.pacing_waits,
+            rates = %progress.rates(),
+            "slack rate budget: {}",
+            progress.pacing_verdict()
         );
         result
     }
@@ -1203,11 +1379,35 @@ impl DataSource for SlackSource {
             .await
     }
 
+    fn load_cursor(&self, cursor: &Value) {
+        match LearnedBudgets::from_sync_cursor(cursor) {
+            Ok(budgets) => {
+                *self
+                    .inner
+                    .saved_budgets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = budgets
+            }
+            Err(error) => tracing::warn!(%error, "slack rate budgets not restored"),
+        }
+    }
+
+    /// One object: the incremental state (channels, `threads_since`) once a sync completed,
+    /// and the learned budgets under [`CURSOR_KEY`].
     fn sync_cursor(&self) -> Option<Value> {
-        self.inner
+        let mut cursor = match self
+            .inner
             .completed
             .load(Ordering::Relaxed)
             .then(|| lock(&self.inner.cursor).to_value())
+        {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        if let Some(budgets) = self.inner.budgets_cursor() {
+            cursor.insert(CURSOR_KEY.to_string(), budgets);
+        }
+        (!cursor.is_empty()).then_some(Value::Object(cursor))
     }
 
     fn document_level_security(&self) -> bool {
@@ -1238,6 +1438,7 @@ impl DataSource for SlackSource {
         let skipped = lock(&self.inner.skipped).clone();
         let stats = self.inner.client.stats();
         let counters = &self.inner.counters;
+        let progress = self.inner.progress();
         json!({
             "skipped_channels": skipped.len(),
             "skipped": skipped
@@ -1256,6 +1457,8 @@ impl DataSource for SlackSource {
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
+            "rate_budget": progress.rate_budget_json(),
+            "progress": progress.progress_json(),
         })
     }
 }
@@ -1296,6 +1499,25 @@ mod tests {
         let options = SlackOptions::from_configuration(&toggles).unwrap();
         assert!(options.auto_join_channels);
         assert!(!options.sync_users);
+        // rate_budget: learned when absent or empty, published when asked, else an error
+        // naming the field.
+        assert_eq!(options.rate_budget, BudgetMode::Learned);
+        let mut budget = config(json!(1));
+        budget.insert(
+            "rate_budget".into(),
+            ConfigField::new("x", "str", 10).value(json!("Published")),
+        );
+        let options = SlackOptions::from_configuration(&budget).unwrap();
+        assert_eq!(options.rate_budget, BudgetMode::Published);
+        budget.get_mut("rate_budget").unwrap().value = json!("");
+        let options = SlackOptions::from_configuration(&budget).unwrap();
+        assert_eq!(options.rate_budget, BudgetMode::Learned);
+        budget.get_mut("rate_budget").unwrap().value = json!("fast");
+        let error = SlackOptions::from_configuration(&budget).unwrap_err();
+        assert!(
+            matches!(error, SourceError::Configuration(ref m) if m.contains(BUDGET_LABEL) && m.contains("fast")),
+            "{error}"
+        );
     }
 
     #[test]
