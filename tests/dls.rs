@@ -14,7 +14,10 @@ use connectors::sources::slack::{default_configuration, SlackOptions, SlackSourc
 use connectors::sources::SourceError;
 use connectors::sync::{JobKind, SyncError, SyncOptions, SyncOutcome};
 use serde_json::{json, Value};
-use slack_sim::{DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, SimHandle, WorkspaceSpec};
+use slack_sim::{
+    DataSize, ExpectedDoc, ExpectedQuery, ExpectedSet, FaultAction, FaultRule, SimHandle,
+    WorkspaceSpec,
+};
 use std::collections::BTreeSet;
 
 /// Everything on: private channels, DMs and group DMs, with DLS.
@@ -381,4 +384,45 @@ async fn a_member_leaving_is_one_identity_rewrite_and_no_message_rewrite() {
     );
     // The content index is untouched: membership lives in the identity documents.
     assert_eq!(sources(&es, &index).await, content);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_member_list_or_user_fails_the_access_control_sync_and_keeps_every_identity() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let (es, _, acl_index, _) = synced(&sim, "dls-malformed").await;
+    let before = sources(&es, &acl_index).await;
+    assert!(!before.is_empty());
+    for (method, fault) in [
+        (
+            "conversations.members",
+            FaultAction::MissingField { field: None },
+        ),
+        (
+            "conversations.members",
+            FaultAction::WrongType { field: None },
+        ),
+        ("users.info", FaultAction::MissingField { field: None }),
+        ("users.list", FaultAction::NullField { field: None }),
+    ] {
+        let label = format!("{method} {fault:?}");
+        sim.set_faults(vec![FaultRule {
+            method: method.into(),
+            channel: None,
+            after: 0,
+            times: None,
+            action: fault,
+        }]);
+        let source = SlackSource::new(dls_options(&sim)).expect("source");
+        let result = common::sync_once(
+            &es,
+            &source,
+            sync_options(&acl_index, JobKind::AccessControl, true),
+        )
+        .await;
+        sim.set_faults(Vec::new());
+        let error = result.expect_err(&label);
+        assert!(matches!(error, SyncError::Source(_)), "{label}: {error:?}");
+        assert!(error.to_string().contains(method), "{label}: {error}");
+        assert_eq!(sources(&es, &acl_index).await, before, "{label}");
+    }
 }
