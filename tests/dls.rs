@@ -426,3 +426,58 @@ async fn a_malformed_member_list_or_user_fails_the_access_control_sync_and_keeps
         assert_eq!(sources(&es, &acl_index).await, before, "{label}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_sync_with_dls_protects_what_it_writes() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let es = common::osmem_es();
+    let index = osmem::unique_name("dls-incremental");
+    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let full = sync(&es, &source, &index, JobKind::Full, true).await;
+    let private = channel_ids(&sim.expected(&dls_query()), false);
+    let channel = private
+        .iter()
+        .find(|c| c.starts_with('G'))
+        .expect("a private channel")
+        .clone();
+    sim.mutate(vec![slack_sim::Mutation::AddMessage {
+        channel: channel.clone(),
+        user: None,
+        text: "news in a private channel".into(),
+        thread_ts: None,
+        broadcast: false,
+    }])
+    .expect("mutation");
+    let source = SlackSource::new(dls_options(&sim)).expect("source");
+    let options = SyncOptions {
+        sync_cursor: full.sync_cursor.clone(),
+        ..sync_options(&index, JobKind::Incremental, true)
+    };
+    let incremental = common::sync_once(&es, &source, options)
+        .await
+        .expect("incremental sync");
+    assert!(incremental.stats.indexed_document_count > 0);
+    es.refresh(&index).await.expect("refresh");
+    let unprotected = ids(
+        &es,
+        &index,
+        json!({"bool": {"must_not": {"exists": {"field": "_allow_access_control"}}}}),
+    )
+    .await;
+    assert!(unprotected.is_empty(), "{unprotected:?}");
+    let expected = sim.expected(&dls_query());
+    let want: BTreeSet<String> = expected.docs.iter().map(|d| d.id().to_string()).collect();
+    assert_eq!(ids(&es, &index, json!({"match_all": {}})).await, want);
+    // The new message is readable by the channel's members only.
+    let readers = ids(&es, &index, render_query(&[format!("channel:{channel}")])).await;
+    assert!(readers
+        .iter()
+        .any(|id| id.starts_with(&format!("{channel}-"))));
+    // The workspace's identity alone (every full member has it) does not read it.
+    let team = format!("team:{}", sim.workspace().team_id);
+    let outsider = ids(&es, &index, render_query(&[team])).await;
+    assert!(!outsider.is_empty());
+    assert!(!outsider
+        .iter()
+        .any(|id| id.starts_with(&format!("{channel}-"))));
+}
