@@ -6,6 +6,7 @@
 #               both protocol modes and the Dockerfile staging check
 #   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
+#   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
 #               budget part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
@@ -22,7 +23,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume bench bench-budget fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls bench bench-budget fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -58,6 +59,7 @@ fmt:
 test: tools lint unit-test
 	$(CARGO) build --workspace
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci
+	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-dls --dls
 	./scripts/docker-stage-check.sh
 
 unit-test: tools
@@ -79,6 +81,14 @@ ftest-resume: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size medium --mode api --bin-dir target/release --work-dir target/ftest-resume --interrupt kill --rate-limits --time-scale 20
 	./target/release/ftest --data-size medium --mode api --bin-dir target/release --work-dir target/ftest-resume --interrupt term --rate-limits --time-scale 20
+
+# Document-level security: private channels, DMs and group DMs with DLS, then access-control
+# jobs (identity documents exact; a member leaving a private channel is one identity rewrite
+# and no content rewrite), both protocol modes. The medium run prints the access-control
+# sync's Slack calls and time (BENCHMARKS.md). Seconds for small; about a minute for medium.
+ftest-dls: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-dls --dls
 
 # Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
 # workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.

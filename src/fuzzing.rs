@@ -18,7 +18,10 @@ use crate::protocol::connector::{
 use crate::protocol::doc::{Doc, View};
 use crate::protocol::job::{job_creation_problem, new_job_doc, SyncJob};
 use crate::scheduler::cron::CronSchedule;
+use crate::sources::slack::access::decode_user_info;
 use crate::sources::slack::answer::{decode, ApiResponse};
+use crate::sources::slack::client::Head;
+use crate::sources::slack::identity;
 use crate::sources::slack::transform::{
     channel_doc, message_doc, message_id, user_doc, Channel, Message, MessageContext, Names, User,
 };
@@ -31,13 +34,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The Slack methods the source calls.
-pub const SLACK_METHODS: [&str; 6] = [
+pub const SLACK_METHODS: [&str; 8] = [
     "auth.test",
     "users.list",
     "conversations.list",
     "conversations.join",
     "conversations.history",
     "conversations.replies",
+    "conversations.members",
+    "users.info",
 ];
 
 /// Decodes `body` as an answer of `method` with the source's item type and makes every
@@ -82,6 +87,23 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
             }
             assert!(!(page.ok && page.has_more && page.next_cursor().is_none()));
             page.ok
+        }
+        // Access-control syncs: member ids, and a member of another workspace made into
+        // an identity document.
+        "conversations.members" => decode::<String>(method, body).is_ok_and(|page| page.ok),
+        "users.info" => {
+            let head = Head {
+                method,
+                scopes: None,
+                retry_after: None,
+            };
+            decode_user_info(body, &head).is_ok_and(|user| {
+                let identities = identity::user_identities(&user, "T1", ["C1"]);
+                let doc = identity::identity_doc(user.id.clone(), &user, "T1", &identities);
+                assert_eq!(doc.id(), user.id);
+                checked(&doc);
+                true
+            })
         }
         _ => decode::<Value>(method, body).is_ok_and(|page| page.ok),
     }

@@ -261,6 +261,7 @@ fn list_key(method: usize) -> Option<&'static str> {
         "users.list" => Some("members"),
         "conversations.list" => Some("channels"),
         "conversations.history" | "conversations.replies" => Some("messages"),
+        "conversations.members" => Some("members"),
         _ => None,
     }
 }
@@ -269,9 +270,14 @@ fn list_key(method: usize) -> Option<&'static str> {
 /// content, fields sometimes missing, null or of another type), sometimes any JSON.
 fn answer() -> impl Strategy<Value = (usize, Value)> {
     let shaped = (0..SLACK_METHODS.len()).prop_flat_map(|m| {
-        let items = match list_key(m) {
-            Some("members") => prop::collection::vec(user(), 0..4).boxed(),
-            Some("channels") => prop::collection::vec(channel(), 0..4).boxed(),
+        let items = match (SLACK_METHODS[m], list_key(m)) {
+            ("conversations.members", _) => prop::collection::vec(
+                prop_oneof![8 => string(slack_id("U")), 1 => json_value()],
+                0..4,
+            )
+            .boxed(),
+            (_, Some("members")) => prop::collection::vec(user(), 0..4).boxed(),
+            (_, Some("channels")) => prop::collection::vec(channel(), 0..4).boxed(),
             _ => prop::collection::vec(message(), 0..6).boxed(),
         };
         let list = prop_oneof![
@@ -292,6 +298,7 @@ fn answer() -> impl Strategy<Value = (usize, Value)> {
             ("team_id", string(slack_id("T"))),
             ("user_id", string(slack_id("U"))),
             ("channel", prop_oneof![channel(), json_value()].boxed()),
+            ("user", prop_oneof![user(), json_value()].boxed()),
             ("error", string(text())),
             ("warning", string(text())),
         ]);
@@ -332,6 +339,7 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
             .iter()
             .all(|k| body[*k].is_string());
     let join = name != "conversations.join" || body["channel"].is_object();
+    let info = name != "users.info" || body["user"].is_object();
     // The envelope's own fields, when present, have their documented types.
     let metadata = match body.get("response_metadata") {
         None | Some(Value::Null) => true,
@@ -345,7 +353,7 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
         && ["error", "needed", "provided"]
             .iter()
             .all(|k| matches!(body.get(*k), None | Some(Value::Null | Value::String(_))));
-    lists && paging && auth && join && metadata && typed
+    lists && paging && auth && join && info && metadata && typed
 }
 
 // ---------------------------------------------------------------- Slack decoders
@@ -367,6 +375,7 @@ fn slack_answers_decode_strictly_and_transform_without_panics() {
             assert!(
                 list.is_some_and(|l| l.as_array().is_some_and(|a| !a.is_empty()))
                     || SLACK_METHODS[method] == "conversations.join"
+                    || SLACK_METHODS[method] == "users.info"
                     || SLACK_METHODS[method] == "auth.test",
                 "{} refused a good answer: {body}",
                 SLACK_METHODS[method]

@@ -57,6 +57,7 @@ fn expected_ids(sim: &SimHandle) -> BTreeSet<String> {
         auto_join_channels: true,
         sync_users: true,
         now: Some(NOW),
+        ..ExpectedQuery::default()
     })
     .docs
     .into_iter()

@@ -72,14 +72,7 @@ async fn sync(
     source: &dyn connectors::sources::DataSource,
     options: SyncOptions,
 ) -> Result<SyncOutcome, SyncError> {
-    run_sync(
-        es,
-        source,
-        options,
-        SyncStats::new(),
-        CancellationToken::new(),
-    )
-    .await
+    common::sync_once(es, source, options).await
 }
 
 async fn count(es: &EsClient, index: &str) -> u64 {
@@ -780,4 +773,36 @@ async fn an_incremental_sync_sweeps_only_the_scopes_it_declared() {
     assert!(!exists(&es, &index, "A2").await);
     assert!(exists(&es, &index, "A1").await);
     assert!(exists(&es, &index, "B1").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dls_on_an_unprotected_document_fails_the_sync_and_nothing_is_deleted() {
+    // A first sync without DLS, then the same source with DLS required: its documents carry
+    // no `_allow_access_control`, which Elastic's DLS query would show to everyone.
+    let (es, index) = seeded_index("dls-unprotected", 50).await;
+    let options = SyncOptions {
+        require_access_control: true,
+        ..options(&index, JobKind::Full)
+    };
+    let error = sync(&es, &TestSource::messages(10), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SyncError::Unprotected { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("_allow_access_control"),
+        "{error}"
+    );
+    assert_eq!(count(&es, &index).await, 50, "nothing deleted");
+    // The content index got the field's mapping, with the subfield the DLS query matches.
+    let mapping = es
+        .json(
+            elasticsearch::http::Method::Get,
+            &format!("/{index}/_mapping/field/_allow_access_control"),
+            &[],
+            None,
+        )
+        .await
+        .expect("mapping");
+    let text = mapping.to_string();
+    assert!(text.contains("\"enum\""), "{text}");
 }

@@ -60,8 +60,8 @@ pub struct InstallArgs {
     #[arg(long, env = "SLACK_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
     pub client_secret: Secret,
     /// Bot scopes to ask for, comma-separated (default: what the connector's configuration
-    /// needs: channels:history, channels:read, users:read, and channels:join with
-    /// auto_join_channels).
+    /// needs: channels:history, channels:read, users:read, channels:join with
+    /// auto_join_channels, and those of private channels, DMs and DLS when they are on).
     #[arg(long, value_delimiter = ',')]
     pub scopes: Vec<String>,
     /// The connector to store the token in (default: the only slack connector).
@@ -151,9 +151,9 @@ pub async fn install(
             "connector [{id}] is not a slack connector"
         )));
     }
-    let auto_join = connector.source.configuration["auto_join_channels"]["value"] == true;
+    let scope_options = oauth::scope_options(&connector.source.configuration);
     let scopes = if args.scopes.is_empty() {
-        oauth::bot_scopes(auto_join)
+        oauth::bot_scopes(&scope_options)
     } else {
         args.scopes
             .iter()
@@ -213,7 +213,7 @@ pub async fn install(
             format!("{f}={}", if sensitive { "******".into() } else { value })
         }));
     }
-    let missing = missing_scopes(&installed.scopes.join(","), auto_join);
+    let missing = missing_scopes(&installed.scopes.join(","), &scope_options);
     let team = installed.team_name.as_deref().unwrap_or("the workspace");
     if json_out {
         writeln!(

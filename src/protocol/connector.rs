@@ -909,7 +909,13 @@ pub(crate) mod tests {
         let connector = read(doc).unwrap();
         assert!(connector.sync_rules_enabled());
         assert!(connector.feature_enabled(JobKind::Incremental));
-        assert!(!connector.feature_enabled(JobKind::AccessControl));
+        // Slack advertises document-level security (its configuration turns it on).
+        assert!(connector.feature_enabled(JobKind::AccessControl));
+        let mut off = connector.clone();
+        if let Some(features) = off.features.as_mut() {
+            features.document_level_security = None;
+        }
+        assert!(!off.feature_enabled(JobKind::AccessControl));
         assert_eq!(
             connector.schedule_interval(JobKind::Incremental),
             Some("0 * * * * ?")

@@ -191,7 +191,7 @@ pub const ORPHAN_ERROR: &str =
 /// The job index of a connector's job of `kind` (`.search-acl-filter-` for access control).
 pub fn target_index(index_name: &str, kind: JobKind) -> String {
     match kind {
-        JobKind::AccessControl => format!(".search-acl-filter-{index_name}"),
+        JobKind::AccessControl => crate::sources::access_control::access_control_index(index_name),
         _ => index_name.to_string(),
     }
 }

@@ -120,6 +120,9 @@ enum JobError {
     /// Access-control syncs are not supported by the source or DLS is off.
     #[error("access control syncs are not supported by the {0} connector (or document level security is off)")]
     AccessControlNotEnabled(String),
+    /// An access-control job for a connector whose configuration has DLS off.
+    #[error("document level security is off in the connector's configuration: turn on 'Enable document level security' (use_document_level_security) to run access control syncs, or disable the access control schedule")]
+    DocumentLevelSecurityOff,
     /// The active sync rules did not validate.
     #[error("the job's sync rules are not valid; fix the draft rules in Kibana and activate them")]
     InvalidSyncRules,
@@ -425,6 +428,12 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
     {
         return Err(JobError::AccessControlNotEnabled(service_type.to_string()));
     }
+    // DLS follows the configuration: with it on, every content document must be protected
+    // (the engine refuses any that is not), whatever the connector's features say.
+    let dls = source.document_level_security();
+    if kind == JobKind::AccessControl && !dls {
+        return Err(JobError::DocumentLevelSecurityOff);
+    }
     let filtering = snapshot.filtering.as_ref();
     if kind != JobKind::AccessControl
         && live.sync_rules_enabled()
@@ -449,6 +458,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         resume,
         bulk: ctx.config.elasticsearch.bulk.clone(),
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
+        require_access_control: dls,
     };
     let sync_cancel = CancellationToken::new();
     let sync = sync::run_sync(

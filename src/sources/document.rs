@@ -13,24 +13,67 @@
 //!   engine writes those, and Elasticsearch refuses a duplicate key;
 //! - it has `_timestamp` exactly when the document has a [`Timestamp`], as that instant's
 //!   ISO-8601 text: the engine reads "the source dates this document" from the type, never
-//!   from the bytes.
+//!   from the bytes;
+//! - [`Document::access_controlled`] is true exactly when the body's
+//!   [`ACCESS_CONTROL_FIELD`] is a non-empty list of strings. Under Elastic's DLS query a
+//!   document without that field, or with an empty list, is readable by everyone, so the
+//!   engine refuses such a document while document-level security is on; it reads "this
+//!   document is protected" from the type, as it reads the timestamp.
 
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::ops::Range;
 
-/// Keys the engine writes into every document; a body must not have them.
-pub const RESERVED_KEYS: [&str; 6] = [
+/// Keys the engine writes into documents (content documents get the pipeline flags and
+/// the marker, identity documents the digest); a body must not have them.
+pub const RESERVED_KEYS: [&str; 7] = [
     "id",
     "_id",
     "_extract_binary_content",
     "_reduce_whitespace",
     "_run_ml_inference",
     "_sync_marker",
+    "_sync_digest",
 ];
 
 /// The body key of a document's [`Timestamp`].
 pub const TIMESTAMP_FIELD: &str = "_timestamp";
+
+/// The body key of the identities that may read a document under document-level security
+/// (Elastic's `ACCESS_CONTROL`).
+pub const ACCESS_CONTROL_FIELD: &str = "_allow_access_control";
+
+/// Who may read a document under document-level security: the identities of its
+/// [`ACCESS_CONTROL_FIELD`], sorted, without duplicates, and serialized once (a channel's
+/// list goes into every one of its messages, so it is written as bytes, not rebuilt).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessControl {
+    identities: Vec<String>,
+    /// `["a","b"]`.
+    json: Vec<u8>,
+}
+
+impl AccessControl {
+    /// The identities, sorted and deduplicated.
+    pub fn new(identities: impl IntoIterator<Item = String>) -> AccessControl {
+        let mut identities: Vec<String> = identities.into_iter().collect();
+        identities.sort_unstable();
+        identities.dedup();
+        // A list of strings always serializes.
+        let json = serde_json::to_vec(&identities).unwrap_or_else(|_| b"[]".to_vec());
+        AccessControl { identities, json }
+    }
+
+    /// The identities, sorted.
+    pub fn identities(&self) -> &[String] {
+        &self.identities
+    }
+
+    /// No identity: a document with this list would be readable by everyone.
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty()
+    }
+}
 
 /// When a document last changed, as its source says: a UTC instant in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +131,7 @@ pub struct Document {
     id: String,
     body: Vec<u8>,
     timestamp: Option<Timestamp>,
+    access_controlled: bool,
 }
 
 impl Document {
@@ -115,6 +159,7 @@ impl Document {
         };
         let document = Document {
             id,
+            access_controlled: protects(body.get(ACCESS_CONTROL_FIELD)),
             // Serializing a map of string keys into a Vec cannot fail.
             body: serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec()),
             timestamp,
@@ -136,6 +181,44 @@ impl Document {
     /// When the source dates the document, if it does.
     pub fn timestamp(&self) -> Option<Timestamp> {
         self.timestamp
+    }
+
+    /// Whether the body carries a non-empty [`ACCESS_CONTROL_FIELD`]: a document Elastic's
+    /// DLS query shows only to the identities listed.
+    pub fn access_controlled(&self) -> bool {
+        self.access_controlled
+    }
+
+    /// The document with [`ACCESS_CONTROL_FIELD`] appended to its body: who may read it under
+    /// document-level security. Appending costs the list's bytes, not a copy of the body
+    /// (messages are most documents). An empty list adds nothing: the document stays
+    /// unprotected, and the engine refuses it while DLS is on (under Elastic's DLS query an
+    /// empty list is as public as none).
+    pub fn with_access_control(mut self, readers: &AccessControl) -> Document {
+        if readers.is_empty() {
+            return self;
+        }
+        debug_assert!(
+            !self.access_controlled,
+            "`{ACCESS_CONTROL_FIELD}` written twice"
+        );
+        // The body is `{…}` by construction.
+        if self.body.pop() != Some(b'}') {
+            debug_assert!(false, "a document body is not an object");
+            self.body.push(b'}');
+            return self;
+        }
+        if self.body.last() != Some(&b'{') {
+            self.body.push(b',');
+        }
+        self.body.push(b'"');
+        self.body.extend_from_slice(ACCESS_CONTROL_FIELD.as_bytes());
+        self.body.extend_from_slice(b"\":");
+        self.body.extend_from_slice(&readers.json);
+        self.body.push(b'}');
+        self.access_controlled = true;
+        debug_assert_eq!(self.check(), Ok(()));
+        self
     }
 
     /// The id, body and timestamp, by value (the encoder keeps the id).
@@ -165,7 +248,16 @@ impl Document {
                 ));
             }
         }
-        let written = self.fields().remove(TIMESTAMP_FIELD);
+        let mut fields = self.fields();
+        if protects(fields.get(ACCESS_CONTROL_FIELD)) != self.access_controlled {
+            return Err(format!(
+                "document {}: `{ACCESS_CONTROL_FIELD}` {:?} does not match access_controlled = {}",
+                self.id,
+                fields.get(ACCESS_CONTROL_FIELD),
+                self.access_controlled
+            ));
+        }
+        let written = fields.remove(TIMESTAMP_FIELD);
         let agree = match (&written, self.timestamp) {
             (None, None) => true,
             // The writer's text, or the text a field map came with.
@@ -183,6 +275,15 @@ impl Document {
             self.id,
             self.timestamp.map(Timestamp::iso)
         ))
+    }
+}
+
+/// Whether a body's [`ACCESS_CONTROL_FIELD`] value protects the document: a non-empty list
+/// of strings (anything else leaves it readable by everyone under Elastic's DLS query).
+fn protects(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Array(items)) => !items.is_empty() && items.iter().all(Value::is_string),
+        _ => false,
     }
 }
 
@@ -356,6 +457,7 @@ impl DocumentWriter {
             id,
             body: self.out,
             timestamp: self.timestamp,
+            access_controlled: false,
         };
         debug_assert_eq!(document.check(), Ok(()));
         document
@@ -498,6 +600,7 @@ mod tests {
             id: id.into(),
             body: body.as_bytes().to_vec(),
             timestamp,
+            access_controlled: false,
         }
     }
 
@@ -588,6 +691,56 @@ mod tests {
         }
         let good = unchecked("X", "{\"_timestamp\":\"2023-11-14T22:13:20.000100Z\"}", t);
         assert_eq!(good.check(), Ok(()));
+        // The access-control flag must say what the body says.
+        let claimed = Document {
+            access_controlled: true,
+            ..unchecked("X", "{\"_allow_access_control\":[]}", None)
+        };
+        assert!(claimed.check().unwrap_err().contains("access_controlled"));
+        let hidden = unchecked("X", "{\"_allow_access_control\":[\"team:T1\"]}", None);
+        assert!(hidden.check().unwrap_err().contains("access_controlled"));
+    }
+
+    #[test]
+    fn access_control_is_sorted_written_once_and_typed() {
+        let readers = AccessControl::new(["team:T1", "channel:C1", "team:T1"].map(String::from));
+        assert_eq!(readers.identities(), ["channel:C1", "team:T1"]);
+        let mut writer = DocumentWriter::with_capacity(0);
+        writer.str("type", "channel");
+        let doc = writer.finish("C1".into());
+        assert!(!doc.access_controlled());
+        let doc = doc.with_access_control(&readers);
+        assert_eq!(
+            doc.body(),
+            br#"{"type":"channel","_allow_access_control":["channel:C1","team:T1"]}"#
+        );
+        assert!(doc.access_controlled());
+        assert_eq!(doc.check(), Ok(()));
+        let bare = DocumentWriter::with_capacity(0).finish("C3".into());
+        let bare = bare.with_access_control(&readers);
+        assert_eq!(
+            bare.body(),
+            br#"{"_allow_access_control":["channel:C1","team:T1"]}"#
+        );
+        // An empty list protects nothing: nothing is written and the document says so.
+        let open = DocumentWriter::with_capacity(0)
+            .finish("C2".into())
+            .with_access_control(&AccessControl::new(Vec::new()));
+        assert_eq!((open.body(), open.access_controlled()), (&b"{}"[..], false));
+        // Field maps: only a non-empty list of strings protects.
+        for (value, protected) in [
+            (json!(["user:U1"]), true),
+            (json!([]), false),
+            (json!("user:U1"), false),
+            (json!(["user:U1", 5]), false),
+            (Value::Null, false),
+        ] {
+            let mut body = Map::new();
+            body.insert(ACCESS_CONTROL_FIELD.into(), value.clone());
+            let doc = Document::from_fields("M1".into(), body);
+            assert_eq!(doc.access_controlled(), protected, "{value}");
+            assert_eq!(doc.check(), Ok(()));
+        }
     }
 
     #[test]

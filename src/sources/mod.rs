@@ -21,11 +21,12 @@
 //!   a fetch that saw everything, the engine deletes the documents of those scopes that the
 //!   sync did not write (and nothing outside them).
 
+pub mod access_control;
 pub mod document;
 pub mod schema;
 pub mod slack;
 
-pub use document::{Document, DocumentWriter, Timestamp};
+pub use document::{AccessControl, Document, DocumentWriter, Timestamp};
 pub use schema::{ConfigField, Configuration, ConfigurationExt};
 
 use async_trait::async_trait;
@@ -180,7 +181,16 @@ pub trait DataSource: Send + Sync {
         ))
     }
 
-    /// Streams access-control documents (document-level security).
+    /// Whether this source's configuration turns document-level security on: then every
+    /// content document it makes carries `_allow_access_control` (the engine refuses any
+    /// that does not), and its access-control syncs may run.
+    fn document_level_security(&self) -> bool {
+        false
+    }
+
+    /// Streams access-control documents (document-level security): one identity document
+    /// per user ([`access_control`]). The engine rewrites only those whose body changed
+    /// and deletes those no longer produced.
     async fn get_access_control(
         &self,
         _sink: &DocSender,

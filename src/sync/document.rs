@@ -25,6 +25,7 @@ use crate::sources::document::TIMESTAMP_FIELD;
 use crate::sources::{DocOp, Document};
 use md5::{Digest, Md5};
 use serde_json::Value;
+use sha2::Sha256;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,10 @@ pub const MAX_ID_BYTES: usize = 512;
 
 /// The field that carries the deletion marker of the sync that last wrote a document.
 pub const SYNC_MARKER_FIELD: &str = "_sync_marker";
+
+/// The field of an access-control (identity) document that carries [`body_digest`] of the
+/// body its source made: equal digests mean an unchanged document, which is not rewritten.
+pub const DIGEST_FIELD: &str = "_sync_digest";
 
 /// The bulk operation an item became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +68,24 @@ pub struct Encoded {
 pub struct EncodeContext {
     /// The target index, already JSON-escaped with its quotes.
     index_json: String,
-    extract_binary_content: bool,
-    reduce_whitespace: bool,
-    run_ml_inference: bool,
-    marker: i64,
+    stamp: Stamp,
+}
+
+/// What the engine writes into every body besides `id`.
+#[derive(Debug, Clone)]
+enum Stamp {
+    /// Content syncs: the job's pipeline flags and the sync marker.
+    Content {
+        extract_binary_content: bool,
+        reduce_whitespace: bool,
+        run_ml_inference: bool,
+        marker: i64,
+    },
+    /// Access-control syncs: the digest of the source's body ([`DIGEST_FIELD`]), which the
+    /// next access-control sync compares to leave unchanged identity documents alone. No
+    /// pipeline flags (the framework's identity documents have none) and no marker (their
+    /// deletions come from the digest comparison, not from a marker sweep).
+    Digest,
 }
 
 impl EncodeContext {
@@ -80,10 +99,21 @@ impl EncodeContext {
     ) -> EncodeContext {
         EncodeContext {
             index_json: Value::String(index.to_string()).to_string(),
-            extract_binary_content,
-            reduce_whitespace,
-            run_ml_inference,
-            marker,
+            stamp: Stamp::Content {
+                extract_binary_content,
+                reduce_whitespace,
+                run_ml_inference,
+                marker,
+            },
+        }
+    }
+
+    /// A context for the access-control index `index`: each body gets its digest
+    /// ([`body_digest`]) instead of the content fields.
+    pub fn access_control(index: &str) -> EncodeContext {
+        EncodeContext {
+            index_json: Value::String(index.to_string()).to_string(),
+            stamp: Stamp::Digest,
         }
     }
 
@@ -115,6 +145,8 @@ impl EncodeContext {
         out: &mut Vec<u8>,
     ) -> Encoded {
         let (id, body, dated) = doc.into_parts();
+        let digest = matches!(self.stamp, Stamp::Digest).then(|| body_digest(&body));
+        let digest = digest.as_deref();
         // A body is an object by construction (`sources::document`).
         let inner = object_inner(&body).unwrap_or_default();
         let id = normalize_id(id);
@@ -125,7 +157,7 @@ impl EncodeContext {
             OpKind::Update
         };
         self.write_op(kind, has_timestamp, id, now, out, |out, id, timestamp| {
-            self.write_body(out, inner, id, timestamp)
+            self.write_body(out, inner, id, digest, timestamp)
         })
     }
 
@@ -171,8 +203,16 @@ impl EncodeContext {
         }
     }
 
-    /// `{<inner>,"id":…,<pipeline flags>,"_sync_marker":…[,"_timestamp":…]}`.
-    fn write_body(&self, out: &mut Vec<u8>, inner: &[u8], id: &str, timestamp: Option<&str>) {
+    /// `{<inner>,"id":…,<pipeline flags>,"_sync_marker":…[,"_timestamp":…]}`, or for an
+    /// identity document `{<inner>,"id":…,"_sync_digest":…[,"_timestamp":…]}`.
+    fn write_body(
+        &self,
+        out: &mut Vec<u8>,
+        inner: &[u8],
+        id: &str,
+        digest: Option<&str>,
+        timestamp: Option<&str>,
+    ) {
         out.push(b'{');
         out.extend_from_slice(inner);
         if !inner.is_empty() {
@@ -180,22 +220,37 @@ impl EncodeContext {
         }
         out.extend_from_slice(b"\"id\":");
         write_json(out, id);
-        for (key, value) in [
-            (
-                &b",\"_extract_binary_content\":"[..],
-                self.extract_binary_content,
-            ),
-            (b",\"_reduce_whitespace\":", self.reduce_whitespace),
-            (b",\"_run_ml_inference\":", self.run_ml_inference),
-        ] {
-            out.extend_from_slice(key);
-            out.extend_from_slice(if value { b"true" } else { b"false" });
+        match &self.stamp {
+            Stamp::Content {
+                extract_binary_content,
+                reduce_whitespace,
+                run_ml_inference,
+                marker,
+            } => {
+                for (key, value) in [
+                    (
+                        &b",\"_extract_binary_content\":"[..],
+                        *extract_binary_content,
+                    ),
+                    (b",\"_reduce_whitespace\":", *reduce_whitespace),
+                    (b",\"_run_ml_inference\":", *run_ml_inference),
+                ] {
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(if value { b"true" } else { b"false" });
+                }
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(SYNC_MARKER_FIELD.as_bytes());
+                out.extend_from_slice(b"\":");
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{marker}");
+            }
+            Stamp::Digest => {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(DIGEST_FIELD.as_bytes());
+                out.extend_from_slice(b"\":");
+                write_json(out, digest.unwrap_or_default());
+            }
         }
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(SYNC_MARKER_FIELD.as_bytes());
-        out.extend_from_slice(b"\":");
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{}", self.marker);
         if let Some(timestamp) = timestamp {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(TIMESTAMP_FIELD.as_bytes());
@@ -230,18 +285,28 @@ fn object_inner(json: &[u8]) -> Option<&[u8]> {
     Some(inner.trim_ascii())
 }
 
+/// The SHA-256 (hex) of a document body as its source serialized it: what an identity
+/// document's [`DIGEST_FIELD`] holds. Collision-resistant on purpose: no crafted profile may
+/// make a changed identity document (who may read what) pass for an unchanged one.
+pub fn body_digest(body: &[u8]) -> String {
+    hex(&Sha256::digest(body))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:02x}"));
+    }
+    hex
+}
+
 /// An id over [`MAX_ID_BYTES`] becomes its md5 hex digest; others are kept.
 pub fn normalize_id(id: String) -> String {
     if id.len() <= MAX_ID_BYTES {
         return id;
     }
-    let digest = Md5::digest(id.as_bytes());
-    let mut hex = String::with_capacity(32);
-    for byte in digest {
-        // Writing to a String cannot fail.
-        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:02x}"));
-    }
-    hex
+    hex(&Md5::digest(id.as_bytes()))
 }
 
 /// The current UTC time as ISO-8601 (`+00:00`, as upstream's `iso_utc`), re-read at most
@@ -458,26 +523,66 @@ mod tests {
     }
 
     /// What the encoder appends to a body is exactly what a body must not have
-    /// (`sources::document::RESERVED_KEYS`; `_id` goes in the action line).
+    /// (`sources::document::RESERVED_KEYS`; `_id` goes in the action line): content
+    /// documents get all but the digest, identity documents `id` and the digest.
     #[test]
     fn the_engine_writes_exactly_the_reserved_keys() {
-        let mut writer = DocumentWriter::with_capacity(0);
-        writer.timestamp(Some(Timestamp::from_micros(0)));
-        let (_, action, source) = source_lines(DocOp::Index(writer.finish("C1-0".into())));
-        let mut written: Vec<&str> = source
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
+        let written_keys = |ctx: &EncodeContext| {
+            let mut writer = DocumentWriter::with_capacity(0);
+            writer.timestamp(Some(Timestamp::from_micros(0)));
+            let mut out = Vec::new();
+            ctx.encode(DocOp::Index(writer.finish("C1-0".into())), "NOW", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            let source: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+            assert!(text.contains("\"_id\":\"C1-0\""), "{text}");
+            let mut written: Vec<String> = source.as_object().unwrap().keys().cloned().collect();
+            written.push("_id".into());
+            written.sort_unstable();
+            written
+        };
+        let expected = |keys: &[&str]| {
+            let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            keys.push(TIMESTAMP_FIELD.into());
+            keys.sort_unstable();
+            keys
+        };
+        let content: Vec<&str> = RESERVED_KEYS
+            .into_iter()
+            .filter(|k| *k != DIGEST_FIELD)
             .collect();
-        written.push("_id");
-        let mut expected = RESERVED_KEYS.to_vec();
-        expected.push(TIMESTAMP_FIELD);
-        written.sort_unstable();
-        expected.sort_unstable();
-        assert_eq!(written, expected);
-        assert!(action.contains("\"_id\":\"C1-0\""), "{action}");
+        assert_eq!(written_keys(&ctx()), expected(&content));
+        let identity = ["id", "_id", DIGEST_FIELD];
+        assert_eq!(
+            written_keys(&EncodeContext::access_control("acl")),
+            expected(&identity)
+        );
         assert!(RESERVED_KEYS.contains(&SYNC_MARKER_FIELD));
+        assert!(RESERVED_KEYS.contains(&DIGEST_FIELD));
+    }
+
+    /// An identity document carries the digest of its source body, the same for the same
+    /// body, and nothing of the content syncs' fields.
+    #[test]
+    fn identity_documents_carry_the_digest_of_their_body() {
+        let body = json!({"identity": {"user_id": "U1"}, "query": {"template": {"params": {"access_control": ["user:U1"]}}}});
+        let document = doc("a@example.com", body);
+        let digest = body_digest(document.body());
+        assert_eq!(digest.len(), 64);
+        let mut out = Vec::new();
+        let encoded = EncodeContext::access_control(".search-acl-filter-idx").encode(
+            DocOp::Index(document.clone()),
+            "NOW",
+            &mut out,
+        );
+        assert_eq!(encoded.kind, OpKind::Update);
+        let text = String::from_utf8(out).unwrap();
+        let source: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(source["doc"][DIGEST_FIELD], digest);
+        assert_eq!(source["upsert"]["_timestamp"], "NOW");
+        assert!(source["doc"].get(SYNC_MARKER_FIELD).is_none());
+        assert!(source["doc"].get("_run_ml_inference").is_none());
+        assert_eq!(body_digest(document.body()), digest, "stable");
+        assert_ne!(body_digest(b"{}"), digest);
     }
 
     #[test]

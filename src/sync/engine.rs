@@ -12,9 +12,10 @@
 //! they finish, and a batch a checkpoint waits for is sent after [`CHECKPOINT_FLUSH`] even
 //! when not full, so a slow source's progress is recorded within seconds.
 
+use super::acl::{self, Known, Verdict};
 use super::batcher::{Batch, BatchLimits, Batcher};
 use super::bulk::{BulkError, BulkSender};
-use super::document::{Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
+use super::document::{body_digest, Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
 use super::guard::check_sweep;
 use super::monitor::ErrorMonitor;
 use super::resume::{ResumePoint, Tracker};
@@ -22,6 +23,8 @@ use super::rules::Rules;
 use super::{merge_cursor, JobKind, SyncError, SyncOptions, SyncOutcome, SyncStats};
 use crate::es::{encode, EsClient, EsError};
 use crate::retry::RetryParams;
+use crate::sources::access_control::{content_mapping, mapping_has_query_field};
+use crate::sources::document::ACCESS_CONTROL_FIELD;
 use crate::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use elasticsearch::http::Method;
 use serde_json::json;
@@ -77,33 +80,56 @@ async fn run(
         return Err(SyncError::Cancelled);
     }
     let index = options.index_name.clone();
-    prepare_index(es, &index).await?;
     let kind = options.job_kind;
-    let resume = match (kind, options.resume.clone()) {
-        (JobKind::Full, Some(point)) => usable_resume_point(es, &index, point).await?,
-        _ => None,
-    };
-    let marker = match &resume {
-        Some(point) => point.marker,
-        None => next_marker(es, &index, chrono::Utc::now().timestamp_millis()).await?,
-    };
-    match &resume {
-        Some(point) => tracing::info!(
-            marker,
-            checkpoints = point.checkpoints.len(),
-            "sync resumed from its recorded progress"
-        ),
-        None => tracing::info!(marker, "sync started"),
-    }
-    if kind == JobKind::Full {
-        stats
-            .progress()
-            .start(resume.clone().unwrap_or_else(|| ResumePoint::new(marker)));
-    }
-
-    let rules = match options.job_kind {
-        JobKind::AccessControl => Rules::default(),
-        _ => Rules::from_filtering(&options.filtering),
+    let mut resume = None;
+    let (ctx, rules, known, marker) = match kind {
+        JobKind::AccessControl => {
+            acl::prepare_index(es, &index).await?;
+            let known = Known::load(es, &index).await?;
+            tracing::info!(existing = known.total(), "access control sync started");
+            let ctx = EncodeContext::access_control(&index);
+            (ctx, Rules::default(), Some(known), None)
+        }
+        JobKind::Full | JobKind::Incremental => {
+            prepare_index(es, &index).await?;
+            if options.require_access_control {
+                prepare_access_control_mapping(es, &index).await?;
+            }
+            if let (JobKind::Full, Some(point)) = (kind, options.resume.clone()) {
+                resume = usable_resume_point(es, &index, point).await?;
+            }
+            let marker = match &resume {
+                Some(point) => point.marker,
+                None => next_marker(es, &index, chrono::Utc::now().timestamp_millis()).await?,
+            };
+            match &resume {
+                Some(point) => tracing::info!(
+                    marker,
+                    checkpoints = point.checkpoints.len(),
+                    "sync resumed from its recorded progress"
+                ),
+                None => tracing::info!(marker, "sync started"),
+            }
+            if kind == JobKind::Full {
+                stats
+                    .progress()
+                    .start(resume.clone().unwrap_or_else(|| ResumePoint::new(marker)));
+            }
+            let pipeline = &options.pipeline;
+            let ctx = EncodeContext::new(
+                &index,
+                pipeline.extract_binary_content,
+                pipeline.reduce_whitespace,
+                pipeline.run_ml_inference,
+                marker,
+            );
+            (
+                ctx,
+                Rules::from_filtering(&options.filtering),
+                None,
+                Some(marker),
+            )
+        }
     };
     let bulk = &options.bulk;
     let retry_interval = Duration::from_secs_f64(bulk.retry_interval.max(0.0));
@@ -120,14 +146,11 @@ async fn run(
         log_operations: bulk.enable_operations_logging,
     });
     let consumer = Consumer {
-        ctx: EncodeContext::new(
-            &index,
-            options.pipeline.extract_binary_content,
-            options.pipeline.reduce_whitespace,
-            options.pipeline.run_ml_inference,
-            marker,
-        ),
+        ctx,
         rules,
+        require_access_control: options.require_access_control
+            && options.job_kind != JobKind::AccessControl,
+        known,
         batcher: Batcher::new(BatchLimits::from_config(bulk)),
         scratch: Vec::with_capacity(4096),
         clock: Clock::new(),
@@ -143,7 +166,7 @@ async fn run(
         flush_at: None,
         sweeps: Vec::new(),
         keep_sweeps: kind == JobKind::Incremental,
-        sender,
+        sender: sender.clone(),
         stats: stats.clone(),
         cancel: cancel.clone(),
         display_every: bulk.display_every,
@@ -184,8 +207,8 @@ async fn run(
             result = &mut consumer_future => break result,
         }
     };
-    let sweeps = match consumed {
-        Ok(sweeps) => sweeps,
+    let (sweeps, known) = match consumed {
+        Ok(consumed) => consumed,
         Err(error) => {
             // Dropping the source future here stops a source that ignores the closed channel.
             tracing::warn!(%error, "sync failed; not deleting anything");
@@ -210,20 +233,26 @@ async fn run(
         }
     }
 
-    let queries = match kind {
-        JobKind::Full | JobKind::AccessControl => vec![stale_query(marker)],
-        JobKind::Incremental => sweeps
+    // Access-control syncs delete the identities they did not see; content syncs sweep by
+    // marker (incremental ones only the scopes the source re-read in full).
+    let queries = match (kind, marker) {
+        (JobKind::Incremental, Some(marker)) => sweeps
             .chunks(SCOPES_PER_QUERY)
             .map(|scopes| scoped_stale_query(marker, scopes))
             .collect(),
+        (_, Some(marker)) => vec![stale_query(marker)],
+        (_, None) => Vec::new(),
     };
-    if !queries.is_empty() {
+    if known.is_some() || !queries.is_empty() {
         let failed = stats.snapshot().failed_document_count;
         if failed > 0 {
             tracing::warn!(
                 failed,
                 "some documents were rejected by Elasticsearch; skipping the deletion of stale documents"
             );
+        } else if let Some(known) = known {
+            let limits = BatchLimits::from_config(&options.bulk);
+            delete_identities(&sender, &index, known, limits, options.max_deletion_ratio).await?;
         } else {
             let deleted = delete_stale(es, &index, &queries, options.max_deletion_ratio).await?;
             stats.add_deleted(deleted);
@@ -236,6 +265,7 @@ async fn run(
         indexed = snapshot.indexed_document_count,
         volume_bytes = snapshot.indexed_document_volume_bytes,
         deleted = snapshot.deleted_document_count,
+        unchanged = snapshot.docs_unchanged,
         filtered = snapshot.docs_filtered,
         dropped = snapshot.docs_dropped,
         failed = snapshot.failed_document_count,
@@ -257,6 +287,11 @@ async fn run(
 struct Consumer {
     ctx: EncodeContext,
     rules: Rules,
+    /// Refuse content documents without `_allow_access_control` (DLS on).
+    require_access_control: bool,
+    /// Access-control syncs: the identity documents of the index, to skip unchanged ones
+    /// and find the stale ones.
+    known: Option<Known>,
     batcher: Batcher,
     /// Reused buffer for one op's lines.
     scratch: Vec<u8>,
@@ -282,6 +317,10 @@ struct Consumer {
     started: Instant,
 }
 
+/// What a finished consumer hands back: the incremental sweep scopes, and the identity
+/// documents an access-control sync knows of.
+type Consumed = (Vec<serde_json::Value>, Option<Known>);
+
 /// What the consumer's loop woke up for.
 enum Wake {
     Op(Option<SinkOp>),
@@ -290,11 +329,9 @@ enum Wake {
 }
 
 impl Consumer {
-    /// Consumes the stream; returns the sweep scopes an incremental source declared.
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<SinkOp>,
-    ) -> Result<Vec<serde_json::Value>, SyncError> {
+    /// Consumes the stream; returns the sweep scopes an incremental source declared and
+    /// what an access-control sync learnt of the index.
+    async fn run(mut self, mut rx: mpsc::Receiver<SinkOp>) -> Result<Consumed, SyncError> {
         loop {
             // Full syncs collect finished requests as they finish (their checkpoints become
             // durable then); other syncs when the next batch is dispatched.
@@ -330,7 +367,7 @@ impl Consumer {
             self.dispatch(batch).await?;
         }
         self.drain().await?;
-        Ok(std::mem::take(&mut self.sweeps))
+        Ok((std::mem::take(&mut self.sweeps), self.known.take()))
     }
 
     async fn accept(&mut self, op: SinkOp) -> Result<(), SyncError> {
@@ -377,6 +414,25 @@ impl Consumer {
         if !keep {
             self.stats.add_filtered(1);
             return Ok(());
+        }
+        if let DocOp::Index(doc) | DocOp::Update(doc) = &op {
+            if self.require_access_control && !doc.access_controlled() {
+                return Err(SyncError::Unprotected {
+                    id: doc.id().to_string(),
+                });
+            }
+        }
+        if let Some(known) = &mut self.known {
+            match &op {
+                DocOp::Index(doc) | DocOp::Update(doc) => {
+                    let verdict = known.observe(doc.id(), &body_digest(doc.body()));
+                    if verdict == Verdict::Unchanged {
+                        self.stats.add_unchanged(1);
+                        return Ok(());
+                    }
+                }
+                DocOp::Delete(id) => known.forget(id),
+            }
         }
         self.scratch.clear();
         let encoded = self.ctx.encode(op, self.clock.now(), &mut self.scratch);
@@ -539,6 +595,96 @@ async fn prepare_index(es: &EsClient, index: &str) -> Result<(), SyncError> {
         }),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Puts the `_allow_access_control` mapping on the content index unless the field is mapped
+/// already (by a previous DLS sync, or by whoever created the index); a mapping without the
+/// subfield the DLS query matches is refused, since it would hide every protected document.
+async fn prepare_access_control_mapping(es: &EsClient, index: &str) -> Result<(), SyncError> {
+    let path = format!("/{}/_mapping/field/{ACCESS_CONTROL_FIELD}", encode(index));
+    let found = es.json(Method::Get, &path, &[], None).await?;
+    // `{<concrete index>: {"mappings": {field: {"mapping": {field: <mapping>}}}}}`, one
+    // entry per index behind an alias.
+    let mappings: Vec<&serde_json::Value> = found
+        .as_object()
+        .into_iter()
+        .flat_map(|indices| indices.values())
+        .filter_map(|entry| {
+            let mapping = &entry["mappings"][ACCESS_CONTROL_FIELD]["mapping"][ACCESS_CONTROL_FIELD];
+            (!mapping.is_null()).then_some(mapping)
+        })
+        .collect();
+    if let Some(wrong) = mappings.iter().find(|m| !mapping_has_query_field(m)) {
+        return Err(SyncError::AccessControlMapping {
+            index: index.to_string(),
+            mapping: wrong.to_string(),
+        });
+    }
+    if !mappings.is_empty() {
+        return Ok(());
+    }
+    let path = format!("/{}/_mapping", encode(index));
+    let body = json!({"properties": {ACCESS_CONTROL_FIELD: content_mapping()}});
+    match es.json(Method::Put, &path, &[], Some(body)).await {
+        Ok(_) => {
+            tracing::info!("mapped `_allow_access_control` on the content index");
+            Ok(())
+        }
+        Err(EsError::Status {
+            status: 400,
+            reason,
+            ..
+        }) => Err(SyncError::AccessControlMapping {
+            index: index.to_string(),
+            mapping: format!("something else ({reason})"),
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Deletes the identity documents the access-control sync did not produce (users who
+/// left), unless that is more than the mass-deletion guard allows.
+async fn delete_identities(
+    sender: &BulkSender,
+    index: &str,
+    known: Known,
+    limits: BatchLimits,
+    max_ratio: f64,
+) -> Result<(), SyncError> {
+    let total = known.total();
+    let stale = known.stale();
+    if let Err(refusal) = check_sweep(total, stale.len() as u64, max_ratio) {
+        tracing::warn!(
+            stale = stale.len(),
+            total,
+            max_ratio,
+            "the access control sync would delete too many identity documents; deleting nothing"
+        );
+        return Err(SyncError::DeletionRefused(
+            refusal.of("access control sync"),
+        ));
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        stale = stale.len(),
+        "deleting the identity documents of users who left"
+    );
+    let ctx = EncodeContext::access_control(index);
+    let mut batcher = Batcher::new(limits);
+    let mut line = Vec::new();
+    let mut batches = Vec::new();
+    for id in stale {
+        line.clear();
+        let encoded = ctx.encode(DocOp::Delete(id), "", &mut line);
+        batches.extend(batcher.add(encoded, &line));
+    }
+    batches.extend(batcher.finish());
+    for batch in batches {
+        sender.send(batch).await?;
+    }
+    Ok(())
 }
 
 /// This sync's marker: now, or one above the highest marker in the index (clock skew).

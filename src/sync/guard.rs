@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_DELETION_RATIO: f64 = 0.5;
 /// A sweep the guard refused: what it would have deleted, out of how many.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    /// Which sync asked (`full sync`, `access control sync`).
+    pub sync: &'static str,
     /// Documents the sweep would delete (not written by this sync).
     pub stale: u64,
     /// Documents in the index before the sweep.
@@ -38,26 +40,33 @@ impl fmt::Display for Refusal {
         if self.stale >= self.total {
             write!(
                 f,
-                "deletion refused: the full sync would delete all {} documents of the index (it \
+                "deletion refused: the {} would delete all {} documents of the index (it \
                  produced none of them), ",
-                self.total
+                self.sync, self.total
             )?;
         } else {
             write!(
                 f,
-                "deletion refused: the full sync would delete {} of the {} documents of the \
+                "deletion refused: the {} would delete {} of the {} documents of the \
                  index ({share:.1}%), ",
-                self.stale, self.total
+                self.sync, self.stale, self.total
             )?;
         }
         write!(
             f,
             "more than `{MAX_DELETION_RATIO_KEY}` ({}) allows; every document was kept. If the \
              source really lost that much (channels removed or unreadable, a shorter history \
-             window, new sync rules), raise `{MAX_DELETION_RATIO_KEY}` in config.yml (1 allows \
-             any deletion) and run a full sync again",
-            self.max_ratio
+             window, new sync rules, users gone), raise `{MAX_DELETION_RATIO_KEY}` in \
+             config.yml (1 allows any deletion) and run the {} again",
+            self.max_ratio, self.sync
         )
+    }
+}
+
+impl Refusal {
+    /// The same refusal, for another kind of sync.
+    pub fn of(self, sync: &'static str) -> Refusal {
+        Refusal { sync, ..self }
     }
 }
 
@@ -69,6 +78,7 @@ pub fn check_sweep(total: u64, stale: u64, max_ratio: f64) -> Result<(), Refusal
         return Ok(());
     }
     let refusal = Refusal {
+        sync: "full sync",
         stale,
         total,
         max_ratio,

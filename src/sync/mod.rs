@@ -56,9 +56,22 @@
 //! the source does not set are kept). They run no index-wide sweep: only the scopes the
 //! source declares it re-read in full ([`crate::sources::SinkOp::Sweep`]) are swept, after a
 //! complete fetch with no failed item, through the same mass-deletion guard.
-//! Access-control syncs are like full syncs into the index given in [`SyncOptions`]
-//! (sync rules do not apply to them).
+//! Access-control syncs write the source's identity documents into the index given in
+//! [`SyncOptions`] (`.search-acl-filter-…`, created as Elasticsearch's template would);
+//! sync rules do not apply to them, and instead of a marker each document carries the
+//! digest of its body, so unchanged ones are not rewritten and users who left are deleted
+//! with the same safety rules as the sweep ([`acl`]).
+//!
+//! # Document-level security
+//! With [`SyncOptions::require_access_control`] (the source's DLS is on), every document a
+//! content sync writes must carry `_allow_access_control`
+//! ([`crate::sources::Document::access_controlled`]): Elastic's DLS query shows a document
+//! without it to everyone, so one such document fails the sync (nothing is deleted). The
+//! content index gets the field's mapping before the first write
+//! ([`crate::sources::access_control::content_mapping`]) unless it is mapped already, and
+//! a mapping without the subfield the DLS query matches is a clear error.
 
+pub mod acl;
 pub mod batcher;
 pub mod bulk;
 pub mod document;
@@ -174,6 +187,9 @@ pub struct SyncOptions {
     /// `service.max_deletion_ratio`: the largest share of the index a sweep may delete
     /// ([`guard`]); 1 turns the guard off.
     pub max_deletion_ratio: f64,
+    /// Document-level security is on: every content document must carry
+    /// `_allow_access_control` (content syncs only).
+    pub require_access_control: bool,
 }
 
 impl SyncOptions {
@@ -190,6 +206,7 @@ impl SyncOptions {
             resume: None,
             bulk: BulkConfig::default(),
             max_deletion_ratio: guard::DEFAULT_MAX_DELETION_RATIO,
+            require_access_control: false,
         }
     }
 }
@@ -270,6 +287,31 @@ pub enum SyncError {
     /// The mass-deletion guard refused the sweep (everything was kept).
     #[error("{0}")]
     DeletionRefused(guard::Refusal),
+    /// A content document without `_allow_access_control` while DLS is on (a source bug).
+    #[error(
+        "document `{id}` has no `_allow_access_control` while document level security is \
+         on: Elastic's DLS query would show it to everyone, so the sync stopped without \
+         writing it and deleted nothing"
+    )]
+    Unprotected {
+        /// The document's id.
+        id: String,
+    },
+    /// The content index maps `_allow_access_control` without the subfield the DLS query
+    /// matches: every protected document would be hidden from everyone.
+    #[error(
+        "the content index `{index}` maps `_allow_access_control` as {mapping}, without the \
+         keyword subfield `{field}` that the document level security query matches; \
+         protected documents would be hidden from every user: delete or reindex the index \
+         (this connector maps the field itself when it creates it), then run a full sync",
+        field = crate::sources::access_control::QUERY_FIELD
+    )]
+    AccessControlMapping {
+        /// The content index.
+        index: String,
+        /// The field's mapping as found.
+        mapping: String,
+    },
 }
 
 impl From<bulk::BulkError> for SyncError {

@@ -20,6 +20,7 @@ struct Counters {
     deleted_document_count: AtomicU64,
     docs_filtered: AtomicU64,
     docs_dropped: AtomicU64,
+    docs_unchanged: AtomicU64,
     failed_document_count: AtomicU64,
 }
 
@@ -43,6 +44,8 @@ pub struct StatsSnapshot {
     pub docs_filtered: u64,
     /// Documents dropped for exceeding `max_text_document_size`.
     pub docs_dropped: u64,
+    /// Identity documents left alone because they had not changed (access-control syncs).
+    pub docs_unchanged: u64,
     /// Bulk items Elasticsearch rejected for good (after retries).
     pub failed_document_count: u64,
 }
@@ -69,6 +72,7 @@ impl SyncStats {
             deleted_document_count: c.deleted_document_count.load(Ordering::Relaxed),
             docs_filtered: c.docs_filtered.load(Ordering::Relaxed),
             docs_dropped: c.docs_dropped.load(Ordering::Relaxed),
+            docs_unchanged: c.docs_unchanged.load(Ordering::Relaxed),
             failed_document_count: c.failed_document_count.load(Ordering::Relaxed),
         }
     }
@@ -116,6 +120,12 @@ impl SyncStats {
             .fetch_add(docs, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_unchanged(&self, docs: u64) {
+        self.counters
+            .docs_unchanged
+            .fetch_add(docs, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_failed(&self, docs: u64) {
         self.counters
             .failed_document_count
@@ -136,6 +146,7 @@ mod tests {
         other.add_filtered(1);
         other.add_dropped(4);
         other.add_failed(5);
+        other.add_unchanged(6);
         let snap = stats.snapshot();
         assert_eq!(snap.indexed_document_count, 3);
         assert_eq!(snap.indexed_document_volume_mib(), 2);
@@ -143,6 +154,7 @@ mod tests {
         assert_eq!(snap.docs_filtered, 1);
         assert_eq!(snap.docs_dropped, 4);
         assert_eq!(snap.failed_document_count, 5);
+        assert_eq!(snap.docs_unchanged, 6);
         let small = StatsSnapshot {
             indexed_document_volume_bytes: 400_000,
             ..StatsSnapshot::default()

@@ -5,7 +5,8 @@
 
 pub mod source;
 
-use connectors::config::Secret;
+use connectors::config::{ElasticsearchConfig, Secret};
+use connectors::es::EsClient;
 use connectors::retry::RetryParams;
 use connectors::sources::slack::SlackOptions;
 use connectors::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
@@ -49,6 +50,33 @@ pub fn slack_options(
         ..RetryParams::exponential(Duration::from_millis(1), Duration::from_millis(20), 10)
     };
     options
+}
+
+/// A client of the shared test Elasticsearch (osmem-server), with the tests' retry policy.
+pub fn osmem_es() -> EsClient {
+    EsClient::new(&ElasticsearchConfig {
+        host: osmem::shared().url().to_string(),
+        request_timeout: 60.0,
+        ..ElasticsearchConfig::default()
+    })
+    .expect("client")
+    .with_retry(RetryParams::for_test())
+}
+
+/// One sync of `source` with fresh stats and no cancellation.
+pub async fn sync_once(
+    es: &EsClient,
+    source: &dyn connectors::sources::DataSource,
+    options: connectors::sync::SyncOptions,
+) -> Result<connectors::sync::SyncOutcome, connectors::sync::SyncError> {
+    connectors::sync::run_sync(
+        es,
+        source,
+        options,
+        connectors::sync::SyncStats::new(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
 }
 
 /// Runs `source`'s full fetch to the end: its result and every operation it sent, in order.

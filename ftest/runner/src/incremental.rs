@@ -175,6 +175,7 @@ mod tests {
             ts,
             reply_count: (replies > 0).then_some(replies),
             edited_ts: None,
+            allow_access_control: None,
         }
     }
 
@@ -184,7 +185,8 @@ mod tests {
         let docs = vec![
             ExpectedDoc::Channel {
                 id: "C1".into(),
-                name: "one".into(),
+                name: Some("one".into()),
+                allow_access_control: None,
             },
             message("C1", now - 3.0 * DAY, None, 0),
             message("C1", now - 4.0 * DAY, None, 0),

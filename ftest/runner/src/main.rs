@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 mod budget;
 mod cli;
+mod dls;
 mod incremental;
 mod report;
 mod resume;
@@ -154,6 +155,10 @@ pub(crate) struct Args {
     /// and resumed by a new service, against an uninterrupted one.
     #[arg(long, value_enum)]
     pub(crate) interrupt: Option<resume::Interrupt>,
+    /// Document-level security on, with private channels, DMs and group DMs; instead of the
+    /// mutation rounds: access-control jobs, and a member leaving a private channel.
+    #[arg(long)]
+    pub(crate) dls: bool,
 }
 
 fn main() {

@@ -148,6 +148,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         .as_ref()
         .map(|b| format!("rate_budget={b}"));
     settings.extend(budget.as_deref());
+    if args.dls {
+        settings.extend(crate::dls::DLS_FIELDS);
+    }
     cli.run(&settings)?;
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
@@ -192,6 +195,12 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         auto_join_channels: true,
         sync_users: true,
         now: None,
+        ..ExpectedQuery::default()
+    };
+    let query = if args.dls {
+        crate::dls::dls_query(query)
+    } else {
+        query
     };
     let result = (|| -> Result<()> {
         let job = stack.wait_for_job(None, args.timeout, &mut service)?;
@@ -218,6 +227,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         }
         if args.no_mutations || null_sink {
             return Ok(());
+        }
+        if args.dls {
+            return stack.dls_round(&cli, &mut service, args, &query);
         }
         if let Some(interrupt) = args.interrupt {
             let restart = crate::resume::Restart {

@@ -140,6 +140,14 @@ impl Stack {
 }
 
 fn key_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
+    let mut fields = type_fields(doc);
+    if let Some(readers) = doc.allow_access_control() {
+        fields.push(("_allow_access_control", json!(readers)));
+    }
+    fields
+}
+
+fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
     match doc {
         ExpectedDoc::User { name, .. } => vec![("type", json!("user")), ("name", json!(name))],
         ExpectedDoc::Channel { name, .. } => {

@@ -101,6 +101,7 @@ pub const METHODS: &[&str] = &[
     "auth.test",
     "team.info",
     "users.list",
+    "users.info",
     "conversations.list",
     "conversations.info",
     "conversations.join",
@@ -125,7 +126,7 @@ pub fn accepted_scopes(method: &str) -> &'static str {
         "conversations.list" | "conversations.info" | "conversations.members" => {
             "channels:read,groups:read,im:read,mpim:read"
         }
-        "users.list" => "users:read",
+        "users.list" | "users.info" => "users:read",
         "team.info" => "team:read",
         "conversations.join" => "channels:join",
         "chat.postMessage" => "chat:write",
@@ -249,6 +250,24 @@ pub fn call_read(
             .into_bytes())
         }
         "users.list" => users_list(sim, ws, tok, p),
+        "users.info" => {
+            need(tok, "users:read")?;
+            let id = p.required("user")?;
+            let user = ws
+                .user_by_id
+                .get(id)
+                .map(|&i| &ws.users[i as usize])
+                .ok_or_else(|| err("user_not_found"))?;
+            #[derive(Serialize)]
+            struct R<'a> {
+                ok: bool,
+                user: UserView<'a>,
+            }
+            to_body(&R {
+                ok: true,
+                user: user_view(ws, user, tok.has("users:read.email")),
+            })
+        }
         "conversations.list" => conversations_list(ws, tok, p),
         "conversations.info" => {
             let ch = channel_for(ws, tok, p, "read")?;
@@ -540,11 +559,13 @@ fn users_list(sim: &Sim, ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<
     let start = p.cursor("users")?.unwrap_or(0).max(0) as usize;
     let end = start.saturating_add(limit).min(ws.users.len());
     let email = tok.has("users:read.email");
+    // Members of other workspaces are not listed (Slack: look them up with users.info).
     let members: Vec<UserView<'_>> = ws
         .users
         .get(start..end)
         .unwrap_or(&[])
         .iter()
+        .filter(|u| !u.external)
         .map(|u| user_view(ws, u, email))
         .collect();
     let next = (end < ws.users.len()).then(|| cursor::encode("users", end as i64));

@@ -187,6 +187,8 @@ pub struct Channel {
     pub members: Vec<u32>,
     /// For IMs: the other user.
     pub im_user: u32,
+    /// Shared with another workspace (Slack Connect): `is_ext_shared`.
+    pub shared: bool,
     pub topic: TopicInfo,
     pub purpose: TopicInfo,
     pub top: Vec<Msg>,
@@ -250,6 +252,11 @@ pub struct User {
     pub is_owner: bool,
     pub is_primary_owner: bool,
     pub is_restricted: bool,
+    /// Single-channel guest (Slack sets `is_restricted` too).
+    pub is_ultra_restricted: bool,
+    /// A member of another workspace (Slack Connect): in the members of the conversations
+    /// shared with it and answered by `users.info`, never listed by `users.list`.
+    pub external: bool,
     pub bot_id: Option<String>,
     pub tz: (&'static str, &'static str, i64),
     pub updated: i64,
@@ -271,6 +278,8 @@ pub struct UserGroup {
 pub struct Workspace {
     pub seed: u64,
     pub team_id: String,
+    /// The workspace of the external (Slack Connect) users.
+    pub external_team_id: String,
     pub team_name: String,
     pub domain: String,
     pub enterprise_id: Option<String>,
@@ -469,6 +478,8 @@ impl Workspace {
             is_owner: false,
             is_primary_owner: false,
             is_restricted: false,
+            is_ultra_restricted: false,
+            external: false,
             bot_id: None,
             tz: TZS[0],
             updated: now - 400 * 86_400,
@@ -691,6 +702,7 @@ impl Workspace {
                 archived: is_archived,
                 members,
                 im_user,
+                shared: false,
                 topic: TopicInfo {
                     last_set: if topic_text.is_empty() {
                         0
@@ -723,6 +735,55 @@ impl Workspace {
             };
             generate_messages(&mut ch, spec, now_us, &humans, &bots, owner_user);
             channels.push(ch);
+        }
+        // Guests and members of another workspace, from their own random streams after
+        // everything else, so the rest of the workspace is the same with or without them.
+        // They join channels the app's bot is in (so they matter to what is indexed), never
+        // #general; guests are listed by users.list, external members only in member lists.
+        let mut vrng = Rng::new(mix(&[seed, 70]));
+        let mut rooms: Vec<usize> = (1..channels.len())
+            .filter(|&c| {
+                let ch = &channels[c];
+                matches!(ch.kind, ConvKind::Public | ConvKind::Private) && ch.is_member(bot_user)
+            })
+            .collect();
+        if rooms.is_empty() {
+            rooms = (1..channels.len())
+                .filter(|&c| matches!(channels[c].kind, ConvKind::Public | ConvKind::Private))
+                .collect();
+        }
+        let visitors = [
+            (spec.guests, 3u64, false, false),
+            (spec.ultra_guests, 1, true, false),
+            (spec.external_users, 2, false, true),
+        ];
+        for (kind, (count, max_rooms, ultra, external)) in visitors.into_iter().enumerate() {
+            for i in 0..count {
+                if rooms.is_empty() {
+                    break;
+                }
+                let mut u = human(&mut vrng, &mut names, 200_000 + 1000 * kind + i);
+                u.is_restricted = !external;
+                u.is_ultra_restricted = ultra;
+                u.external = external;
+                if external {
+                    u.email = Some(format!("{}@partner.example", u.name));
+                }
+                let idx = users.len() as u32;
+                users.push(u);
+                let joined = if ultra {
+                    1
+                } else {
+                    1 + vrng.below(max_rooms) as usize
+                };
+                for _ in 0..joined {
+                    let ch = &mut channels[*vrng.pick(&rooms)];
+                    if let Err(pos) = ch.members.binary_search(&idx) {
+                        ch.members.insert(pos, idx);
+                    }
+                    ch.shared |= external;
+                }
+            }
         }
         let mut usergroups = Vec::new();
         let n_groups = (spec.users / 10).clamp(2, 30);
@@ -757,6 +818,7 @@ impl Workspace {
         Workspace {
             seed,
             team_id,
+            external_team_id: make_id("T", mix(&[seed, 71])),
             team_name: "Sim Workspace".into(),
             domain: "simteam".into(),
             enterprise_id: None,

@@ -289,6 +289,7 @@ impl Workspace {
                     archived: *archived,
                     members,
                     im_user: NONE,
+                    shared: false,
                     topic: TopicInfo {
                         value: String::new(),
                         creator: NONE,
@@ -329,6 +330,9 @@ impl Workspace {
                 u.is_admin = false;
                 u.is_owner = false;
                 u.is_primary_owner = false;
+                u.is_restricted = false;
+                u.is_ultra_restricted = false;
+                u.external = false;
                 u.deleted = false;
                 u.updated = now_us / MICROS;
                 let id = u.id.clone();

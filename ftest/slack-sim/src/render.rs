@@ -764,7 +764,7 @@ pub fn channel_view<'a>(
         is_general: Some(ch.is_general),
         unlinked: Some(0),
         name_normalized: Some(&ch.name),
-        is_shared: Some(false),
+        is_shared: Some(ch.shared),
         is_org_shared: false,
         is_pending_ext_shared: Some(false),
         pending_shared: Some([]),
@@ -772,7 +772,7 @@ pub fn channel_view<'a>(
         updated: ch.updated_ms,
         parent_conversation: Some(None),
         creator: Some(uid(ch.creator)),
-        is_ext_shared: Some(false),
+        is_ext_shared: Some(ch.shared),
         shared_team_ids: Some([&ws.team_id]),
         pending_connected_team_ids: Some([]),
         is_member: Some(ch.is_member(viewer)),
@@ -881,9 +881,14 @@ pub fn user_view<'a>(ws: &'a Workspace, u: &'a User, with_email: bool) -> UserVi
     );
     let img = |n: u32| format!("https://secure.gravatar.com/avatar/{avatar}.jpg?s={n}&d=mm");
     let live = !u.deleted;
+    let team = if u.external {
+        &ws.external_team_id
+    } else {
+        &ws.team_id
+    };
     UserView {
         id: &u.id,
-        team_id: &ws.team_id,
+        team_id: team,
         name: &u.name,
         deleted: u.deleted,
         color: live.then_some(u.color.as_str()),
@@ -912,7 +917,7 @@ pub fn user_view<'a>(ws: &'a Workspace, u: &'a User, with_email: bool) -> UserVi
             first_name: &u.first_name,
             last_name: &u.last_name,
             status_text_canonical: "",
-            team: &ws.team_id,
+            team,
             bot_id: u.bot_id.as_deref(),
             api_app_id: u.bot_id.as_ref().map(|_| ws.app_id.as_str()),
             always_active: u.is_bot.then_some(false),
@@ -921,7 +926,7 @@ pub fn user_view<'a>(ws: &'a Workspace, u: &'a User, with_email: bool) -> UserVi
         is_owner: live.then_some(u.is_owner),
         is_primary_owner: live.then_some(u.is_primary_owner),
         is_restricted: live.then_some(u.is_restricted),
-        is_ultra_restricted: live.then_some(false),
+        is_ultra_restricted: live.then_some(u.is_ultra_restricted),
         is_bot: u.is_bot,
         is_app_user: u.is_app_user,
         updated: u.updated,

@@ -18,6 +18,7 @@ pub fn main_field(method: &str) -> &'static str {
         "conversations.list" => "channels",
         "conversations.history" | "conversations.replies" => "messages",
         "conversations.join" | "conversations.info" => "channel",
+        "users.info" => "user",
         "auth.test" => "url",
         "team.info" => "team",
         "usergroups.list" => "usergroups",

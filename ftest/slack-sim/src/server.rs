@@ -563,8 +563,10 @@ pub fn workspace_summary(sim: &Sim) -> WorkspaceSummary {
     WorkspaceSummary {
         team_id: ws.team_id.clone(),
         bot_user_id: ws.users[ws.bot_user as usize].id.clone(),
-        users: ws.users.len(),
+        users: ws.users.iter().filter(|u| !u.external).count(),
         deleted_users: ws.users.iter().filter(|u| u.deleted).count(),
+        guests: ws.users.iter().filter(|u| u.is_restricted).count(),
+        external_users: ws.users.iter().filter(|u| u.external).count(),
         bots: ws.users.iter().filter(|u| u.is_bot).count(),
         public_channels: chans(ConvKind::Public),
         private_channels: chans(ConvKind::Private),

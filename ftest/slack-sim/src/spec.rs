@@ -52,6 +52,13 @@ pub struct WorkspaceSpec {
     pub history_days: u32,
     pub dms: usize,
     pub group_dms: usize,
+    /// Multi-channel guests (`is_restricted`), in 1–3 channels the app's bot is in.
+    pub guests: usize,
+    /// Single-channel guests (`is_ultra_restricted`).
+    pub ultra_guests: usize,
+    /// Members of another workspace (Slack Connect) in 1–2 channels the bot is in, which
+    /// become shared: not in `users.list`, answered by `users.info`.
+    pub external_users: usize,
 }
 
 impl Default for WorkspaceSpec {
@@ -79,6 +86,9 @@ impl WorkspaceSpec {
             history_days: 365,
             dms: 4,
             group_dms: 2,
+            guests: 2,
+            ultra_guests: 1,
+            external_users: 2,
         };
         match size {
             DataSize::Small => base,
@@ -90,6 +100,9 @@ impl WorkspaceSpec {
                 messages_per_channel: 575,
                 dms: 20,
                 group_dms: 6,
+                guests: 10,
+                ultra_guests: 4,
+                external_users: 8,
                 ..base
             },
             DataSize::Large => WorkspaceSpec {
@@ -100,6 +113,9 @@ impl WorkspaceSpec {
                 messages_per_channel: 1730,
                 dms: 60,
                 group_dms: 20,
+                guests: 40,
+                ultra_guests: 10,
+                external_users: 20,
                 ..base
             },
         }

@@ -41,7 +41,7 @@ impl Token {
 /// |---|---|---|---|
 /// | conversations.history / replies / info / join, team.info, files.list | T3 | 50 | 50 |
 /// | conversations.list, users.list, usergroups.list | T2 | 20 | 20 |
-/// | conversations.members | T4 | 100 | 100 |
+/// | conversations.members, users.info | T4 | 100 | 100 |
 /// | auth.test, chat.getPermalink | special | 600 | 600 |
 /// | chat.postMessage | special (~1/s) | 60 | 5 |
 ///
@@ -58,7 +58,7 @@ pub fn tier(method: &str) -> Option<(f64, f64)> {
         | "team.info"
         | "files.list" => (50.0, 50.0),
         "conversations.list" | "users.list" | "usergroups.list" => (20.0, 20.0),
-        "conversations.members" => (100.0, 100.0),
+        "conversations.members" | "users.info" => (100.0, 100.0),
         "auth.test" | "chat.getPermalink" => (600.0, 600.0),
         "chat.postMessage" => (60.0, 5.0),
         _ => return None,

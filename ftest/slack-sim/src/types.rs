@@ -18,6 +18,13 @@ pub struct ExpectedQuery {
     /// Epoch seconds; default: the simulator clock (wall clock unless
     /// `SimConfig::now` pinned it).
     pub now: Option<i64>,
+    /// Document-level security: documents carry `_allow_access_control`, and the set
+    /// has the identity documents of an access-control sync.
+    pub use_document_level_security: bool,
+    /// Private channels the bot is in (only with DLS).
+    pub include_private_channels: bool,
+    /// DMs and group DMs the bot is in (only with DLS).
+    pub include_direct_messages: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -27,8 +34,23 @@ impl Default for ExpectedQuery {
             auto_join_channels: false,
             sync_users: true,
             now: None,
+            use_document_level_security: false,
+            include_private_channels: false,
+            include_direct_messages: false,
         }
     }
+}
+
+/// One identity document an access-control sync writes (DLS on).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExpectedIdentity {
+    /// The document `_id`: the email when the user has one no one else has, else the id.
+    pub id: String,
+    pub user_id: String,
+    /// `member`, `guest`, `deactivated` or `external`.
+    pub status: String,
+    /// The query's `params.access_control`, sorted.
+    pub access_control: Vec<String>,
 }
 
 /// One document the connector must index, with its key fields.
@@ -38,10 +60,16 @@ pub enum ExpectedDoc {
     User {
         id: String,
         name: String,
+        /// `_allow_access_control`, sorted (DLS on).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
     },
     Channel {
         id: String,
-        name: String,
+        /// `null` for DMs, which have no name.
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
     },
     Message {
         /// `"<channel_id>-<ts>"`.
@@ -53,6 +81,8 @@ pub enum ExpectedDoc {
         thread_ts: Option<String>,
         reply_count: Option<u64>,
         edited_ts: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
     },
 }
 
@@ -62,6 +92,23 @@ impl ExpectedDoc {
             ExpectedDoc::User { id, .. }
             | ExpectedDoc::Channel { id, .. }
             | ExpectedDoc::Message { id, .. } => id,
+        }
+    }
+    /// `_allow_access_control` (DLS on).
+    pub fn allow_access_control(&self) -> Option<&[String]> {
+        match self {
+            ExpectedDoc::User {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::Channel {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::Message {
+                allow_access_control,
+                ..
+            } => allow_access_control.as_deref(),
         }
     }
     pub fn doc_type(&self) -> &'static str {
@@ -83,6 +130,9 @@ pub struct ExpectedSet {
     /// The `now` and lower bound (`oldest`, exclusive; null = none) used.
     pub now: i64,
     pub oldest: Option<i64>,
+    /// With DLS: the identity documents of an access-control sync, sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<ExpectedIdentity>,
 }
 
 /// Call counters (reset with `POST /_sim/stats/reset`).
@@ -313,8 +363,13 @@ pub const DEFAULT_BOT_SCOPES: &[&str] = &[
 pub struct WorkspaceSummary {
     pub team_id: String,
     pub bot_user_id: String,
+    /// Users `users.list` lists (members of other workspaces are not).
     pub users: usize,
     pub deleted_users: usize,
+    /// Guests (`is_restricted`, single-channel ones included).
+    pub guests: usize,
+    /// Members of another workspace (Slack Connect).
+    pub external_users: usize,
     pub bots: usize,
     pub public_channels: usize,
     pub private_channels: usize,

@@ -816,3 +816,62 @@ async fn auth_errors_scopes_and_membership() {
     let me = user.get("auth.test", &[]).await;
     assert!(me.json.get("bot_id").is_none());
 }
+
+#[tokio::test]
+async fn guests_and_slack_connect_members() {
+    let sim = start();
+    let c = Client::new(&sim);
+    let summary = sim.workspace();
+    assert!(
+        summary.guests >= 3 && summary.external_users >= 2,
+        "{summary:?}"
+    );
+    let listed = c.all("users.list", "members", &[]).await;
+    assert_eq!(listed.len(), summary.users);
+    let listed_ids: HashSet<&str> = listed.iter().map(|u| s(&u["id"])).collect();
+    let guests: Vec<&Value> = listed
+        .iter()
+        .filter(|u| u["is_restricted"] == json!(true))
+        .collect();
+    assert_eq!(guests.len(), summary.guests);
+    assert!(guests
+        .iter()
+        .any(|u| u["is_ultra_restricted"] == json!(true)));
+    // Members of another workspace: in shared channels' member lists, not in users.list;
+    // users.info answers them, with their own team.
+    let mut externals = HashSet::new();
+    for ch in c
+        .all(
+            "conversations.list",
+            "channels",
+            &[("types", "public_channel,private_channel")],
+        )
+        .await
+        .iter()
+        .filter(|ch| ch["is_ext_shared"] == json!(true))
+    {
+        let members = c
+            .all(
+                "conversations.members",
+                "members",
+                &[("channel", s(&ch["id"]))],
+            )
+            .await;
+        for m in members.iter().map(|m| s(m).to_string()) {
+            if !listed_ids.contains(m.as_str()) {
+                externals.insert(m);
+            }
+        }
+    }
+    assert_eq!(externals.len(), summary.external_users, "{externals:?}");
+    for id in &externals {
+        let info = c.get("users.info", &[("user", id)]).await;
+        assert!(info.ok(), "{}", info.json);
+        assert_eq!(s(&info.json["user"]["id"]), id);
+        assert_ne!(info.json["user"]["team_id"], json!(summary.team_id));
+    }
+    let missing = c.get("users.info", &[("user", "U0NOBODY")]).await;
+    assert_eq!(missing.error(), "user_not_found");
+    let unnamed = c.get("users.info", &[]).await;
+    assert!(!unnamed.ok());
+}

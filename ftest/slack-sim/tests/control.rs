@@ -24,6 +24,7 @@ async fn walk(c: &Client, q: &ExpectedQuery, now: i64) -> Vec<ExpectedDoc> {
                 ExpectedDoc::User {
                     id,
                     name: s(&u["name"]).to_string(),
+                    allow_access_control: None,
                 },
             );
         }
@@ -43,7 +44,8 @@ async fn walk(c: &Client, q: &ExpectedQuery, now: i64) -> Vec<ExpectedDoc> {
             cid.clone(),
             ExpectedDoc::Channel {
                 id: cid.clone(),
-                name: name.clone(),
+                name: Some(name.clone()),
+                allow_access_control: None,
             },
         );
         let doc = |m: &Value| ExpectedDoc::Message {
@@ -54,6 +56,7 @@ async fn walk(c: &Client, q: &ExpectedQuery, now: i64) -> Vec<ExpectedDoc> {
             thread_ts: m["thread_ts"].as_str().map(str::to_string),
             reply_count: m["reply_count"].as_u64(),
             edited_ts: m["edited"]["ts"].as_str().map(str::to_string),
+            allow_access_control: None,
         };
         let oldest = (now - i64::from(q.fetch_last_n_days) * 86_400).to_string();
         let mut latest = now.to_string();
@@ -183,6 +186,7 @@ async fn expected_over_http_equals_in_process() {
         sync_users: false,
         auto_join_channels: true,
         now: Some(now),
+        ..ExpectedQuery::default()
     };
     let want = serde_json::to_value(sim.expected(&q)).unwrap();
     let via_post = c
@@ -772,7 +776,7 @@ async fn mutations_show_in_api_and_expected() {
     assert_eq!(info.json["channel"]["previous_names"][0], ch["name"]);
     assert_eq!(info.json["channel"]["is_archived"], true);
     match &exp(&sim)[&cid] {
-        ExpectedDoc::Channel { name, .. } => assert_eq!(name, "renamed-chan"),
+        ExpectedDoc::Channel { name, .. } => assert_eq!(name.as_deref(), Some("renamed-chan")),
         other => panic!("{other:?}"),
     }
     sim.mutate(vec![Mutation::UnarchiveChannel {

@@ -75,6 +75,15 @@ pub fn shape(method: &str) -> Shape {
             objects: &["channel"],
             ..Shape::ANY
         },
+        // Member ids, paged: an answer without them would drop every member's access.
+        "conversations.members" => Shape {
+            items: Some("members"),
+            ..Shape::ANY
+        },
+        "users.info" => Shape {
+            objects: &["user"],
+            ..Shape::ANY
+        },
         // Slack as a destination (`crate::notify`) and the OAuth install: the ids the next
         // step needs.
         "chat.postMessage" => Shape {
@@ -592,6 +601,14 @@ mod tests {
             br#"{"ok":true,"channel":{"id":"C1"},"warning":"already_in_channel"}"#
         )
         .is_ok());
+        let members = decode::<String>(
+            "conversations.members",
+            br#"{"ok":true,"members":["U1","W2"],"response_metadata":{"next_cursor":"bWVtYmVyczoy"}}"#,
+        )
+        .unwrap();
+        assert_eq!(members.items, ["U1", "W2"]);
+        assert_eq!(members.next_cursor(), Some("bWVtYmVyczoy"));
+        assert!(decode::<Value>("users.info", br#"{"ok":true,"user":{"id":"U1"}}"#).is_ok());
         // Other methods need only `ok`.
         assert!(decode::<Value>("api.test", br#"{"ok":true}"#).is_ok());
     }
@@ -613,6 +630,7 @@ mod tests {
     fn every_method_needs_its_fields() {
         for (method, field) in [
             ("users.list", "members"),
+            ("conversations.members", "members"),
             ("conversations.list", "channels"),
             ("conversations.history", "messages"),
             ("conversations.replies", "messages"),
@@ -664,6 +682,14 @@ mod tests {
         assert_eq!(
             problem("conversations.join", r#"{"ok":true,"channel":null}"#),
             ("channel".to_string(), "is null".to_string())
+        );
+        assert_eq!(
+            problem("users.info", r#"{"ok":true}"#),
+            ("user".to_string(), "is missing".to_string())
+        );
+        assert_eq!(
+            problem("users.info", r#"{"ok":true,"user":"U1"}"#).0,
+            "user"
         );
         for (method, body, field) in [
             (

@@ -1,11 +1,14 @@
 //! The Slack data source: parity with Elastic's Slack connector (`slack` service type),
 //! without its bugs (`elastic-connectors-protocol.md` §4, `slack-api.md`).
 //!
-//! Configuration (the Python source's schema, so Kibana renders the same form, plus advanced
-//! fields of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
-//! documents), `auto_join_channels`, `sync_users`; advanced: `thread_lookback_days`
-//! (incremental syncs; default 14) and `rate_budget` (`learned`, the default, or
-//! `published`).
+//! Configuration (the Python source's schema, so Kibana renders the same form, plus fields
+//! of ours): `token` (sensitive), `fetch_last_n_days` (0 = all history, as Elastic
+//! documents), `auto_join_channels`, `sync_users`; document-level security
+//! (`use_document_level_security`, the field name Elastic's DLS sources use) and what only
+//! DLS may open: `include_private_channels`, `include_direct_messages` (DMs and group DMs);
+//! private conversations without DLS are a configuration error
+//! ([`source::check_options`]); advanced: `thread_lookback_days` (incremental syncs; default
+//! 14) and `rate_budget` (`learned`, the default, or `published`).
 //!
 //! Incremental syncs are supported (`features.incremental_sync`), and full syncs resume
 //! from their recorded progress ([`cursor`]).
@@ -14,16 +17,16 @@
 //! of each method's answer, the cursor loop guard), [`ratelimit`] (per-method budgets,
 //! learned or published, the restricted cohort), [`budgets`] (the learned budgets kept in
 //! the connector's `sync_cursor`), [`progress`] (progress and budgets for the log and the
-//! job's metadata), [`transform`] (documents), [`source`] (options and the fetch),
-//! [`cursor`] (the incremental cursor, resume points, deletion scopes), [`oauth`] (the
+//! job's metadata), [`transform`] (documents), [`identity`] (who may read what: every DLS
+//! identity), [`source`] (options and the fetch), [`cursor`] (the incremental cursor,
+//! resume points, deletion scopes), [`access`] (the access-control sync), [`oauth`] (the
 //! install flow and token rotation), [`metrics`] (its Prometheus metrics, labelled by
 //! connector).
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
-//! Options beyond the schema (private channels, DMs, archived, include/exclude lists, bot
-//! filter, page sizes, concurrency) live in [`SlackOptions`] with defaults, ready for
-//! future schema fields.
+//! Options beyond the schema (archived, include/exclude lists, bot filter, page sizes,
+//! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
@@ -31,10 +34,12 @@
 //! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
 //! seconds left), written while the sync runs too (the job's `_stats` updates).
 
+pub mod access;
 pub mod answer;
 pub mod budgets;
 pub mod client;
 pub mod cursor;
+pub mod identity;
 pub mod metrics;
 pub mod oauth;
 pub mod progress;
@@ -63,13 +68,20 @@ impl SourceFactory for SlackFactory {
         default_configuration()
     }
 
+    /// Document-level security is available (as Elastic's DLS sources advertise it); the
+    /// configuration's `use_document_level_security` turns it on.
     fn features(&self) -> Value {
         let mut features = basic_features();
         features["incremental_sync"] = json!({"enabled": true});
+        features["document_level_security"] = json!({"enabled": true});
         features
     }
 
     fn supports_incremental(&self) -> bool {
+        true
+    }
+
+    fn supports_access_control(&self) -> bool {
         true
     }
 
@@ -139,6 +151,27 @@ pub fn default_configuration() -> Configuration {
         .value(json!(source::DEFAULT_LOOKBACK_DAYS));
     lookback.default_value = json!(source::DEFAULT_LOOKBACK_DAYS);
     config.insert("thread_lookback_days".into(), lookback);
+    config.insert(
+        "use_document_level_security".into(),
+        ConfigField::new("Enable document level security", "bool", 6)
+            .display("toggle")
+            .tooltip("Document level security ensures identities and permissions set in Slack are maintained in Elasticsearch: a public channel is readable by the workspace's full members, a private channel, DM or group DM only by its members. Access control syncs keep the users' identities up to date. Needs the users:read.email scope.")
+            .value(json!(false)),
+    );
+    config.insert(
+        "include_private_channels".into(),
+        ConfigField::new("Index private channels", "bool", 7)
+            .display("toggle")
+            .tooltip("Also index the private channels the app is a member of. Requires document level security, so that only their members can read them, and the groups:read and groups:history scopes.")
+            .value(json!(false)),
+    );
+    config.insert(
+        "include_direct_messages".into(),
+        ConfigField::new("Index direct messages", "bool", 8)
+            .display("toggle")
+            .tooltip("Also index the direct messages and group direct messages the app is part of. Requires document level security, so that only their participants can read them, and the im:read, im:history, mpim:read and mpim:history scopes.")
+            .value(json!(false)),
+    );
     config.insert(
         "rate_budget".into(),
         ConfigField::new("Slack rate budget", "str", 10)

@@ -18,7 +18,7 @@
 //! the loser's call fails and it keeps the stored token (renewed by the winner).
 
 use super::client::{resolve_base_url, ClientConfig, Head, SlackClient, SlackError, Verb};
-use super::source::REQUIRED_SCOPES;
+use super::source::{required_scopes, SlackOptions};
 use crate::config::Secret;
 use crate::retry::RetryParams;
 use crate::sources::schema::{ConfigField, Configuration, ConfigurationExt};
@@ -39,15 +39,27 @@ pub const ACCESS_RETRY: RetryParams = RetryParams {
     ..RetryParams::exponential(Duration::from_secs(1), Duration::from_secs(10), 3)
 };
 
-/// The bot scopes a connector with this `auto_join_channels` needs (pure): the source's
-/// required scopes, plus `channels:join` when it joins channels itself.
-pub fn bot_scopes(auto_join_channels: bool) -> Vec<String> {
-    REQUIRED_SCOPES
-        .iter()
-        .copied()
-        .chain(auto_join_channels.then_some("channels:join"))
+/// The bot scopes a connector with these options needs (pure): the source's required
+/// scopes, plus `channels:join` when it joins channels itself and the scopes of private
+/// channels, DMs and document-level security when they are on.
+pub fn bot_scopes(options: &SlackOptions) -> Vec<String> {
+    required_scopes(options)
+        .into_iter()
         .map(str::to_string)
         .collect()
+}
+
+/// The options that decide the scopes, from a connector's stored configuration (its
+/// `auto_join_channels`, `include_private_channels`, `include_direct_messages` and
+/// `use_document_level_security` toggles; absent ones are off).
+pub fn scope_options(configuration: &serde_json::Value) -> SlackOptions {
+    let on = |key: &str| configuration[key]["value"] == true;
+    let mut options = SlackOptions::new(Secret::new(String::new()));
+    options.auto_join_channels = on("auto_join_channels");
+    options.include_private_channels = on("include_private_channels");
+    options.include_direct_messages = on("include_direct_messages");
+    options.use_document_level_security = on("use_document_level_security");
+    options
 }
 
 /// A fresh `state`: 128 random bits, hex.
@@ -379,18 +391,27 @@ mod tests {
     #[test]
     fn scopes_follow_the_configuration() {
         assert_eq!(
-            bot_scopes(false),
+            bot_scopes(&scope_options(&serde_json::json!({}))),
             ["channels:history", "channels:read", "users:read"]
         );
+        let join = serde_json::json!({"auto_join_channels": {"value": true}});
         assert_eq!(
-            bot_scopes(true).last().map(String::as_str),
+            bot_scopes(&scope_options(&join)).last().map(String::as_str),
             Some("channels:join")
         );
+        let dms = serde_json::json!({
+            "include_direct_messages": {"value": true},
+            "use_document_level_security": {"value": true},
+        });
+        let scopes = bot_scopes(&scope_options(&dms));
+        for scope in ["im:history", "mpim:read", "users:read.email"] {
+            assert!(scopes.iter().any(|s| s == scope), "{scope}: {scopes:?}");
+        }
     }
 
     #[test]
     fn the_authorize_page_is_beside_the_api() {
-        let scopes = bot_scopes(false);
+        let scopes = bot_scopes(&scope_options(&serde_json::json!({})));
         let url = authorize_url(
             "https://slack.com/api",
             "1.2",
@@ -408,7 +429,7 @@ mod tests {
     fn grant(rotation: bool) -> Installed {
         Installed {
             access_token: Secret::new("xoxe.xoxb-new"),
-            scopes: bot_scopes(false),
+            scopes: bot_scopes(&scope_options(&serde_json::json!({}))),
             bot_user_id: "U1".into(),
             app_id: "A1".into(),
             team_id: "T1".into(),

@@ -44,6 +44,7 @@ use super::cursor::{
     channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
     ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
 };
+use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
 use super::progress::Progress;
 use super::ratelimit::BudgetMode;
@@ -53,7 +54,8 @@ use super::transform::{
 };
 use crate::config::Secret;
 use crate::sources::{
-    Configuration, ConfigurationExt, DataSource, DocOp, DocSender, Document, SourceError,
+    AccessControl, Configuration, ConfigurationExt, DataSource, DocOp, DocSender, Document,
+    SourceError,
 };
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -70,13 +72,27 @@ use tracing::Instrument;
 /// simulator).
 pub const TIER_SCALE_ENV: &str = "SLACK_TIER_SCALE";
 
-/// Scopes a bot needs for a sync (`channels:join` too with auto-join).
+/// Scopes a bot needs for a sync of public channels (more with the options:
+/// [`required_scopes`]).
 pub const REQUIRED_SCOPES: &[&str] = &["channels:history", "channels:read", "users:read"];
+
+/// Scopes private channels need.
+pub const PRIVATE_CHANNEL_SCOPES: &[&str] = &["groups:history", "groups:read"];
+
+/// Scopes DMs and group DMs need.
+pub const DIRECT_MESSAGE_SCOPES: &[&str] = &["im:history", "im:read", "mpim:history", "mpim:read"];
+
+/// Scopes document-level security needs: emails are identities.
+pub const DLS_SCOPES: &[&str] = &["users:read.email"];
 
 /// Label of the token field, for messages.
 const TOKEN_LABEL: &str = "Authentication Token";
 /// Label of the window field, for messages.
 const DAYS_LABEL: &str = "Days of message history to fetch";
+/// Labels of the DLS fields, for messages.
+const DLS_LABEL: &str = "Enable document level security";
+const PRIVATE_LABEL: &str = "Index private channels";
+const DIRECT_LABEL: &str = "Index direct messages";
 /// Default of `fetch_last_n_days` when the field is empty (Elastic's documented default).
 const DEFAULT_DAYS: u32 = 180;
 /// Label of the budget field, for messages.
@@ -128,9 +144,12 @@ pub struct SlackOptions {
     pub channel_concurrency: usize,
     /// Threads fetched at once per channel.
     pub thread_concurrency: usize,
-    /// Also index private channels the bot is in (needs `groups:*` scopes).
+    /// Document-level security: every document carries `_allow_access_control`
+    /// ([`super::identity`]) and access-control syncs write the users' identities.
+    pub use_document_level_security: bool,
+    /// Also index private channels the bot is in (needs `groups:*` scopes and DLS).
     pub include_private_channels: bool,
-    /// Also index DMs and group DMs the token is in (needs `im:*`/`mpim:*` scopes).
+    /// Also index DMs and group DMs the token is in (needs `im:*`/`mpim:*` scopes and DLS).
     pub include_direct_messages: bool,
     /// Leave archived channels out.
     pub exclude_archived: bool,
@@ -164,6 +183,7 @@ impl SlackOptions {
             page_size: 200,
             channel_concurrency: 8,
             thread_concurrency: 4,
+            use_document_level_security: false,
             include_private_channels: false,
             include_direct_messages: false,
             exclude_archived: false,
@@ -184,6 +204,10 @@ impl SlackOptions {
             .bool_value("auto_join_channels")
             .unwrap_or(false);
         options.sync_users = configuration.bool_value("sync_users").unwrap_or(true);
+        let flag = |key: &str| configuration.bool_value(key).unwrap_or(false);
+        options.use_document_level_security = flag("use_document_level_security");
+        options.include_private_channels = flag("include_private_channels");
+        options.include_direct_messages = flag("include_direct_messages");
         let budget = configuration.str_value("rate_budget").unwrap_or_default();
         options.rate_budget = BudgetMode::parse(&budget).ok_or_else(|| {
             SourceError::Configuration(format!(
@@ -196,8 +220,33 @@ impl SlackOptions {
             DEFAULT_LOOKBACK_DAYS,
             lookback_days_from,
         )?;
+        check_options(&options)?;
         Ok(options)
     }
+}
+
+/// Fail closed (pure): private channels, DMs and group DMs only with document-level
+/// security, which lets only their members read them; without it they would be readable by
+/// anyone who can search the index.
+pub fn check_options(options: &SlackOptions) -> Result<(), SourceError> {
+    if options.use_document_level_security {
+        return Ok(());
+    }
+    let mut asked = Vec::new();
+    if options.include_private_channels {
+        asked.push(format!("'{PRIVATE_LABEL}' (include_private_channels)"));
+    }
+    if options.include_direct_messages {
+        asked.push(format!("'{DIRECT_LABEL}' (include_direct_messages)"));
+    }
+    if asked.is_empty() {
+        return Ok(());
+    }
+    Err(SourceError::Configuration(format!(
+        "{} needs document level security: turn on '{DLS_LABEL}' (use_document_level_security) so that only their members can read them, or turn {} off; without it every private message would be readable by anyone who can search the index",
+        asked.join(" and "),
+        if asked.len() > 1 { "them" } else { "it" }
+    )))
 }
 
 /// A number-of-days field: a value that is not an integer is an error, an empty one the
@@ -260,13 +309,30 @@ pub fn check_token_shape(token: &str) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// Scopes a sync needs that `granted` (the `x-oauth-scopes` header) lacks (pure).
-pub fn missing_scopes(granted: &str, auto_join: bool) -> Vec<&'static str> {
+/// The scopes a sync with these options needs (pure).
+pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
+    let mut scopes = REQUIRED_SCOPES.to_vec();
+    if options.auto_join_channels {
+        scopes.push("channels:join");
+    }
+    if options.include_private_channels {
+        scopes.extend(PRIVATE_CHANNEL_SCOPES);
+    }
+    if options.include_direct_messages {
+        scopes.extend(DIRECT_MESSAGE_SCOPES);
+    }
+    if options.use_document_level_security {
+        scopes.extend(DLS_SCOPES);
+    }
+    scopes
+}
+
+/// Scopes a sync with `options` needs that `granted` (the `x-oauth-scopes` header) lacks
+/// (pure).
+pub fn missing_scopes(granted: &str, options: &SlackOptions) -> Vec<&'static str> {
     let granted: Vec<&str> = granted.split(',').map(str::trim).collect();
-    REQUIRED_SCOPES
-        .iter()
-        .copied()
-        .chain(auto_join.then_some("channels:join"))
+    required_scopes(options)
+        .into_iter()
         .filter(|scope| !granted.contains(scope))
         .collect()
 }
@@ -296,7 +362,11 @@ pub fn plan_channel(channel: &Channel, options: &SlackOptions) -> ChannelPlan {
     if archived && options.exclude_archived {
         return ChannelPlan::Ignore;
     }
-    let is_public = !channel.is_private.unwrap_or(false) && !channel.id.starts_with('D');
+    let is_public = identity::audience(channel) == Audience::Workspace;
+    // Fail closed: whatever Slack lists, nothing members-only is read without DLS.
+    if !is_public && !options.use_document_level_security {
+        return ChannelPlan::Ignore;
+    }
     match channel.is_member {
         Some(true) => ChannelPlan::Read,
         // DMs have no `is_member`: listed means the token is in them.
@@ -341,12 +411,17 @@ struct Skipped {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(super) struct Counters {
     users: AtomicU64,
     channels: AtomicU64,
     messages: AtomicU64,
     threads: AtomicU64,
     skipped_threads: AtomicU64,
+    /// Access-control syncs: identity documents made, conversations whose members were
+    /// listed, members of other workspaces looked up.
+    pub(super) identities: AtomicU64,
+    pub(super) member_lists: AtomicU64,
+    pub(super) external_users: AtomicU64,
     /// Readable channels, once listed (`u64::MAX` before).
     channels_total: AtomicU64,
     /// Readable channels read or skipped.
@@ -357,17 +432,17 @@ struct Counters {
 
 /// What `auth.test` told (asked once per job: validation, ping and the fetch share it).
 #[derive(Debug, Clone)]
-struct Auth {
+pub(super) struct Auth {
     url: Option<String>,
     scopes: Option<String>,
-    team_id: Option<String>,
+    pub(super) team_id: Option<String>,
 }
 
-struct Inner {
-    options: SlackOptions,
-    client: SlackClient,
+pub(super) struct Inner {
+    pub(super) options: SlackOptions,
+    pub(super) client: SlackClient,
     skipped: Mutex<Vec<Skipped>>,
-    counters: Counters,
+    pub(super) counters: Counters,
     /// The budgets the connector's cursor carried ([`DataSource::load_cursor`]).
     saved_budgets: Mutex<Option<LearnedBudgets>>,
     /// The workspace (`auth.test`), for the budgets the sync leaves.
@@ -415,8 +490,10 @@ impl std::fmt::Debug for SlackSource {
 }
 
 impl SlackSource {
-    /// A source with these options.
+    /// A source with these options (refused when they would index private conversations
+    /// without document-level security: [`check_options`]).
     pub fn new(options: SlackOptions) -> Result<SlackSource, SourceError> {
+        check_options(&options)?;
         let client = SlackClient::new(ClientConfig {
             base_url: options.base_url.clone(),
             token: options.token.clone(),
@@ -453,7 +530,7 @@ impl SlackSource {
 }
 
 /// Maps a failed call to the source's error (`context` says what was being fetched).
-fn source_error(error: SlackError, context: &str) -> SourceError {
+pub(super) fn source_error(error: SlackError, context: &str) -> SourceError {
     match classify(&error) {
         _ if matches!(error, SlackError::Cancelled) => SourceError::Cancelled,
         Class::Auth => SourceError::Auth(error.actionable()),
@@ -464,7 +541,7 @@ fn source_error(error: SlackError, context: &str) -> SourceError {
     }
 }
 
-fn check_cancel(cancel: &CancellationToken) -> Result<(), SourceError> {
+pub(super) fn check_cancel(cancel: &CancellationToken) -> Result<(), SourceError> {
     if cancel.is_cancelled() {
         Err(SourceError::Cancelled)
     } else {
@@ -499,6 +576,16 @@ struct Shared {
     threads_since: i64,
     /// The previous cursor's `threads_since` (incremental syncs).
     prev_threads_since: Option<i64>,
+    /// The workspace (`auth.test`), for the DLS readers.
+    team_id: String,
+}
+
+/// `doc`, protected by `readers` when document-level security is on.
+fn protect(doc: Document, readers: Option<&AccessControl>) -> Document {
+    match readers {
+        Some(readers) => doc.with_access_control(readers),
+        None => doc,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -508,7 +595,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Inner {
     /// `auth.test`, once per source: the answer is the same for the job's validation, ping
     /// and fetch.
-    async fn auth_test(&self, cancel: &CancellationToken) -> Result<Auth, SourceError> {
+    pub(super) async fn auth_test(&self, cancel: &CancellationToken) -> Result<Auth, SourceError> {
         if let Some(auth) = lock(&self.auth).clone() {
             return Ok(auth);
         }
@@ -526,11 +613,16 @@ impl Inner {
         Ok(auth)
     }
 
-    async fn fetch_users(
+    /// Every `users.list` page: the names (always); user documents into `sink` when given
+    /// (protected when DLS is on); the users themselves into `keep` when given.
+    pub(super) async fn fetch_users(
         &self,
-        sink: &DocSender,
+        team_id: &str,
+        sink: Option<&DocSender>,
+        mut keep: Option<&mut Vec<User>>,
         cancel: &CancellationToken,
     ) -> Result<Names, SourceError> {
+        let dls = self.options.use_document_level_security;
         let mut names = Names::default();
         let limit = self.options.page_size.to_string();
         let mut pager = Pager::new();
@@ -547,18 +639,24 @@ impl Inner {
                 .map_err(|e| source_error(e, "listing users"))?;
             for user in &reply.body.items {
                 names.add(user);
-                if self.options.sync_users {
-                    sink.send(DocOp::Index(user_doc(user))).await?;
+                if let Some(sink) = sink {
+                    let readers = dls.then(|| identity::user_doc_readers(user, team_id));
+                    let doc = protect(user_doc(user), readers.as_ref());
+                    sink.send(DocOp::Index(doc)).await?;
                     self.counters.users.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if !pager.advance(reply.body.next_cursor()) {
+            let more = pager.advance(reply.body.next_cursor());
+            if let Some(keep) = keep.as_deref_mut() {
+                keep.extend(reply.body.items);
+            }
+            if !more {
                 return Ok(names);
             }
         }
     }
 
-    async fn list_channels(
+    pub(super) async fn list_channels(
         &self,
         cancel: &CancellationToken,
     ) -> Result<Vec<(Channel, ChannelPlan)>, SourceError> {
@@ -592,7 +690,7 @@ impl Inner {
         }
     }
 
-    fn skip(&self, channel: &str, reason: &str) {
+    pub(super) fn skip(&self, channel: &str, reason: &str) {
         tracing::warn!(channel_id = channel, reason, "skipping slack channel");
         self.skipped
             .lock()
@@ -634,6 +732,11 @@ impl Inner {
             }
         }
         let channel_name = channel.name.as_deref().unwrap_or(id);
+        let readers = self
+            .options
+            .use_document_level_security
+            .then(|| identity::conversation_readers(channel, &shared.team_id));
+        let readers = readers.as_ref();
         let ctx = MessageContext {
             channel_id: id,
             channel_name,
@@ -715,7 +818,7 @@ impl Inner {
             if first_page {
                 first_page = false;
                 let doc = channel_doc(channel, &shared.names, shared.base.as_deref());
-                sink.send(DocOp::Index(doc)).await?;
+                sink.send(DocOp::Index(protect(doc, readers))).await?;
                 self.counters.channels.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(newest) = page.newest.as_deref() {
@@ -724,7 +827,7 @@ impl Inner {
             for (ts, state) in &page.parents {
                 cursor.note(ts, Some(state.clone()), shared.threads_since);
             }
-            self.send_page(page.docs, sink).await?;
+            self.send_page(page.docs, readers, sink).await?;
             // Full syncs read every thread; incremental ones the changed and new.
             let parents: Vec<&String> = match &prev {
                 None => page.parents.iter().map(|(ts, _)| ts).collect(),
@@ -753,7 +856,7 @@ impl Inner {
                         break;
                     };
                     threads.push(
-                        self.fetch_thread(id, parent, &ctx, sink, cancel)
+                        self.fetch_thread(id, parent, &ctx, readers, sink, cancel)
                             .map(move |result| (i, result)),
                     );
                 }
@@ -864,9 +967,14 @@ impl Inner {
         Ok(page)
     }
 
-    async fn send_page(&self, docs: Vec<Document>, sink: &DocSender) -> Result<(), SourceError> {
+    async fn send_page(
+        &self,
+        docs: Vec<Document>,
+        readers: Option<&AccessControl>,
+        sink: &DocSender,
+    ) -> Result<(), SourceError> {
         for doc in docs {
-            sink.send(DocOp::Index(doc)).await?;
+            sink.send(DocOp::Index(protect(doc, readers))).await?;
             self.counters.messages.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -884,6 +992,7 @@ impl Inner {
         channel_id: &str,
         parent_ts: &str,
         ctx: &MessageContext<'_>,
+        readers: Option<&AccessControl>,
         sink: &DocSender,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
@@ -931,7 +1040,7 @@ impl Inner {
                 }
             };
             self.observe_page("conversations.replies", &limit, &page);
-            self.send_page(page.docs, sink).await?;
+            self.send_page(page.docs, readers, sink).await?;
             if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
             }
@@ -1059,7 +1168,10 @@ impl Inner {
         let auth = self.auth_test(cancel).await?;
         self.restore_budgets(auth.team_id.as_deref());
         let base = auth.url.as_deref().and_then(workspace_base);
-        let names = self.fetch_users(sink, cancel).await?;
+        // `team_id` is required in an `auth.test` answer (`answer::shape`).
+        let team_id = auth.team_id.clone().unwrap_or_default();
+        let user_docs = self.options.sync_users.then_some(sink);
+        let names = self.fetch_users(&team_id, user_docs, None, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
         let channels = self.list_channels(cancel).await?;
         let channel_names: HashMap<String, String> = channels
@@ -1129,6 +1241,7 @@ impl Inner {
             oldest,
             threads_since,
             prev_threads_since,
+            team_id,
         };
         let shared = &shared;
         let mut reads = reads.into_iter();
@@ -1209,7 +1322,7 @@ impl DataSource for SlackSource {
         check_token_shape(self.inner.options.token.expose())?;
         let auth = self.inner.auth_test(&CancellationToken::new()).await?;
         if let Some(granted) = auth.scopes.as_deref() {
-            let missing = missing_scopes(granted, self.inner.options.auto_join_channels);
+            let missing = missing_scopes(granted, &self.inner.options);
             if !missing.is_empty() {
                 return Err(SourceError::Auth(format!(
                     "the Slack token lacks the scopes {} (token scopes: {}); add them to the app's bot token scopes and reinstall the app",
@@ -1297,6 +1410,30 @@ impl DataSource for SlackSource {
         (!cursor.is_empty()).then_some(Value::Object(cursor))
     }
 
+    fn document_level_security(&self) -> bool {
+        self.inner.options.use_document_level_security
+    }
+
+    async fn get_access_control(
+        &self,
+        sink: &DocSender,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
+        let result = self.inner.get_access_control(sink, cancel).await;
+        let counters = &self.inner.counters;
+        tracing::info!(
+            ok = result.is_ok(),
+            identities = counters.identities.load(Ordering::Relaxed),
+            conversations = counters.member_lists.load(Ordering::Relaxed),
+            external_users = counters.external_users.load(Ordering::Relaxed),
+            requests = self.inner.client.stats().requests.load(Ordering::Relaxed),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "slack access control fetch finished"
+        );
+        result
+    }
+
     fn metadata(&self) -> Value {
         let skipped = lock(&self.inner.skipped).clone();
         let stats = self.inner.client.stats();
@@ -1313,6 +1450,9 @@ impl DataSource for SlackSource {
             "messages": counters.messages.load(Ordering::Relaxed),
             "threads": counters.threads.load(Ordering::Relaxed),
             "skipped_threads": counters.skipped_threads.load(Ordering::Relaxed),
+            "identities": counters.identities.load(Ordering::Relaxed),
+            "member_lists": counters.member_lists.load(Ordering::Relaxed),
+            "external_users": counters.external_users.load(Ordering::Relaxed),
             "channels_done_before": counters.channels_done_before.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
@@ -1395,11 +1535,84 @@ mod tests {
             "a rotating token"
         );
         assert!(check_token_shape("xoxe-1-abc").is_err(), "a refresh token");
+        let options = SlackOptions::new(Secret::new("xoxb-1"));
+        let join = SlackOptions {
+            auto_join_channels: true,
+            ..options.clone()
+        };
         assert_eq!(
-            missing_scopes("channels:read,users:read", true),
+            missing_scopes("channels:read,users:read", &join),
             vec!["channels:history", "channels:join"]
         );
-        assert!(missing_scopes("channels:history,channels:read,users:read", false).is_empty());
+        assert!(missing_scopes("channels:history,channels:read,users:read", &options).is_empty());
+        // What is switched on adds its scopes, and only then.
+        let everything = SlackOptions {
+            use_document_level_security: true,
+            include_private_channels: true,
+            include_direct_messages: true,
+            ..options.clone()
+        };
+        assert_eq!(
+            missing_scopes("channels:history,channels:read,users:read", &everything),
+            vec![
+                "groups:history",
+                "groups:read",
+                "im:history",
+                "im:read",
+                "mpim:history",
+                "mpim:read",
+                "users:read.email"
+            ]
+        );
+        let private_only = SlackOptions {
+            use_document_level_security: true,
+            include_private_channels: true,
+            ..options.clone()
+        };
+        assert_eq!(
+            missing_scopes(
+                "channels:history,channels:read,users:read,users:read.email,groups:read",
+                &private_only
+            ),
+            vec!["groups:history"]
+        );
+    }
+
+    #[test]
+    fn private_conversations_need_document_level_security() {
+        let mut config = config(json!(30));
+        for (key, value) in [
+            ("include_private_channels", true),
+            ("include_direct_messages", true),
+        ] {
+            config.get_mut(key).unwrap().value = json!(value);
+        }
+        let error = SlackOptions::from_configuration(&config).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, SourceError::Configuration(_)), "{error:?}");
+        assert!(text.contains("'Index private channels' (include_private_channels) and 'Index direct messages' (include_direct_messages) needs document level security"), "{text}");
+        assert!(
+            text.contains("turn on 'Enable document level security' (use_document_level_security)"),
+            "{text}"
+        );
+        config.get_mut("include_direct_messages").unwrap().value = json!(false);
+        let text = SlackOptions::from_configuration(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("or turn it off"), "{text}");
+        config.get_mut("use_document_level_security").unwrap().value = json!(true);
+        let options = SlackOptions::from_configuration(&config).unwrap();
+        assert!(options.use_document_level_security && options.include_private_channels);
+        // Options set in code are checked too.
+        let unsafe_options = SlackOptions {
+            use_document_level_security: false,
+            ..options
+        };
+        assert!(SlackSource::new(unsafe_options).is_err());
+        // The default configuration indexes public channels only, without DLS.
+        let defaults = SlackOptions::from_configuration(&self::config(json!(1))).unwrap();
+        assert!(!defaults.use_document_level_security);
+        assert!(!defaults.include_private_channels && !defaults.include_direct_messages);
     }
 
     #[test]
@@ -1410,6 +1623,7 @@ mod tests {
             name: Some("general".into()),
             is_member: Some(member),
             is_archived: Some(archived),
+            is_private: Some(false),
             ..Channel::default()
         };
         assert_eq!(
@@ -1453,5 +1667,47 @@ mod tests {
             ChannelPlan::Ignore
         );
         assert_eq!(conversation_types(&options), "public_channel");
+        // Fail closed: without DLS nothing members-only is read, whatever Slack lists.
+        let private = Channel {
+            is_private: Some(true),
+            ..channel(true, false)
+        };
+        let dm = Channel {
+            id: "D1".into(),
+            is_im: Some(true),
+            is_member: None,
+            is_private: None,
+            ..channel(true, false)
+        };
+        let unclear = Channel {
+            is_private: None,
+            ..channel(true, false)
+        };
+        for conversation in [&private, &dm, &unclear] {
+            assert_eq!(plan_channel(conversation, &options), ChannelPlan::Ignore);
+        }
+        let dls = SlackOptions {
+            use_document_level_security: true,
+            include_private_channels: true,
+            include_direct_messages: true,
+            ..options.clone()
+        };
+        for conversation in [&private, &dm, &unclear] {
+            assert_eq!(plan_channel(conversation, &dls), ChannelPlan::Read);
+        }
+        // Never joined: only public channels can be.
+        let outside = Channel {
+            is_member: Some(false),
+            ..private.clone()
+        };
+        let join_dls = SlackOptions {
+            auto_join_channels: true,
+            ..dls.clone()
+        };
+        assert_eq!(plan_channel(&outside, &join_dls), ChannelPlan::Ignore);
+        assert_eq!(
+            conversation_types(&dls),
+            "public_channel,private_channel,im,mpim"
+        );
     }
 }

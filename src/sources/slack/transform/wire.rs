@@ -30,6 +30,18 @@ pub struct User {
     /// Bot user.
     #[serde(default)]
     pub is_bot: Option<bool>,
+    /// The workspace the user belongs to (another one for Slack Connect members).
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Guest (multi-channel).
+    #[serde(default)]
+    pub is_restricted: Option<bool>,
+    /// Single-channel guest.
+    #[serde(default)]
+    pub is_ultra_restricted: Option<bool>,
+    /// Belongs to a different workspace (Slack Connect).
+    #[serde(default)]
+    pub is_stranger: Option<bool>,
     /// Last change (epoch seconds).
     #[serde(default)]
     pub updated: Option<i64>,
@@ -62,6 +74,9 @@ pub struct Profile {
     /// For bot users: the `B…` id their messages carry.
     #[serde(default)]
     pub bot_id: Option<String>,
+    /// Email (with the `users:read.email` scope).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// A channel's topic or purpose.
@@ -101,9 +116,15 @@ pub struct Channel {
     /// Archived.
     #[serde(default)]
     pub is_archived: Option<bool>,
-    /// Private channel.
+    /// Private channel (group DMs too); absent on DMs.
     #[serde(default)]
     pub is_private: Option<bool>,
+    /// A DM.
+    #[serde(default)]
+    pub is_im: Option<bool>,
+    /// A group DM.
+    #[serde(default)]
+    pub is_mpim: Option<bool>,
     /// Topic.
     #[serde(default)]
     pub topic: Option<Topic>,
