@@ -34,32 +34,20 @@ struct Run {
 
 async fn run(options: SlackOptions) -> Run {
     let source = SlackSource::new(options).expect("source builds");
-    let (tx, mut rx) = DocSender::channel(64);
-    let cancel = CancellationToken::new();
     let started = Instant::now();
-    let fetch = async {
-        let result = source.get_docs(&tx, &cancel).await;
-        drop(tx);
-        result
-    };
-    let collect = async {
-        let mut docs = BTreeMap::new();
-        let mut duplicates = 0;
-        while let Some(op) = rx.recv().await {
-            match op {
-                SinkOp::Doc(DocOp::Index(doc)) => {
-                    if docs.insert(doc.id().to_string(), doc.fields()).is_some() {
-                        duplicates += 1;
-                    }
+    let (result, ops) = common::fetch_all(&source).await;
+    let mut docs = BTreeMap::new();
+    let mut duplicates = 0;
+    for op in ops {
+        match op {
+            DocOp::Index(doc) => {
+                if docs.insert(doc.id().to_string(), doc.fields()).is_some() {
+                    duplicates += 1;
                 }
-                // Resume points are the engine's business.
-                SinkOp::Checkpoint { .. } => {}
-                other => panic!("a full sync only indexes, got {other:?}"),
             }
+            other => panic!("a full sync only indexes, got {other:?}"),
         }
-        (docs, duplicates)
-    };
-    let (result, (docs, duplicates)) = tokio::join!(fetch, collect);
+    }
     Run {
         result,
         docs,

@@ -79,7 +79,8 @@ pub async fn sync_once(
     .await
 }
 
-/// Runs `source`'s full fetch to the end: its result and every operation it sent, in order.
+/// Runs `source`'s full fetch to the end: its result and every document operation it sent,
+/// in order (resume points are the engine's business; a full fetch never sends a sweep).
 pub async fn fetch_all(source: &dyn DataSource) -> (Result<(), SourceError>, Vec<DocOp>) {
     let (tx, mut rx) = DocSender::channel(64);
     let cancel = CancellationToken::new();
@@ -91,9 +92,10 @@ pub async fn fetch_all(source: &dyn DataSource) -> (Result<(), SourceError>, Vec
     let collect = async {
         let mut ops = Vec::new();
         while let Some(op) = rx.recv().await {
-            // Checkpoints and sweep scopes are the engine's business, not these tests'.
-            if let SinkOp::Doc(op) = op {
-                ops.push(op);
+            match op {
+                SinkOp::Doc(op) => ops.push(op),
+                SinkOp::Checkpoint { .. } => {}
+                sweep @ SinkOp::Sweep(_) => panic!("a full fetch sent {sweep:?}"),
             }
         }
         ops
