@@ -68,6 +68,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The least time between two mid-channel resume points of a full sync. Each copies the
+/// channel's cursor so far, and the job runner writes the latest one at most every second
+/// anyway: without Slack's limits, one per thread made a quadratic cost of a channel's
+/// threads; under them, a thread takes longer than this, so nothing changes there.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(200);
+
 /// Env variable multiplying every tier budget (tests and benchmarks against a time-scaled
 /// simulator).
 pub const TIER_SCALE_ENV: &str = "SLACK_TIER_SCALE";
@@ -775,6 +781,9 @@ impl Inner {
         // A channel read from a position has documents written already: a refusal now must
         // fail the sync, not skip the channel.
         let resumed = latest.is_some();
+        // Mid-channel checkpoints at most every CHECKPOINT_SPACING (each copies the
+        // channel's cursor so far).
+        let mut last_checkpoint = std::time::Instant::now();
         let mut seen_parents = HashSet::new();
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
         let mut pager = Pager::new();
@@ -872,7 +881,12 @@ impl Inner {
                 while finished.get(run) == Some(&true) {
                     run += 1;
                 }
-                if checkpoints && run > before && run < parents.len() {
+                if checkpoints
+                    && run > before
+                    && run < parents.len()
+                    && last_checkpoint.elapsed() >= CHECKPOINT_SPACING
+                {
+                    last_checkpoint = std::time::Instant::now();
                     let progress = ChannelProgress {
                         done: false,
                         before: Some(parents[run - 1].clone()),
@@ -884,7 +898,8 @@ impl Inner {
             if !pager.advance(page.next_cursor.as_deref()) {
                 break;
             }
-            if checkpoints {
+            if checkpoints && last_checkpoint.elapsed() >= CHECKPOINT_SPACING {
+                last_checkpoint = std::time::Instant::now();
                 let progress = ChannelProgress {
                     done: false,
                     before: page.oldest.clone(),
