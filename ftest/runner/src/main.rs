@@ -39,6 +39,7 @@ mod budget;
 mod cli;
 mod dls;
 mod incremental;
+mod live;
 mod report;
 mod resume;
 mod scenario;
@@ -159,6 +160,10 @@ pub(crate) struct Args {
     /// mutation rounds: access-control jobs, and a member leaving a private channel.
     #[arg(long)]
     pub(crate) dls: bool,
+    /// After the first sync, 200 mutations arrive only as signed Events API deliveries
+    /// (issue 17's live updates over HTTP); the index must match within 5 s of the last.
+    #[arg(long)]
+    pub(crate) live: bool,
 }
 
 fn main() {
