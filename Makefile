@@ -24,7 +24,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench bench-budget fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench-live bench bench-budget fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -98,6 +98,13 @@ ftest-dls: tools
 ftest-live: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-live --live
+
+# Freshness of live updates over HTTP (issue 17): 50 messages posted, edited and deleted one at
+# a time, each timed from its event's delivery to visible in Elasticsearch; p50/p95 per kind.
+# About 30 s after the release build. Record the figures in BENCHMARKS.md.
+bench-live: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --data-size small --mode api --bin-dir target/release --work-dir target/bench-live --live --live-freshness 50
 
 # Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
 # workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.

@@ -1,5 +1,7 @@
-//! Applying live ops: batches of events become `_bulk` requests, at most [`FLUSH`] after
-//! the first event of a batch arrived (or at once when [`MAX_BATCH`] events wait).
+//! Applying live ops: batches of events become `_bulk` requests, written as soon as no
+//! event arrived for [`QUIET`], and at most [`FLUSH`] after the first event of a batch (or at
+//! once when [`MAX_BATCH`] events wait): a lone event is written within tens of
+//! milliseconds, a steady stream in batches of up to a second.
 //!
 //! Per item: 2xx is applied; 409 on a versioned op means the index already holds a newer
 //! version (a late or repeated event): counted `stale`, not an error; 404 on a patch means
@@ -33,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest wait between an event's arrival and the write of its batch.
 pub const FLUSH: Duration = Duration::from_secs(1);
+/// A batch is written once no event arrived for this long.
+pub const QUIET: Duration = Duration::from_millis(50);
 /// Events per batch at most.
 pub const MAX_BATCH: usize = 500;
 /// Events queued per connector before deliveries are refused (a gap).
@@ -165,12 +169,13 @@ pub async fn run(
         let deadline = Instant::now() + options.flush;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
+            let quiet = (Instant::now() + QUIET).min(deadline);
             tokio::select! {
                 queued = queue.recv() => match queued {
                     Some(queued) => batch.push(queued),
                     None => break,
                 },
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(quiet) => break,
                 _ = cancel.cancelled() => break,
             }
         }

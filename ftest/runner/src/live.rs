@@ -153,7 +153,88 @@ impl Stack {
             "live round: {mutations} mutations as {sent} signed events (+{retried} Slack retries, 1 bad signature refused), no sync job; index equal to the expected set {after:.2} s after the last event (limit {:.0} s)",
             DEADLINE.as_secs_f64()
         );
+        if args.live_freshness > 0 {
+            let channel = plan.channels[0].clone();
+            self.freshness(&url, &channel, args.live_freshness)?;
+        }
         Ok(())
+    }
+
+    /// Freshness: `samples` times, a message is posted, edited and deleted in the simulator
+    /// and its event delivered; each time from the delivery to the change being visible in
+    /// Elasticsearch (polled every 10 ms), p50 and p95 per kind.
+    fn freshness(&self, url: &str, channel: &str, samples: usize) -> Result<()> {
+        let mut times: [Vec<f64>; 3] = Default::default();
+        let index = crate::INDEX;
+        for i in 0..samples {
+            let bodies = self.sim.mutate_with_events(vec![Mutation::AddMessage {
+                channel: channel.to_string(),
+                user: None,
+                text: format!("fresh {i}"),
+                thread_ts: None,
+                broadcast: false,
+            }])?;
+            let body = &bodies[0][0];
+            let ts = body["event"]["ts"].as_str().unwrap_or_default().to_string();
+            let id = format!("{channel}-{ts}");
+            times[0].push(self.visible(url, body, index, &id, |doc| doc.is_some())?);
+            let bodies = self.sim.mutate_with_events(vec![Mutation::EditMessage {
+                channel: channel.to_string(),
+                ts: ts.clone(),
+                text: format!("fresh edit {i}"),
+            }])?;
+            let body = &bodies[0][0];
+            let edited = body["event"]["message"]["edited"]["ts"].clone();
+            times[1].push(self.visible(url, body, index, &id, |doc| {
+                doc.is_some_and(|d| d["_source"]["edited_ts"] == edited)
+            })?);
+            let bodies = self.sim.mutate_with_events(vec![Mutation::DeleteMessage {
+                channel: channel.to_string(),
+                ts,
+            }])?;
+            times[2].push(self.visible(url, &bodies[0][0], index, &id, |doc| doc.is_none())?);
+        }
+        for (kind, mut t) in ["message", "edit", "deletion"].into_iter().zip(times) {
+            t.sort_by(f64::total_cmp);
+            let at = |q: f64| t[((t.len() as f64 * q).ceil() as usize).clamp(1, t.len()) - 1];
+            println!(
+                "live freshness (http): {kind}: p50 {:.3} s, p95 {:.3} s, max {:.3} s ({} samples, delivery -> visible in Elasticsearch)",
+                at(0.5),
+                at(0.95),
+                t[t.len() - 1],
+                t.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Delivers `body`, then polls document `id` until `seen` holds; seconds it took.
+    fn visible(
+        &self,
+        url: &str,
+        body: &Value,
+        index: &str,
+        id: &str,
+        seen: impl Fn(Option<&Value>) -> bool,
+    ) -> Result<f64> {
+        let started = Instant::now();
+        if self.deliver(url, body, SECRET, false)? != 200 {
+            bail!("delivery {} refused", body["event_id"]);
+        }
+        loop {
+            let doc = match self.es("GET", &format!("/{index}/_doc/{id}"), None) {
+                Ok(doc) => Some(doc),
+                Err(error) if error.to_string().contains("404") => None,
+                Err(error) => return Err(error),
+            };
+            if seen(doc.as_ref()) {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{id} did not change within 30 s of its event");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -164,6 +164,10 @@ pub(crate) struct Args {
     /// (issue 17's live updates over HTTP); the index must match within 5 s of the last.
     #[arg(long)]
     pub(crate) live: bool,
+    /// With `--live`: then this many messages are posted, edited and deleted one at a time,
+    /// each timed from its event's delivery to visible in Elasticsearch (p50/p95).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) live_freshness: usize,
 }
 
 fn main() {
