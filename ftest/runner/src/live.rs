@@ -309,7 +309,7 @@ impl Plan {
                         thread_ts: ts,
                         user: None,
                         text: format!("live reply {i}"),
-                        broadcast: round % 3 == 0,
+                        broadcast: round.is_multiple_of(3),
                     }],
                     false,
                 ),
@@ -330,7 +330,7 @@ impl Plan {
             },
             3 => match self.edits.get(round) {
                 // Every other edit is a pair whose events arrive newest first.
-                Some((channel, ts)) if round % 2 == 0 => (
+                Some((channel, ts)) if round.is_multiple_of(2) => (
                     vec![
                         Mutation::EditMessage {
                             channel: channel.clone(),
