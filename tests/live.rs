@@ -14,7 +14,7 @@ use common::{member_channel, osmem_es, slack_options, start, sync_once};
 use connectors::config::Secret;
 use connectors::es::EsClient;
 use connectors::http::{serve_with, Health};
-use connectors::live::receive::{Endpoint, Receivers};
+use connectors::live::receive::Receivers;
 use connectors::live::writer::{self, WriterOptions};
 use connectors::sources::slack::events::SlackReceiver;
 use connectors::sources::slack::{live, SlackSource};
@@ -72,12 +72,6 @@ async fn setup(name: &str) -> Live {
     let cancel = CancellationToken::new();
     let context = live::context(options, &cancel).await.expect("context");
     let receiver = Arc::new(SlackReceiver::new(Secret::new(SECRET), context));
-    let (tx, rx) = tokio::sync::mpsc::channel(writer::QUEUE_CAPACITY);
-    let receivers = Receivers::default();
-    receivers.insert(
-        CONNECTOR,
-        Arc::new(Endpoint::new(CONNECTOR, receiver.clone(), tx)),
-    );
     let options = WriterOptions {
         connector_id: CONNECTOR.into(),
         index: index.clone(),
@@ -86,13 +80,11 @@ async fn setup(name: &str) -> Live {
         require_access_control: false,
         flush: Duration::from_millis(200),
     };
-    tokio::spawn(writer::run(
-        es.clone(),
-        options,
-        receiver,
-        rx,
-        cancel.clone(),
-    ));
+    let receivers = Receivers::default();
+    receivers.insert(
+        CONNECTOR,
+        writer::spawn(es.clone(), options, receiver, cancel.clone()),
+    );
     let addr = serve_with(
         "127.0.0.1:0",
         Arc::new(Health::default()),

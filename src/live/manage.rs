@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often connectors are re-read.
@@ -159,8 +158,6 @@ async fn reconcile(
         {
             Ok(None) => {}
             Ok(Some(receiver)) => {
-                let (tx, rx) = mpsc::channel(writer::QUEUE_CAPACITY);
-                let endpoint = Arc::new(Endpoint::new(&doc.id, receiver.clone(), tx));
                 let options = WriterOptions {
                     connector_id: doc.id.clone(),
                     index: index.clone(),
@@ -175,13 +172,7 @@ async fn reconcile(
                     require_access_control: false,
                     flush: writer::FLUSH,
                 };
-                tokio::spawn(writer::run(
-                    es.clone(),
-                    options,
-                    receiver,
-                    rx,
-                    cancel.clone(),
-                ));
+                let endpoint = writer::spawn(es.clone(), options, receiver, cancel.clone());
                 receivers.insert(&doc.id, endpoint.clone());
                 tracing::info!(index = %index, "live updates on: deliveries go to /live/{}", doc.id);
                 run.endpoint = Some(endpoint);

@@ -149,6 +149,20 @@ pub struct Tally {
     pub failed: u64,
 }
 
+/// Starts a connector's writer (a task, until `cancel`) and returns the endpoint that
+/// queues deliveries into it.
+pub fn spawn(
+    es: EsClient,
+    options: WriterOptions,
+    receiver: Arc<dyn LiveReceiver>,
+    cancel: CancellationToken,
+) -> Arc<super::receive::Endpoint> {
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    let endpoint = super::receive::Endpoint::new(&options.connector_id, receiver.clone(), tx);
+    tokio::spawn(run(es, options, receiver, rx, cancel));
+    Arc::new(endpoint)
+}
+
 /// Runs a connector's writer until `cancel` or the queue closes: see the module docs.
 pub async fn run(
     es: EsClient,
