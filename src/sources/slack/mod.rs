@@ -39,7 +39,9 @@ pub mod answer;
 pub mod budgets;
 pub mod client;
 pub mod cursor;
+pub mod events;
 pub mod identity;
+pub mod live;
 pub mod metrics;
 pub mod oauth;
 pub mod progress;
@@ -99,6 +101,18 @@ impl SourceFactory for SlackFactory {
         now: chrono::DateTime<chrono::Utc>,
     ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
         Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
+    }
+
+    fn live_receiver<'a>(
+        &'a self,
+        connector_id: &'a str,
+        configuration: &'a Configuration,
+        cancel: &'a tokio_util::sync::CancellationToken,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Option<std::sync::Arc<dyn crate::live::receive::LiveReceiver>>, SourceError>,
+    > {
+        Box::pin(live::receiver(connector_id, configuration, cancel))
     }
 
     fn build(
@@ -184,5 +198,38 @@ pub fn default_configuration() -> Configuration {
             .validation("included_in", json!(["learned", "published"]))
             .ui_restrictions(&["advanced"]),
     );
+    live_fields(&mut config);
     config
+}
+
+/// The live-update fields (issue 17): how events reach the connector, and the secrets of
+/// each transport.
+fn live_fields(config: &mut Configuration) {
+    config.insert(
+        "live_updates".into(),
+        ConfigField::new(live::LIVE_LABEL, "str", 20)
+            .display("dropdown")
+            .options(&[("Off (syncs only)", "off"), ("Socket Mode", "socket_mode"), ("HTTP Events API", "http")])
+            .tooltip("Apply Slack's events to the index within seconds, between syncs. 'http': point the Slack app's Event Subscriptions Request URL at <service.http.listen>/live/<connector id>; needs the signing secret.")
+            .value(json!("off"))
+            .default_value(json!("off"))
+            .optional()
+            .validation("included_in", json!(["off", "socket_mode", "http"])),
+    );
+    config.insert(
+        "app_token".into(),
+        ConfigField::new("App-level token", "str", 21)
+            .sensitive()
+            .optional()
+            .depends_on("live_updates", json!("socket_mode"))
+            .tooltip("The Slack app's app-level token (xapp-…, scope connections:write), for Socket Mode."),
+    );
+    config.insert(
+        "signing_secret".into(),
+        ConfigField::new("Signing secret", "str", 22)
+            .sensitive()
+            .optional()
+            .depends_on("live_updates", json!("http"))
+            .tooltip("The Slack app's signing secret (Basic Information), which every Events API request is verified with."),
+    );
 }

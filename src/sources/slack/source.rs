@@ -533,6 +533,21 @@ impl SlackSource {
     pub fn options(&self) -> &SlackOptions {
         &self.inner.options
     }
+
+    /// The user and bot names, every listed channel with its plan, and the permalink base:
+    /// what live updates translate events with (`auth.test`, `users.list`,
+    /// `conversations.list`; no documents).
+    pub async fn directory(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<(Names, Vec<(Channel, ChannelPlan)>, Option<String>), SourceError> {
+        let auth = self.inner.auth_test(cancel).await?;
+        let base = auth.url.as_deref().and_then(workspace_base);
+        let team_id = auth.team_id.clone().unwrap_or_default();
+        let names = self.inner.fetch_users(&team_id, None, None, cancel).await?;
+        let channels = self.inner.list_channels(cancel).await?;
+        Ok((names, channels, base))
+    }
 }
 
 /// Maps a failed call to the source's error (`context` says what was being fetched).
