@@ -898,7 +898,8 @@ async fn internal_options_reach_private_channels_dms_and_filters() {
         })
         .unwrap();
     let mut filtered = options(&sim, 0, false, false);
-    filtered.channel_exclude = vec![excluded.1.clone()];
+    filtered.channel_exclude =
+        connectors::sources::slack::filters::ChannelList::exact(&[excluded.1.as_str()]);
     filtered.skip_bot_messages = true;
     let result = run(filtered).await;
     result.result.as_ref().expect("sync");

@@ -25,6 +25,19 @@ pub struct ExpectedQuery {
     pub include_private_channels: bool,
     /// DMs and group DMs the bot is in (only with DLS).
     pub include_direct_messages: bool,
+    /// Filters (rule 7 of `expected`): archived channels out.
+    pub exclude_archived_channels: bool,
+    /// Only these conversations: names, ids or `/regex/` (searched in name and id).
+    pub channels_include: Vec<String>,
+    /// Never these conversations (wins over the include list).
+    pub channels_exclude: Vec<String>,
+    /// Bot messages out (their threads' replies stay).
+    pub exclude_bot_messages: bool,
+    /// Join, leave and topic notices out.
+    pub exclude_channel_event_messages: bool,
+    /// Epoch seconds: no message at or before it (with `fetch_last_n_days`, the later
+    /// bound wins).
+    pub start_date: Option<i64>,
 }
 
 impl Default for ExpectedQuery {
@@ -37,6 +50,12 @@ impl Default for ExpectedQuery {
             use_document_level_security: false,
             include_private_channels: false,
             include_direct_messages: false,
+            exclude_archived_channels: false,
+            channels_include: Vec::new(),
+            channels_exclude: Vec::new(),
+            exclude_bot_messages: false,
+            exclude_channel_event_messages: false,
+            start_date: None,
         }
     }
 }

@@ -25,8 +25,11 @@
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
-//! Options beyond the schema (archived, include/exclude lists, bot filter, page sizes,
-//! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
+//! Filters ([`filters`], form fields ordered 20–25): `exclude_archived_channels`,
+//! `channels_include` / `channels_exclude` (names, ids or `/regex/`),
+//! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
+//! `start_date` (the later of it and `fetch_last_n_days` wins). Options beyond the schema
+//! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
@@ -39,6 +42,7 @@ pub mod answer;
 pub mod budgets;
 pub mod client;
 pub mod cursor;
+pub mod filters;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;
@@ -184,5 +188,6 @@ pub fn default_configuration() -> Configuration {
             .validation("included_in", json!(["learned", "published"]))
             .ui_restrictions(&["advanced"]),
     );
+    filters::add_fields(&mut config);
     config
 }

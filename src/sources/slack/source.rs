@@ -44,12 +44,13 @@ use super::cursor::{
     channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
     ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
 };
+use super::filters::{self, history_oldest, ChannelList};
 use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
 use super::progress::Progress;
 use super::ratelimit::BudgetMode;
 use super::transform::{
-    channel_doc, message_doc, ts_micros, user_doc, window_oldest, workspace_base, Channel, Message,
+    channel_doc, message_doc, ts_micros, user_doc, workspace_base, Channel, Message,
     MessageContext, Names, User,
 };
 use crate::config::Secret;
@@ -151,14 +152,19 @@ pub struct SlackOptions {
     pub include_private_channels: bool,
     /// Also index DMs and group DMs the token is in (needs `im:*`/`mpim:*` scopes and DLS).
     pub include_direct_messages: bool,
-    /// Leave archived channels out.
+    /// Leave archived channels out (`exclude_archived_channels`).
     pub exclude_archived: bool,
-    /// Only these channels (names or ids); empty = all.
-    pub channel_include: Vec<String>,
-    /// Never these channels (names or ids).
-    pub channel_exclude: Vec<String>,
-    /// Leave `bot_message` messages out.
+    /// Only these channels (names, ids, `/regex/`); empty = all (`channels_include`).
+    pub channel_include: ChannelList,
+    /// Never these channels (`channels_exclude`; wins over the include list).
+    pub channel_exclude: ChannelList,
+    /// Leave bot messages out (`exclude_bot_messages`).
     pub skip_bot_messages: bool,
+    /// Leave join, leave and topic notices out (`exclude_channel_event_messages`).
+    pub skip_channel_events: bool,
+    /// No message before this instant (epoch seconds; `start_date`); with
+    /// `fetch_last_n_days` the later bound wins.
+    pub start_date: Option<i64>,
 }
 
 impl SlackOptions {
@@ -187,9 +193,11 @@ impl SlackOptions {
             include_private_channels: false,
             include_direct_messages: false,
             exclude_archived: false,
-            channel_include: Vec::new(),
-            channel_exclude: Vec::new(),
+            channel_include: ChannelList::default(),
+            channel_exclude: ChannelList::default(),
             skip_bot_messages: false,
+            skip_channel_events: false,
+            start_date: None,
         }
     }
 
@@ -220,6 +228,13 @@ impl SlackOptions {
             DEFAULT_LOOKBACK_DAYS,
             lookback_days_from,
         )?;
+        let filters = filters::from_configuration(configuration, now_secs())?;
+        options.exclude_archived = filters.exclude_archived;
+        options.channel_include = filters.include;
+        options.channel_exclude = filters.exclude;
+        options.skip_bot_messages = filters.exclude_bots;
+        options.skip_channel_events = filters.exclude_events;
+        options.start_date = filters.start;
         check_options(&options)?;
         Ok(options)
     }
@@ -350,12 +365,13 @@ pub enum ChannelPlan {
 
 /// Decides what to do with a listed channel (pure).
 pub fn plan_channel(channel: &Channel, options: &SlackOptions) -> ChannelPlan {
-    let name = channel.name.as_deref().unwrap_or("");
-    let listed = |list: &[String]| list.iter().any(|c| c == &channel.id || c == name);
-    if !options.channel_include.is_empty() && !listed(&options.channel_include) {
-        return ChannelPlan::Ignore;
-    }
-    if listed(&options.channel_exclude) {
+    let name = channel.name.as_deref();
+    if !filters::channel_wanted(
+        &options.channel_include,
+        &options.channel_exclude,
+        &channel.id,
+        name,
+    ) {
         return ChannelPlan::Ignore;
     }
     let archived = channel.is_archived.unwrap_or(false);
@@ -939,9 +955,11 @@ impl Inner {
             next_cursor: body.next_cursor().map(str::to_string),
         };
         for message in &body.items {
-            if message.ts.is_empty() || !self.keep(message) {
+            if message.ts.is_empty() || message.kind.as_deref().is_some_and(|k| k != "message") {
                 continue;
             }
+            // A filtered parent still brings its thread: the replies are people's.
+            let wanted = self.keep(message);
             match thread {
                 Some(parent_ts) => {
                     let is_parent = message.ts == parent_ts;
@@ -962,7 +980,9 @@ impl Inner {
                     }
                 }
             }
-            page.docs.push(message_doc(message, ctx));
+            if wanted {
+                page.docs.push(message_doc(message, ctx));
+            }
         }
         Ok(page)
     }
@@ -980,11 +1000,14 @@ impl Inner {
         Ok(())
     }
 
+    /// Whether the filters keep a message ([`filters::message_wanted`]).
     fn keep(&self, message: &Message<'_>) -> bool {
-        if message.kind.as_deref().is_some_and(|k| k != "message") {
-            return false;
-        }
-        !(self.options.skip_bot_messages && message.subtype.as_deref() == Some("bot_message"))
+        filters::message_wanted(
+            message.subtype.as_deref(),
+            message.bot_id.as_deref(),
+            self.options.skip_bot_messages,
+            self.options.skip_channel_events,
+        )
     }
 
     async fn fetch_thread(
@@ -1181,7 +1204,7 @@ impl Inner {
         let now = self.options.now.unwrap_or_else(now_secs);
         let threads_since =
             now.saturating_sub(i64::from(self.options.thread_lookback_days) * 86_400) * 1_000_000;
-        let window = window_oldest(now, self.options.fetch_last_n_days);
+        let window = history_oldest(now, self.options.fetch_last_n_days, self.options.start_date);
         let (oldest, prev_threads_since) = match &mode {
             // A resumed sync reads the window it started with.
             Mode::Resume(resume) => (resume.window.clone().unwrap_or(window), None),
@@ -1649,18 +1672,18 @@ mod tests {
             ChannelPlan::Ignore
         );
         let mut filtered = options.clone();
-        filtered.channel_exclude = vec!["general".into()];
+        filtered.channel_exclude = ChannelList::exact(&["general"]);
         assert_eq!(
             plan_channel(&channel(true, false), &filtered),
             ChannelPlan::Ignore
         );
-        filtered.channel_exclude.clear();
-        filtered.channel_include = vec!["C2".into()];
+        filtered.channel_exclude = ChannelList::default();
+        filtered.channel_include = ChannelList::exact(&["C2"]);
         assert_eq!(
             plan_channel(&channel(true, false), &filtered),
             ChannelPlan::Ignore
         );
-        filtered.channel_include = vec!["C1".into()];
+        filtered.channel_include = ChannelList::exact(&["C1"]);
         filtered.exclude_archived = true;
         assert_eq!(
             plan_channel(&channel(true, true), &filtered),
