@@ -1,7 +1,9 @@
 //! The connector form's filters (issue 19), end to end through the Slack source against
 //! the simulator: each filter is set in the connector's configuration (the fields Kibana
 //! renders), and the documents produced must be exactly the simulator's `expected` set for
-//! that filter, which is the unfiltered set minus exactly the filtered documents.
+//! that filter, which is the unfiltered set minus exactly the filtered documents. Also
+//! the message fields of issue 19: `reactions`, `files`, `pinned_to`, and attachment text
+//! in `body`.
 
 use connectors::sources::slack::{default_configuration, SlackOptions, SlackSource};
 use connectors::sources::{DocOp, SourceError};
@@ -345,5 +347,45 @@ fn bad_filter_input_names_the_field() {
             "{key}"
         );
         assert!(!field.required, "{key} is optional");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_carry_reactions_files_pins_and_attachment_text() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let all = docs(options(&sim, &[]).unwrap()).await;
+    let messages: Vec<&Map<String, Value>> = all
+        .values()
+        .filter(|d| str_of(d, "type") == "message")
+        .collect();
+    let with = |key: &str| messages.iter().filter(|d| d.contains_key(key)).count();
+    let (reactions, files, pins) = (with("reactions"), with("files"), with("pinned_to"));
+    println!(
+        "{} messages: {reactions} with reactions, {files} with files, {pins} pinned",
+        messages.len()
+    );
+    assert!(reactions > 0 && files > 0 && pins > 0);
+    for d in &messages {
+        if let Some(list) = d.get("reactions") {
+            for r in list.as_array().unwrap() {
+                assert!(!str_of(r.as_object().unwrap(), "name").is_empty(), "{d:?}");
+                assert!(r["count"].as_u64().unwrap() >= 1, "{d:?}");
+                assert_eq!(r.as_object().unwrap().len(), 2, "name and count only");
+            }
+        }
+        if str_of(d, "subtype") == "file_share" {
+            let ids = d["files"].as_array().expect("a file share has files");
+            assert!(
+                ids.iter().all(|i| i.as_str().unwrap().starts_with('F')),
+                "{d:?}"
+            );
+        }
+        if let Some(pins) = d.get("pinned_to") {
+            assert_eq!(pins, &json!([str_of(d, "channel_id")]));
+        }
+        if str_of(d, "subtype") == "bot_message" {
+            // The simulator's bots post an attachment ("Build #n finished: ...").
+            assert!(str_of(d, "body").contains("Build #"), "{d:?}");
+        }
     }
 }

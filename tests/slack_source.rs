@@ -1055,6 +1055,9 @@ async fn bulk_bytes_of_a_workspace_are_unchanged() {
     let canonical = format!("{:x}", canonical.finalize());
     println!("bulk bytes: {counts:?} messages/others, messages {messages}, canonical {canonical}");
     assert_eq!(counts, (1846, 35));
-    assert_eq!(messages, "435fa8af2a3a2a0cfa06667fb5403db1");
-    assert_eq!(canonical, "af06aff03a5a2ea77d7521d0c8b80d7b");
+    // Issue 19 changed them on purpose: messages with reactions, files or pins carry
+    // `reactions`/`files`/`pinned_to`, attachment text is in `body`, and the simulator
+    // pins one message in 40. Messages with none of those are byte-identical to before.
+    assert_eq!(messages, "1e154df3710997ffb17dfa539c932657");
+    assert_eq!(canonical, "43f72cc24cd6319ff2efd568a021dfee");
 }
