@@ -34,6 +34,12 @@
 //!    DMs have no name. `exclude_bot_messages` drops `bot_message` messages,
 //!    `exclude_channel_event_messages` drops `channel_join` ones; a dropped thread
 //!    parent keeps its replies. `start_date` raises `oldest` when it is later.
+//! 8. workspace documents: `sync_team` → `{type:"team", id: team id, name}`;
+//!    `sync_user_groups` → per `usergroups.list` group `{type:"usergroup", id, name,
+//!    users}` (members in the answer's order; both `[team:<team>]` with DLS); `sync_channel_members` → per readable
+//!    conversation and member `{type:"channel_member", id:"<channel>-<user>", channel_id,
+//!    user_id}` with the conversation's readers (rule 5). Members as `conversations.members`
+//!    lists them when the expected set is asked (after the sync: auto-join adds the bot).
 
 use crate::model::{Channel, ConvKind, Msg, User, Workspace};
 use crate::render::{edited_of, thread_of};
@@ -172,6 +178,54 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
                 }
             };
             docs.insert(doc.id().to_string(), doc);
+        }
+    }
+    let workspace_readers = dls.then(|| vec![format!("team:{}", ws.team_id)]);
+    if q.sync_team {
+        docs.insert(
+            ws.team_id.clone(),
+            ExpectedDoc::Team {
+                id: ws.team_id.clone(),
+                name: ws.team_name.clone(),
+                allow_access_control: workspace_readers.clone(),
+            },
+        );
+    }
+    if q.sync_user_groups {
+        for g in &ws.usergroups {
+            // In `usergroups.list`'s order.
+            let users = g
+                .users
+                .iter()
+                .map(|&u| ws.users[u as usize].id.clone())
+                .collect();
+            docs.insert(
+                g.id.clone(),
+                ExpectedDoc::Usergroup {
+                    id: g.id.clone(),
+                    name: g.name.clone(),
+                    users,
+                    allow_access_control: workspace_readers.clone(),
+                },
+            );
+        }
+    }
+    if q.sync_channel_members {
+        for ch in ws.channels.iter().filter(|c| readable(ws, c, q)) {
+            let readers = dls.then(|| conversation_readers(ws, ch));
+            for &m in &ch.members {
+                let user_id = ws.users[m as usize].id.clone();
+                let id = format!("{}-{user_id}", ch.id);
+                docs.insert(
+                    id.clone(),
+                    ExpectedDoc::ChannelMember {
+                        id,
+                        channel_id: ch.id.clone(),
+                        user_id,
+                        allow_access_control: readers.clone(),
+                    },
+                );
+            }
         }
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();

@@ -38,6 +38,12 @@ pub struct ExpectedQuery {
     /// Epoch seconds: no message at or before it (with `fetch_last_n_days`, the later
     /// bound wins).
     pub start_date: Option<i64>,
+    /// Rule 8: the team document.
+    pub sync_team: bool,
+    /// Rule 8: one document per user group.
+    pub sync_user_groups: bool,
+    /// Rule 8: one document per member of each readable conversation.
+    pub sync_channel_members: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -56,6 +62,9 @@ impl Default for ExpectedQuery {
             exclude_bot_messages: false,
             exclude_channel_event_messages: false,
             start_date: None,
+            sync_team: false,
+            sync_user_groups: false,
+            sync_channel_members: false,
         }
     }
 }
@@ -103,6 +112,30 @@ pub enum ExpectedDoc {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allow_access_control: Option<Vec<String>>,
     },
+    /// Rule 8: `T…`.
+    Team {
+        id: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
+    /// Rule 8: `S…`, members by id, sorted.
+    Usergroup {
+        id: String,
+        name: String,
+        users: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
+    /// Rule 8: `<channel>-<user>`.
+    #[serde(rename = "channel_member")]
+    ChannelMember {
+        id: String,
+        channel_id: String,
+        user_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
 }
 
 impl ExpectedDoc {
@@ -110,7 +143,10 @@ impl ExpectedDoc {
         match self {
             ExpectedDoc::User { id, .. }
             | ExpectedDoc::Channel { id, .. }
-            | ExpectedDoc::Message { id, .. } => id,
+            | ExpectedDoc::Message { id, .. }
+            | ExpectedDoc::Team { id, .. }
+            | ExpectedDoc::Usergroup { id, .. }
+            | ExpectedDoc::ChannelMember { id, .. } => id,
         }
     }
     /// `_allow_access_control` (DLS on).
@@ -127,6 +163,18 @@ impl ExpectedDoc {
             | ExpectedDoc::Message {
                 allow_access_control,
                 ..
+            }
+            | ExpectedDoc::Team {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::Usergroup {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::ChannelMember {
+                allow_access_control,
+                ..
             } => allow_access_control.as_deref(),
         }
     }
@@ -135,6 +183,9 @@ impl ExpectedDoc {
             ExpectedDoc::User { .. } => "user",
             ExpectedDoc::Channel { .. } => "channel",
             ExpectedDoc::Message { .. } => "message",
+            ExpectedDoc::Team { .. } => "team",
+            ExpectedDoc::Usergroup { .. } => "usergroup",
+            ExpectedDoc::ChannelMember { .. } => "channel_member",
         }
     }
 }

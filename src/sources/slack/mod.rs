@@ -28,7 +28,8 @@
 //! Filters ([`filters`], form fields ordered 20–25): `exclude_archived_channels`,
 //! `channels_include` / `channels_exclude` (names, ids or `/regex/`),
 //! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
-//! `start_date` (the later of it and `fetch_last_n_days` wins). Options beyond the schema
+//! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
+//! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Options beyond the schema
 //! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
@@ -50,6 +51,7 @@ pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
+pub mod workspace;
 
 pub use source::{SlackOptions, SlackSource};
 
@@ -189,5 +191,6 @@ pub fn default_configuration() -> Configuration {
             .ui_restrictions(&["advanced"]),
     );
     filters::add_fields(&mut config);
+    workspace::add_fields(&mut config);
     config
 }

@@ -53,6 +53,7 @@ use super::transform::{
     channel_doc, message_doc, ts_micros, user_doc, workspace_base, Channel, Message,
     MessageContext, Names, User,
 };
+use super::workspace::{self, Switches};
 use crate::config::Secret;
 use crate::sources::{
     AccessControl, Configuration, ConfigurationExt, DataSource, DocOp, DocSender, Document,
@@ -165,6 +166,8 @@ pub struct SlackOptions {
     /// No message before this instant (epoch seconds; `start_date`); with
     /// `fetch_last_n_days` the later bound wins.
     pub start_date: Option<i64>,
+    /// Team, user group and channel member documents ([`super::workspace`]).
+    pub workspace: Switches,
 }
 
 impl SlackOptions {
@@ -198,6 +201,7 @@ impl SlackOptions {
             skip_bot_messages: false,
             skip_channel_events: false,
             start_date: None,
+            workspace: Switches::default(),
         }
     }
 
@@ -235,6 +239,7 @@ impl SlackOptions {
         options.skip_bot_messages = filters.exclude_bots;
         options.skip_channel_events = filters.exclude_events;
         options.start_date = filters.start;
+        options.workspace = workspace::from_configuration(configuration)?;
         check_options(&options)?;
         Ok(options)
     }
@@ -339,6 +344,12 @@ pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
     if options.use_document_level_security {
         scopes.extend(DLS_SCOPES);
     }
+    if options.workspace.team {
+        scopes.extend(workspace::TEAM_SCOPES);
+    }
+    if options.workspace.user_groups {
+        scopes.extend(workspace::GROUPS_SCOPES);
+    }
     scopes
 }
 
@@ -438,6 +449,8 @@ pub(super) struct Counters {
     pub(super) identities: AtomicU64,
     pub(super) member_lists: AtomicU64,
     pub(super) external_users: AtomicU64,
+    /// Team, user group and channel member documents.
+    pub(super) workspace_docs: AtomicU64,
     /// Readable channels, once listed (`u64::MAX` before).
     channels_total: AtomicU64,
     /// Readable channels read or skipped.
@@ -1196,7 +1209,21 @@ impl Inner {
         let user_docs = self.options.sync_users.then_some(sink);
         let names = self.fetch_users(&team_id, user_docs, None, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
+        self.fetch_workspace(&team_id, &names, sink, cancel).await?;
         let channels = self.list_channels(cancel).await?;
+        let dls = self.options.use_document_level_security;
+        let member_channels: Vec<_> = channels
+            .iter()
+            .filter(|(_, plan)| {
+                self.options.workspace.channel_members && *plan != ChannelPlan::Ignore
+            })
+            .map(|(c, _)| {
+                (
+                    c.clone(),
+                    dls.then(|| identity::conversation_readers(c, &team_id)),
+                )
+            })
+            .collect();
         let channel_names: HashMap<String, String> = channels
             .iter()
             .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
@@ -1292,6 +1319,9 @@ impl Inner {
                 None => break,
             }
         }
+        // After the reads: auto-join has made the bot a member where it may read.
+        self.fetch_channel_members(&member_channels, &shared.names, sink, cancel)
+            .await?;
         self.completed.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -1476,6 +1506,7 @@ impl DataSource for SlackSource {
             "identities": counters.identities.load(Ordering::Relaxed),
             "member_lists": counters.member_lists.load(Ordering::Relaxed),
             "external_users": counters.external_users.load(Ordering::Relaxed),
+            "workspace_documents": counters.workspace_docs.load(Ordering::Relaxed),
             "channels_done_before": counters.channels_done_before.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
