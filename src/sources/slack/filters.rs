@@ -192,17 +192,16 @@ pub struct Filters {
 /// Reads the filter fields of a configuration (`now`: epoch seconds, for the start date).
 pub fn from_configuration(configuration: &Configuration, now: i64) -> Result<Filters, SourceError> {
     let flag = |key: &str| configuration.bool_value(key).unwrap_or(false);
-    for key in [
-        EXCLUDE_ARCHIVED_KEY,
-        BOTS_KEY,
-        EVENTS_KEY,
-        INCLUDE_KEY,
-        EXCLUDE_KEY,
-    ] {
-        if let Some(message) = configuration.get(key).and_then(|f| f.coerce_error(key)) {
-            return Err(SourceError::Configuration(message));
-        }
-    }
+    check_types(
+        configuration,
+        &[
+            EXCLUDE_ARCHIVED_KEY,
+            BOTS_KEY,
+            EVENTS_KEY,
+            INCLUDE_KEY,
+            EXCLUDE_KEY,
+        ],
+    )?;
     Ok(Filters {
         exclude_archived: flag(EXCLUDE_ARCHIVED_KEY),
         include: ChannelList::parse(
@@ -221,16 +220,29 @@ pub fn from_configuration(configuration: &Configuration, now: i64) -> Result<Fil
     })
 }
 
+/// An optional toggle of the form, off by default (filters and workspace switches).
+pub(super) fn toggle(label: &str, order: u32, tooltip: &str) -> ConfigField {
+    ConfigField::new(label, "bool", order)
+        .display("toggle")
+        .optional()
+        .tooltip(tooltip)
+        .value(json!(false))
+        .default_value(json!(false))
+}
+
+/// A configuration error for the first of `keys` whose value does not coerce to its
+/// field's type (the message names the field).
+pub(super) fn check_types(configuration: &Configuration, keys: &[&str]) -> Result<(), SourceError> {
+    for key in keys {
+        if let Some(message) = configuration.get(*key).and_then(|f| f.coerce_error(key)) {
+            return Err(SourceError::Configuration(message));
+        }
+    }
+    Ok(())
+}
+
 /// Adds the filter fields to the form (orders 20–25, after the fields of §4.1 and DLS).
 pub fn add_fields(config: &mut Configuration) {
-    let toggle = |label: &str, order: u32, tooltip: &str| {
-        ConfigField::new(label, "bool", order)
-            .display("toggle")
-            .optional()
-            .tooltip(tooltip)
-            .value(json!(false))
-            .default_value(json!(false))
-    };
     let list = |label: &str, order: u32, tooltip: &str| {
         ConfigField::new(label, "list", order)
             .display("textarea")

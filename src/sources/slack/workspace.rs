@@ -11,12 +11,12 @@
 
 use super::answer::protocol;
 use super::client::{Head, SlackError, Verb};
+use super::filters::{check_types, toggle};
 use super::identity;
 use super::source::{check_cancel, source_error, Inner};
 use super::transform::{Channel, Names};
 use crate::sources::{
-    AccessControl, ConfigField, Configuration, ConfigurationExt, DocOp, DocSender, Document,
-    SourceError,
+    AccessControl, Configuration, ConfigurationExt, DocOp, DocSender, Document, SourceError,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -142,11 +142,7 @@ pub struct Switches {
 
 /// Reads the three toggles (an uncoercible value is an error naming the field).
 pub fn from_configuration(configuration: &Configuration) -> Result<Switches, SourceError> {
-    for key in [TEAM_KEY, GROUPS_KEY, MEMBERS_KEY] {
-        if let Some(message) = configuration.get(key).and_then(|f| f.coerce_error(key)) {
-            return Err(SourceError::Configuration(message));
-        }
-    }
+    check_types(configuration, &[TEAM_KEY, GROUPS_KEY, MEMBERS_KEY])?;
     let flag = |key: &str| configuration.bool_value(key).unwrap_or(false);
     Ok(Switches {
         team: flag(TEAM_KEY),
@@ -157,14 +153,6 @@ pub fn from_configuration(configuration: &Configuration) -> Result<Switches, Sou
 
 /// Adds the toggles to the form (orders 30–32).
 pub fn add_fields(config: &mut Configuration) {
-    let toggle = |label: &str, order: u32, tooltip: &str| {
-        ConfigField::new(label, "bool", order)
-            .display("toggle")
-            .optional()
-            .tooltip(tooltip)
-            .value(json!(false))
-            .default_value(json!(false))
-    };
     config.insert(TEAM_KEY.into(), toggle(TEAM_LABEL, 30, "Index one document for the workspace (name, domain, email domain, address), id T…. Needs the team:read scope."));
     config.insert(GROUPS_KEY.into(), toggle(GROUPS_LABEL, 31, "Index one document per user group (name, handle, description, members), id S…. Needs the usergroups:read scope."));
     config.insert(MEMBERS_KEY.into(), toggle(MEMBERS_LABEL, 32, "Index one document per member of each indexed channel, id <channel>-<user>: who is in which channel. One more Slack call per channel (per 200 members). Members who left disappear at the next full sync."));
