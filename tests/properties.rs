@@ -192,6 +192,80 @@ fn message() -> BoxedStrategy<Value> {
             "edited",
             object(vec![("ts", string(ts())), ("user", string(slack_id("U")))]),
         ),
+        // Issue 19: reactions, files, pins, attachments and blocks (any `text` shape in a
+        // block: layouts we do not read never fail a page).
+        (
+            "reactions",
+            prop::collection::vec(
+                object(vec![
+                    ("name", string(text())),
+                    ("count", (0u64..9).prop_map(|n| json!(n)).boxed()),
+                ])
+                .prop_map(|mut r| {
+                    if r.get("name").is_none() {
+                        r["name"] = json!("tada");
+                    }
+                    r
+                }),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "files",
+            prop::collection::vec(object(vec![("id", string(slack_id("F")))]), 0..3)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
+        (
+            "pinned_to",
+            prop::collection::vec(string(slack_id("C")), 0..2)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
+        (
+            "attachments",
+            prop::collection::vec(
+                object(vec![
+                    ("fallback", string(text())),
+                    ("pretext", string(text())),
+                    ("title", string(text())),
+                    ("text", string(text())),
+                ]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "blocks",
+            prop::collection::vec(
+                object(vec![
+                    (
+                        "type",
+                        prop_oneof![
+                            Just(json!("section")),
+                            Just(json!("header")),
+                            Just(json!("rich_text")),
+                            string(text())
+                        ]
+                        .boxed(),
+                    ),
+                    (
+                        "text",
+                        prop_oneof![
+                            object(vec![("type", string(text())), ("text", string(text()))]),
+                            json_value()
+                        ]
+                        .boxed(),
+                    ),
+                ]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
     ]);
     (ts(), optional)
         .prop_map(|(ts, mut m)| {

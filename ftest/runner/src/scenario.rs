@@ -369,7 +369,7 @@ impl Picks {
                     }
                 }
                 ExpectedDoc::Channel { id, .. } => picks.channels.push(id.clone()),
-                ExpectedDoc::User { .. } => {}
+                _ => {}
             }
         }
         picks

@@ -25,8 +25,12 @@
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
-//! Options beyond the schema (archived, include/exclude lists, bot filter, page sizes,
-//! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
+//! Filters ([`filters`], form fields ordered 20–25): `exclude_archived_channels`,
+//! `channels_include` / `channels_exclude` (names, ids or `/regex/`),
+//! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
+//! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
+//! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Options beyond the schema
+//! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
@@ -40,6 +44,7 @@ pub mod budgets;
 pub mod client;
 pub mod cursor;
 pub mod events;
+pub mod filters;
 pub mod identity;
 pub mod live;
 pub mod metrics;
@@ -48,6 +53,7 @@ pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
+pub mod workspace;
 
 pub use source::{SlackOptions, SlackSource};
 
@@ -199,6 +205,8 @@ pub fn default_configuration() -> Configuration {
             .ui_restrictions(&["advanced"]),
     );
     live_fields(&mut config);
+    filters::add_fields(&mut config);
+    workspace::add_fields(&mut config);
     config
 }
 
@@ -207,7 +215,7 @@ pub fn default_configuration() -> Configuration {
 fn live_fields(config: &mut Configuration) {
     config.insert(
         "live_updates".into(),
-        ConfigField::new(live::LIVE_LABEL, "str", 20)
+        ConfigField::new(live::LIVE_LABEL, "str", 40)
             .display("dropdown")
             .options(&[("Off (syncs only)", "off"), ("Socket Mode", "socket_mode"), ("HTTP Events API", "http")])
             .tooltip("Apply Slack's events to the index within seconds, between syncs. 'http': point the Slack app's Event Subscriptions Request URL at <service.http.listen>/live/<connector id>; needs the signing secret.")
@@ -218,7 +226,7 @@ fn live_fields(config: &mut Configuration) {
     );
     config.insert(
         "app_token".into(),
-        ConfigField::new("App-level token", "str", 21)
+        ConfigField::new("App-level token", "str", 41)
             .sensitive()
             .optional()
             .depends_on("live_updates", json!("socket_mode"))
@@ -226,7 +234,7 @@ fn live_fields(config: &mut Configuration) {
     );
     config.insert(
         "signing_secret".into(),
-        ConfigField::new("Signing secret", "str", 22)
+        ConfigField::new("Signing secret", "str", 42)
             .sensitive()
             .optional()
             .depends_on("live_updates", json!("http"))
