@@ -22,8 +22,8 @@
 
 use super::cursor::thread_scope;
 use super::transform::{
-    channel_doc, message_doc, message_id, ts_micros, user_doc, window_oldest, Channel, Message,
-    MessageContext, Names, User,
+    channel_doc, message_doc, message_id, ts_micros, user_doc, Channel, Message, MessageContext,
+    Names, User,
 };
 use super::SlackOptions;
 use crate::config::Secret;
@@ -141,9 +141,13 @@ impl EventContext {
 
     fn in_window(&self, ts: &str) -> bool {
         let days = self.options.as_ref().map_or(0, |o| o.fetch_last_n_days);
+        let start = self.options.as_ref().and_then(|o| o.start_date);
         let now = self.now.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        // The sync's window: the later of `fetch_last_n_days` and `start_date`.
         match (
-            window_oldest(now, days).as_deref().and_then(ts_micros),
+            super::filters::history_oldest(now, days, start)
+                .as_deref()
+                .and_then(ts_micros),
             ts_micros(ts),
         ) {
             (Some(oldest), Some(ts)) => ts > oldest,
@@ -152,8 +156,16 @@ impl EventContext {
     }
 
     fn keep_message(&self, message: &Message<'_>) -> bool {
-        let skip_bots = self.options.as_ref().is_some_and(|o| o.skip_bot_messages);
-        !(skip_bots && message.subtype.as_deref() == Some("bot_message"))
+        let Some(options) = &self.options else {
+            return true;
+        };
+        // The same message filters as a sync's.
+        super::filters::message_wanted(
+            message.subtype.as_deref(),
+            message.bot_id.as_deref(),
+            options.skip_bot_messages,
+            options.skip_channel_events,
+        )
     }
 
     /// The index changes of one event (the `event` object of an `event_callback`), and the
@@ -239,9 +251,12 @@ impl EventContext {
         let Some(options) = &self.options else {
             return true;
         };
-        let listed = |list: &[String]| list.iter().any(|c| c == id || c == name);
-        (options.channel_include.is_empty() || listed(&options.channel_include))
-            && !listed(&options.channel_exclude)
+        super::filters::channel_wanted(
+            &options.channel_include,
+            &options.channel_exclude,
+            id,
+            Some(name),
+        )
     }
 
     fn message_ops(&mut self, event: &Value) -> Vec<LiveOp> {
