@@ -166,6 +166,10 @@ impl Live {
                     ("reply_count", json!(reply_count)),
                     ("edited_ts", json!(edited_ts)),
                 ],
+                // Workspace documents (issue 19) are off in this query.
+                ExpectedDoc::Team { .. }
+                | ExpectedDoc::Usergroup { .. }
+                | ExpectedDoc::ChannelMember { .. } => Vec::new(),
             };
             for (field, want) in fields {
                 let have = got.get(field).cloned().unwrap_or(Value::Null);
