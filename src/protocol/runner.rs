@@ -551,10 +551,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         if !report && progress.is_none() {
             continue;
         }
-        let (version, patch) = match progress {
-            Some((version, patch)) => (Some(version), Some(patch)),
-            None => (None, None),
-        };
+        let (version, patch) = progress.unzip();
         let bytes = patch.as_ref().map(json_len);
         let metadata = heartbeat_metadata(report.then(|| source.metadata()), patch);
         match store
@@ -562,7 +559,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
             .await
         {
             Ok(()) => {
-                if let (Some(version), Some(bytes)) = (version, bytes) {
+                if let Some((version, bytes)) = version.zip(bytes) {
                     written = version;
                     written_at = tokio::time::Instant::now();
                     written_bytes = bytes;
