@@ -26,6 +26,7 @@ pub mod es;
 pub mod fuzzing;
 pub mod http;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod protocol;

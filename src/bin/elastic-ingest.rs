@@ -61,6 +61,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: glibc reads the arena cap when a thread first allocates.
+    let allocator = connectors::memory::tune_allocator();
     let args = Args::parse();
     if args.version {
         println!("{}", connectors::VERSION);
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
         LogFormat::Text
     };
     telemetry::init(level, format);
+    tracing::debug!(?allocator, "allocator settings");
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
