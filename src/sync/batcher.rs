@@ -77,6 +77,15 @@ impl Batch {
         Batch::default()
     }
 
+    /// An empty batch with room for `bytes` of body and `items` items.
+    pub fn with_capacity(bytes: usize, items: usize) -> Batch {
+        Batch {
+            body: Vec::with_capacity(bytes),
+            items: Vec::with_capacity(items),
+            lines: 0,
+        }
+    }
+
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
@@ -135,13 +144,26 @@ impl Batcher {
             .current
             .must_flush_before(encoded.lines, bytes.len(), &self.limits)
         {
-            ready.push(std::mem::take(&mut self.current));
+            ready.push(self.take_current());
         }
         self.current.push(encoded, bytes);
         if self.current.is_full(&self.limits) {
-            ready.push(std::mem::take(&mut self.current));
+            ready.push(self.take_current());
         }
         ready
+    }
+
+    /// Hands out the current batch and starts the next one with the room this one took.
+    ///
+    /// Batches of a sync are about the same size, so reserving it once beats doubling up to it:
+    /// a batch in flight then holds its bytes rather than up to twice as many, and no body is
+    /// copied as it grows (issue 16: the 1M-message run's heap peak is mostly batches in flight).
+    fn take_current(&mut self) -> Batch {
+        let next = Batch::with_capacity(
+            self.current.body.len().min(self.limits.max_bytes),
+            self.current.items.len().min(self.limits.max_items),
+        );
+        std::mem::replace(&mut self.current, next)
     }
 
     /// Whether the batch under construction is empty.
@@ -263,6 +285,22 @@ mod tests {
         assert_eq!(ready[0].items[0].id, "a");
         assert_eq!(ready[1].items[0].id, "big");
         assert!(batcher.finish().is_none());
+    }
+
+    #[test]
+    fn the_next_batch_starts_with_the_room_the_last_one_took() {
+        let mut batcher = Batcher::new(limits(4, usize::MAX));
+        let mut ready = Vec::new();
+        for id in ["a", "b", "c", "d"] {
+            let (e, b) = op(id, "x");
+            ready.extend(batcher.add(e, &b));
+        }
+        assert_eq!(ready.len(), 2);
+        // The second batch grew into the room reserved from the first: it holds its bytes, not
+        // the doubling's spare.
+        assert_eq!(ready[1].body.len(), ready[0].body.len());
+        assert_eq!(ready[1].body.capacity(), ready[0].body.len());
+        assert_eq!(ready[1].items.capacity(), 2);
     }
 
     #[test]
