@@ -9,14 +9,14 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p connectors --bin elastic-ingest --bin connectors
+RUN cargo build --profile dist --locked -p connectors --bin elastic-ingest --bin connectors
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app nonroot
 WORKDIR /app
-COPY --from=build /src/target/release/elastic-ingest /app/bin/elastic-ingest
-COPY --from=build /src/target/release/connectors /app/bin/connectors
+COPY --from=build /src/target/dist/elastic-ingest /app/bin/elastic-ingest
+COPY --from=build /src/target/dist/connectors /app/bin/connectors
 COPY config.yml.example /app/config.yml.example
 USER nonroot
 ENTRYPOINT []

@@ -108,14 +108,16 @@ bench-live: tools
 
 # Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
 # workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.
+# The 1M run measures the shipped build (profile `dist`, as the Dockerfile builds it).
 bench: tools
 	$(CARGO) build --release -p connectors -p ftest
+	$(CARGO) build --profile dist -p connectors --bin elastic-ingest --bin connectors
 	@echo "== sync engine: 1,000,000 synthetic documents into osmem (osmem-bound: about 45 min on 2 cores)"
 	$(CARGO) bench --bench sync_engine
 	@echo "== end to end, tiers off: >1M-message workspace, all history, content bulk into the shim's null sink"
 	./target/release/ftest --mode api --es-sink null --no-mutations --data-size large --channels 200 \
 		--messages-per-channel 5500 --fetch-last-n-days 0 --idling 5 \
-		--bin-dir target/release --timeout 3600 --report-file BENCHMARKS.md
+		--bin-dir target/dist --timeout 3600 --report-file BENCHMARKS.md
 	$(MAKE) bench-budget
 
 # The budget part of `make bench` (also on its own, about 5 minutes): a medium full sync
