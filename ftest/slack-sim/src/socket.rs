@@ -7,8 +7,9 @@
 //! message is `hello`; events arrive as envelopes `{"envelope_id", "type": "events_api",
 //! "payload": <the event_callback body>, "retry_attempt", "retry_reason",
 //! "accepts_response_payload"}`, each of which the app acknowledges by sending
-//! `{"envelope_id": …}`. An envelope not acknowledged within [`ACK_DEADLINE`] is sent
-//! again (to any open connection) with `retry_attempt` + 1, at most [`MAX_RETRIES`] times.
+//! `{"envelope_id": …}`. An envelope not acknowledged within [`ACK_DEADLINE`], or whose
+//! connection closed before it was acknowledged, is sent again (to an open connection,
+//! the next one when none is) with `retry_attempt` + 1, at most [`MAX_RETRIES`] times.
 //!
 //! Faults, on request ([`Hub`] methods, also `POST /_sim/socket/{disconnect,drop}`):
 //! `disconnect` messages (reason `refresh_requested`, the connection closed
@@ -91,8 +92,10 @@ struct Conn {
 struct Pending {
     payload: Value,
     attempt: u32,
-    /// `None`: not sent yet (no connection was open).
+    /// `None`: not sent yet (no connection was open, or its connection closed).
     sent_at: Option<Instant>,
+    /// The connection it was last sent on.
+    conn: u64,
 }
 
 #[derive(Default)]
@@ -159,7 +162,31 @@ impl HubState {
         };
         let text = envelope(id, pending);
         pending.sent_at = Some(Instant::now());
+        pending.conn = conn;
         self.conns[&conn].tx.send(Out::Text(text)).is_ok()
+    }
+
+    /// Connection `conn` is gone: what it did not acknowledge goes out again on the next
+    /// connection (a retry), unless lost on purpose.
+    fn closed(&mut self, conn: u64) {
+        self.conns.remove(&conn);
+        let lose = self.lose_while_down;
+        let (mut lost, mut again) = (0, 0);
+        self.pending.retain(|_, p| {
+            if p.sent_at.is_none() || p.conn != conn {
+                return true;
+            }
+            if lose || p.attempt >= MAX_RETRIES {
+                lost += 1;
+                return false;
+            }
+            p.sent_at = None;
+            p.attempt += 1;
+            again += 1;
+            true
+        });
+        self.stats.lost += lost;
+        self.stats.redelivered += again;
     }
 
     /// Sends what waits: never sent, or unacknowledged past the deadline (a retry).
@@ -240,6 +267,7 @@ impl Hub {
                         payload: body.clone(),
                         attempt: 0,
                         sent_at: None,
+                        conn: 0,
                     },
                 );
                 state.send(&id);
@@ -267,15 +295,13 @@ impl Hub {
     /// Closes every connection at once, without a close frame (a dropped socket).
     pub fn drop_connections(&self) {
         let mut state = self.state();
-        let conns = std::mem::take(&mut state.conns);
-        state.stats.dropped += conns.len() as u64;
-        if state.lose_while_down {
-            let lost = state.pending.len() as u64;
-            state.pending.clear();
-            state.stats.lost += lost;
-        }
-        for conn in conns.values() {
-            let _ = conn.tx.send(Out::Close);
+        let ids: Vec<u64> = state.conns.keys().copied().collect();
+        state.stats.dropped += ids.len() as u64;
+        for id in ids {
+            if let Some(conn) = state.conns.get(&id) {
+                let _ = conn.tx.send(Out::Close);
+            }
+            state.closed(id);
         }
     }
 
@@ -406,5 +432,5 @@ async fn serve(sim: Arc<Sim>, mut socket: WebSocket) {
         }
     }
     // Dropping the socket closes the TCP connection (no close frame on a drop).
-    sim.socket.state().conns.remove(&id);
+    sim.socket.state().closed(id);
 }
