@@ -250,6 +250,16 @@ impl Live {
         diff
     }
 
+    /// What the live manager does on a gap: an incremental sync from the full sync's cursor.
+    async fn catch_up(&self) {
+        let source = SlackSource::new(slack_options(&self.sim, 0, false, true)).unwrap();
+        let mut options = SyncOptions::new(&self.index, JobKind::Incremental);
+        options.sync_cursor = self.cursor.clone();
+        sync_once(&self.es, &source, options)
+            .await
+            .expect("catch-up sync");
+    }
+
     async fn top_messages(&self, channel: &str) -> Vec<String> {
         let docs = self.docs().await;
         let mut ts: Vec<String> = docs
@@ -493,12 +503,7 @@ async fn events_lost_in_a_burst_are_caught_up_by_an_incremental_sync() {
     }
     flushed().await;
     assert_eq!(live.differences().await.len(), 5, "five messages missing");
-    let source = SlackSource::new(slack_options(&live.sim, 0, false, true)).unwrap();
-    let mut options = SyncOptions::new(&live.index, JobKind::Incremental);
-    options.sync_cursor = live.cursor.clone();
-    sync_once(&live.es, &source, options)
-        .await
-        .expect("catch-up sync");
+    live.catch_up().await;
     assert_eq!(live.settle().await, Vec::<String>::new());
 }
 
@@ -616,12 +621,6 @@ async fn socket_mode_survives_disconnects_and_a_drop_is_caught_up() {
     flushed().await;
     assert_eq!(live.differences().await.len(), 5, "five messages missing");
     assert!(endpoint.take_gap(), "the drop is a gap");
-    // What the live manager does on a gap: an incremental sync.
-    let source = SlackSource::new(slack_options(&live.sim, 0, false, true)).unwrap();
-    let mut options = SyncOptions::new(&live.index, JobKind::Incremental);
-    options.sync_cursor = live.cursor.clone();
-    sync_once(&live.es, &source, options)
-        .await
-        .expect("catch-up sync");
+    live.catch_up().await;
     assert_eq!(live.settle().await, Vec::<String>::new());
 }
