@@ -7,7 +7,7 @@
 #   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
 #   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
-#   make ftest-live     live updates: 200 mutations only as signed Slack events, index exact in 5 s
+#   make ftest-live     live updates: 200 mutations only as Slack events (HTTP, Socket Mode), index exact in 5 s
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
 #               budget part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
@@ -62,6 +62,7 @@ test: tools lint unit-test
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-dls --dls
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-live --live
+	./target/debug/ftest --name slack --data-size small --mode api --bin-dir target/debug --work-dir target/ftest-ci-live-socket --live --live-transport socket
 	./scripts/docker-stage-check.sh
 
 unit-test: tools
@@ -92,19 +93,24 @@ ftest-dls: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-dls --dls
 
-# Live updates (issue 17): after the first sync, 200 mutations arrive only as signed Slack
-# Events API deliveries (faults: a bad signature, Slack retries, out-of-order edits); no sync
-# job runs and the index must equal the simulator's expected set within 5 s. ~15 s per mode.
+# Live updates (issue 17): after the first sync, 200 mutations arrive only as Slack events,
+# over HTTP (signed Events API deliveries; faults: a bad signature, Slack retries, out-of-order
+# edits) and then over Socket Mode (faults: duplicates, a disconnect message, a dropped socket);
+# no sync job runs and the index must equal the simulator's expected set within 5 s; then 20
+# freshness samples per transport (p50/p95). ~20 s per mode and transport.
 ftest-live: tools
 	$(CARGO) build --release -p connectors -p ftest
-	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-live --live
+	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-live --live --live-freshness 20
+	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-live-socket --live --live-freshness 20 --live-transport socket
 
-# Freshness of live updates over HTTP (issue 17): 50 messages posted, edited and deleted one at
-# a time, each timed from its event's delivery to visible in Elasticsearch; p50/p95 per kind.
-# About 30 s after the release build. Record the figures in BENCHMARKS.md.
+# Freshness of live updates (issue 17), HTTP Events API then Socket Mode: 50 messages posted,
+# edited and deleted one at a time, each timed from its event's delivery to visible in
+# Elasticsearch; p50/p95 per kind and transport. About a minute after the release build.
+# Record the figures in BENCHMARKS.md.
 bench-live: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size small --mode api --bin-dir target/release --work-dir target/bench-live --live --live-freshness 50
+	./target/release/ftest --data-size small --mode api --bin-dir target/release --work-dir target/bench-live-socket --live --live-freshness 50 --live-transport socket
 
 # Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
 # workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.

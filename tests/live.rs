@@ -14,9 +14,11 @@ use common::{member_channel, osmem_es, slack_options, start, sync_once};
 use connectors::config::Secret;
 use connectors::es::EsClient;
 use connectors::http::{serve_with, Health};
-use connectors::live::receive::Receivers;
+use connectors::live::receive::{Endpoint, Receivers};
 use connectors::live::writer::{self, WriterOptions};
+use connectors::retry::RetryParams;
 use connectors::sources::slack::events::SlackReceiver;
+use connectors::sources::slack::socket::SocketOptions;
 use connectors::sources::slack::{live, SlackSource};
 use connectors::sync::{JobKind, SyncOptions};
 use serde_json::{json, Value};
@@ -58,8 +60,21 @@ fn signed() -> Delivery {
     }
 }
 
-/// A fully synced small workspace and a live endpoint over it.
+/// How the test's events reach the connector.
+enum Transport {
+    /// Signed deliveries to the service's listener.
+    Http,
+    /// Socket Mode; a connection lost this long is a gap.
+    Socket(Duration),
+}
+
+/// A fully synced small workspace and a live endpoint over it, over HTTP.
 async fn setup(name: &str) -> Live {
+    setup_with(name, Transport::Http).await.0
+}
+
+/// [`setup`] for either transport; also the connector's endpoint.
+async fn setup_with(name: &str, transport: Transport) -> (Live, Arc<Endpoint>) {
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
     let es = osmem_es();
     let index = format!("live-{name}-{}", std::process::id());
@@ -70,8 +85,27 @@ async fn setup(name: &str) -> Live {
         .await
         .expect("full sync");
     let cancel = CancellationToken::new();
+    let api_url = options.base_url.clone();
     let context = live::context(options, &cancel).await.expect("context");
-    let receiver = Arc::new(SlackReceiver::new(Secret::new(SECRET), context));
+    let receiver = Arc::new(match transport {
+        Transport::Http => SlackReceiver::new(Secret::new(SECRET), context),
+        Transport::Socket(gap_after) => SlackReceiver::socket_mode(
+            SocketOptions {
+                gap_after,
+                reconnect: RetryParams::exponential(
+                    Duration::from_millis(50),
+                    Duration::from_millis(500),
+                    u32::MAX,
+                ),
+                ..SocketOptions::new(
+                    &api_url,
+                    Secret::new(slack_sim::socket::DEFAULT_APP_TOKEN),
+                    RetryParams::for_test(),
+                )
+            },
+            context,
+        ),
+    });
     let options = WriterOptions {
         connector_id: CONNECTOR.into(),
         index: index.clone(),
@@ -81,10 +115,9 @@ async fn setup(name: &str) -> Live {
         flush: Duration::from_millis(200),
     };
     let receivers = Receivers::default();
-    receivers.insert(
-        CONNECTOR,
-        writer::spawn(es.clone(), options, receiver, cancel.clone()),
-    );
+    let endpoint = writer::spawn(es.clone(), options, receiver, cancel.clone());
+    receivers.insert(CONNECTOR, endpoint.clone());
+    endpoint.receiver.start(endpoint.clone(), cancel.clone());
     let addr = serve_with(
         "127.0.0.1:0",
         Arc::new(Health::default()),
@@ -93,7 +126,7 @@ async fn setup(name: &str) -> Live {
     )
     .await
     .unwrap();
-    Live {
+    let live = Live {
         sim,
         es,
         index,
@@ -101,7 +134,8 @@ async fn setup(name: &str) -> Live {
         cancel,
         client: reqwest::Client::new(),
         cursor: outcome.sync_cursor,
-    }
+    };
+    (live, endpoint)
 }
 
 impl Live {
@@ -113,6 +147,19 @@ impl Live {
 
     async fn doc(&self, id: &str) -> Option<Value> {
         self.es.get_doc(&self.index, id).await.unwrap()
+    }
+
+    /// Waits (bounded, for a loaded machine) until document `id` satisfies `done`.
+    async fn doc_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.doc(id).await;
+            if last.as_ref().is_some_and(&done) {
+                return last.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{id} never got there: {last:?}");
     }
 
     /// `(id → _source)` of every document.
@@ -203,6 +250,16 @@ impl Live {
         diff
     }
 
+    /// What the live manager does on a gap: an incremental sync from the full sync's cursor.
+    async fn catch_up(&self) {
+        let source = SlackSource::new(slack_options(&self.sim, 0, false, true)).unwrap();
+        let mut options = SyncOptions::new(&self.index, JobKind::Incremental);
+        options.sync_cursor = self.cursor.clone();
+        sync_once(&self.es, &source, options)
+            .await
+            .expect("catch-up sync");
+    }
+
     async fn top_messages(&self, channel: &str) -> Vec<String> {
         let docs = self.docs().await;
         let mut ts: Vec<String> = docs
@@ -213,6 +270,73 @@ impl Live {
         ts.sort();
         ts
     }
+}
+
+/// A burst of mutations in a member channel (a new thread and its replies, one reply
+/// deleted again, edit pairs whose events go newest first, a deletion, a new user): their
+/// event bodies in delivery order.
+async fn burst(live: &Live) -> Vec<Value> {
+    let (channel, _) = member_channel(&live.sim).await;
+    let existing = live.top_messages(&channel).await;
+    let mut bodies = live
+        .sim
+        .mutate_with_events(vec![Mutation::AddMessage {
+            channel: channel.clone(),
+            user: None,
+            text: "parent".into(),
+            thread_ts: None,
+            broadcast: false,
+        }])
+        .unwrap();
+    let parent = bodies[0][0]["event"]["ts"].as_str().unwrap().to_string();
+    let mut mutations = Vec::new();
+    for i in 0..3 {
+        mutations.push(Mutation::AddReply {
+            channel: channel.clone(),
+            thread_ts: parent.clone(),
+            user: None,
+            text: format!("reply {i}"),
+            broadcast: i == 1,
+        });
+    }
+    for (i, ts) in existing.iter().rev().take(3).enumerate() {
+        mutations.push(Mutation::EditMessage {
+            channel: channel.clone(),
+            ts: ts.clone(),
+            text: format!("first edit {i}"),
+        });
+        mutations.push(Mutation::EditMessage {
+            channel: channel.clone(),
+            ts: ts.clone(),
+            text: format!("second edit {i}"),
+        });
+    }
+    mutations.push(Mutation::DeleteMessage {
+        channel: channel.clone(),
+        ts: existing[0].clone(),
+    });
+    mutations.push(Mutation::AddUser {
+        name: "newcomer".into(),
+        real_name: None,
+        is_bot: false,
+    });
+    bodies.extend(live.sim.mutate_with_events(mutations).unwrap());
+    // The first reply's event, then delete that reply (its parent's count goes down again).
+    let first_reply = bodies[1][0]["event"]["ts"].as_str().unwrap().to_string();
+    bodies.extend(
+        live.sim
+            .mutate_with_events(vec![Mutation::DeleteMessage {
+                channel: channel.clone(),
+                ts: first_reply,
+            }])
+            .unwrap(),
+    );
+    let mut flat: Vec<Value> = bodies.into_iter().flatten().collect();
+    // Out of order: every second edit goes before its first edit.
+    for pair in [(4, 5), (6, 7), (8, 9)] {
+        flat.swap(pair.0, pair.1);
+    }
+    flat
 }
 
 /// The writer flushed whatever it had (it flushes 200 ms after the first event here).
@@ -302,9 +426,9 @@ async fn rejected_deliveries_get_401_and_write_nothing() {
 
     // The real delivery applies; a replay of it is refused; Slack's retry changes nothing.
     assert_eq!(live.send(body, &signed()).await, 200);
-    flushed().await;
-    let applied = live.doc(&id).await.unwrap();
-    assert_ne!(applied["_source"]["edited_ts"], Value::Null, "{applied}");
+    let applied = live
+        .doc_until(&id, |d| d["_source"]["edited_ts"] != Value::Null)
+        .await;
     assert_eq!(live.send(body, &signed()).await, 401, "replay");
     let retry = Delivery {
         retry: Some(1),
@@ -331,66 +455,7 @@ async fn a_burst_of_events_ends_equal_to_the_expected_set() {
         Vec::<String>::new(),
         "after the full sync"
     );
-    let (channel, _) = member_channel(&live.sim).await;
-    let existing = live.top_messages(&channel).await;
-    let mut bodies = live
-        .sim
-        .mutate_with_events(vec![Mutation::AddMessage {
-            channel: channel.clone(),
-            user: None,
-            text: "parent".into(),
-            thread_ts: None,
-            broadcast: false,
-        }])
-        .unwrap();
-    let parent = bodies[0][0]["event"]["ts"].as_str().unwrap().to_string();
-    let mut mutations = Vec::new();
-    for i in 0..3 {
-        mutations.push(Mutation::AddReply {
-            channel: channel.clone(),
-            thread_ts: parent.clone(),
-            user: None,
-            text: format!("reply {i}"),
-            broadcast: i == 1,
-        });
-    }
-    for (i, ts) in existing.iter().rev().take(3).enumerate() {
-        mutations.push(Mutation::EditMessage {
-            channel: channel.clone(),
-            ts: ts.clone(),
-            text: format!("first edit {i}"),
-        });
-        mutations.push(Mutation::EditMessage {
-            channel: channel.clone(),
-            ts: ts.clone(),
-            text: format!("second edit {i}"),
-        });
-    }
-    mutations.push(Mutation::DeleteMessage {
-        channel: channel.clone(),
-        ts: existing[0].clone(),
-    });
-    mutations.push(Mutation::AddUser {
-        name: "newcomer".into(),
-        real_name: None,
-        is_bot: false,
-    });
-    bodies.extend(live.sim.mutate_with_events(mutations).unwrap());
-    // The first reply's event, then delete that reply (its parent's count goes down again).
-    let first_reply = bodies[1][0]["event"]["ts"].as_str().unwrap().to_string();
-    bodies.extend(
-        live.sim
-            .mutate_with_events(vec![Mutation::DeleteMessage {
-                channel: channel.clone(),
-                ts: first_reply,
-            }])
-            .unwrap(),
-    );
-    let mut flat: Vec<Value> = bodies.into_iter().flatten().collect();
-    // Out of order: every second edit goes before its first edit.
-    for pair in [(4, 5), (6, 7), (8, 9)] {
-        flat.swap(pair.0, pair.1);
-    }
+    let flat = burst(&live).await;
     for body in &flat {
         assert_eq!(live.send(body, &signed()).await, 200);
         // Slack retried each one (the first answer was "too slow"): nothing changes.
@@ -438,11 +503,124 @@ async fn events_lost_in_a_burst_are_caught_up_by_an_incremental_sync() {
     }
     flushed().await;
     assert_eq!(live.differences().await.len(), 5, "five messages missing");
-    let source = SlackSource::new(slack_options(&live.sim, 0, false, true)).unwrap();
-    let mut options = SyncOptions::new(&live.index, JobKind::Incremental);
-    options.sync_cursor = live.cursor.clone();
-    sync_once(&live.es, &source, options)
-        .await
-        .expect("catch-up sync");
+    live.catch_up().await;
+    assert_eq!(live.settle().await, Vec::<String>::new());
+}
+
+/// Waits (bounded) until `done` holds of the simulator's Socket Mode counters.
+async fn socket_until(
+    live: &Live,
+    what: &str,
+    done: impl Fn(&slack_sim::socket::SocketStats) -> bool,
+) {
+    for _ in 0..150 {
+        if done(&live.sim.socket_stats()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {:?}", live.sim.socket_stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_acknowledges_every_envelope_and_duplicates_change_nothing() {
+    let (live, _endpoint) = setup_with("socket", Transport::Socket(Duration::from_secs(60))).await;
+    socket_until(&live, "connected", |s| s.open == 1).await;
+    let flat = burst(&live).await;
+    // Every event twice (Slack's at-least-once delivery), edit pairs newest first.
+    live.sim.socket_deliver(&flat, true);
+    assert_eq!(
+        live.settle().await,
+        Vec::<String>::new(),
+        "index != expected"
+    );
+    let sent = 2 * flat.len() as u64;
+    socket_until(&live, "every envelope acknowledged", |s| {
+        s.acked == sent && s.pending == 0
+    })
+    .await;
+    let stats = live.sim.socket_stats();
+    assert_eq!(
+        (
+            stats.unknown_acks,
+            stats.malformed,
+            stats.late_acks,
+            stats.redelivered
+        ),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
+    let metrics = writer::metrics();
+    assert!(metrics.get(CONNECTOR, "duplicated") >= flat.len() as u64);
+    assert!(metrics.get(CONNECTOR, "stale") >= 3, "out-of-order edits");
+
+    // The same events again, later: nothing is rewritten.
+    let edited = flat
+        .iter()
+        .find(|b| b["event"]["subtype"] == "message_changed")
+        .expect("an edit");
+    let id = format!(
+        "{}-{}",
+        edited["event"]["channel"].as_str().unwrap(),
+        edited["event"]["message"]["ts"].as_str().unwrap()
+    );
+    let before = live.doc(&id).await.expect("indexed");
+    live.sim.socket_deliver(&flat, false);
+    socket_until(&live, "the repeats acknowledged", |s| {
+        s.acked == sent + flat.len() as u64
+    })
+    .await;
+    flushed().await;
+    assert_eq!(live.doc(&id).await.unwrap()["_seq_no"], before["_seq_no"]);
+    assert_eq!(live.differences().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_survives_disconnects_and_a_drop_is_caught_up() {
+    // Any lost connection is a gap here (the default waits 10 s).
+    let (live, endpoint) = setup_with("socket-gap", Transport::Socket(Duration::ZERO)).await;
+    socket_until(&live, "connected", |s| s.open == 1).await;
+    let flat = burst(&live).await;
+    let (first, second) = flat.split_at(flat.len() / 2);
+    live.sim.socket_deliver(first, false);
+    // Slack asks for a refresh mid-burst: the connector opens a second connection (a new
+    // URL) and keeps the first until the second says hello.
+    live.sim.socket_disconnect("refresh_requested");
+    live.sim.socket_deliver(second, false);
+    socket_until(&live, "replaced", |s| s.connections == 2 && s.open == 1).await;
+    socket_until(&live, "all acknowledged", |s| s.pending == 0).await;
+    assert_eq!(live.settle().await, Vec::<String>::new());
+    assert!(!endpoint.take_gap(), "a replacement is no gap");
+    assert!(writer::metrics().connection_count(CONNECTOR, "replaced") >= 1);
+
+    // Then the socket drops, and what Slack sends meanwhile is lost.
+    let (channel, _) = member_channel(&live.sim).await;
+    let lost = live
+        .sim
+        .mutate_with_events(
+            (0..5)
+                .map(|i| Mutation::AddMessage {
+                    channel: channel.clone(),
+                    user: None,
+                    text: format!("lost {i}"),
+                    thread_ts: None,
+                    broadcast: false,
+                })
+                .collect(),
+        )
+        .unwrap();
+    live.sim.socket_refuse(true);
+    live.sim.socket_lose_while_down(true);
+    live.sim.socket_drop();
+    live.sim
+        .socket_deliver(&lost.into_iter().flatten().collect::<Vec<_>>(), false);
+    live.sim.socket_lose_while_down(false);
+    socket_until(&live, "a reconnection refused", |s| s.refused >= 1).await;
+    live.sim.socket_refuse(false);
+    socket_until(&live, "reconnected", |s| s.connections == 3 && s.open == 1).await;
+    flushed().await;
+    assert_eq!(live.differences().await.len(), 5, "five messages missing");
+    assert!(endpoint.take_gap(), "the drop is a gap");
+    live.catch_up().await;
     assert_eq!(live.settle().await, Vec::<String>::new());
 }

@@ -1397,3 +1397,47 @@ fn live_events_translate_without_panics() {
         read && !ops.is_empty()
     });
 }
+
+#[test]
+fn socket_mode_envelopes_read_without_panics() {
+    use connectors::sources::slack::socket::{read_envelope, Envelope};
+    let kinds = select(vec![
+        "hello",
+        "disconnect",
+        "events_api",
+        "slash_commands",
+        "interactive",
+        "",
+    ]);
+    let envelope = (
+        kinds,
+        prop::option::of("[a-z0-9-]{0,12}"),
+        slack_event(),
+        json_value(),
+    )
+        .prop_map(|(kind, id, event, noise)| {
+            let mut value = json!({"type": kind, "retry_attempt": 0,
+                "payload": {"type": "event_callback", "event_id": "Ev1", "event": event}});
+            if let Some(id) = id {
+                value["envelope_id"] = json!(id);
+            }
+            if kind.is_empty() {
+                value["payload"] = noise;
+            }
+            value
+        });
+    check("socket_envelopes", 2_000, envelope, |value| {
+        let read = read_envelope(&value.to_string());
+        // Whatever is read as an event carries the payload's event id; an envelope to
+        // acknowledge always has a non-empty id.
+        if let Ok(Envelope::Envelope { envelope_id, event }) = &read {
+            assert!(!envelope_id.is_empty());
+            if let Some(event) = event {
+                assert_eq!(event.id, "Ev1");
+                assert!(event.retry);
+            }
+        }
+        let _ = read_envelope(&value["payload"].to_string());
+        matches!(read, Ok(Envelope::Envelope { event: Some(_), .. }))
+    });
+}

@@ -4,8 +4,11 @@
 //! a live receiver ([`crate::sources::SourceFactory::live_receiver`]) gets a queue, a
 //! writer task ([`super::writer::run`]) and a route on the HTTP listener; a change of its
 //! configuration, index, sync rules or pipeline restarts them; a connector that turns live
-//! updates off, or goes away, is stopped. A gap (a full queue refused events) asks for an
-//! incremental sync of the connector, so nothing stays missing until the next schedule.
+//! updates off, or goes away, is stopped. A source that drives its own connection (Slack's
+//! Socket Mode) is started through [`super::receive::LiveReceiver::start`] with the same
+//! endpoint. A gap (a full queue refused events, or the source's connection was down too
+//! long) asks for an incremental sync of the connector, so nothing stays missing until the
+//! next schedule.
 //!
 //! Invariant: a receiver that cannot start (bad configuration, Slack unreachable) is logged
 //! and retried after [`RETRY`], never failing the service; secrets are not logged (the
@@ -174,7 +177,11 @@ async fn reconcile(
                 };
                 let endpoint = writer::spawn(es.clone(), options, receiver, cancel.clone());
                 receivers.insert(&doc.id, endpoint.clone());
-                tracing::info!(index = %index, "live updates on: deliveries go to /live/{}", doc.id);
+                if endpoint.receiver.start(endpoint.clone(), cancel.clone()) {
+                    tracing::info!(index = %index, "live updates on: the source's own connection");
+                } else {
+                    tracing::info!(index = %index, "live updates on: deliveries go to /live/{}", doc.id);
+                }
                 run.endpoint = Some(endpoint);
             }
             Err(error) => {
@@ -195,7 +202,7 @@ async fn request_catch_up(store: &Arc<dyn ConnectorStore>, connector_id: &str) {
         Ok(job) => tracing::warn!(
             connector_id,
             job,
-            "live events were lost (queue full): incremental sync requested"
+            "live events were lost (queue full, or the connection was down too long): incremental sync requested"
         ),
         Err(error) => {
             tracing::error!(connector_id, %error, "live events were lost and the catch-up sync could not be requested")

@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How long event ids are remembered, seconds: longer than the freshness window a source
 /// enforces on request timestamps (Slack: 5 minutes), so a replay is refused either way.
@@ -59,6 +60,14 @@ pub trait LiveReceiver: Send + Sync {
 
     /// The index changes an accepted event makes (none for events it does not index).
     fn ops(&self, event: &Value) -> Vec<LiveOp>;
+
+    /// Starts a transport the source drives itself (a connection it opens to the
+    /// upstream, such as Slack's Socket Mode), handing events to [`Endpoint::accept`]
+    /// until `cancel`. Returns whether it did; by default deliveries come to the HTTP
+    /// listener instead.
+    fn start(&self, _endpoint: Arc<Endpoint>, _cancel: CancellationToken) -> bool {
+        false
+    }
 }
 
 /// Remembered event ids, for replays and retries.
@@ -126,6 +135,11 @@ impl Endpoint {
     /// Whether events were lost since the last call (a full queue), clearing the flag.
     pub fn take_gap(&self) -> bool {
         self.gap.swap(false, Ordering::Relaxed)
+    }
+
+    /// The connector whose events this endpoint receives.
+    pub fn connector_id(&self) -> &str {
+        &self.connector_id
     }
 
     /// Records a gap (a transport lost its connection for too long, …).

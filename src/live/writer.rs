@@ -57,11 +57,15 @@ struct ConnectorLabels {
 
 /// Live-update metrics: `connectors_live_events_total{connector, outcome}` (received,
 /// applied, rejected, duplicated, stale, failed, overflow) and
-/// `connectors_live_lag_seconds{connector}` (upstream event time → written, last batch).
+/// `connectors_live_lag_seconds{connector}` (upstream event time → written, last batch), and
+/// for transports that hold a connection (Socket Mode)
+/// `connectors_live_connection_events_total{connector, outcome}` (connected, replaced,
+/// disconnect, lost, failed, gap).
 #[derive(Debug, Default)]
 pub struct LiveMetrics {
     events: Family<EventLabels, Counter>,
     lag: Family<ConnectorLabels, Gauge<f64, AtomicU64>>,
+    connection: Family<EventLabels, Counter>,
 }
 
 impl LiveMetrics {
@@ -90,6 +94,26 @@ impl LiveMetrics {
             .get()
     }
 
+    /// Counts one connection event of `connector` (`connected`, `lost`, …).
+    pub fn connection(&self, connector: &str, outcome: &str) {
+        self.connection
+            .get_or_create(&EventLabels {
+                connector: connector.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A connection event's count so far (tests).
+    pub fn connection_count(&self, connector: &str, outcome: &str) -> u64 {
+        self.connection
+            .get_or_create(&EventLabels {
+                connector: connector.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .get()
+    }
+
     fn lag(&self, connector: &str, seconds: f64) {
         self.lag
             .get_or_create(&ConnectorLabels {
@@ -111,6 +135,12 @@ impl LiveMetrics {
             "connectors_live_lag_seconds",
             "Seconds from the upstream event to its write, last batch",
             Box::new(self.lag.clone()),
+        );
+        register(
+            registry,
+            "connectors_live_connection_events",
+            "Live-update connection events by outcome (Socket Mode)",
+            Box::new(self.connection.clone()),
         );
     }
 }

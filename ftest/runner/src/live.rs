@@ -1,11 +1,18 @@
 //! The live round (issue 17, `--live`): after the first full sync (schedule disabled), the
-//! connector's live updates are turned on over HTTP (`live_updates=http`, a signing secret;
-//! the service listens on `service.http.listen`), then [`MUTATIONS`] mutations reach the
-//! service only as signed Events API deliveries from the simulator — new messages, replies
-//! to new and old threads, edits (some pairs delivered newest first), deletions — with
-//! faults: a request with a bad signature (must get 401), and every seventh delivery sent
-//! again as Slack's retry (must get 200 and change nothing). No sync job may run, and the
-//! index must equal the simulator's expected set within [`DEADLINE`] of the last delivery.
+//! connector's live updates are turned on, then [`MUTATIONS`] mutations reach the service
+//! only as events from the simulator — new messages, replies to new and old threads, edits
+//! (some pairs delivered newest first), deletions. No sync job may run, and the index must
+//! equal the simulator's expected set within [`DEADLINE`] of the last delivery.
+//!
+//! Transports (`--live-transport`):
+//! - `http` (`live_updates=http`, a signing secret; the service listens on
+//!   `service.http.listen`): signed Events API deliveries, with faults: a request with a
+//!   bad signature (must get 401), and every seventh delivery sent again as Slack's retry
+//!   (must get 200 and change nothing);
+//! - `socket` (`live_updates=socket_mode`, the simulator's app token): the service opens
+//!   the simulator's Socket Mode connection; every seventh event is sent again in a second
+//!   envelope (a duplicate), a `disconnect` (refresh_requested) comes a third of the way
+//!   and a dropped socket two thirds of the way; every envelope must be acknowledged.
 
 use crate::cli::Cli;
 use crate::service::Service;
@@ -18,9 +25,30 @@ use std::time::{Duration, Instant};
 
 /// Mutations of the round.
 pub(crate) const MUTATIONS: usize = 200;
+/// Socket Mode faults: a `disconnect` after this many events, a dropped socket after that.
+const SOCKET_DISCONNECT_AT: usize = 70;
+const SOCKET_DROP_AT: usize = 140;
 /// The index must match this long after the last delivery.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 const SECRET: &str = "ftest-signing-secret";
+
+/// How the round's events reach the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Transport {
+    /// Signed Events API deliveries to the service's listener.
+    Http,
+    /// Socket Mode envelopes over the connection the service opens.
+    Socket,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Socket => "socket",
+        }
+    }
+}
 
 /// A free local port for `service.http.listen`.
 pub(crate) fn free_port() -> Result<u16> {
@@ -49,6 +77,76 @@ impl Stack {
         Ok(request.send()?.status().as_u16())
     }
 
+    /// Sends one event body by `transport`; for HTTP, as Slack's retry with `retry`.
+    fn send(&self, transport: Transport, url: &str, body: &Value, retry: bool) -> Result<()> {
+        match transport {
+            Transport::Http => {
+                let status = self.deliver(url, body, SECRET, retry)?;
+                if status != 200 {
+                    bail!(
+                        "delivery {} (retry: {retry}) answered {status}",
+                        body["event_id"]
+                    );
+                }
+            }
+            Transport::Socket => self.sim.socket_deliver(std::slice::from_ref(body), false),
+        }
+        Ok(())
+    }
+
+    /// Turns live updates on over `transport` and waits until they are up.
+    fn live_on(
+        &self,
+        cli: &Cli,
+        service: &mut Service,
+        transport: Transport,
+        url: &str,
+    ) -> Result<()> {
+        let settings = match transport {
+            Transport::Http => [
+                "live_updates=http".to_string(),
+                format!("signing_secret={SECRET}"),
+            ],
+            Transport::Socket => [
+                "live_updates=socket_mode".to_string(),
+                format!("app_token={}", slack_sim::socket::DEFAULT_APP_TOKEN),
+            ],
+        };
+        let mut command = vec!["connector", "config", "set", "-i", CONNECTOR_ID];
+        command.extend(settings.iter().map(String::as_str));
+        cli.run(&command)?;
+        let started = Instant::now();
+        let hello = json!({"type": "url_verification", "token": "t", "challenge": "ready?"});
+        loop {
+            service.check_alive()?;
+            let up = match transport {
+                Transport::Http => self.deliver(url, &hello, SECRET, false).unwrap_or(0) == 200,
+                Transport::Socket => self.sim.socket_stats().open >= 1,
+            };
+            if up {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "live updates over {} did not come up within 60 s",
+                    transport.name()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        println!(
+            "live round ({}): up {:.1} s after live_updates was set",
+            transport.name(),
+            started.elapsed().as_secs_f64()
+        );
+        if transport == Transport::Http
+            && self.deliver(url, &hello, "a-wrong-secret", false)? != 401
+        {
+            bail!("a wrongly signed delivery was not refused with 401");
+        }
+        Ok(())
+    }
+
     /// See the module docs.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn live_round(
@@ -61,36 +159,9 @@ impl Stack {
         port: u16,
     ) -> Result<()> {
         let last = self.wait_idle(args.timeout, service)?;
-        let secret = format!("signing_secret={SECRET}");
-        cli.run(&[
-            "connector",
-            "config",
-            "set",
-            "-i",
-            CONNECTOR_ID,
-            "live_updates=http",
-            &secret,
-        ])?;
+        let transport = args.live_transport;
         let url = format!("http://127.0.0.1:{port}/live/{CONNECTOR_ID}");
-        let started = Instant::now();
-        let hello = json!({"type": "url_verification", "token": "t", "challenge": "ready?"});
-        loop {
-            service.check_alive()?;
-            if self.deliver(&url, &hello, SECRET, false).unwrap_or(0) == 200 {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("the live endpoint {url} did not come up within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        println!(
-            "live round: endpoint up {:.1} s after live_updates=http",
-            started.elapsed().as_secs_f64()
-        );
-        if self.deliver(&url, &hello, "a-wrong-secret", false)? != 401 {
-            bail!("a wrongly signed delivery was not refused with 401");
-        }
+        self.live_on(cli, service, transport, &url)?;
         let expected = self.sim.expected(query);
         let plan = Plan::new(&expected.docs);
         let (mut sent, mut retried, mut mutations) = (0, 0, 0);
@@ -118,16 +189,17 @@ impl Stack {
                         event["ts"].as_str().unwrap_or_default().to_string(),
                     ));
                 }
-                let status = self.deliver(&url, &body, SECRET, false)?;
-                if status != 200 {
-                    bail!("delivery {} answered {status}", body["event_id"]);
-                }
+                self.send(transport, &url, &body, false)?;
                 sent += 1;
                 if sent % 7 == 0 {
-                    if self.deliver(&url, &body, SECRET, true)? != 200 {
-                        bail!("Slack's retry of {} was not answered 200", body["event_id"]);
-                    }
+                    self.send(transport, &url, &body, true)?;
                     retried += 1;
+                }
+                if transport == Transport::Socket && sent == SOCKET_DISCONNECT_AT {
+                    self.sim.socket_disconnect("refresh_requested");
+                }
+                if transport == Transport::Socket && sent == SOCKET_DROP_AT {
+                    self.sim.socket_drop();
                 }
             }
         }
@@ -149,21 +221,61 @@ impl Stack {
         if self.latest_job()?.map(|j| j["id"].clone()) != Some(last["id"].clone()) {
             bail!("a sync job ran during the live round");
         }
+        let faults = match transport {
+            Transport::Http => {
+                format!("{sent} signed events (+{retried} Slack retries, 1 bad signature refused)")
+            }
+            Transport::Socket => {
+                let stats = self.wait_acknowledged()?;
+                format!(
+                    "{sent} Socket Mode envelopes (+{retried} duplicates, 1 disconnect, 1 dropped socket; {} connections, {} acks, {} redelivered, {} unknown acks)",
+                    stats.connections, stats.acked, stats.redelivered, stats.unknown_acks
+                )
+            }
+        };
         println!(
-            "live round: {mutations} mutations as {sent} signed events (+{retried} Slack retries, 1 bad signature refused), no sync job; index equal to the expected set {after:.2} s after the last event (limit {:.0} s)",
+            "live round ({}): {mutations} mutations as {faults}, no sync job; index equal to the expected set {after:.2} s after the last event (limit {:.0} s)",
+            transport.name(),
             DEADLINE.as_secs_f64()
         );
         if args.live_freshness > 0 {
             let channel = plan.channels[0].clone();
-            self.freshness(&url, &channel, args.live_freshness)?;
+            self.freshness(transport, &url, &channel, args.live_freshness)?;
         }
         Ok(())
+    }
+
+    /// Socket Mode: waits until no envelope waits for its acknowledgement, and checks every
+    /// acknowledgement was well formed and nothing was given up.
+    fn wait_acknowledged(&self) -> Result<slack_sim::socket::SocketStats> {
+        let started = Instant::now();
+        loop {
+            let stats = self.sim.socket_stats();
+            // (An unknown ack is possible on a loaded machine: an envelope redelivered after
+            // 3 s while its first ack was on the way; it is reported, not a failure.)
+            if stats.malformed > 0 || stats.lost > 0 {
+                bail!("Socket Mode acknowledgements went wrong: {stats:?}");
+            }
+            if stats.pending == 0 {
+                return Ok(stats);
+            }
+            if started.elapsed() > DEADLINE {
+                bail!("envelopes still unacknowledged {DEADLINE:?} after the index matched: {stats:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Freshness: `samples` times, a message is posted, edited and deleted in the simulator
     /// and its event delivered; each time from the delivery to the change being visible in
     /// Elasticsearch (polled every 10 ms), p50 and p95 per kind.
-    fn freshness(&self, url: &str, channel: &str, samples: usize) -> Result<()> {
+    fn freshness(
+        &self,
+        transport: Transport,
+        url: &str,
+        channel: &str,
+        samples: usize,
+    ) -> Result<()> {
         let mut times: [Vec<f64>; 3] = Default::default();
         let index = crate::INDEX;
         for i in 0..samples {
@@ -177,7 +289,7 @@ impl Stack {
             let body = &bodies[0][0];
             let ts = body["event"]["ts"].as_str().unwrap_or_default().to_string();
             let id = format!("{channel}-{ts}");
-            times[0].push(self.visible(url, body, index, &id, |doc| doc.is_some())?);
+            times[0].push(self.visible(transport, url, body, index, &id, |doc| doc.is_some())?);
             let bodies = self.sim.mutate_with_events(vec![Mutation::EditMessage {
                 channel: channel.to_string(),
                 ts: ts.clone(),
@@ -185,20 +297,25 @@ impl Stack {
             }])?;
             let body = &bodies[0][0];
             let edited = body["event"]["message"]["edited"]["ts"].clone();
-            times[1].push(self.visible(url, body, index, &id, |doc| {
+            times[1].push(self.visible(transport, url, body, index, &id, |doc| {
                 doc.is_some_and(|d| d["_source"]["edited_ts"] == edited)
             })?);
             let bodies = self.sim.mutate_with_events(vec![Mutation::DeleteMessage {
                 channel: channel.to_string(),
                 ts,
             }])?;
-            times[2].push(self.visible(url, &bodies[0][0], index, &id, |doc| doc.is_none())?);
+            times[2].push(
+                self.visible(transport, url, &bodies[0][0], index, &id, |doc| {
+                    doc.is_none()
+                })?,
+            );
         }
         for (kind, mut t) in ["message", "edit", "deletion"].into_iter().zip(times) {
             t.sort_by(f64::total_cmp);
             let at = |q: f64| t[((t.len() as f64 * q).ceil() as usize).clamp(1, t.len()) - 1];
             println!(
-                "live freshness (http): {kind}: p50 {:.3} s, p95 {:.3} s, max {:.3} s ({} samples, delivery -> visible in Elasticsearch)",
+                "live freshness ({}): {kind}: p50 {:.3} s, p95 {:.3} s, max {:.3} s ({} samples, delivery -> visible in Elasticsearch)",
+                transport.name(),
                 at(0.5),
                 at(0.95),
                 t[t.len() - 1],
@@ -211,6 +328,7 @@ impl Stack {
     /// Delivers `body`, then polls document `id` until `seen` holds; seconds it took.
     fn visible(
         &self,
+        transport: Transport,
         url: &str,
         body: &Value,
         index: &str,
@@ -218,9 +336,7 @@ impl Stack {
         seen: impl Fn(Option<&Value>) -> bool,
     ) -> Result<f64> {
         let started = Instant::now();
-        if self.deliver(url, body, SECRET, false)? != 200 {
-            bail!("delivery {} refused", body["event_id"]);
-        }
+        self.send(transport, url, body, false)?;
         loop {
             let doc = match self.es("GET", &format!("/{index}/_doc/{id}"), None) {
                 Ok(doc) => Some(doc),

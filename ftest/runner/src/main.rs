@@ -168,6 +168,10 @@ pub(crate) struct Args {
     /// each timed from its event's delivery to visible in Elasticsearch (p50/p95).
     #[arg(long, default_value_t = 0)]
     pub(crate) live_freshness: usize,
+    /// With `--live`: how events reach the service: `http` (signed Events API deliveries to
+    /// its listener) or `socket` (Socket Mode: the service connects to the simulator).
+    #[arg(long, value_enum, default_value = "http")]
+    pub(crate) live_transport: live::Transport,
 }
 
 fn main() {

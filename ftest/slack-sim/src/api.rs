@@ -115,6 +115,7 @@ pub const METHODS: &[&str] = &[
     "files.getUploadURLExternal",
     "files.completeUploadExternal",
     "oauth.v2.access",
+    "apps.connections.open",
 ];
 
 /// `x-accepted-oauth-scopes` per method.
@@ -133,6 +134,7 @@ pub fn accepted_scopes(method: &str) -> &'static str {
         "files.getUploadURLExternal" | "files.completeUploadExternal" => "files:write",
         "files.list" => "files:read",
         "usergroups.list" => "usergroups:read",
+        "apps.connections.open" => "connections:write",
         _ => "",
     }
 }

@@ -28,6 +28,7 @@ pub mod outbound;
 pub mod render;
 pub mod reshape;
 pub mod server;
+pub mod socket;
 pub mod spec;
 pub mod state;
 pub mod ts;
@@ -198,6 +199,38 @@ impl SimHandle {
             out.push(bodies);
         }
         Ok(out)
+    }
+
+    /// Socket Mode: sends `bodies` (`event_callback` bodies, as
+    /// [`mutate_with_events`](Self::mutate_with_events) returns them) as `events_api`
+    /// envelopes over the open connections, each twice with `duplicate`.
+    pub fn socket_deliver(&self, bodies: &[serde_json::Value], duplicate: bool) {
+        self.sim.socket.deliver(bodies, duplicate)
+    }
+
+    /// Socket Mode: a `disconnect` message (`reason`) on every open connection.
+    pub fn socket_disconnect(&self, reason: &str) {
+        self.sim.socket.disconnect(reason)
+    }
+
+    /// Socket Mode: every connection dropped without a word.
+    pub fn socket_drop(&self) {
+        self.sim.socket.drop_connections()
+    }
+
+    /// Socket Mode: lose what is sent while no connection is open.
+    pub fn socket_lose_while_down(&self, lose: bool) {
+        self.sim.socket.set_lose_while_down(lose)
+    }
+
+    /// Socket Mode: refuse every new connection (an outage) while on.
+    pub fn socket_refuse(&self, refusing: bool) {
+        self.sim.socket.set_refusing(refusing)
+    }
+
+    /// Socket Mode counters.
+    pub fn socket_stats(&self) -> socket::SocketStats {
+        self.sim.socket.stats()
     }
 
     pub fn set_faults(&self, faults: Vec<FaultRule>) {

@@ -159,6 +159,11 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/oauth/v2/authorize", get(authorize))
         .route("/_upload/{file_id}", post(upload))
         .route("/services/{team}/{bot}/{id}", post(webhook))
+        .route("/link/", get(crate::socket::link))
+        .route("/link", get(crate::socket::link))
+        .route("/_sim/socket", get(socket_stats))
+        .route("/_sim/socket/disconnect", post(socket_disconnect))
+        .route("/_sim/socket/drop", post(socket_drop))
         .with_state(sim)
 }
 
@@ -335,6 +340,18 @@ async fn answer(
             false,
         ));
     }
+    // Socket Mode's URL: an app-level token, not a bot or user token.
+    if method == "apps.connections.open" {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+            .or(params.get("token"));
+        let body = crate::socket::open(sim, token);
+        let error = body["error"].as_str().map(str::to_string);
+        let r = json_response(StatusCode::OK, body.to_string().into_bytes());
+        return with_fault((Some(r), error, false, false));
+    }
     // The OAuth exchange authenticates the app (client id and secret), not a token.
     if method == "oauth.v2.access" {
         let basic = crate::oauth::basic_credentials(
@@ -446,6 +463,20 @@ async fn answer(
         }
         Err(e) => with_fault(fail(e, Some(scopes))),
     }
+}
+
+async fn socket_stats(State(sim): State<Arc<Sim>>) -> Json<crate::socket::SocketStats> {
+    Json(sim.socket.stats())
+}
+
+async fn socket_disconnect(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    sim.socket.disconnect("refresh_requested");
+    Json(json!({"ok": true}))
+}
+
+async fn socket_drop(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    sim.socket.drop_connections();
+    Json(json!({"ok": true}))
 }
 
 async fn stats_get(State(sim): State<Arc<Sim>>) -> Json<crate::types::SimStats> {

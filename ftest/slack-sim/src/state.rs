@@ -157,6 +157,8 @@ pub struct Sim {
     pub oauth: Mutex<crate::oauth::OAuth>,
     /// `http://127.0.0.1:PORT`, once bound (upload URLs point at it).
     pub base_url: std::sync::OnceLock<String>,
+    /// Socket Mode: app tokens, tickets, connections, pending envelopes.
+    pub socket: crate::socket::Hub,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +193,7 @@ impl Sim {
             outbound: Mutex::new(crate::outbound::Outbound::default()),
             oauth: Mutex::new(crate::oauth::OAuth::default()),
             base_url: std::sync::OnceLock::new(),
+            socket: crate::socket::Hub::default(),
         };
         sim.set_token(&TokenSpec {
             token: bot_token.to_string(),

@@ -884,3 +884,104 @@ fn binary_prints_ready_line_and_exits_on_stdin_close() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Socket Mode: `apps.connections.open` takes only an app token; its URL is single use; the
+/// socket says hello, sends envelopes, takes acks, redelivers what is not acknowledged
+/// (retry_attempt 1) and warns before it closes (`disconnect`).
+#[tokio::test]
+async fn socket_mode_is_strict_and_redelivers_unacknowledged_envelopes() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let sim = start();
+    for (token, error) in [
+        (None, "not_authed"),
+        (Some("xapp-unknown"), "invalid_auth"),
+        (Some(common::TOKEN), "not_allowed_token_type"),
+    ] {
+        let r = Client::with_token(&sim, token)
+            .post_form("apps.connections.open", &[])
+            .await;
+        assert_eq!(r.error(), error, "{token:?}");
+    }
+    let app = Client::with_token(&sim, Some(slack_sim::socket::DEFAULT_APP_TOKEN));
+    let r = app.post_form("apps.connections.open", &[]).await;
+    assert!(r.ok(), "{}", r.text);
+    let url = s(&r.json["url"]).to_string();
+    assert!(
+        url.starts_with("ws://") && url.contains("/link/?ticket="),
+        "{url}"
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert!(
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .is_err(),
+        "a ticket is single use"
+    );
+    async fn next(
+        ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> Value {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no message: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(next(&mut ws).await["type"], "hello");
+    let bodies = sim
+        .mutate_with_events(vec![Mutation::AddUser {
+            name: "socketeer".into(),
+            real_name: None,
+            is_bot: false,
+        }])
+        .unwrap();
+    sim.socket_deliver(&bodies[0], false);
+    let first = next(&mut ws).await;
+    assert_eq!(first["type"], "events_api");
+    assert_eq!(first["retry_attempt"], 0);
+    assert_eq!(first["payload"], bodies[0][0]);
+    // Not acknowledged: sent again after the 3 s deadline, as a retry.
+    let again = next(&mut ws).await;
+    assert_eq!(again["envelope_id"], first["envelope_id"]);
+    assert_eq!(again["retry_attempt"], 1);
+    ws.send(Message::Text(
+        json!({"envelope_id": again["envelope_id"]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text("not an ack".into())).await.unwrap();
+    sim.socket_disconnect("refresh_requested");
+    let warning = next(&mut ws).await;
+    assert_eq!(warning["type"], "disconnect");
+    assert_eq!(warning["reason"], "refresh_requested");
+    let mut stats = sim.socket_stats();
+    for _ in 0..50 {
+        if stats.acked + stats.malformed == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stats = sim.socket_stats();
+    }
+    assert_eq!(
+        (
+            stats.urls,
+            stats.connections,
+            stats.refused,
+            stats.delivered,
+            stats.redelivered
+        ),
+        (1, 1, 1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.acked, stats.late_acks, stats.malformed, stats.pending),
+        (1, 0, 1, 0)
+    );
+    assert_eq!(stats.disconnects, 1);
+}

@@ -108,6 +108,11 @@ pub fn shape(method: &str) -> Shape {
             items: Some("files"),
             ..Shape::ANY
         },
+        // Socket Mode (issue 17): the single-use WebSocket URL.
+        "apps.connections.open" => Shape {
+            strings: &["url"],
+            ..Shape::ANY
+        },
         "oauth.v2.access" => Shape {
             strings: &[
                 "access_token",

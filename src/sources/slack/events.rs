@@ -21,20 +21,22 @@
 //! live updates for now, see [`super::live`]).
 
 use super::cursor::thread_scope;
+use super::socket::SocketOptions;
 use super::transform::{
     channel_doc, message_doc, message_id, ts_micros, user_doc, Channel, Message, MessageContext,
     Names, User,
 };
 use super::SlackOptions;
 use crate::config::Secret;
-use crate::live::receive::{Event, Judged, LiveReceiver};
+use crate::live::receive::{Endpoint, Event, Judged, LiveReceiver};
 use crate::live::{Derive, LiveError, LiveOp};
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+use tokio_util::sync::CancellationToken;
 
 /// Header of the signature.
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
@@ -348,12 +350,16 @@ fn thread_derive(channel: &str, parent_ts: &str) -> LiveOp {
 pub struct SlackReceiver {
     signing_secret: Secret,
     context: RwLock<EventContext>,
+    /// Socket Mode: the receiver opens its own connection ([`super::socket`]) and refuses
+    /// HTTP deliveries.
+    socket: Option<SocketOptions>,
 }
 
 impl std::fmt::Debug for SlackReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlackReceiver")
             .field("signing_secret", &self.signing_secret)
+            .field("socket", &self.socket)
             .finish_non_exhaustive()
     }
 }
@@ -364,6 +370,16 @@ impl SlackReceiver {
         SlackReceiver {
             signing_secret,
             context: RwLock::new(context),
+            socket: None,
+        }
+    }
+
+    /// A receiver of events over Socket Mode ([`super::socket`]) translating with `context`.
+    pub fn socket_mode(options: SocketOptions, context: EventContext) -> SlackReceiver {
+        SlackReceiver {
+            signing_secret: Secret::new(""),
+            context: RwLock::new(context),
+            socket: Some(options),
         }
     }
 }
@@ -379,6 +395,16 @@ pub fn read_delivery(headers: &HeaderMap, body: &[u8]) -> Result<Judged, LiveErr
             })?;
             Ok(Judged::Reply(json!({"challenge": challenge})))
         }
+        _ => read_callback(&value, headers.contains_key(RETRY_HEADER)),
+    }
+}
+
+/// Reads an Events API body other than `url_verification` (pure; the HTTP and Socket Mode
+/// transports share it): an `event_callback` is an [`Event`] (`retry`: the transport says
+/// this delivery may repeat an earlier one); other types are acknowledged with nothing to
+/// apply.
+pub fn read_callback(value: &Value, retry: bool) -> Result<Judged, LiveError> {
+    match value["type"].as_str() {
         Some("event_callback") => {
             let id = value["event_id"]
                 .as_str()
@@ -390,7 +416,7 @@ pub fn read_delivery(headers: &HeaderMap, body: &[u8]) -> Result<Judged, LiveErr
             }
             Ok(Judged::Event(Event {
                 id: id.to_string(),
-                retry: headers.contains_key(RETRY_HEADER),
+                retry,
                 time: value["event_time"].as_f64(),
                 payload: value["event"].clone(),
             }))
@@ -402,8 +428,23 @@ pub fn read_delivery(headers: &HeaderMap, body: &[u8]) -> Result<Judged, LiveErr
 
 impl LiveReceiver for SlackReceiver {
     fn judge(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<Judged, LiveError> {
+        if self.socket.is_some() {
+            return Err(LiveError::Rejected(
+                "this connector receives its events over Socket Mode".into(),
+            ));
+        }
         verify(&self.signing_secret, headers, body, now)?;
         read_delivery(headers, body)
+    }
+
+    fn start(&self, endpoint: Arc<Endpoint>, cancel: CancellationToken) -> bool {
+        match &self.socket {
+            Some(options) => {
+                tokio::spawn(super::socket::run(options.clone(), endpoint, cancel));
+                true
+            }
+            None => false,
+        }
     }
 
     fn ops(&self, event: &Value) -> Vec<LiveOp> {

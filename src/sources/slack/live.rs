@@ -1,6 +1,7 @@
 //! Live updates of a Slack connector: its configuration (`live_updates`, `app_token`,
 //! `signing_secret`) and the [`SlackReceiver`](super::events::SlackReceiver) the service
-//! routes Events API deliveries to.
+//! routes Events API deliveries to (HTTP) or that opens its own connection (Socket Mode,
+//! [`super::socket`]).
 //!
 //! Invariants: both secrets are [`Secret`]s (never in a log line or `Debug`); a receiver
 //! starts only from a configuration that passes [`LiveConfig::from_configuration`] (http
@@ -10,6 +11,7 @@
 //! `conversations.list` pass at start.
 
 use super::events::{EventContext, SlackReceiver};
+use super::socket::SocketOptions;
 use super::source::ChannelPlan;
 use super::{SlackOptions, SlackSource};
 use crate::config::Secret;
@@ -26,7 +28,7 @@ pub const LIVE_LABEL: &str = "Live updates";
 pub enum Transport {
     /// No live updates (the default): syncs only.
     Off,
-    /// Socket Mode with an app-level token (not built yet: refused with a clear error).
+    /// Socket Mode with an app-level token ([`super::socket`]).
     SocketMode,
     /// The HTTP Events API on `service.http.listen`.
     Http,
@@ -75,9 +77,6 @@ impl LiveConfig {
                     "live updates over Socket Mode need an app-level token ('App-level token', xapp-…, scope connections:write)".into(),
                 ))
             }
-            Transport::SocketMode => Err(SourceError::Unsupported(
-                "live updates over Socket Mode are not available in this version; use 'http'".into(),
-            )),
             _ => Ok(config),
         }
     }
@@ -102,11 +101,12 @@ pub async fn receiver(
                 .into(),
         ));
     }
+    let socket = SocketOptions::new(&options.base_url, live.app_token.clone(), options.retry);
     let context = context(options, cancel).await?;
-    Ok(Some(Arc::new(SlackReceiver::new(
-        live.signing_secret,
-        context,
-    ))))
+    Ok(Some(Arc::new(match live.transport {
+        Transport::SocketMode => SlackReceiver::socket_mode(socket, context),
+        _ => SlackReceiver::new(live.signing_secret, context),
+    })))
 }
 
 /// The translation context, read from Slack once.
@@ -158,6 +158,16 @@ mod tests {
         assert!(!format!("{http:?}").contains("shh-secret"));
         let error = LiveConfig::from_configuration(&config("http", "")).unwrap_err();
         assert!(error.to_string().contains("Signing secret"), "{error}");
+        let mut socket = config("socket_mode", "");
+        socket.insert(
+            "app_token".into(),
+            ConfigField::new("x", "str", 1).value(json!("xapp-1-A1-1-app-secret")),
+        );
+        let live = LiveConfig::from_configuration(&socket).unwrap();
+        assert_eq!(live.transport, Transport::SocketMode);
+        assert!(!format!("{live:?}").contains("app-secret"));
+        let error = LiveConfig::from_configuration(&config("socket_mode", "")).unwrap_err();
+        assert!(error.to_string().contains("xapp-"), "{error}");
         let error = LiveConfig::from_configuration(&config("carrier_pigeon", "")).unwrap_err();
         assert!(
             error.to_string().contains("'off', 'socket_mode' or 'http'"),

@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod progress;
 pub mod ratelimit;
+pub mod socket;
 pub mod source;
 pub mod transform;
 pub mod workspace;
