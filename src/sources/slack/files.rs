@@ -508,10 +508,13 @@ pub fn file_doc(
     doc.finish(file.id.clone())
 }
 
+/// A file's conversations and readers' identities so far.
+type Sightings = (BTreeSet<String>, BTreeSet<String>);
+
 /// Which conversations (and readers) each file was seen in during this sync.
 #[derive(Debug, Default)]
 pub struct Seen {
-    files: Mutex<HashMap<String, (BTreeSet<String>, BTreeSet<String>)>>,
+    files: Mutex<HashMap<String, Sightings>>,
 }
 
 impl Seen {
