@@ -8,6 +8,8 @@
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
 #   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
 #   make ftest-live     live updates: 200 mutations only as Slack events (HTTP, Socket Mode), index exact in 5 s
+#   (make test also runs the small ftest with --files: shared files and their content, 404/403/
+#   truncated downloads, metadata.files and the peak RSS against its 25 MB budget; ~15 s)
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
 #               budget part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
@@ -63,6 +65,7 @@ test: tools lint unit-test
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-dls --dls
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-live --live
 	./target/debug/ftest --name slack --data-size small --mode api --bin-dir target/debug --work-dir target/ftest-ci-live-socket --live --live-transport socket
+	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-files --files
 	./scripts/docker-stage-check.sh
 
 unit-test: tools

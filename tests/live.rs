@@ -216,7 +216,8 @@ impl Live {
                 // Workspace documents (issue 19) are off in this query.
                 ExpectedDoc::Team { .. }
                 | ExpectedDoc::Usergroup { .. }
-                | ExpectedDoc::ChannelMember { .. } => Vec::new(),
+                | ExpectedDoc::ChannelMember { .. }
+                | ExpectedDoc::File { .. } => Vec::new(),
             };
             for (field, want) in fields {
                 let have = got.get(field).cloned().unwrap_or(Value::Null);

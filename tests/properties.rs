@@ -18,7 +18,7 @@ use connectors::fuzzing::{
 };
 use connectors::sources::slack::transform::{
     iso_from_epoch, iso_from_micros, permalink, plain_text, rewrite_mentions, ts_micros,
-    window_oldest, workspace_base, Names, User,
+    window_oldest, workspace_base, Message, Names, User,
 };
 use connectors::sources::slack::SlackFactory;
 use connectors::sources::SourceFactory;
@@ -214,9 +214,17 @@ fn message() -> BoxedStrategy<Value> {
         ),
         (
             "files",
-            prop::collection::vec(object(vec![("id", string(slack_id("F")))]), 0..3)
-                .prop_map(Value::Array)
-                .boxed(),
+            prop::collection::vec(
+                file().prop_map(|mut f| {
+                    if f.get("id").is_none() {
+                        f["id"] = json!("F0123");
+                    }
+                    f
+                }),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
         ),
         (
             "pinned_to",
@@ -540,6 +548,79 @@ fn slack_text_transforms_take_any_text() {
             ts_micros(&ts).is_some()
         },
     );
+}
+
+/// A well-typed Slack file object (issue 19), every field optional (`id` too: the
+/// property says when it is required).
+fn file() -> BoxedStrategy<Value> {
+    let number = |max: u64| (0..max).prop_map(|n| json!(n)).boxed();
+    object(vec![
+        ("id", string(slack_id("F"))),
+        (
+            "mode",
+            prop_oneof![
+                select(vec![
+                    "hosted",
+                    "external",
+                    "snippet",
+                    "tombstone",
+                    "hidden_by_limit"
+                ])
+                .prop_map(str::to_string),
+                text()
+            ]
+            .prop_map(Value::String)
+            .boxed(),
+        ),
+        ("name", string(text())),
+        ("title", string(text())),
+        ("mimetype", string(text())),
+        ("filetype", string(text())),
+        ("size", number(u64::MAX)),
+        ("user", string(slack_id("U"))),
+        ("created", number(i64::MAX as u64)),
+        ("permalink", string(text())),
+        ("url_private", string(text())),
+        ("url_private_download", string(text())),
+    ])
+}
+
+/// The file parser (issue 19): a file object decodes exactly when it has its `id`; a
+/// decoded file makes a document (or none when deleted or hidden) without panicking, and
+/// the content helpers take any text.
+#[test]
+fn slack_file_objects_decode_strictly_and_make_documents() {
+    use connectors::sources::slack::files::{self, Content, SharedFile};
+    let inputs = (file(), text(), prop::option::of(text()));
+    check("slack_files", 2_000, inputs, |(file, any_text, mime)| {
+        let message = json!({"ts": "1700000000.000100", "thread_ts": "1700000000.000100",
+                             "files": [file.clone()]});
+        let bytes = serde_json::to_vec(&message).expect("serializes");
+        let decoded = serde_json::from_slice::<Message<'_>>(&bytes);
+        assert_eq!(decoded.is_ok(), file["id"].is_string(), "{file}");
+        let _ = files::html_text(&any_text);
+        let _ = files::kind(mime.as_deref(), Some(&any_text));
+        let _ = files::trusted(&any_text, "https://slack.com/api");
+        let Ok(message) = decoded else {
+            return false;
+        };
+        let shared = SharedFile::of_message(&message, "C1");
+        let hidden = matches!(file["mode"].as_str(), Some("tombstone" | "hidden_by_limit"));
+        assert_eq!(shared.len(), usize::from(!hidden), "{file}");
+        for f in &shared {
+            let channels = [String::from("C1")].into();
+            let doc = files::file_doc(
+                f,
+                &channels,
+                &Names::default(),
+                &HashMap::new(),
+                &Content::Text(any_text.clone()),
+            );
+            assert_eq!(doc.id(), file["id"].as_str().unwrap_or_default());
+            assert_eq!(doc.fields()["type"], "file");
+        }
+        true
+    });
 }
 
 // ---------------------------------------------------------------- config.yml

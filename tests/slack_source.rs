@@ -33,7 +33,10 @@ struct Run {
 }
 
 async fn run(options: SlackOptions) -> Run {
-    let source = SlackSource::new(options).expect("source builds");
+    run_source(SlackSource::new(options).expect("source builds")).await
+}
+
+async fn run_source(source: SlackSource) -> Run {
     let started = Instant::now();
     let (result, ops) = common::fetch_all(&source).await;
     let mut docs = BTreeMap::new();
@@ -150,6 +153,40 @@ fn assert_matches(run: &Run, expected: &[ExpectedDoc], label: &str) {
                 assert_eq!(body["type"], "channel_member", "{label} {id}");
                 assert_eq!(s(&body["channel_id"]).as_ref(), Some(channel_id), "{label}");
                 assert_eq!(s(&body["user_id"]).as_ref(), Some(user_id), "{label}");
+            }
+            ExpectedDoc::File {
+                id,
+                name,
+                channel_ids,
+                content_skipped,
+                text_prefix,
+                ..
+            } => {
+                assert_eq!(body["type"], "file", "{label} {id}");
+                assert_eq!(s(&body["name"]).as_ref(), Some(name), "{label} {id}");
+                assert_eq!(
+                    body["channel_ids"],
+                    serde_json::json!(channel_ids),
+                    "{label} {id}"
+                );
+                assert_eq!(
+                    &body.get("content_skipped").and_then(s),
+                    content_skipped,
+                    "{label} {id}"
+                );
+                match text_prefix {
+                    Some(prefix) => {
+                        let text = body.get("body").and_then(Value::as_str).unwrap_or_default();
+                        assert!(
+                            text.starts_with(prefix.as_str()),
+                            "{label} {id}: {text:.60}"
+                        );
+                    }
+                    None => assert!(body.get("body").is_none(), "{label} {id}"),
+                }
+                // Binary content goes to the pipeline exactly when nothing was skipped.
+                let binary = text_prefix.is_none() && content_skipped.is_none();
+                assert_eq!(body.contains_key("_attachment"), binary, "{label} {id}");
             }
         }
     }
@@ -1128,4 +1165,104 @@ async fn bulk_bytes_of_a_workspace_are_unchanged() {
     // pins one message in 40. Messages with none of those are byte-identical to before.
     assert_eq!(messages, "1e154df3710997ffb17dfa539c932657");
     assert_eq!(canonical, "43f72cc24cd6319ff2efd568a021dfee");
+}
+
+/// Issue 19's files: for each option combination (pipeline extracting binary content or
+/// not, the default cap or a small one, DLS with private channels, metadata only) the
+/// file documents equal the simulator's rule 9 (names, conversations, `content_skipped`,
+/// the start of `body`, `_attachment` exactly for extracted binary files, readers), the
+/// sync succeeds although downloads answer 404, 403 and truncated bodies, the job's
+/// `metadata.files` counts each, and every download carried the token (the simulator
+/// answers 403 without it: only the files whose class is 403 got one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_documents_match_expected_and_bad_downloads_are_counted() {
+    use connectors::sources::slack::files::FileOptions;
+    use connectors::sync::PipelineSettings;
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    for (extracts, cap, dls) in [
+        (false, 10_000_000, false),
+        (true, 10_000_000, false),
+        (true, 50_000, true),
+        (false, 0, false),
+    ] {
+        let mut opts = options(&sim, 0, true, false);
+        opts.files = FileOptions {
+            sync: true,
+            max_bytes: cap,
+        };
+        opts.use_document_level_security = dls;
+        opts.include_private_channels = dls;
+        let source = SlackSource::new(opts).expect("source builds");
+        source.use_pipeline(&PipelineSettings {
+            name: "search-default-ingestion".into(),
+            extract_binary_content: extracts,
+            ..PipelineSettings::default()
+        });
+        sim.reset_stats();
+        let result = run_source(source).await;
+        let expected = sim.expected(&ExpectedQuery {
+            sync_files: true,
+            max_file_size: cap,
+            extract_binary_content: extracts,
+            use_document_level_security: dls,
+            include_private_channels: dls,
+            ..query(0, true, false)
+        });
+        let label = format!("extracts={extracts} cap={cap} dls={dls}");
+        assert_matches(&result, &expected.docs, &label);
+        let reasons = |reason: &str| {
+            expected
+                .docs
+                .iter()
+                .filter(|d| {
+                    matches!(d, ExpectedDoc::File { content_skipped: Some(r), .. } if r == reason)
+                })
+                .count() as u64
+        };
+        let files = &result.metadata["files"];
+        let count = |key: &str| files[key].as_u64().unwrap_or(u64::MAX);
+        let file_docs = expected.counts.get("file").copied().unwrap_or(0) as u64;
+        println!("{label}: {file_docs} files, metadata.files {files}");
+        assert!(
+            file_docs >= 10,
+            "{label}: too few files to test: {file_docs}"
+        );
+        assert_eq!(count("documents"), file_docs, "{label}");
+        assert_eq!(count("failed_404"), reasons("not_found"), "{label}");
+        assert_eq!(count("failed_403"), reasons("forbidden"), "{label}");
+        assert_eq!(count("truncated"), reasons("truncated"), "{label}");
+        assert_eq!(count("skipped_too_large"), reasons("too_large"), "{label}");
+        assert_eq!(
+            count("skipped_binary_without_pipeline"),
+            reasons("binary_without_pipeline"),
+            "{label}"
+        );
+        let downloads = sim
+            .stats()
+            .status
+            .get("files-pri")
+            .cloned()
+            .unwrap_or_default();
+        let forbidden = downloads.get("403").copied().unwrap_or(0);
+        assert_eq!(forbidden, reasons("forbidden"), "{label}: {downloads:?}");
+        if cap == 0 {
+            assert!(
+                downloads.is_empty(),
+                "{label}: metadata only downloads nothing"
+            );
+        } else {
+            for reason in ["not_found", "forbidden", "truncated", "too_large"] {
+                assert!(
+                    reasons(reason) > 0,
+                    "{label}: no {reason} file in the workspace"
+                );
+            }
+            assert!(count("extracted") > 0, "{label}");
+        }
+        assert_eq!(
+            count("sent_to_pipeline") > 0,
+            extracts && cap > 0,
+            "{label}"
+        );
+    }
 }

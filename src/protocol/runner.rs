@@ -493,6 +493,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
         require_access_control: dls,
     };
+    source.use_pipeline(&options.pipeline);
     let sync_cancel = CancellationToken::new();
     let sync = sync::run_sync(
         &es,

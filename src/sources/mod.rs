@@ -215,6 +215,11 @@ pub trait DataSource: Send + Sync {
         None
     }
 
+    /// The connector's ingest pipeline settings, handed over before a job runs (a source
+    /// that sends binary content as `_attachment` does so only when the pipeline extracts
+    /// it).
+    fn use_pipeline(&self, _settings: &crate::sync::PipelineSettings) {}
+
     /// Source-specific facts for the job's `metadata` (skipped channels, calls, …).
     fn metadata(&self) -> Value {
         Value::Object(Map::new())

@@ -143,6 +143,11 @@ pub(crate) struct Args {
     /// Only the first sync (benchmarks).
     #[arg(long)]
     pub(crate) no_mutations: bool,
+    /// Issue 19's files on (`sync_files`): the first sync also indexes the shared files and
+    /// their content (404/403/truncated downloads included); only that sync runs, and its
+    /// peak RSS must stay within the files budget.
+    #[arg(long)]
+    pub(crate) files: bool,
     /// Append the reports to this markdown file.
     #[arg(long)]
     pub(crate) report_file: Option<PathBuf>,

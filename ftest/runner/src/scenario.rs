@@ -160,6 +160,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     if args.dls {
         settings.extend(crate::dls::DLS_FIELDS);
     }
+    if args.files {
+        settings.push("sync_files=true");
+    }
     cli.run(&settings)?;
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
@@ -204,6 +207,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         auto_join_channels: true,
         sync_users: true,
         now: None,
+        sync_files: args.files,
+        // The api mode's pipeline extracts binary content; direct mode runs without one.
+        extract_binary_content: mode == Mode::Api,
         ..ExpectedQuery::default()
     };
     let query = if args.dls {
@@ -231,6 +237,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         }
         println!("{report}");
         append_report(args, label, &report)?;
+        if args.files {
+            return files_budget(&job, &service);
+        }
         if args.serve {
             return serve(&stack, &mut service);
         }
@@ -424,4 +433,23 @@ fn plan_mutations(docs: &[ExpectedDoc]) -> Vec<Mutation> {
         });
     }
     ops
+}
+
+/// Peak RSS while the first sync fetched files (and everything else): the budget.
+const FILES_RSS_BUDGET_MB: f64 = 25.0;
+
+/// Prints the job's `metadata.files` and the peak RSS against its budget (fails over it).
+fn files_budget(job: &serde_json::Value, service: &Service) -> Result<()> {
+    let rss = service.peak_rss_kb as f64 / 1024.0;
+    println!(
+        "  files: metadata.files {}\n    service peak RSS while files were fetched {rss:.1} MB (budget {FILES_RSS_BUDGET_MB} MB)",
+        job["metadata"]["files"]
+    );
+    if job["metadata"]["files"]["documents"].as_u64().unwrap_or(0) == 0 {
+        anyhow::bail!("files on, but the job's metadata counts no file document");
+    }
+    if rss > FILES_RSS_BUDGET_MB {
+        anyhow::bail!("peak RSS {rss:.1} MB is over the files budget of {FILES_RSS_BUDGET_MB} MB");
+    }
+    Ok(())
 }

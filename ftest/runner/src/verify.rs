@@ -185,6 +185,17 @@ fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
             ("channel_id", json!(channel_id)),
             ("user_id", json!(user_id)),
         ],
+        ExpectedDoc::File {
+            name,
+            channel_ids,
+            content_skipped,
+            ..
+        } => vec![
+            ("type", json!("file")),
+            ("name", json!(name)),
+            ("channel_ids", json!(channel_ids)),
+            ("content_skipped", json!(content_skipped)),
+        ],
     }
 }
 

@@ -40,6 +40,14 @@
 //!    conversation and member `{type:"channel_member", id:"<channel>-<user>", channel_id,
 //!    user_id}` with the conversation's readers (rule 5). Members as `conversations.members`
 //!    lists them when the expected set is asked (after the sync: auto-join adds the bot).
+//! 9. files: `sync_files` → per file of a kept `file_share` message of rule 3 (in a
+//!    readable conversation, in the window) `{type:"file", id:"F…", name, channel_ids,
+//!    content_skipped, text_prefix}` with the conversation's readers (rule 5).
+//!    `content_skipped`, first that applies: `content_disabled` (cap 0),
+//!    `binary_without_pipeline` (PNG, PDF, SVG without `extract_binary_content`),
+//!    `too_large` (size over `max_file_size`), then the download's class
+//!    (`crate::files`): `not_found` (404), `forbidden` (403), `truncated`; otherwise no
+//!    reason, and a text file's `body` starts with `text_prefix`.
 
 use crate::model::{Channel, ConvKind, Msg, User, Workspace};
 use crate::render::{edited_of, thread_of};
@@ -228,6 +236,9 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
             }
         }
     }
+    if q.sync_files {
+        files(ws, q, oldest, &mut docs);
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in ["user", "channel", "message"] {
         counts.insert(t.to_string(), 0);
@@ -299,4 +310,57 @@ fn identities(ws: &Workspace, q: &ExpectedQuery) -> Vec<ExpectedIdentity> {
         .collect();
     out.sort();
     out
+}
+
+/// Rule 9.
+fn files(
+    ws: &Workspace,
+    q: &ExpectedQuery,
+    oldest: Option<i64>,
+    docs: &mut BTreeMap<String, ExpectedDoc>,
+) {
+    use crate::files::{self as f, Class};
+    let dls = q.use_document_level_security;
+    let lo = oldest.map(|o| o * MICROS).unwrap_or(i64::MIN);
+    for ch in ws.channels.iter().filter(|c| readable(ws, c, q)) {
+        let readers = dls.then(|| conversation_readers(ws, ch));
+        let start = ch.top.partition_point(|m| m.ts <= lo);
+        for m in ch.top[start..]
+            .iter()
+            .filter(|m| m.kind == crate::model::Kind::FileShare && kept(m, q))
+        {
+            let view = crate::render::file_view(ws, ch, m, false);
+            let text = f::is_text(view.filetype);
+            let skipped = if q.max_file_size == 0 {
+                Some("content_disabled")
+            } else if !text && !q.extract_binary_content {
+                Some("binary_without_pipeline")
+            } else if view.size > q.max_file_size {
+                Some("too_large")
+            } else {
+                match f::class(&view.id) {
+                    Class::NotFound => Some("not_found"),
+                    Class::Forbidden => Some("forbidden"),
+                    Class::Truncated => Some("truncated"),
+                    Class::Huge | Class::Ok => None,
+                }
+            };
+            let text_prefix = if skipped.is_none() {
+                f::text_prefix(&view.id, view.filetype)
+            } else {
+                None
+            };
+            docs.insert(
+                view.id.clone(),
+                ExpectedDoc::File {
+                    id: view.id.clone(),
+                    name: view.name.to_string(),
+                    channel_ids: vec![ch.id.clone()],
+                    content_skipped: skipped.map(str::to_string),
+                    text_prefix,
+                    allow_access_control: readers.clone(),
+                },
+            );
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub mod api;
 pub mod cursor;
 pub mod events;
 pub mod expected;
+pub mod files;
 pub mod model;
 mod mutate;
 pub mod oauth;
@@ -128,6 +129,7 @@ impl SimHandle {
             }
         })?;
         let _ = sim.base_url.set(server.url());
+        sim.ws.write().unwrap_or_else(|e| e.into_inner()).files_base = server.url();
         Ok(SimHandle {
             base_url: server.url(),
             sim,

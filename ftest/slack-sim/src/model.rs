@@ -294,6 +294,9 @@ pub struct Workspace {
     pub overrides: Vec<Override>,
     pub chan_by_id: HashMap<String, u32>,
     pub user_by_id: HashMap<String, u32>,
+    /// Where shared files are served (`url_private`): Slack's host until the simulator
+    /// listens, then its own address.
+    pub files_base: String,
 }
 
 const FIRST: &[(&str, &str)] = &[
@@ -828,6 +831,7 @@ impl Workspace {
             owner_user,
             channels,
             usergroups,
+            files_base: "https://files.slack.com".into(),
             overrides: Vec::new(),
             chan_by_id,
             user_by_id,

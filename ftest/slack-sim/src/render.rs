@@ -108,7 +108,18 @@ const FILES: &[(&str, &str, &str, &str)] = &[
     ("notes.txt", "text/plain", "text", "Plain Text"),
     ("data.csv", "text/csv", "csv", "CSV"),
     ("diagram.svg", "image/svg+xml", "svg", "SVG"),
+    ("readme.md", "text/markdown", "markdown", "Markdown"),
+    ("rows.json", "application/json", "json", "JSON"),
+    ("page.html", "text/html", "html", "HTML"),
 ];
+
+/// A shared file's name, MIME type and Slack file type, by its name (downloads).
+pub fn file_kind(name: &str) -> Option<(&'static str, &'static str)> {
+    FILES
+        .iter()
+        .find(|f| f.0 == name)
+        .map(|&(_, mime, ft, _)| (mime, ft))
+}
 
 /// One piece of generated message content.
 enum Seg<'a> {
@@ -431,10 +442,7 @@ pub fn file_view<'a>(
     let id = make_id("F", h);
     let user = ws.users[msg.user as usize].id.as_str();
     let created = Ts(msg.ts).secs();
-    let base = format!(
-        "https://files.slack.com/files-pri/{}-{}/{}",
-        ws.team_id, id, name
-    );
+    let base = format!("{}/files-pri/{}-{}/{}", ws.files_base, ws.team_id, id, name);
     let (channels, groups, ims) = if with_channels {
         let v = vec![ch.id.as_str()];
         match ch.kind {
@@ -445,6 +453,7 @@ pub fn file_view<'a>(
     } else {
         (None, None, None)
     };
+    let size = crate::files::size(&id);
     FileView {
         permalink: format!(
             "https://{}.slack.com/files/{}/{}/{}",
@@ -469,7 +478,7 @@ pub fn file_view<'a>(
         user,
         user_team: &ws.team_id,
         editable: false,
-        size: 1_000 + (h >> 16) % 2_000_000,
+        size,
         mode: "hosted",
         is_external: false,
         external_type: "",

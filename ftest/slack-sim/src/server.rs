@@ -158,6 +158,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/oauth/apps", post(oauth_app_set))
         .route("/oauth/v2/authorize", get(authorize))
         .route("/_upload/{file_id}", post(upload))
+        .route("/files-pri/{key}/{*rest}", get(file_download))
         .route("/services/{team}/{bot}/{id}", post(webhook))
         .route("/link/", get(crate::socket::link))
         .route("/link", get(crate::socket::link))
@@ -632,6 +633,96 @@ async fn workspace_get(State(sim): State<Arc<Sim>>) -> Json<WorkspaceSummary> {
 
 async fn posted_get(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::outbound::Posted>> {
     Json(crate::state::lock(&sim.outbound).posted.clone())
+}
+
+/// A shared file's content (`crate::files`): the token in `Authorization`, then the
+/// file's class decides the answer. Counted in the stats as the method `files-pri`.
+async fn file_download(
+    State(sim): State<Arc<Sim>>,
+    Path((key, rest)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::files::{self, Class};
+    const METHOD: &str = "files-pri";
+    sim.record_call(METHOD);
+    let answer = |status: StatusCode, body: Body, length: Option<u64>| {
+        sim.record_outcome(METHOD, status.as_str(), None, false, false);
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        if let Some(length) = length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        response
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| sim.token(t));
+    if !token.is_some_and(|t| t.has("files:read")) {
+        return answer(StatusCode::FORBIDDEN, Body::from("forbidden"), None);
+    }
+    let team = sim
+        .ws
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .team_id
+        .clone();
+    let name = rest.rsplit('/').next().unwrap_or_default();
+    let id = key.strip_prefix(&format!("{team}-")).unwrap_or_default();
+    let Some((mime, filetype)) = crate::render::file_kind(name).filter(|_| id.starts_with('F'))
+    else {
+        return answer(StatusCode::NOT_FOUND, Body::from("not found"), None);
+    };
+    let size = files::size(id);
+    let mut response = match files::class(id) {
+        Class::NotFound => return answer(StatusCode::NOT_FOUND, Body::from("not found"), None),
+        Class::Forbidden => return answer(StatusCode::FORBIDDEN, Body::from("forbidden"), None),
+        Class::Truncated => {
+            // Half the promised bytes, then the stream ends: the connection is cut short.
+            let mut bytes = files::content(id, filetype, size);
+            bytes.truncate((size / 2) as usize);
+            // The pause lets the server send what it has before the body ends short (it
+            // then closes the connection).
+            let bytes = Bytes::from(bytes);
+            let stream = futures::stream::unfold(0u8, move |step| {
+                let bytes = bytes.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>(bytes), 1)),
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            None
+                        }
+                    }
+                }
+            });
+            answer(StatusCode::OK, Body::from_stream(stream), Some(size))
+        }
+        // Generated in pieces, never held whole.
+        Class::Huge => {
+            let id = id.to_string();
+            let stream = futures::StreamExt::map(
+                futures::stream::iter(0..size.div_ceil(1 << 20)),
+                move |i| {
+                    let piece = (size - i * (1 << 20)).min(1 << 20);
+                    Ok::<_, std::io::Error>(Bytes::from(files::content(&id, filetype, piece)))
+                },
+            );
+            answer(StatusCode::OK, Body::from_stream(stream), Some(size))
+        }
+        Class::Ok => answer(
+            StatusCode::OK,
+            Body::from(files::content(id, filetype, size)),
+            Some(size),
+        ),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    response
 }
 
 async fn files_get(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::outbound::SharedFile>> {

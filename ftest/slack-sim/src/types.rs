@@ -44,6 +44,12 @@ pub struct ExpectedQuery {
     pub sync_user_groups: bool,
     /// Rule 8: one document per member of each readable conversation.
     pub sync_channel_members: bool,
+    /// Rule 9: one document per shared file.
+    pub sync_files: bool,
+    /// Rule 9: the content cap in bytes (the connector's default: 10 MB).
+    pub max_file_size: u64,
+    /// Rule 9: the pipeline extracts binary content (`_attachment` is sent).
+    pub extract_binary_content: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -65,6 +71,9 @@ impl Default for ExpectedQuery {
             sync_team: false,
             sync_user_groups: false,
             sync_channel_members: false,
+            sync_files: false,
+            max_file_size: 10_000_000,
+            extract_binary_content: false,
         }
     }
 }
@@ -127,6 +136,19 @@ pub enum ExpectedDoc {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allow_access_control: Option<Vec<String>>,
     },
+    /// Rule 9: `F…`.
+    File {
+        id: String,
+        name: String,
+        channel_ids: Vec<String>,
+        /// Why there is no content (`too_large`, `binary_without_pipeline`, `not_found`,
+        /// `forbidden`, `truncated`), or `None`.
+        content_skipped: Option<String>,
+        /// What `body` starts with (text files with content).
+        text_prefix: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
     /// Rule 8: `<channel>-<user>`.
     #[serde(rename = "channel_member")]
     ChannelMember {
@@ -146,7 +168,8 @@ impl ExpectedDoc {
             | ExpectedDoc::Message { id, .. }
             | ExpectedDoc::Team { id, .. }
             | ExpectedDoc::Usergroup { id, .. }
-            | ExpectedDoc::ChannelMember { id, .. } => id,
+            | ExpectedDoc::ChannelMember { id, .. }
+            | ExpectedDoc::File { id, .. } => id,
         }
     }
     /// `_allow_access_control` (DLS on).
@@ -175,6 +198,10 @@ impl ExpectedDoc {
             | ExpectedDoc::ChannelMember {
                 allow_access_control,
                 ..
+            }
+            | ExpectedDoc::File {
+                allow_access_control,
+                ..
             } => allow_access_control.as_deref(),
         }
     }
@@ -186,6 +213,7 @@ impl ExpectedDoc {
             ExpectedDoc::Team { .. } => "team",
             ExpectedDoc::Usergroup { .. } => "usergroup",
             ExpectedDoc::ChannelMember { .. } => "channel_member",
+            ExpectedDoc::File { .. } => "file",
         }
     }
 }

@@ -29,14 +29,16 @@
 //! `channels_include` / `channels_exclude` (names, ids or `/regex/`),
 //! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
 //! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
-//! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Options beyond the schema
+//! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Files ([`files`], orders
+//! 33–34): `sync_files`, `max_file_size_mb`. Options beyond the schema
 //! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
 //! `rate_budget` (mode, pacing waits, restricted cohort, each method's rate beside its
 //! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
-//! seconds left), written while the sync runs too (the job's `_stats` updates).
+//! seconds left), `files` (with `sync_files`: documents, downloads, skips and failures by
+//! reason), written while the sync runs too (the job's `_stats` updates).
 
 pub mod access;
 pub mod answer;
@@ -44,6 +46,7 @@ pub mod budgets;
 pub mod client;
 pub mod cursor;
 pub mod events;
+pub mod files;
 pub mod filters;
 pub mod identity;
 pub mod live;
@@ -208,6 +211,7 @@ pub fn default_configuration() -> Configuration {
     live_fields(&mut config);
     filters::add_fields(&mut config);
     workspace::add_fields(&mut config);
+    files::add_fields(&mut config);
     config
 }
 

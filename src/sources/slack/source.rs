@@ -44,6 +44,7 @@ use super::cursor::{
     channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
     ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
 };
+use super::files::{self, FileOptions, Files, SharedFile};
 use super::filters::{self, history_oldest, ChannelList};
 use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
@@ -174,6 +175,8 @@ pub struct SlackOptions {
     pub start_date: Option<i64>,
     /// Team, user group and channel member documents ([`super::workspace`]).
     pub workspace: Switches,
+    /// File documents and their content ([`super::files`]).
+    pub files: FileOptions,
 }
 
 impl SlackOptions {
@@ -208,6 +211,7 @@ impl SlackOptions {
             skip_channel_events: false,
             start_date: None,
             workspace: Switches::default(),
+            files: FileOptions::default(),
         }
     }
 
@@ -246,6 +250,7 @@ impl SlackOptions {
         options.skip_channel_events = filters.exclude_events;
         options.start_date = filters.start;
         options.workspace = workspace::from_configuration(configuration)?;
+        options.files = files::from_configuration(configuration)?;
         check_options(&options)?;
         Ok(options)
     }
@@ -356,6 +361,9 @@ pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
     if options.workspace.user_groups {
         scopes.extend(workspace::GROUPS_SCOPES);
     }
+    if options.files.sync {
+        scopes.extend(files::FILES_SCOPES);
+    }
     scopes
 }
 
@@ -430,6 +438,8 @@ struct MessagePage {
     /// Messages in the answer (the restricted cohort's pages stop at 15).
     items: usize,
     docs: Vec<Document>,
+    /// Files shared by the page's messages (`sync_files`).
+    files: Vec<SharedFile>,
     parents: Vec<(String, ThreadState)>,
     newest: Option<String>,
     oldest: Option<String>,
@@ -487,6 +497,8 @@ pub(super) struct Inner {
     cursor: Mutex<SlackCursor>,
     /// Whether a sync completed (only then is there a cursor to leave).
     completed: AtomicBool,
+    /// File downloads, counts and sightings ([`super::files`]).
+    pub(super) files: Files,
 }
 
 /// How a sync reads its channels.
@@ -540,6 +552,7 @@ impl SlackSource {
         })
         .map_err(|e| SourceError::Configuration(e.to_string()))?
         .with_metrics(CallMetrics::for_connector(&options.connector_id));
+        let files = Files::new(options.files, options.request_timeout)?;
         Ok(SlackSource {
             inner: Arc::new(Inner {
                 options,
@@ -554,6 +567,7 @@ impl SlackSource {
                 auth: Mutex::new(None),
                 cursor: Mutex::new(SlackCursor::default()),
                 completed: AtomicBool::new(false),
+                files,
             }),
         })
     }
@@ -881,6 +895,7 @@ impl Inner {
                 cursor.note(ts, Some(state.clone()), shared.threads_since);
             }
             self.send_page(page.docs, readers, sink).await?;
+            self.send_files(page.files, &ctx, readers, sink).await?;
             // Full syncs read every thread; incremental ones the changed and new.
             let parents: Vec<&String> = match &prev {
                 None => page.parents.iter().map(|(ts, _)| ts).collect(),
@@ -992,6 +1007,7 @@ impl Inner {
         let mut page = MessagePage {
             items: body.items.len(),
             docs: Vec::with_capacity(body.items.len()),
+            files: Vec::new(),
             parents: Vec::new(),
             newest: body.items.first().map(|m| m.ts.to_string()),
             oldest: body.items.last().map(|m| m.ts.to_string()),
@@ -1025,6 +1041,10 @@ impl Inner {
             }
             if wanted {
                 page.docs.push(message_doc(message, ctx));
+                if self.options.files.sync && message.files.is_some() {
+                    page.files
+                        .extend(SharedFile::of_message(message, ctx.channel_id));
+                }
             }
         }
         Ok(page)
@@ -1039,6 +1059,34 @@ impl Inner {
         for doc in docs {
             sink.send(DocOp::Index(protect(doc, readers))).await?;
             self.counters.messages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The documents of a page's files, after its messages (see [`super::files`]: a file
+    /// is written again only when seen in another conversation).
+    async fn send_files(
+        &self,
+        shared: Vec<SharedFile>,
+        ctx: &MessageContext<'_>,
+        readers: Option<&AccessControl>,
+        sink: &DocSender,
+    ) -> Result<(), SourceError> {
+        for file in shared {
+            let Some((channels, readers)) =
+                self.files.seen.note(&file.id, &file.channel_id, readers)
+            else {
+                continue;
+            };
+            let content = self
+                .files
+                .content(&file, &self.options.base_url, &self.options.token)
+                .await;
+            let doc = files::file_doc(&file, &channels, ctx.names, ctx.channels, &content);
+            drop(content);
+            sink.send(DocOp::Index(protect(doc, readers.as_ref())))
+                .await?;
+            self.files.written();
         }
         Ok(())
     }
@@ -1107,6 +1155,7 @@ impl Inner {
             };
             self.observe_page("conversations.replies", &limit, &page);
             self.send_page(page.docs, readers, sink).await?;
+            self.send_files(page.files, ctx, readers, sink).await?;
             if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
             }
@@ -1522,7 +1571,7 @@ impl DataSource for SlackSource {
         let stats = self.inner.client.stats();
         let counters = &self.inner.counters;
         let progress = self.inner.progress();
-        json!({
+        let mut metadata = json!({
             "skipped_channels": skipped.len(),
             "skipped": skipped
                 .iter()
@@ -1543,7 +1592,20 @@ impl DataSource for SlackSource {
             "api_throttled": stats.throttled.load(Ordering::Relaxed),
             "rate_budget": progress.rate_budget_json(),
             "progress": progress.progress_json(),
-        })
+        });
+        if self.inner.options.files.sync {
+            metadata["files"] = self.inner.files.counters.to_value();
+        }
+        metadata
+    }
+
+    /// Binary files go to the pipeline (`_attachment`) only when it extracts them.
+    fn use_pipeline(&self, settings: &crate::sync::PipelineSettings) {
+        let extracts = settings.extract_binary_content && settings.query_name().is_some();
+        self.inner
+            .files
+            .pipeline_extracts
+            .store(extracts, Ordering::Relaxed);
     }
 }
 

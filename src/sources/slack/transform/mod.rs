@@ -147,7 +147,7 @@ fn write_sparse_fields(doc: &mut DocumentWriter, message: &Message<'_>) {
         doc.json("reactions", &serde_json::Value::Array(list));
     }
     if let Some(files) = message.files.as_ref() {
-        let ids: Vec<&str> = files.iter().filter_map(|f| f.id.as_deref()).collect();
+        let ids: Vec<&str> = files.iter().map(|f| f.id.as_ref()).collect();
         if !ids.is_empty() {
             doc.json("files", &serde_json::json!(ids));
         }

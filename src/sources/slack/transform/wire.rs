@@ -210,12 +210,42 @@ pub struct Reaction<'a> {
     pub count: Option<u64>,
 }
 
-/// A file of a message: its id (the file's own document carries the rest).
+/// A file of a message (Slack's file object, the fields the file document uses). `id` is
+/// required: Slack sends it on every file, even a deleted (`mode: tombstone`) one, and a
+/// file without it could not be a document; every other field is optional (a file hidden
+/// by the plan's limit carries only `id` and `mode`) but must have Slack's type.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FileRef<'a> {
     /// `F…`.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// `hosted`, `external`, `snippet`, `post`, `tombstone` (deleted), `hidden_by_limit`.
     #[serde(default, borrow, deserialize_with = "borrowed_opt")]
-    pub id: Option<Cow<'a, str>>,
+    pub mode: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub mimetype: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub filetype: Option<Cow<'a, str>>,
+    /// Bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Uploader (`U…`).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub user: Option<Cow<'a, str>>,
+    /// Upload time (epoch seconds).
+    #[serde(default)]
+    pub created: Option<i64>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub permalink: Option<Cow<'a, str>>,
+    /// Where the content is read (with the token).
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub url_private: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub url_private_download: Option<Cow<'a, str>>,
 }
 
 /// A legacy attachment's text fields.
