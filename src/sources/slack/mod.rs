@@ -40,6 +40,7 @@ pub mod budgets;
 pub mod client;
 pub mod cursor;
 pub mod identity;
+pub mod mapping;
 pub mod metrics;
 pub mod oauth;
 pub mod progress;
@@ -83,6 +84,10 @@ impl SourceFactory for SlackFactory {
 
     fn supports_access_control(&self) -> bool {
         true
+    }
+
+    fn content_mappings(&self) -> serde_json::Map<String, Value> {
+        mapping::properties()
     }
 
     fn upstream_class(&self) -> Option<&'static str> {
