@@ -93,12 +93,13 @@ mod tests {
         let properties = properties();
         let names = Names::default();
         let channels = HashMap::new();
-        let message: Message = serde_json::from_value(json!({
+        let raw = json!({
             "type": "message", "user": "U1", "text": "hi <@U1> &amp;", "ts": "1.000001",
             "thread_ts": "1.000001", "reply_count": 1, "latest_reply": "2.000001",
             "edited": {"ts": "3.0"}, "subtype": "thread_broadcast"
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let message: Message = serde_json::from_str(&raw).unwrap();
         let ctx = MessageContext {
             channel_id: "C1",
             channel_name: "general",
