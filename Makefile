@@ -104,7 +104,7 @@ bench: tools
 	$(MAKE) bench-es
 
 # The Elasticsearch-cost part of `make bench` (also on its own; about 4-6 minutes a run): the
-# large workspace (~130k documents, all history, Slack limits off) into osmem through the ES
+# large workspace (~130k documents, default 180-day window, Slack limits off) into osmem via the ES
 # shim, RUNS=3 times; prints connector CPU/doc, peak RSS, osmem CPU, wall time and bulk
 # bytes/doc per run and the medians (scripts/bench-es.sh).
 bench-es: tools
