@@ -7,6 +7,7 @@
 #   make ftest NAME=slack DATA_SIZE=small|medium|large   end-to-end test (release build)
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
 #   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
+#   make ftest-live     live updates: 200 mutations only as signed Slack events, index exact in 5 s
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
 #               budget part alone; make bench-es: its Elasticsearch-cost part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
@@ -23,7 +24,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls bench bench-budget bench-es fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench-live bench bench-budget bench-es fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -60,6 +61,7 @@ test: tools lint unit-test
 	$(CARGO) build --workspace
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-dls --dls
+	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-live --live
 	./scripts/docker-stage-check.sh
 
 unit-test: tools
@@ -89,6 +91,20 @@ ftest-resume: tools
 ftest-dls: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-dls --dls
+
+# Live updates (issue 17): after the first sync, 200 mutations arrive only as signed Slack
+# Events API deliveries (faults: a bad signature, Slack retries, out-of-order edits); no sync
+# job runs and the index must equal the simulator's expected set within 5 s. ~15 s per mode.
+ftest-live: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-live --live
+
+# Freshness of live updates over HTTP (issue 17): 50 messages posted, edited and deleted one at
+# a time, each timed from its event's delivery to visible in Elasticsearch; p50/p95 per kind.
+# About 30 s after the release build. Record the figures in BENCHMARKS.md.
+bench-live: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --data-size small --mode api --bin-dir target/release --work-dir target/bench-live --live --live-freshness 50
 
 # Benchmarks (release): the sync engine alone, then the whole service on a 1M-message
 # workspace with Slack limits off, then with the tiers on (time-scaled) for the budget share.

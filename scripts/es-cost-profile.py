@@ -4,14 +4,15 @@
 Replays a content index's documents (an NDJSON file of `{"_id":…, "_source":…}` lines, as
 `--export` writes them from a running cluster) into a fresh osmem-server, once per index
 variant, and prints the server's CPU seconds (/proc/<pid>/stat utime+stime) for each phase:
-the full bulk load (`index` items, chunks of 500 as the service sends them), the refresh,
+the full bulk load (`index` items, `--chunk` documents a request: 250, as the service sends them), the refresh,
 the sweep's `_count` and `_delete_by_query` on `_sync_marker`, and a re-write of every
 unchanged document (what a second full sync does today).
 
 Variants: `dynamic` (a plain `PUT`, as the service created it before issue 20),
 `framework` (Elastic's settings + its dynamic template for every string: the Python
 service's index), `explicit` (this service's settings + explicit Slack mappings, read from
-`--explicit-body`), and `explicit-nobody` (the same, `body` dropped where it equals `text`).
+`--explicit-body`), `explicit-nobody` (the same, `body` dropped where it equals `text`), and
+`body:<file>` (any index body read from a file: a candidate mapping).
 
   scripts/es-cost-profile.py --export http://127.0.0.1:PORT search-slack > docs.ndjson
   scripts/es-cost-profile.py --docs docs.ndjson --explicit-body body.json
@@ -65,6 +66,10 @@ def run(variant, docs):
         body = None
     elif variant == "framework":
         body = framework_body()
+    elif variant.startswith("body:"):
+        # Any index body from a file (settings + mappings), e.g. a candidate mapping.
+        with open(variant[len("body:"):]) as f:
+            body = json.load(f)
     else:
         with open(ARGS.explicit_body) as f:
             body = json.load(f)
@@ -75,9 +80,9 @@ def run(variant, docs):
 
     def bulk_all(marker):
         nonlocal sent
-        for start in range(0, len(docs), 500):
+        for start in range(0, len(docs), ARGS.chunk):
             lines = []
-            for doc in docs[start:start + 500]:
+            for doc in docs[start:start + ARGS.chunk]:
                 source = dict(doc["_source"])
                 source["_sync_marker"] = marker
                 if variant == "explicit-nobody" and source.get("body") is not None and source.get("body") == source.get("text"):
@@ -100,9 +105,10 @@ def run(variant, docs):
     sweep = {"query": {"bool": {"should": [{"range": {"_sync_marker": {"lt": 1}}}, {"bool": {"must_not": {"exists": {"field": "_sync_marker"}}}}]}}}
     phase("_count (sweep)", lambda: http(url, "POST", f"/{index}/_count", sweep))
     phase("_delete_by_query (nothing)", lambda: http(url, "POST", f"/{index}/_delete_by_query", sweep))
-    phase("bulk index (unchanged docs rewritten)", lambda: bulk_all(2))
-    sweep2 = {"query": {"range": {"_sync_marker": {"lt": 2}}}}
-    phase("refresh+_delete_by_query (after re-sync)", lambda: (http(url, "POST", f"/{index}/_refresh"), http(url, "POST", f"/{index}/_delete_by_query", sweep2)))
+    if not ARGS.first_only:
+        phase("bulk index (unchanged docs rewritten)", lambda: bulk_all(2))
+        sweep2 = {"query": {"range": {"_sync_marker": {"lt": 2}}}}
+        phase("refresh+_delete_by_query (after re-sync)", lambda: (http(url, "POST", f"/{index}/_refresh"), http(url, "POST", f"/{index}/_delete_by_query", sweep2)))
     status, mapping = http(url, "GET", f"/{index}/_mapping")
     fields = 0
 
@@ -125,6 +131,8 @@ parser.add_argument("--export", nargs=2, metavar=("URL", "INDEX"))
 parser.add_argument("--docs")
 parser.add_argument("--explicit-body")
 parser.add_argument("--limit", type=int, default=0)
+parser.add_argument("--chunk", type=int, default=250, help="documents per bulk request (the service: 250, 500 lines)")
+parser.add_argument("--first-only", action="store_true", help="only the first sync's phases (no re-write)")
 parser.add_argument("--variants", default="dynamic,framework,explicit,explicit-nobody")
 ARGS = parser.parse_args()
 if ARGS.export:

@@ -4,15 +4,20 @@
 //! - `GET /readyz`: 200 when Elasticsearch answered recently and the service loops run,
 //!   503 with the reasons otherwise.
 //! - `GET /metrics`: [`crate::metrics`] in the Prometheus text format.
+//! - `POST /live/{connector_id}`: live-update deliveries (the Slack Events API), judged and
+//!   queued by [`crate::live::receive::Receivers::deliver`]; 404 for a connector without
+//!   live updates over http.
 //!
 //! Invariant: the listener never blocks or fails the service: a bind error is reported at
 //! start-up (the address is the user's configuration), and the server stops with the
 //! shutdown token.
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use crate::live::receive::Receivers;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,11 +57,31 @@ impl Health {
 
 /// The router (exposed for tests).
 pub fn router(health: Arc<Health>) -> Router {
+    router_with(health, Receivers::default())
+}
+
+/// The router with the live-update endpoints of `receivers`.
+pub fn router_with(health: Arc<Health>, receivers: Receivers) -> Router {
+    let live = Router::new()
+        .route("/live/{connector_id}", post(live))
+        .with_state(receivers);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(health)
+        .merge(live)
+}
+
+async fn live(
+    State(receivers): State<Receivers>,
+    Path(connector_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let now = chrono::Utc::now().timestamp();
+    let (status, reply) = receivers.deliver(&connector_id, &headers, &body, now);
+    (status, axum::Json(reply))
 }
 
 async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
@@ -84,16 +109,26 @@ pub async fn serve(
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(listen, health, Receivers::default(), shutdown).await
+}
+
+/// [`serve`] with the live-update endpoints of `receivers`.
+pub async fn serve_with(
+    listen: &str,
+    health: Arc<Health>,
+    receivers: Receivers,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let server = axum::serve(listener, router(health))
+        let server = axum::serve(listener, router_with(health, receivers))
             .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(error) = server.await {
             tracing::warn!(%error, "health and metrics listener stopped");
         }
     });
-    tracing::info!(%addr, "health and metrics listener on /healthz, /readyz, /metrics");
+    tracing::info!(%addr, "health and metrics listener on /healthz, /readyz, /metrics, /live/{{connector_id}}");
     Ok(addr)
 }
 

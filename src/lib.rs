@@ -25,6 +25,7 @@ pub mod config;
 pub mod es;
 pub mod fuzzing;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod protocol;

@@ -81,6 +81,7 @@ pub fn global() -> &'static Metrics {
             let label = ("source".into(), factory.service_type().into());
             factory.register_metrics(metrics.registry.sub_registry_with_label(label));
         }
+        crate::live::writer::metrics().register(&mut metrics.registry);
         metrics
     })
 }

@@ -187,8 +187,9 @@ pub async fn run_with(
     let es = EsClient::new(&config.elasticsearch)?;
     // The listener comes first so that /healthz answers while the cluster is awaited.
     let health = Arc::new(Health::default());
+    let receivers = crate::live::receive::Receivers::default();
     if let Some(listen) = &config.service.http.listen {
-        crate::http::serve(listen, health.clone(), shutdown.clone())
+        crate::http::serve_with(listen, health.clone(), receivers.clone(), shutdown.clone())
             .await
             .map_err(|e| ServiceError::Listener {
                 listen: listen.clone(),
@@ -206,7 +207,7 @@ pub async fn run_with(
         cluster = info["cluster_name"].as_str().unwrap_or("unknown"),
         "connected to elasticsearch"
     );
-    let store = store::for_mode(es, config.elasticsearch.feature_use_connectors_api);
+    let store = store::for_mode(es.clone(), config.elasticsearch.feature_use_connectors_api);
     store.ensure_indices().await?;
     tracing::info!(?actions, connectors = ?config.connector_ids(), "service running; press Ctrl-C to stop");
     // Loops stop on the caller's shutdown or when the error budget trips.
@@ -269,6 +270,17 @@ pub async fn run_with(
             pool,
             deps.clock.clone(),
             budget.clone(),
+            shutdown.clone(),
+        ));
+    }
+    // Live updates apply content, and their HTTP deliveries need the listener.
+    if actions.contains(&Action::SyncContent) && config.service.http.listen.is_some() {
+        loops.spawn(crate::live::manage::run(
+            store.clone(),
+            deps.registry.clone(),
+            config.clone(),
+            es.clone(),
+            receivers.clone(),
             shutdown.clone(),
         ));
     }

@@ -38,6 +38,7 @@ fn dls_query() -> ExpectedQuery {
         use_document_level_security: true,
         include_private_channels: true,
         include_direct_messages: true,
+        ..ExpectedQuery::default()
     }
 }
 

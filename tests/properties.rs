@@ -192,6 +192,80 @@ fn message() -> BoxedStrategy<Value> {
             "edited",
             object(vec![("ts", string(ts())), ("user", string(slack_id("U")))]),
         ),
+        // Issue 19: reactions, files, pins, attachments and blocks (any `text` shape in a
+        // block: layouts we do not read never fail a page).
+        (
+            "reactions",
+            prop::collection::vec(
+                object(vec![
+                    ("name", string(text())),
+                    ("count", (0u64..9).prop_map(|n| json!(n)).boxed()),
+                ])
+                .prop_map(|mut r| {
+                    if r.get("name").is_none() {
+                        r["name"] = json!("tada");
+                    }
+                    r
+                }),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "files",
+            prop::collection::vec(object(vec![("id", string(slack_id("F")))]), 0..3)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
+        (
+            "pinned_to",
+            prop::collection::vec(string(slack_id("C")), 0..2)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
+        (
+            "attachments",
+            prop::collection::vec(
+                object(vec![
+                    ("fallback", string(text())),
+                    ("pretext", string(text())),
+                    ("title", string(text())),
+                    ("text", string(text())),
+                ]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        (
+            "blocks",
+            prop::collection::vec(
+                object(vec![
+                    (
+                        "type",
+                        prop_oneof![
+                            Just(json!("section")),
+                            Just(json!("header")),
+                            Just(json!("rich_text")),
+                            string(text())
+                        ]
+                        .boxed(),
+                    ),
+                    (
+                        "text",
+                        prop_oneof![
+                            object(vec![("type", string(text())), ("text", string(text()))]),
+                            json_value()
+                        ]
+                        .boxed(),
+                    ),
+                ]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
     ]);
     (ts(), optional)
         .prop_map(|(ts, mut m)| {
@@ -1256,5 +1330,70 @@ fn saved_rate_budgets_are_read_or_refused() {
             );
         }
         true
+    });
+}
+
+// ---------------------------------------------------------------- live events (issue 17)
+
+/// A Slack event: well-typed ones of every kind we translate, with random content, and
+/// arbitrary JSON.
+fn slack_event() -> BoxedStrategy<Value> {
+    let channel_id = || string(slack_id("C"));
+    prop_oneof![
+        (message(), select(vec!["C1", "C2"])).prop_map(|(mut m, c)| {
+            m["type"] = json!("message");
+            m["channel"] = json!(c);
+            m
+        }),
+        (
+            message(),
+            select(vec!["message_changed", "message_deleted"]),
+            ts(),
+            prop::option::of(ts())
+        )
+            .prop_map(
+                |(m, subtype, deleted, thread)| json!({"type": "message", "subtype": subtype,
+                "channel": "C1", "message": m, "deleted_ts": deleted, "event_ts": deleted,
+                "previous_message": {"ts": deleted, "thread_ts": thread}})
+            ),
+        (channel(), select(vec!["channel_created", "channel_rename"]))
+            .prop_map(|(c, kind)| json!({"type": kind, "channel": c})),
+        (
+            channel_id(),
+            select(vec![
+                "channel_archive",
+                "channel_unarchive",
+                "channel_deleted"
+            ])
+        )
+            .prop_map(|(c, kind)| json!({"type": kind, "channel": c})),
+        (user(), select(vec!["user_change", "team_join"]))
+            .prop_map(|(u, kind)| json!({"type": kind, "user": u})),
+        json_value(),
+    ]
+    .boxed()
+}
+
+#[test]
+fn live_events_translate_without_panics() {
+    use connectors::live::LiveOp;
+    use connectors::sources::slack::events::{read_delivery, EventContext};
+    let mut context = EventContext::default();
+    context.channels.insert("C1".into(), "general".into());
+    context.channels.insert("C2".into(), "random".into());
+    let context = std::sync::Mutex::new(context);
+    check("live_events", 2_000, slack_event(), |event| {
+        let ops = context.lock().unwrap().ops(&event);
+        for op in &ops {
+            if let LiveOp::Put { doc, version } = op {
+                assert_eq!(doc.check(), Ok(()));
+                assert!(*version >= 0 || event["type"] != "message", "{event}");
+            }
+        }
+        // The same event inside any envelope reads or is refused, never panics.
+        let body = json!({"type": "event_callback", "event_id": "Ev1", "event": event});
+        let read = read_delivery(&Default::default(), body.to_string().as_bytes()).is_ok();
+        let _ = read_delivery(&Default::default(), event.to_string().as_bytes());
+        read && !ops.is_empty()
     });
 }

@@ -1162,8 +1162,18 @@ fn notifications_follow_outcomes_and_never_change_them() {
         assert!(posted.iter().all(|p| p.channel == channel));
 
         // Slack refuses the token (invalid_auth): the jobs end as they would anyway.
+        let post_calls = || {
+            sim.stats()
+                .calls
+                .get("chat.postMessage")
+                .copied()
+                .unwrap_or(0)
+        };
         for fail in [true, false] {
+            let before = post_calls();
             let (daemon, job) = run(fail, "xoxb-refused-by-slack").await;
+            // The post is attempted after the job ends: stopping the daemon first would race it.
+            wait_for("the refused post", WAIT, || async { post_calls() > before }).await;
             daemon.stop().await;
             let c = env.connector(id).await;
             let want = if fail { "error" } else { "completed" };
@@ -1172,14 +1182,7 @@ fn notifications_follow_outcomes_and_never_change_them() {
             assert_eq!(job.source["error"].is_null(), !fail, "{}", job.source);
         }
         assert_eq!(sim.posted().len(), 2, "nothing posted with a refused token");
-        assert!(
-            sim.stats()
-                .calls
-                .get("chat.postMessage")
-                .copied()
-                .unwrap_or(0)
-                >= 4
-        );
+        assert!(post_calls() >= 4);
     });
 }
 

@@ -11,8 +11,11 @@
 //!   except when the process dies; then the cleanup suspends it (or fails it) after the
 //!   idle timeout.
 //! - A full sync's recorded progress ([`crate::sync::resume`]) is written to the job's
-//!   `metadata.resume` at most every `progress_interval` while it advances (with the
-//!   counters: `_stats` in API mode) and with the final state of a suspended job; a
+//!   `metadata.resume` while it advances (with the counters: `_stats` in API mode), at most
+//!   every `progress_interval` and, as the point grows, at most [`PROGRESS_BYTES_PER_SEC`]
+//!   on average ([`progress_due`]): each write costs Elasticsearch (and every later read
+//!   of the job document) in proportion to the point's size, so a large workspace's point
+//!   is written less often; it is written with the final state of a suspended job; a
 //!   suspended or orphaned full job is resumed from it, so it does not start over. Any
 //!   other end clears it.
 //! - A shutdown suspends the job; a `canceling` job is stopped within one check interval
@@ -57,6 +60,36 @@ impl Default for RunnerTimings {
             progress_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// The average rate at which a growing resume point may be written (bytes per second).
+/// A point of 32 KiB or less is written every `progress_interval`; one of 320 KiB every
+/// 10 s. Under Slack's real limits a full sync that builds a point that large runs for
+/// hours, so a few seconds of progress is all an interruption can cost.
+pub const PROGRESS_BYTES_PER_SEC: u64 = 32 * 1024;
+
+/// Whether new progress may be written now: `since_last` after the previous write, which
+/// was `last_bytes` long (pure: the rule of the module docs).
+pub fn progress_due(since_last: Duration, last_bytes: u64, min_interval: Duration) -> bool {
+    let paced = Duration::from_secs_f64(last_bytes as f64 / PROGRESS_BYTES_PER_SEC as f64);
+    since_last >= min_interval.max(paced)
+}
+
+/// The length of `value` as JSON, without building the text.
+fn json_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// What a runner needs.
@@ -354,13 +387,13 @@ fn progress_patch(stats: &SyncStats) -> Option<(u64, Value)> {
 /// The `metadata` keys of a stats report: on the heartbeat, the source's own figures (its
 /// progress: channels done, calls, learned rates); with new progress, the resume point.
 /// `None` when there is nothing to set.
-fn heartbeat_metadata(source: Option<Value>, progress: Option<&Value>) -> Option<Value> {
+fn heartbeat_metadata(source: Option<Value>, progress: Option<Value>) -> Option<Value> {
     let mut keys = match source {
         Some(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     };
     if let Some(Value::Object(patch)) = progress {
-        keys.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+        keys.extend(patch);
     }
     (!keys.is_empty()).then_some(Value::Object(keys))
 }
@@ -476,8 +509,11 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
     stats_tick.reset();
     check_tick.reset();
     progress_tick.reset();
-    // The version of the progress last written (the resumed point is already there).
+    // The version of the progress last written (the resumed point is already there), when
+    // and how long.
     let mut written = stats.progress().version();
+    let mut written_at = tokio::time::Instant::now();
+    let mut written_bytes = 0u64;
     let store = ctx.store.as_ref();
     let stop = loop {
         let report = tokio::select! {
@@ -504,23 +540,30 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
             }
             _ = shutdown.cancelled() => break Stop::Shutdown,
         };
-        // The counters every stats interval (the job heartbeat); new progress as soon as the
-        // progress interval allows.
-        let progress = progress_patch(stats).filter(|(version, _)| *version != written);
+        // The counters every stats interval (the job heartbeat); new progress when the
+        // pacing of the module docs allows (the point is copied only then).
+        let due = stats.progress().version() != written
+            && progress_due(
+                written_at.elapsed(),
+                written_bytes,
+                ctx.timings.progress_interval,
+            );
+        let progress = if due { progress_patch(stats) } else { None };
         if !report && progress.is_none() {
             continue;
         }
-        let metadata = heartbeat_metadata(
-            report.then(|| source.metadata()),
-            progress.as_ref().map(|(_, patch)| patch),
-        );
+        let (version, patch) = progress.unzip();
+        let bytes = patch.as_ref().map(json_len);
+        let metadata = heartbeat_metadata(report.then(|| source.metadata()), patch);
         match store
             .job_stats(&job.id, &stats.snapshot(), metadata.as_ref())
             .await
         {
             Ok(()) => {
-                if let Some((version, _)) = progress {
+                if let Some((version, bytes)) = version.zip(bytes) {
                     written = version;
+                    written_at = tokio::time::Instant::now();
+                    written_bytes = bytes;
                 }
             }
             Err(error) => tracing::warn!(%error, "could not report job stats"),
@@ -617,8 +660,26 @@ pub fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::heartbeat_metadata;
+    use super::{heartbeat_metadata, json_len, progress_due, PROGRESS_BYTES_PER_SEC};
     use serde_json::json;
+    use std::time::Duration;
+
+    #[test]
+    fn progress_is_written_less_often_as_the_point_grows() {
+        let second = Duration::from_secs(1);
+        // A small point: every interval, never sooner.
+        assert!(progress_due(second, 0, second));
+        assert!(progress_due(second, 1_000, second));
+        assert!(!progress_due(Duration::from_millis(999), 1_000, second));
+        // 10 × the byte rate: every 10 s.
+        let big = 10 * PROGRESS_BYTES_PER_SEC;
+        assert!(!progress_due(Duration::from_secs(9), big, second));
+        assert!(progress_due(Duration::from_secs(10), big, second));
+        assert_eq!(
+            json_len(&json!({"a": [1, "x"]})),
+            r#"{"a":[1,"x"]}"#.len() as u64
+        );
+    }
 
     #[test]
     fn heartbeat_metadata_joins_the_sources_figures_and_the_resume_point() {
@@ -630,13 +691,13 @@ mod tests {
         );
         // New progress between heartbeats: only the resume point.
         assert_eq!(
-            heartbeat_metadata(None, Some(&json!({"resume": {"C1": 1}}))),
+            heartbeat_metadata(None, Some(json!({"resume": {"C1": 1}}))),
             Some(json!({"resume": {"C1": 1}}))
         );
         assert_eq!(
             heartbeat_metadata(
                 Some(json!({"progress": {"channels_done": 3}, "resume": "stale"})),
-                Some(&json!({"resume": {"C1": 1}}))
+                Some(json!({"resume": {"C1": 1}}))
             ),
             Some(json!({"progress": {"channels_done": 3}, "resume": {"C1": 1}}))
         );

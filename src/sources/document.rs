@@ -419,6 +419,13 @@ impl DocumentWriter {
         });
     }
 
+    /// Any JSON value (the sparse, structured fields: lists of objects or ids).
+    pub fn json(&mut self, key: &str, value: &serde_json::Value) {
+        self.key(key);
+        // Writing a Value to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, value);
+    }
+
     /// `null`.
     #[inline]
     pub fn null(&mut self, key: &str) {

@@ -270,6 +270,19 @@ pub trait SourceFactory: Send + Sync {
     ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
         Box::pin(async { Ok(None) })
     }
+    /// The receiver of live events for connector `connector_id` ([`crate::live`]), `None`
+    /// when its configuration turns live updates off (the default) or the source has none.
+    fn live_receiver<'a>(
+        &'a self,
+        _connector_id: &'a str,
+        _configuration: &'a Configuration,
+        _cancel: &'a CancellationToken,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Option<Arc<dyn crate::live::receive::LiveReceiver>>, SourceError>,
+    > {
+        Box::pin(async { Ok(None) })
+    }
     /// Builds a source for connector `connector_id` from a configuration (the job's
     /// snapshot).
     fn build(

@@ -96,6 +96,29 @@ pub fn keyword_field() -> Value {
     json!({"type": "keyword"})
 }
 
+/// Words found by meaning, for long text on nearly every document (a chat message): the
+/// framework's base analysis (`iq_text_base`, term frequencies) and its `stem` subfield,
+/// without the framework's `prefix` (edge n-grams 1..12 of every word), `delimiter`,
+/// `joined` (bigram shingles) and `enum` (a keyword of the whole text) subfields. Those
+/// multiply what Elasticsearch analyses per word; on message text they are the largest part
+/// of a sync's cluster cost, and phrase queries on the base field cover what `joined` adds.
+pub fn stemmed_text_field() -> Value {
+    json!({
+        "type": "text",
+        "analyzer": "iq_text_base",
+        "index_options": "freqs",
+        "fields": {
+            "stem": {"type": "text", "analyzer": "iq_text_stem"}
+        }
+    })
+}
+
+/// A `keyword` kept only in `_source`: not indexed, no doc values. For values nobody
+/// searches, filters, sorts or aggregates on (links), which Elasticsearch then only stores.
+pub fn stored_keyword_field() -> Value {
+    json!({"type": "keyword", "index": false, "doc_values": false})
+}
+
 /// The index settings: the framework's analysis for `language` (a code of
 /// [`analysis_language`]) and BM25 similarity.
 pub fn settings(language: &str) -> Value {

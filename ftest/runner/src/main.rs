@@ -39,6 +39,7 @@ mod budget;
 mod cli;
 mod dls;
 mod incremental;
+mod live;
 mod report;
 mod resume;
 mod scenario;
@@ -159,6 +160,14 @@ pub(crate) struct Args {
     /// mutation rounds: access-control jobs, and a member leaving a private channel.
     #[arg(long)]
     pub(crate) dls: bool,
+    /// After the first sync, 200 mutations arrive only as signed Events API deliveries
+    /// (issue 17's live updates over HTTP); the index must match within 5 s of the last.
+    #[arg(long)]
+    pub(crate) live: bool,
+    /// With `--live`: then this many messages are posted, edited and deleted one at a time,
+    /// each timed from its event's delivery to visible in Elasticsearch (p50/p95).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) live_freshness: usize,
 }
 
 fn main() {

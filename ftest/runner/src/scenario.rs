@@ -97,11 +97,20 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         ),
         None => "30".to_string(),
     };
+    // The live round receives Slack's events on the service's listener.
+    let live_port = if args.live {
+        Some(crate::live::free_port()?)
+    } else {
+        None
+    };
+    let listen = live_port
+        .map(|port| format!("\n  http:\n    listen: \"127.0.0.1:{port}\""))
+        .unwrap_or_default();
     std::fs::write(
         &config_path,
         format!(
             "elasticsearch:\n  host: {}\n  feature_use_connectors_api: {}\n  max_wait_duration: 30\n  retry_interval: 0.5\n\
-             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: {cleanup}\n\
+             service:\n  idling: {}\n  heartbeat: 5\n  job_cleanup_interval: {cleanup}{listen}\n\
              connectors:\n  - connector_id: {CONNECTOR_ID}\n    service_type: slack\n",
             stack.es_url,
             mode == Mode::Api,
@@ -227,6 +236,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         }
         if args.no_mutations || null_sink {
             return Ok(());
+        }
+        if let Some(port) = live_port {
+            return stack.live_round(&cli, &mut service, args, &query, mode == Mode::Api, port);
         }
         if args.dls {
             return stack.dls_round(&cli, &mut service, args, &query);
@@ -357,7 +369,7 @@ impl Picks {
                     }
                 }
                 ExpectedDoc::Channel { id, .. } => picks.channels.push(id.clone()),
-                ExpectedDoc::User { .. } => {}
+                _ => {}
             }
         }
         picks

@@ -170,6 +170,21 @@ fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
             ("reply_count", json!(reply_count)),
             ("edited_ts", json!(edited_ts)),
         ],
+        ExpectedDoc::Team { name, .. } => vec![("type", json!("team")), ("name", json!(name))],
+        ExpectedDoc::Usergroup { name, users, .. } => vec![
+            ("type", json!("usergroup")),
+            ("name", json!(name)),
+            ("users", json!(users)),
+        ],
+        ExpectedDoc::ChannelMember {
+            channel_id,
+            user_id,
+            ..
+        } => vec![
+            ("type", json!("channel_member")),
+            ("channel_id", json!(channel_id)),
+            ("user_id", json!(user_id)),
+        ],
     }
 }
 

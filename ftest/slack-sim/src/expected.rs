@@ -26,6 +26,20 @@
 //!    `email:<email>`, `team:<team>` for full members (not guests, not
 //!    deactivated, not of another workspace), `channel:<id>` for each readable
 //!    conversation the user is a member of; a deactivated user has none.
+//! 7. filters: `exclude_archived_channels` makes archived conversations unreadable;
+//!    `channels_include` (when not empty) keeps only the conversations one of its
+//!    entries names, `channels_exclude` drops those one of its entries names (and wins):
+//!    an entry `/re/` is a regular expression searched in the id and the name, any
+//!    other entry (without a leading `#`) equals the id or, ignoring case, the name;
+//!    DMs have no name. `exclude_bot_messages` drops `bot_message` messages,
+//!    `exclude_channel_event_messages` drops `channel_join` ones; a dropped thread
+//!    parent keeps its replies. `start_date` raises `oldest` when it is later.
+//! 8. workspace documents: `sync_team` → `{type:"team", id: team id, name}`;
+//!    `sync_user_groups` → per `usergroups.list` group `{type:"usergroup", id, name,
+//!    users}` (members in the answer's order; both `[team:<team>]` with DLS); `sync_channel_members` → per readable
+//!    conversation and member `{type:"channel_member", id:"<channel>-<user>", channel_id,
+//!    user_id}` with the conversation's readers (rule 5). Members as `conversations.members`
+//!    lists them when the expected set is asked (after the sync: auto-join adds the bot).
 
 use crate::model::{Channel, ConvKind, Msg, User, Workspace};
 use crate::render::{edited_of, thread_of};
@@ -35,12 +49,44 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Whether the connector reads `ch` under `q` (rule 2).
 fn readable(ws: &Workspace, ch: &Channel, q: &ExpectedQuery) -> bool {
+    if q.exclude_archived_channels && ch.archived {
+        return false;
+    }
+    let name = (ch.kind != ConvKind::Im).then_some(ch.name.as_str());
+    let include_ok = q.channels_include.is_empty() || names(&q.channels_include, &ch.id, name);
+    if !include_ok || names(&q.channels_exclude, &ch.id, name) {
+        return false;
+    }
     let member = ch.is_member(ws.bot_user);
     let dls = q.use_document_level_security;
     match ch.kind {
         ConvKind::Public => member || (q.auto_join_channels && !ch.archived),
         ConvKind::Private => dls && q.include_private_channels && member,
         ConvKind::Im | ConvKind::Mpim => dls && q.include_direct_messages && member,
+    }
+}
+
+/// Rule 7: whether an entry of `list` names the conversation.
+fn names(list: &[String], id: &str, name: Option<&str>) -> bool {
+    list.iter().map(|e| e.trim()).any(|entry| {
+        if entry.len() >= 2 && entry.starts_with('/') && entry.ends_with('/') {
+            // An invalid pattern names nothing (the connector refuses it outright).
+            regex::Regex::new(&entry[1..entry.len() - 1])
+                .is_ok_and(|re| re.is_match(id) || name.is_some_and(|n| re.is_match(n)))
+        } else {
+            let entry = entry.trim_start_matches('#');
+            !entry.is_empty()
+                && (entry == id || name.is_some_and(|n| n.to_lowercase() == entry.to_lowercase()))
+        }
+    })
+}
+
+/// Rule 7: whether the message filters keep `m`.
+fn kept(m: &Msg, q: &ExpectedQuery) -> bool {
+    match m.kind {
+        crate::model::Kind::Bot => !q.exclude_bot_messages,
+        crate::model::Kind::Join => !q.exclude_channel_event_messages,
+        _ => true,
     }
 }
 
@@ -61,7 +107,11 @@ fn conversation_readers(ws: &Workspace, ch: &Channel) -> Vec<String> {
 
 pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedSet {
     let now = q.now.unwrap_or(default_now);
-    let oldest = (q.fetch_last_n_days > 0).then(|| now - i64::from(q.fetch_last_n_days) * 86_400);
+    let by_days = (q.fetch_last_n_days > 0).then(|| now - i64::from(q.fetch_last_n_days) * 86_400);
+    let oldest = match (by_days, q.start_date) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let dls = q.use_document_level_security;
     let mut docs: BTreeMap<String, ExpectedDoc> = BTreeMap::new();
     if q.sync_users {
@@ -113,8 +163,12 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
                         let d = msg_doc(r, Some(th.parent_ts), None);
                         docs.insert(d.id().to_string(), d);
                     }
+                    if !kept(m, q) {
+                        continue;
+                    }
                     msg_doc(m, Some(m.ts), Some(th.replies.len()))
                 }
+                None if !kept(m, q) => continue,
                 None => {
                     let tts = ch
                         .threads
@@ -124,6 +178,54 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
                 }
             };
             docs.insert(doc.id().to_string(), doc);
+        }
+    }
+    let workspace_readers = dls.then(|| vec![format!("team:{}", ws.team_id)]);
+    if q.sync_team {
+        docs.insert(
+            ws.team_id.clone(),
+            ExpectedDoc::Team {
+                id: ws.team_id.clone(),
+                name: ws.team_name.clone(),
+                allow_access_control: workspace_readers.clone(),
+            },
+        );
+    }
+    if q.sync_user_groups {
+        for g in &ws.usergroups {
+            // In `usergroups.list`'s order.
+            let users = g
+                .users
+                .iter()
+                .map(|&u| ws.users[u as usize].id.clone())
+                .collect();
+            docs.insert(
+                g.id.clone(),
+                ExpectedDoc::Usergroup {
+                    id: g.id.clone(),
+                    name: g.name.clone(),
+                    users,
+                    allow_access_control: workspace_readers.clone(),
+                },
+            );
+        }
+    }
+    if q.sync_channel_members {
+        for ch in ws.channels.iter().filter(|c| readable(ws, c, q)) {
+            let readers = dls.then(|| conversation_readers(ws, ch));
+            for &m in &ch.members {
+                let user_id = ws.users[m as usize].id.clone();
+                let id = format!("{}-{user_id}", ch.id);
+                docs.insert(
+                    id.clone(),
+                    ExpectedDoc::ChannelMember {
+                        id,
+                        channel_id: ch.id.clone(),
+                        user_id,
+                        allow_access_control: readers.clone(),
+                    },
+                );
+            }
         }
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod cursor;
+pub mod events;
 pub mod expected;
 pub mod model;
 mod mutate;
@@ -166,6 +167,37 @@ impl SimHandle {
             }
         }
         Ok(results)
+    }
+
+    /// Applies mutations like [`mutate`](Self::mutate) and returns, per mutation, the
+    /// Events API bodies Slack would deliver for it ([`events`]: `event_callback`
+    /// envelopes, each with a fresh `event_id`). Errors if any op failed.
+    pub fn mutate_with_events(
+        &self,
+        ops: Vec<Mutation>,
+    ) -> anyhow::Result<Vec<Vec<serde_json::Value>>> {
+        static EVENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut ws = self.sim.write();
+        let mut out = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let now = self.sim.now_us();
+            let before = events::before(&ws, op);
+            let result = ws
+                .apply(op, now)
+                .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e}));
+            if result.get("ok") != Some(&serde_json::Value::Bool(true)) {
+                anyhow::bail!("mutation {op:?} failed: {result}");
+            }
+            let bodies = events::events_for(&ws, op, &result, before, now)
+                .into_iter()
+                .map(|event| {
+                    let seq = EVENT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    events::envelope(&ws, event, &format!("Ev{seq:010}"), now)
+                })
+                .collect();
+            out.push(bodies);
+        }
+        Ok(out)
     }
 
     pub fn set_faults(&self, faults: Vec<FaultRule>) {

@@ -368,6 +368,9 @@ pub struct MsgView<'a> {
     pub display_as_bot: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited: Option<Edited<'a>>,
+    /// Conversations the message is pinned in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_to: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread_ts: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -489,6 +492,13 @@ pub enum View {
     Replies,
 }
 
+/// Whether `msg` is pinned in its conversation: one message in 40 but join notices,
+/// decided by a hash (not the message's random stream, so nothing else changes).
+pub fn pinned(ws: &Workspace, ch: &Channel, msg: &Msg) -> bool {
+    msg.kind != Kind::Join
+        && mix(&[ws.seed, 71, u64::from(ch.idx), u64::from(msg.gen)]).is_multiple_of(40)
+}
+
 pub fn msg_view<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg, view: View) -> MsgView<'a> {
     let user = &ws.users[msg.user as usize];
     let ovr = (msg.ovr != NONE)
@@ -554,6 +564,7 @@ pub fn msg_view<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg, view: View) -
         upload: None,
         display_as_bot: None,
         edited: None,
+        pinned_to: pinned(ws, ch, msg).then(|| vec![ch.id.as_str()]),
         thread_ts: None,
         reply_count: None,
         reply_users_count: None,

@@ -25,6 +25,25 @@ pub struct ExpectedQuery {
     pub include_private_channels: bool,
     /// DMs and group DMs the bot is in (only with DLS).
     pub include_direct_messages: bool,
+    /// Filters (rule 7 of `expected`): archived channels out.
+    pub exclude_archived_channels: bool,
+    /// Only these conversations: names, ids or `/regex/` (searched in name and id).
+    pub channels_include: Vec<String>,
+    /// Never these conversations (wins over the include list).
+    pub channels_exclude: Vec<String>,
+    /// Bot messages out (their threads' replies stay).
+    pub exclude_bot_messages: bool,
+    /// Join, leave and topic notices out.
+    pub exclude_channel_event_messages: bool,
+    /// Epoch seconds: no message at or before it (with `fetch_last_n_days`, the later
+    /// bound wins).
+    pub start_date: Option<i64>,
+    /// Rule 8: the team document.
+    pub sync_team: bool,
+    /// Rule 8: one document per user group.
+    pub sync_user_groups: bool,
+    /// Rule 8: one document per member of each readable conversation.
+    pub sync_channel_members: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -37,6 +56,15 @@ impl Default for ExpectedQuery {
             use_document_level_security: false,
             include_private_channels: false,
             include_direct_messages: false,
+            exclude_archived_channels: false,
+            channels_include: Vec::new(),
+            channels_exclude: Vec::new(),
+            exclude_bot_messages: false,
+            exclude_channel_event_messages: false,
+            start_date: None,
+            sync_team: false,
+            sync_user_groups: false,
+            sync_channel_members: false,
         }
     }
 }
@@ -84,6 +112,30 @@ pub enum ExpectedDoc {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allow_access_control: Option<Vec<String>>,
     },
+    /// Rule 8: `T…`.
+    Team {
+        id: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
+    /// Rule 8: `S…`, members by id, sorted.
+    Usergroup {
+        id: String,
+        name: String,
+        users: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
+    /// Rule 8: `<channel>-<user>`.
+    #[serde(rename = "channel_member")]
+    ChannelMember {
+        id: String,
+        channel_id: String,
+        user_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
 }
 
 impl ExpectedDoc {
@@ -91,7 +143,10 @@ impl ExpectedDoc {
         match self {
             ExpectedDoc::User { id, .. }
             | ExpectedDoc::Channel { id, .. }
-            | ExpectedDoc::Message { id, .. } => id,
+            | ExpectedDoc::Message { id, .. }
+            | ExpectedDoc::Team { id, .. }
+            | ExpectedDoc::Usergroup { id, .. }
+            | ExpectedDoc::ChannelMember { id, .. } => id,
         }
     }
     /// `_allow_access_control` (DLS on).
@@ -108,6 +163,18 @@ impl ExpectedDoc {
             | ExpectedDoc::Message {
                 allow_access_control,
                 ..
+            }
+            | ExpectedDoc::Team {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::Usergroup {
+                allow_access_control,
+                ..
+            }
+            | ExpectedDoc::ChannelMember {
+                allow_access_control,
+                ..
             } => allow_access_control.as_deref(),
         }
     }
@@ -116,6 +183,9 @@ impl ExpectedDoc {
             ExpectedDoc::User { .. } => "user",
             ExpectedDoc::Channel { .. } => "channel",
             ExpectedDoc::Message { .. } => "message",
+            ExpectedDoc::Team { .. } => "team",
+            ExpectedDoc::Usergroup { .. } => "usergroup",
+            ExpectedDoc::ChannelMember { .. } => "channel_member",
         }
     }
 }

@@ -136,7 +136,7 @@ impl Inner {
     }
 
     /// Every member id of one conversation (`None`: Slack refused it at the first page).
-    async fn members(
+    pub(super) async fn members(
         &self,
         channel: &str,
         cancel: &CancellationToken,

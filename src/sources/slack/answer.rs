@@ -84,6 +84,16 @@ pub fn shape(method: &str) -> Shape {
             objects: &["user"],
             ..Shape::ANY
         },
+        // Issue 19's workspace documents: the team, and every user group in one answer
+        // (not paged).
+        "team.info" => Shape {
+            objects: &["team"],
+            ..Shape::ANY
+        },
+        "usergroups.list" => Shape {
+            items: Some("usergroups"),
+            ..Shape::ANY
+        },
         // Slack as a destination (`crate::notify`) and the OAuth install: the ids the next
         // step needs.
         "chat.postMessage" => Shape {
@@ -631,6 +641,7 @@ mod tests {
         for (method, field) in [
             ("users.list", "members"),
             ("conversations.members", "members"),
+            ("usergroups.list", "usergroups"),
             ("conversations.list", "channels"),
             ("conversations.history", "messages"),
             ("conversations.replies", "messages"),
@@ -675,6 +686,10 @@ mod tests {
             auth[field] = serde_json::json!(7);
             assert_eq!(problem("auth.test", &auth.to_string()).0, field);
         }
+        assert_eq!(
+            problem("team.info", r#"{"ok":true}"#),
+            ("team".to_string(), "is missing".to_string())
+        );
         assert_eq!(
             problem("conversations.join", r#"{"ok":true}"#),
             ("channel".to_string(), "is missing".to_string())

@@ -5,7 +5,8 @@
 //! # The cursor
 //! `sync_cursor.channels` holds, per channel read, the newest `ts` seen and the thread
 //! parents whose last reply falls within the thread look-back window, with their
-//! `latest_reply` and `reply_count`; `sync_cursor.threads_since` is where that window
+//! `latest_reply` and `reply_count`, as one JSON string per channel (`cursor_text`: a
+//! compact form for documents read on every poll); `sync_cursor.threads_since` is where that window
 //! started. Other keys of `sync_cursor` belong to others and are kept (the engine merges).
 //!
 //! An incremental sync re-reads each known channel's history from [`reread_after`]: the
@@ -96,6 +97,11 @@ fn newer(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
+/// A channel's cursor entry as stored: JSON text (see [`cursor_text`]).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct StoredCursor(#[serde(with = "cursor_text")] ChannelCursor);
+
 /// The Slack part of a connector's `sync_cursor`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlackCursor {
@@ -113,8 +119,9 @@ impl SlackCursor {
         let Some(channels) = cursor.and_then(|c| c.get(CHANNELS_KEY)) else {
             return (SlackCursor::default(), None);
         };
-        match serde_json::from_value::<BTreeMap<String, ChannelCursor>>(channels.clone()) {
+        match serde_json::from_value::<BTreeMap<String, StoredCursor>>(channels.clone()) {
             Ok(channels) => {
+                let channels = channels.into_iter().map(|(id, c)| (id, c.0)).collect();
                 let threads_since = cursor
                     .and_then(|c| c.get(THREADS_SINCE_KEY))
                     .and_then(Value::as_str)
@@ -139,10 +146,12 @@ impl SlackCursor {
     /// The source's keys of `sync_cursor`.
     pub fn to_value(&self) -> Value {
         let mut cursor = Map::new();
-        cursor.insert(
-            CHANNELS_KEY.into(),
-            serde_json::to_value(&self.channels).unwrap_or_default(),
-        );
+        let channels: Map<String, Value> = self
+            .channels
+            .iter()
+            .map(|(id, c)| (id.clone(), json!(cursor_text::to_text(c))))
+            .collect();
+        cursor.insert(CHANNELS_KEY.into(), Value::Object(channels));
         cursor.insert(
             THREADS_SINCE_KEY.into(),
             self.threads_since
@@ -243,9 +252,42 @@ pub struct ChannelProgress {
     /// History resumes with the messages older than this ts (exclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
-    /// The cursor entry gathered so far.
-    #[serde(default)]
+    /// The cursor entry gathered so far, stored as JSON text (see [`cursor_text`]).
+    #[serde(default, with = "cursor_text")]
     pub cursor: ChannelCursor,
+}
+
+/// A channel's cursor entry stored as one JSON string, in `sync_cursor.channels` and in a
+/// full sync's resume points. Both live in Elasticsearch documents that are read back into
+/// `serde_json::Value`s (the connector on every poll, the job on every check): as a tree,
+/// each thread state costs a map node of about 600 bytes, ten times its text, and in the
+/// document each thread's ts would become a field name. Entries written as an object
+/// (before this form) are still read.
+mod cursor_text {
+    use super::ChannelCursor;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// The text of an entry.
+    pub fn to_text(cursor: &ChannelCursor) -> String {
+        serde_json::to_string(cursor).unwrap_or_default()
+    }
+
+    pub fn serialize<S: Serializer>(cursor: &ChannelCursor, s: S) -> Result<S::Ok, S::Error> {
+        to_text(cursor).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelCursor, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Text(String),
+            Object(ChannelCursor),
+        }
+        match Stored::deserialize(d)? {
+            Stored::Text(text) => serde_json::from_str(&text).map_err(serde::de::Error::custom),
+            Stored::Object(cursor) => Ok(cursor),
+        }
+    }
 }
 
 impl ChannelProgress {
@@ -310,7 +352,14 @@ mod tests {
         };
         let value = cursor.to_value();
         assert_eq!(value["threads_since"], "150.000000");
-        assert_eq!(SlackCursor::read(Some(&value)), (cursor, None));
+        assert!(value["channels"]["C1"].is_string(), "{value}");
+        assert_eq!(SlackCursor::read(Some(&value)), (cursor.clone(), None));
+        // The object form of earlier cursors still reads.
+        let objects = json!({
+            "channels": {"C1": serde_json::to_value(&cursor.channels["C1"]).unwrap()},
+            "threads_since": "150.000000"
+        });
+        assert_eq!(SlackCursor::read(Some(&objects)), (cursor, None));
     }
 
     #[test]
@@ -394,11 +443,20 @@ mod tests {
         checkpoints.insert("C1".into(), progress.to_value());
         checkpoints.insert("C2".into(), json!({"done": true}));
         checkpoints.insert("C3".into(), json!("garbage"));
+        // The cursor is stored as text; the object form of earlier points still reads.
+        assert!(progress.to_value()["cursor"].is_string());
+        checkpoints.insert(
+            "C4".into(),
+            json!({"before": "9.0", "cursor": {"latest": "10.0"}}),
+        );
+        checkpoints.insert("C5".into(), json!({"cursor": "{not json"}));
         let resume = Resume::read(&checkpoints);
         assert_eq!(resume.window, Some(Some("50".to_string())));
         assert_eq!(resume.channels["C1"], progress);
         assert!(resume.channels["C2"].done);
         assert!(!resume.channels.contains_key("C3"));
+        assert_eq!(resume.channels["C4"].cursor.latest.as_deref(), Some("10.0"));
+        assert!(!resume.channels.contains_key("C5"));
         assert_eq!(ts_string(1_700_000_000_000_100), "1700000000.000100");
         assert_eq!(
             Resume::read(&Map::from_iter([(WINDOW_KEY.to_string(), Value::Null)])).window,

@@ -108,6 +108,11 @@ pub fn conversation_readers(conversation: &Channel, team_id: &str) -> AccessCont
     AccessControl::new(readers)
 }
 
+/// The readers of workspace-wide documents (the team, user groups): its full members (pure).
+pub fn workspace_readers(team_id: &str) -> AccessControl {
+    AccessControl::new([team(team_id)])
+}
+
 /// The readers of a user document: the workspace's full members and the user (pure).
 pub fn user_doc_readers(user: &User, team_id: &str) -> AccessControl {
     AccessControl::new([team(team_id), prefix_identity("user", &user.id)])

@@ -25,8 +25,12 @@
 //!
 //! Environment: `SLACK_API_BASE_URL` replaces `https://slack.com/api` (simulators,
 //! proxies); `SLACK_TIER_SCALE` multiplies every tier budget (a time-scaled simulator).
-//! Options beyond the schema (archived, include/exclude lists, bot filter, page sizes,
-//! concurrency) live in [`SlackOptions`] with defaults, ready for future schema fields.
+//! Filters ([`filters`], form fields ordered 20–25): `exclude_archived_channels`,
+//! `channels_include` / `channels_exclude` (names, ids or `/regex/`),
+//! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
+//! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
+//! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Options beyond the schema
+//! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
 //! `skipped_threads`, document counts, `api_requests`/`api_retries`/`api_throttled`,
@@ -39,7 +43,10 @@ pub mod answer;
 pub mod budgets;
 pub mod client;
 pub mod cursor;
+pub mod events;
+pub mod filters;
 pub mod identity;
+pub mod live;
 pub mod mapping;
 pub mod metrics;
 pub mod oauth;
@@ -47,6 +54,7 @@ pub mod progress;
 pub mod ratelimit;
 pub mod source;
 pub mod transform;
+pub mod workspace;
 
 pub use source::{SlackOptions, SlackSource};
 
@@ -104,6 +112,18 @@ impl SourceFactory for SlackFactory {
         now: chrono::DateTime<chrono::Utc>,
     ) -> futures::future::BoxFuture<'a, Result<Option<Configuration>, SourceError>> {
         Box::pin(oauth::renew(configuration, now, oauth::ACCESS_RETRY))
+    }
+
+    fn live_receiver<'a>(
+        &'a self,
+        connector_id: &'a str,
+        configuration: &'a Configuration,
+        cancel: &'a tokio_util::sync::CancellationToken,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Option<std::sync::Arc<dyn crate::live::receive::LiveReceiver>>, SourceError>,
+    > {
+        Box::pin(live::receiver(connector_id, configuration, cancel))
     }
 
     fn build(
@@ -189,5 +209,40 @@ pub fn default_configuration() -> Configuration {
             .validation("included_in", json!(["learned", "published"]))
             .ui_restrictions(&["advanced"]),
     );
+    live_fields(&mut config);
+    filters::add_fields(&mut config);
+    workspace::add_fields(&mut config);
     config
+}
+
+/// The live-update fields (issue 17): how events reach the connector, and the secrets of
+/// each transport.
+fn live_fields(config: &mut Configuration) {
+    config.insert(
+        "live_updates".into(),
+        ConfigField::new(live::LIVE_LABEL, "str", 40)
+            .display("dropdown")
+            .options(&[("Off (syncs only)", "off"), ("Socket Mode", "socket_mode"), ("HTTP Events API", "http")])
+            .tooltip("Apply Slack's events to the index within seconds, between syncs. 'http': point the Slack app's Event Subscriptions Request URL at <service.http.listen>/live/<connector id>; needs the signing secret.")
+            .value(json!("off"))
+            .default_value(json!("off"))
+            .optional()
+            .validation("included_in", json!(["off", "socket_mode", "http"])),
+    );
+    config.insert(
+        "app_token".into(),
+        ConfigField::new("App-level token", "str", 41)
+            .sensitive()
+            .optional()
+            .depends_on("live_updates", json!("socket_mode"))
+            .tooltip("The Slack app's app-level token (xapp-…, scope connections:write), for Socket Mode."),
+    );
+    config.insert(
+        "signing_secret".into(),
+        ConfigField::new("Signing secret", "str", 42)
+            .sensitive()
+            .optional()
+            .depends_on("live_updates", json!("http"))
+            .tooltip("The Slack app's signing secret (Basic Information), which every Events API request is verified with."),
+    );
 }

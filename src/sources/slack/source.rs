@@ -44,14 +44,16 @@ use super::cursor::{
     channel_scope, reread_after, thread_changed, thread_scope, ts_string, ChannelCursor,
     ChannelProgress, Resume, SlackCursor, ThreadState, WINDOW_KEY,
 };
+use super::filters::{self, history_oldest, ChannelList};
 use super::identity::{self, Audience};
 use super::metrics::CallMetrics;
 use super::progress::Progress;
 use super::ratelimit::BudgetMode;
 use super::transform::{
-    channel_doc, message_doc, ts_micros, user_doc, window_oldest, workspace_base, Channel, Message,
+    channel_doc, message_doc, ts_micros, user_doc, workspace_base, Channel, Message,
     MessageContext, Names, User,
 };
+use super::workspace::{self, Switches};
 use crate::config::Secret;
 use crate::sources::{
     AccessControl, Configuration, ConfigurationExt, DataSource, DocOp, DocSender, Document,
@@ -67,6 +69,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// The least time between two mid-channel resume points of a full sync. Each copies the
+/// channel's cursor so far, and the job runner writes the latest one at most every second
+/// anyway: without Slack's limits, one per thread made a quadratic cost of a channel's
+/// threads; under them, a thread takes longer than this, so nothing changes there.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(200);
 
 /// Env variable multiplying every tier budget (tests and benchmarks against a time-scaled
 /// simulator).
@@ -151,14 +159,21 @@ pub struct SlackOptions {
     pub include_private_channels: bool,
     /// Also index DMs and group DMs the token is in (needs `im:*`/`mpim:*` scopes and DLS).
     pub include_direct_messages: bool,
-    /// Leave archived channels out.
+    /// Leave archived channels out (`exclude_archived_channels`).
     pub exclude_archived: bool,
-    /// Only these channels (names or ids); empty = all.
-    pub channel_include: Vec<String>,
-    /// Never these channels (names or ids).
-    pub channel_exclude: Vec<String>,
-    /// Leave `bot_message` messages out.
+    /// Only these channels (names, ids, `/regex/`); empty = all (`channels_include`).
+    pub channel_include: ChannelList,
+    /// Never these channels (`channels_exclude`; wins over the include list).
+    pub channel_exclude: ChannelList,
+    /// Leave bot messages out (`exclude_bot_messages`).
     pub skip_bot_messages: bool,
+    /// Leave join, leave and topic notices out (`exclude_channel_event_messages`).
+    pub skip_channel_events: bool,
+    /// No message before this instant (epoch seconds; `start_date`); with
+    /// `fetch_last_n_days` the later bound wins.
+    pub start_date: Option<i64>,
+    /// Team, user group and channel member documents ([`super::workspace`]).
+    pub workspace: Switches,
 }
 
 impl SlackOptions {
@@ -187,9 +202,12 @@ impl SlackOptions {
             include_private_channels: false,
             include_direct_messages: false,
             exclude_archived: false,
-            channel_include: Vec::new(),
-            channel_exclude: Vec::new(),
+            channel_include: ChannelList::default(),
+            channel_exclude: ChannelList::default(),
             skip_bot_messages: false,
+            skip_channel_events: false,
+            start_date: None,
+            workspace: Switches::default(),
         }
     }
 
@@ -220,6 +238,14 @@ impl SlackOptions {
             DEFAULT_LOOKBACK_DAYS,
             lookback_days_from,
         )?;
+        let filters = filters::from_configuration(configuration, now_secs())?;
+        options.exclude_archived = filters.exclude_archived;
+        options.channel_include = filters.include;
+        options.channel_exclude = filters.exclude;
+        options.skip_bot_messages = filters.exclude_bots;
+        options.skip_channel_events = filters.exclude_events;
+        options.start_date = filters.start;
+        options.workspace = workspace::from_configuration(configuration)?;
         check_options(&options)?;
         Ok(options)
     }
@@ -324,6 +350,12 @@ pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
     if options.use_document_level_security {
         scopes.extend(DLS_SCOPES);
     }
+    if options.workspace.team {
+        scopes.extend(workspace::TEAM_SCOPES);
+    }
+    if options.workspace.user_groups {
+        scopes.extend(workspace::GROUPS_SCOPES);
+    }
     scopes
 }
 
@@ -350,12 +382,13 @@ pub enum ChannelPlan {
 
 /// Decides what to do with a listed channel (pure).
 pub fn plan_channel(channel: &Channel, options: &SlackOptions) -> ChannelPlan {
-    let name = channel.name.as_deref().unwrap_or("");
-    let listed = |list: &[String]| list.iter().any(|c| c == &channel.id || c == name);
-    if !options.channel_include.is_empty() && !listed(&options.channel_include) {
-        return ChannelPlan::Ignore;
-    }
-    if listed(&options.channel_exclude) {
+    let name = channel.name.as_deref();
+    if !filters::channel_wanted(
+        &options.channel_include,
+        &options.channel_exclude,
+        &channel.id,
+        name,
+    ) {
         return ChannelPlan::Ignore;
     }
     let archived = channel.is_archived.unwrap_or(false);
@@ -422,6 +455,8 @@ pub(super) struct Counters {
     pub(super) identities: AtomicU64,
     pub(super) member_lists: AtomicU64,
     pub(super) external_users: AtomicU64,
+    /// Team, user group and channel member documents.
+    pub(super) workspace_docs: AtomicU64,
     /// Readable channels, once listed (`u64::MAX` before).
     channels_total: AtomicU64,
     /// Readable channels read or skipped.
@@ -526,6 +561,21 @@ impl SlackSource {
     /// The options.
     pub fn options(&self) -> &SlackOptions {
         &self.inner.options
+    }
+
+    /// The user and bot names, every listed channel with its plan, and the permalink base:
+    /// what live updates translate events with (`auth.test`, `users.list`,
+    /// `conversations.list`; no documents).
+    pub async fn directory(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<(Names, Vec<(Channel, ChannelPlan)>, Option<String>), SourceError> {
+        let auth = self.inner.auth_test(cancel).await?;
+        let base = auth.url.as_deref().and_then(workspace_base);
+        let team_id = auth.team_id.clone().unwrap_or_default();
+        let names = self.inner.fetch_users(&team_id, None, None, cancel).await?;
+        let channels = self.inner.list_channels(cancel).await?;
+        Ok((names, channels, base))
     }
 }
 
@@ -775,6 +825,9 @@ impl Inner {
         // A channel read from a position has documents written already: a refusal now must
         // fail the sync, not skip the channel.
         let resumed = latest.is_some();
+        // Mid-channel checkpoints at most every CHECKPOINT_SPACING (each copies the
+        // channel's cursor so far).
+        let mut last_checkpoint = std::time::Instant::now();
         let mut seen_parents = HashSet::new();
         let limit = self.options.history_page_size.clamp(1, 999).to_string();
         let mut pager = Pager::new();
@@ -872,7 +925,12 @@ impl Inner {
                 while finished.get(run) == Some(&true) {
                     run += 1;
                 }
-                if checkpoints && run > before && run < parents.len() {
+                if checkpoints
+                    && run > before
+                    && run < parents.len()
+                    && last_checkpoint.elapsed() >= CHECKPOINT_SPACING
+                {
+                    last_checkpoint = std::time::Instant::now();
                     let progress = ChannelProgress {
                         done: false,
                         before: Some(parents[run - 1].clone()),
@@ -884,7 +942,8 @@ impl Inner {
             if !pager.advance(page.next_cursor.as_deref()) {
                 break;
             }
-            if checkpoints {
+            if checkpoints && last_checkpoint.elapsed() >= CHECKPOINT_SPACING {
+                last_checkpoint = std::time::Instant::now();
                 let progress = ChannelProgress {
                     done: false,
                     before: page.oldest.clone(),
@@ -939,9 +998,11 @@ impl Inner {
             next_cursor: body.next_cursor().map(str::to_string),
         };
         for message in &body.items {
-            if message.ts.is_empty() || !self.keep(message) {
+            if message.ts.is_empty() || message.kind.as_deref().is_some_and(|k| k != "message") {
                 continue;
             }
+            // A filtered parent still brings its thread: the replies are people's.
+            let wanted = self.keep(message);
             match thread {
                 Some(parent_ts) => {
                     let is_parent = message.ts == parent_ts;
@@ -962,7 +1023,9 @@ impl Inner {
                     }
                 }
             }
-            page.docs.push(message_doc(message, ctx));
+            if wanted {
+                page.docs.push(message_doc(message, ctx));
+            }
         }
         Ok(page)
     }
@@ -980,11 +1043,14 @@ impl Inner {
         Ok(())
     }
 
+    /// Whether the filters keep a message ([`filters::message_wanted`]).
     fn keep(&self, message: &Message<'_>) -> bool {
-        if message.kind.as_deref().is_some_and(|k| k != "message") {
-            return false;
-        }
-        !(self.options.skip_bot_messages && message.subtype.as_deref() == Some("bot_message"))
+        filters::message_wanted(
+            message.subtype.as_deref(),
+            message.bot_id.as_deref(),
+            self.options.skip_bot_messages,
+            self.options.skip_channel_events,
+        )
     }
 
     async fn fetch_thread(
@@ -1173,7 +1239,21 @@ impl Inner {
         let user_docs = self.options.sync_users.then_some(sink);
         let names = self.fetch_users(&team_id, user_docs, None, cancel).await?;
         tracing::debug!(users = names.len(), "slack users fetched");
+        self.fetch_workspace(&team_id, &names, sink, cancel).await?;
         let channels = self.list_channels(cancel).await?;
+        let dls = self.options.use_document_level_security;
+        let member_channels: Vec<_> = channels
+            .iter()
+            .filter(|(_, plan)| {
+                self.options.workspace.channel_members && *plan != ChannelPlan::Ignore
+            })
+            .map(|(c, _)| {
+                (
+                    c.clone(),
+                    dls.then(|| identity::conversation_readers(c, &team_id)),
+                )
+            })
+            .collect();
         let channel_names: HashMap<String, String> = channels
             .iter()
             .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
@@ -1181,7 +1261,7 @@ impl Inner {
         let now = self.options.now.unwrap_or_else(now_secs);
         let threads_since =
             now.saturating_sub(i64::from(self.options.thread_lookback_days) * 86_400) * 1_000_000;
-        let window = window_oldest(now, self.options.fetch_last_n_days);
+        let window = history_oldest(now, self.options.fetch_last_n_days, self.options.start_date);
         let (oldest, prev_threads_since) = match &mode {
             // A resumed sync reads the window it started with.
             Mode::Resume(resume) => (resume.window.clone().unwrap_or(window), None),
@@ -1269,6 +1349,9 @@ impl Inner {
                 None => break,
             }
         }
+        // After the reads: auto-join has made the bot a member where it may read.
+        self.fetch_channel_members(&member_channels, &shared.names, sink, cancel)
+            .await?;
         self.completed.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -1457,6 +1540,7 @@ impl DataSource for SlackSource {
             "identities": counters.identities.load(Ordering::Relaxed),
             "member_lists": counters.member_lists.load(Ordering::Relaxed),
             "external_users": counters.external_users.load(Ordering::Relaxed),
+            "workspace_documents": counters.workspace_docs.load(Ordering::Relaxed),
             "channels_done_before": counters.channels_done_before.load(Ordering::Relaxed),
             "api_requests": stats.requests.load(Ordering::Relaxed),
             "api_retries": stats.retries.load(Ordering::Relaxed),
@@ -1653,18 +1737,18 @@ mod tests {
             ChannelPlan::Ignore
         );
         let mut filtered = options.clone();
-        filtered.channel_exclude = vec!["general".into()];
+        filtered.channel_exclude = ChannelList::exact(&["general"]);
         assert_eq!(
             plan_channel(&channel(true, false), &filtered),
             ChannelPlan::Ignore
         );
-        filtered.channel_exclude.clear();
-        filtered.channel_include = vec!["C2".into()];
+        filtered.channel_exclude = ChannelList::default();
+        filtered.channel_include = ChannelList::exact(&["C2"]);
         assert_eq!(
             plan_channel(&channel(true, false), &filtered),
             ChannelPlan::Ignore
         );
-        filtered.channel_include = vec!["C1".into()];
+        filtered.channel_include = ChannelList::exact(&["C1"]);
         filtered.exclude_archived = true;
         assert_eq!(
             plan_channel(&channel(true, true), &filtered),

@@ -22,7 +22,9 @@ pub use text::{
     rewrite_mentions_into, workspace_base, Names, TextOut,
 };
 pub use time::{epoch_timestamp, iso_from_epoch, iso_from_micros, ts_micros, window_oldest};
-pub use wire::{Channel, Edited, Message, Profile, Topic, User};
+pub use wire::{
+    Attachment, Block, Channel, Edited, FileRef, Message, Profile, Reaction, Topic, User,
+};
 
 use crate::sources::{Document, DocumentWriter, Timestamp};
 use std::collections::HashMap;
@@ -107,6 +109,54 @@ pub fn message_id(channel_id: &str, ts: &str) -> String {
     id
 }
 
+/// The searchable text beyond `text`: each attachment's pretext, title and text (its
+/// fallback when it has none of them), then the text of `section` and `header` blocks.
+/// `rich_text` blocks are left out: they are the message's own `text` again.
+fn extra_text<'m>(message: &'m Message<'_>) -> Vec<&'m str> {
+    let mut pieces = Vec::new();
+    let non_empty =
+        |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+    for a in message.attachments.iter().flatten() {
+        let before = pieces.len();
+        for field in [&a.pretext, &a.title, &a.text] {
+            if non_empty(field) {
+                pieces.push(field.as_deref().unwrap_or_default());
+            }
+        }
+        if pieces.len() == before && non_empty(&a.fallback) {
+            pieces.push(a.fallback.as_deref().unwrap_or_default());
+        }
+    }
+    for b in message.blocks.iter().flatten() {
+        if matches!(b.kind.as_deref(), Some("section" | "header")) && non_empty(&b.text) {
+            pieces.push(b.text.as_deref().unwrap_or_default());
+        }
+    }
+    pieces
+}
+
+/// `reactions` (`[{name, count}]`), `files` (ids) and `pinned_to` (conversation ids),
+/// written only when the message has them: most messages have none, and their bytes stay
+/// as they were (what Elasticsearch receives and stores).
+fn write_sparse_fields(doc: &mut DocumentWriter, message: &Message<'_>) {
+    if let Some(reactions) = message.reactions.as_ref().filter(|r| !r.is_empty()) {
+        let list: Vec<serde_json::Value> = reactions
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "count": r.count.unwrap_or(0)}))
+            .collect();
+        doc.json("reactions", &serde_json::Value::Array(list));
+    }
+    if let Some(files) = message.files.as_ref() {
+        let ids: Vec<&str> = files.iter().filter_map(|f| f.id.as_deref()).collect();
+        if !ids.is_empty() {
+            doc.json("files", &serde_json::json!(ids));
+        }
+    }
+    if let Some(pins) = message.pinned_to.as_ref().filter(|p| !p.is_empty()) {
+        doc.json("pinned_to", &serde_json::json!(pins));
+    }
+}
+
 /// The message document (§4.3 fields plus `type`, `title`, `url`, and `body` when the plain
 /// text differs from `text`), id [`message_id`]. Messages are nearly every document of a sync: `text`, `body` and `url`
 /// are written straight into their JSON values, with no intermediate strings.
@@ -124,7 +174,26 @@ pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Document 
     // `text`, so it is left out (a third of a message's bytes, and one analysed field less
     // for Elasticsearch); searches cover `text` and `body` together.
     let plain = memchr::memchr2(b'<', b'&', raw_text.as_bytes()).is_none();
+    let extra = extra_text(message);
     match message.text.as_deref() {
+        _ if !extra.is_empty() => {
+            match message.text.as_deref() {
+                Some(text) => doc.text("text", |out| rewrite_mentions_into(out, text, ctx.names)),
+                None => doc.null("text"),
+            }
+            // Attachments and layout blocks are searchable too (one piece a line).
+            doc.text("body", |out| {
+                let mut first = raw_text.is_empty();
+                plain_text_into(out, raw_text, ctx.names, ctx.channels);
+                for piece in &extra {
+                    if !first {
+                        out.push_str("\n");
+                    }
+                    first = false;
+                    plain_text_into(out, piece, ctx.names, ctx.channels);
+                }
+            });
+        }
         Some(text) if plain => {
             doc.str("text", text);
         }
@@ -155,6 +224,7 @@ pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Document 
     }
     doc.opt_str("latest_reply", message.latest_reply.as_deref());
     doc.opt_str("thread_ts", message.thread_ts.as_deref());
+    write_sparse_fields(&mut doc, message);
     match ctx.base {
         Some(base) => doc.text("url", |out| {
             permalink_into(
@@ -303,6 +373,52 @@ mod tests {
         assert!(!doc.contains_key("body"));
         assert_eq!(doc["author"], Value::Null);
         assert_eq!(doc["title"], json!("#gen\"eral"));
+    }
+
+    #[test]
+    fn reactions_files_pins_and_attachment_text() {
+        let names = names();
+        let channels = HashMap::new();
+        let ctx = MessageContext {
+            channel_id: "C1",
+            channel_name: "general",
+            names: &names,
+            channels: &channels,
+            base: None,
+        };
+        let raw = json!({
+            "type": "message", "user": "USERID1", "text": "see <@USERID1>", "ts": "1.000001",
+            "reactions": [{"name": "tada", "count": 2, "users": ["U1", "U2"]}],
+            "files": [{"id": "F1", "name": "a.txt"}, {"id": "F2"}],
+            "pinned_to": ["C1"],
+            "attachments": [{"fallback": "only fallback"}, {"title": "CI", "text": "Build *passed*", "fallback": "x"}],
+            "blocks": [
+                {"type": "rich_text", "elements": [{"type": "text", "text": "see"}]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "Deploy <@USERID1>"}},
+                {"type": "header", "text": {"type": "plain_text", "text": "Release"}},
+                {"type": "weird", "text": "not an object"}
+            ]
+        })
+        .to_string();
+        let message: Message = serde_json::from_str(&raw).unwrap();
+        let doc = message_doc(&message, &ctx).fields();
+        assert_eq!(doc["reactions"], json!([{"name": "tada", "count": 2}]));
+        assert_eq!(doc["files"], json!(["F1", "F2"]));
+        assert_eq!(doc["pinned_to"], json!(["C1"]));
+        assert_eq!(doc["text"], json!("see <@user_one>"));
+        assert_eq!(
+            doc["body"],
+            json!("see @user_one\nonly fallback\nCI\nBuild *passed*\nDeploy @user_one\nRelease")
+        );
+        // A message with none of them keeps its fields (and bytes) as before.
+        let bare: Message =
+            serde_json::from_str(r#"{"type":"message","text":"hi","ts":"1.2"}"#).unwrap();
+        let doc = message_doc(&bare, &ctx).fields();
+        // (`body` too: it would repeat `text`, issue 20.)
+        for key in ["reactions", "files", "pinned_to", "body"] {
+            assert!(!doc.contains_key(key), "{key}");
+        }
+        assert_eq!(doc["text"], json!("hi"));
     }
 
     #[test]

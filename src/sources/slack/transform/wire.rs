@@ -181,6 +181,86 @@ pub struct Message<'a> {
     /// Edit marker.
     #[serde(default, borrow)]
     pub edited: Option<Edited<'a>>,
+    /// Emoji reactions (`reactions:read`).
+    #[serde(default, borrow)]
+    pub reactions: Option<Vec<Reaction<'a>>>,
+    /// Files shared with the message (only their ids are kept here).
+    #[serde(default, borrow)]
+    pub files: Option<Vec<FileRef<'a>>>,
+    /// Conversations the message is pinned in.
+    #[serde(default, borrow)]
+    pub pinned_to: Option<Vec<Cow<'a, str>>>,
+    /// Legacy attachments (apps, unfurls): their text is searchable.
+    #[serde(default, borrow)]
+    pub attachments: Option<Vec<Attachment<'a>>>,
+    /// Block Kit layout: the text of `section` and `header` blocks is searchable
+    /// (`rich_text` blocks repeat `text` and are skipped).
+    #[serde(default, borrow)]
+    pub blocks: Option<Vec<Block<'a>>>,
+}
+
+/// One reaction of a message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Reaction<'a> {
+    /// Emoji name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// How many reacted.
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+/// A file of a message: its id (the file's own document carries the rest).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FileRef<'a> {
+    /// `F…`.
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub id: Option<Cow<'a, str>>,
+}
+
+/// A legacy attachment's text fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Attachment<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub pretext: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub text: Option<Cow<'a, str>>,
+    /// Plain-text summary, used when the attachment has no other text.
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub fallback: Option<Cow<'a, str>>,
+}
+
+/// A layout block: its type and, for the text-bearing ones, the text objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Block<'a> {
+    #[serde(rename = "type", default, borrow, deserialize_with = "borrowed_opt")]
+    pub kind: Option<Cow<'a, str>>,
+    /// A text object (`section`, `header`); other blocks may use `text` differently, so
+    /// anything else is ignored rather than refused.
+    #[serde(default, borrow, deserialize_with = "lenient_text")]
+    pub text: Option<Cow<'a, str>>,
+}
+
+/// `{"type": …, "text": "…"}` → its text; any other shape → `None` (a layout we do not
+/// read must never fail a page).
+fn lenient_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape<'a> {
+        Object {
+            #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+            text: Option<Cow<'a, str>>,
+        },
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Shape::deserialize(deserializer)? {
+        Shape::Object { text } => text,
+        Shape::Other(_) => None,
+    })
 }
 
 /// An optional string that borrows from the input when it can (no escapes), owned
