@@ -11,7 +11,7 @@
 #   (make test also runs the small ftest with --files: shared files and their content, 404/403/
 #   truncated downloads, metadata.files and the peak RSS against its 25 MB budget; ~15 s)
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
-#               budget part alone)
+#               budget part alone; make bench-es: its Elasticsearch-cost part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
 #               (cargo-fuzz goes into .tools/; the property tests run in `make test` anyway)
 #
@@ -26,7 +26,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench-live bench bench-budget fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench-live bench bench-budget bench-es fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -128,6 +128,15 @@ bench: tools
 		--messages-per-channel 5500 --fetch-last-n-days 0 --idling 5 \
 		--bin-dir target/dist --timeout 3600 --report-file BENCHMARKS.md
 	$(MAKE) bench-budget
+	$(MAKE) bench-es
+
+# The Elasticsearch-cost part of `make bench` (also on its own; about 4-6 minutes a run): the
+# large workspace (~130k documents, default 180-day window, Slack limits off) into osmem via the ES
+# shim, RUNS=3 times; prints connector CPU/doc, peak RSS, osmem CPU, wall time and bulk
+# bytes/doc per run and the medians (scripts/bench-es.sh).
+bench-es: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./scripts/bench-es.sh
 
 # The budget part of `make bench` (also on its own, about 5 minutes): a medium full sync
 # against the simulator's tier limiter, time-scaled 60x (a Slack minute lasts a second), null

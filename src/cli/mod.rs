@@ -643,7 +643,15 @@ async fn create(
         language: args.index_language.clone(),
     };
     let id = store.create_connector(&request).await?;
-    es.create_index(&args.index_name, None).await?;
+    // As the framework's CLI (and Kibana) do: the connector index settings and mappings,
+    // with the source's fields; an existing index is left as it is.
+    crate::sync::content_index::create_if_missing(
+        es,
+        &args.index_name,
+        args.index_language.as_deref(),
+        &factory.content_mappings(),
+    )
+    .await?;
     let mut shown = Vec::new();
     if !pairs.is_empty() || !fields.is_empty() {
         let mut configuration = conn::to_value(&factory.default_configuration());

@@ -492,6 +492,7 @@ async fn run_claimed(ctx: &RunnerContext, run: Run<'_>, shutdown: &CancellationT
         bulk: ctx.config.elasticsearch.bulk.clone(),
         max_deletion_ratio: ctx.config.service.max_deletion_ratio,
         require_access_control: dls,
+        index_language: connector.source.language.clone(),
     };
     source.use_pipeline(&options.pipeline);
     let sync_cancel = CancellationToken::new();

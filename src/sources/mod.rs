@@ -224,6 +224,13 @@ pub trait DataSource: Send + Sync {
     fn metadata(&self) -> Value {
         Value::Object(Map::new())
     }
+
+    /// Field → mapping of the fields its documents carry, for a content index the service
+    /// creates ([`crate::sync::content_index`]); fields left out are mapped by the
+    /// framework's dynamic template. Should equal its factory's.
+    fn content_mappings(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 /// Builds [`DataSource`]s of one service type and describes them.
@@ -253,6 +260,11 @@ pub trait SourceFactory: Send + Sync {
     /// them `source="<service type>"` (`crate::metrics::global`, once per process); a
     /// source records them labelled with its connector.
     fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// Field → mapping of the fields this source's documents carry (see
+    /// [`DataSource::content_mappings`]), for a content index the CLI creates.
+    fn content_mappings(&self) -> Map<String, Value> {
+        Map::new()
+    }
     /// Credentials that expire (an OAuth access token with rotation): the configuration
     /// with fresh ones when a renewal is due at `now`, `None` when nothing is due. The
     /// scheduler calls it every round before it checks the connector, and stores the result.

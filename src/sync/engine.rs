@@ -15,6 +15,7 @@
 use super::acl::{self, Known, Verdict};
 use super::batcher::{Batch, BatchLimits, Batcher};
 use super::bulk::{BulkError, BulkSender};
+use super::content_index;
 use super::document::{body_digest, Clock, EncodeContext, OpKind, SYNC_MARKER_FIELD};
 use super::guard::check_sweep;
 use super::monitor::ErrorMonitor;
@@ -91,7 +92,7 @@ async fn run(
             (ctx, Rules::default(), Some(known), None)
         }
         JobKind::Full | JobKind::Incremental => {
-            prepare_index(es, &index).await?;
+            prepare_index(es, source, &index, options.index_language.as_deref()).await?;
             if options.require_access_control {
                 prepare_access_control_mapping(es, &index).await?;
             }
@@ -559,19 +560,20 @@ async fn usable_resume_point(
     Ok(None)
 }
 
-/// Creates the content index when missing (with the marker mapping), or adds the marker
-/// mapping to an existing one; a conflicting mapping is a clear error.
-async fn prepare_index(es: &EsClient, index: &str) -> Result<(), SyncError> {
-    let properties = json!({ SYNC_MARKER_FIELD: {"type": "long"} });
-    if !es.index_exists(index).await? {
-        let created = es
-            .create_index(index, Some(json!({"mappings": {"properties": properties}})))
-            .await?;
-        if created {
-            tracing::info!("created the content index");
-            return Ok(());
-        }
+/// Creates the content index when missing, with the framework's analysis and the source's
+/// mappings ([`content_index`], the marker included); on an existing index adds only the
+/// marker mapping; a conflicting mapping is a clear error.
+async fn prepare_index(
+    es: &EsClient,
+    source: &dyn DataSource,
+    index: &str,
+    language: Option<&str>,
+) -> Result<(), SyncError> {
+    let mappings = source.content_mappings();
+    if content_index::create_if_missing(es, index, language, &mappings).await? {
+        return Ok(());
     }
+    let properties = json!({ SYNC_MARKER_FIELD: {"type": "long"} });
     let path = format!("/{}/_mapping", encode(index));
     match es
         .json(

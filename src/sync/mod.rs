@@ -74,6 +74,7 @@
 pub mod acl;
 pub mod batcher;
 pub mod bulk;
+pub mod content_index;
 pub mod document;
 mod engine;
 pub mod guard;
@@ -190,6 +191,9 @@ pub struct SyncOptions {
     /// Document-level security is on: every content document must carry
     /// `_allow_access_control` (content syncs only).
     pub require_access_control: bool,
+    /// The connector's index language (`language`): the analysis of a content index the
+    /// engine creates ([`content_index`]); `None` is English.
+    pub index_language: Option<String>,
 }
 
 impl SyncOptions {
@@ -207,6 +211,7 @@ impl SyncOptions {
             bulk: BulkConfig::default(),
             max_deletion_ratio: guard::DEFAULT_MAX_DELETION_RATIO,
             require_access_control: false,
+            index_language: None,
         }
     }
 }

@@ -43,6 +43,8 @@ impl Stack {
             }
         }
         let osmem_cpu = process_cpu_seconds(self.osmem.pid());
+        // The job's `indexed_document_volume` (MiB of document sources the service sent).
+        let volume_mib = job["indexed_document_volume"].as_u64().unwrap_or(0);
         let since_last = service.cpu_seconds - service.reported_cpu_seconds;
         service.reported_cpu_seconds = service.cpu_seconds;
         let mut budget = if args.rate_limits {
@@ -56,7 +58,7 @@ impl Stack {
             job,
         ));
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    Slack calls {} ({}), 429s served {}{budget}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    bulk volume {volume_mib} MiB ({:.0} B/doc)\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
@@ -65,6 +67,7 @@ impl Stack {
             since_last,
             since_last * 1e6 / docs.max(1) as f64,
             args.idling,
+            volume_mib as f64 * 1_048_576.0 / docs.max(1) as f64,
             stats.total_calls,
             calls.join(", "),
             stats.ratelimited_total

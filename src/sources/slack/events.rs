@@ -616,4 +616,52 @@ mod tests {
         );
         assert!(ctx.names.user("U9").is_some());
     }
+
+    /// Live updates write into the same content index as syncs: every field of every op
+    /// (documents, patches, derived thread fields) has an explicit mapping.
+    #[test]
+    fn every_field_live_updates_write_is_mapped() {
+        use crate::sources::document::{ACCESS_CONTROL_FIELD, TIMESTAMP_FIELD};
+        let properties = super::super::mapping::properties();
+        let mut ctx = context();
+        let mut written = Vec::new();
+        for event in [
+            json!({"type": "message", "channel": "C1", "user": "U1", "text": "re <@U1>", "ts": "1699999100.000000",
+                "thread_ts": "1699999000.000100", "reactions": [{"name": "tada", "count": 1, "users": ["U1"]}],
+                "files": [{"id": "F1"}], "pinned_to": ["C1"],
+                "attachments": [{"title": "t", "text": "x"}]}),
+            json!({"type": "channel_created", "channel": {"id": "C2", "name": "new", "created": 1699999999, "creator": "U1"}}),
+            json!({"type": "channel_rename", "channel": {"id": "C2", "name": "renamed", "created": 1699999999}}),
+            json!({"type": "channel_archive", "channel": "C2", "user": "U1"}),
+            json!({"type": "team_join", "user": {"id": "U9", "name": "nine", "updated": 1699999999, "profile": {}}}),
+        ] {
+            for op in ctx.ops(&event) {
+                match op {
+                    LiveOp::Put { doc, .. } => written.extend(doc.fields().keys().cloned()),
+                    LiveOp::Patch { fields, .. } => written.extend(fields.keys().cloned()),
+                    LiveOp::Derive(d) => {
+                        written.extend(d.fields.keys().cloned());
+                        written.extend([d.count_field, d.latest_field, d.source_field]);
+                    }
+                    LiveOp::Delete { .. } => {}
+                }
+            }
+        }
+        for field in [
+            "reactions",
+            "files",
+            "pinned_to",
+            "body",
+            "reply_count",
+            "is_archived",
+        ] {
+            assert!(written.iter().any(|w| w == field), "{field} not written");
+        }
+        for field in written {
+            if field == TIMESTAMP_FIELD || field == ACCESS_CONTROL_FIELD {
+                continue; // mapped by the engine
+            }
+            assert!(properties.contains_key(&field), "`{field}` is not mapped");
+        }
+    }
 }

@@ -50,6 +50,7 @@ pub mod files;
 pub mod filters;
 pub mod identity;
 pub mod live;
+pub mod mapping;
 pub mod metrics;
 pub mod oauth;
 pub mod progress;
@@ -95,6 +96,10 @@ impl SourceFactory for SlackFactory {
 
     fn supports_access_control(&self) -> bool {
         true
+    }
+
+    fn content_mappings(&self) -> serde_json::Map<String, Value> {
+        mapping::properties()
     }
 
     fn upstream_class(&self) -> Option<&'static str> {

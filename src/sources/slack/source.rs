@@ -1566,6 +1566,10 @@ impl DataSource for SlackSource {
         result
     }
 
+    fn content_mappings(&self) -> Map<String, Value> {
+        super::mapping::properties()
+    }
+
     fn metadata(&self) -> Value {
         let skipped = lock(&self.inner.skipped).clone();
         let stats = self.inner.client.stats();
