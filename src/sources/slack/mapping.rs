@@ -1,5 +1,5 @@
 //! The explicit mappings of every field the Slack documents carry (users, channels,
-//! messages, and issue 19's team, user-group and channel-member documents; see
+//! messages, and issue 19's team, user-group, channel-member and file documents; see
 //! [`super::transform`] and [`super::workspace`]), for a content index the service creates
 //! ([`crate::sync::content_index`]). Live updates ([`super::events`]) write the same
 //! documents and patch fields of them, so these mappings cover them too.
@@ -104,6 +104,15 @@ pub fn properties() -> Map<String, Value> {
         // Channel members.
         ("user_id", keyword()),
         ("user", keyword()),
+        // Files (`name`, `title`, `author`, `author_id`, `created`, `url`, `thread_ts` and
+        // `body` as above; `_attachment` goes only to a pipeline that removes it).
+        ("mimetype", keyword()),
+        ("filetype", keyword()),
+        ("size", long()),
+        ("channel_ids", keyword()),
+        ("channels", keyword()),
+        ("message_id", keyword()),
+        ("content_skipped", keyword()),
     ];
     fields
         .into_iter()
@@ -113,12 +122,14 @@ pub fn properties() -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::files::{file_doc, Content, SharedFile};
     use super::super::transform::{
         channel_doc, message_doc, user_doc, Channel, Message, MessageContext, Names, User,
     };
     use super::super::workspace::{member_doc, team_doc, usergroup_doc, Team, UserGroup};
     use super::*;
     use crate::sources::document::{ACCESS_CONTROL_FIELD, TIMESTAMP_FIELD};
+    use std::collections::BTreeSet;
     use std::collections::HashMap;
 
     #[test]
@@ -163,7 +174,32 @@ mod tests {
             "users": ["U1"], "date_create": 1700000000
         }))
         .unwrap();
+        let file = SharedFile {
+            id: "F1".into(),
+            name: Some("rows.csv".into()),
+            title: Some("Rows".into()),
+            mimetype: Some("text/csv".into()),
+            filetype: Some("csv".into()),
+            size: Some(10),
+            user: Some("U1".into()),
+            created: Some(1700000000),
+            permalink: Some("https://acme.slack.com/files/U1/F1/rows.csv".into()),
+            channel_id: "C1".into(),
+            message_id: "C1-1.000001".into(),
+            thread_ts: Some("1.000001".into()),
+            ..SharedFile::default()
+        };
+        let in_general = BTreeSet::from(["C1".to_string()]);
+        let channel_names = HashMap::from([("C1".to_string(), "general".to_string())]);
+        let file_docs = [
+            Content::Text("id,value".into()),
+            Content::Skipped("too_large"),
+        ]
+        .map(|content| file_doc(&file, &in_general, &names, &channel_names, &content).fields());
+        let [file_with_text, file_skipped] = file_docs;
         let docs = [
+            file_with_text,
+            file_skipped,
             message_doc(&message, &ctx).fields(),
             channel_doc(&channel, &names, Some("https://acme.slack.com")).fields(),
             user_doc(&user).fields(),
@@ -173,7 +209,7 @@ mod tests {
         ];
         // The sparse message fields are there, so the check covers them.
         for field in ["reactions", "files", "pinned_to", "body"] {
-            assert!(docs[0].contains_key(field), "{field}");
+            assert!(docs[2].contains_key(field), "{field}");
         }
         for doc in docs {
             for key in doc.keys() {
