@@ -128,6 +128,7 @@ bench: tools
 		--messages-per-channel 5500 --fetch-last-n-days 0 --idling 5 \
 		--bin-dir target/dist --timeout 3600 --report-file BENCHMARKS.md
 	$(MAKE) bench-budget
+	$(MAKE) bench-live
 	$(MAKE) bench-es
 
 # The Elasticsearch-cost part of `make bench` (also on its own; about 4-6 minutes a run): the
