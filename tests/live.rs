@@ -508,6 +508,31 @@ async fn events_lost_in_a_burst_are_caught_up_by_an_incremental_sync() {
     assert_eq!(live.settle().await, Vec::<String>::new());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_joining_a_channel_asks_for_a_catch_up_sync() {
+    let (live, endpoint) = setup_with("join", Transport::Http).await;
+    let bot = live.sim.workspace().bot_user_id;
+    let join = |id: &str, user: &str| {
+        json!({"type": "event_callback", "event_id": id, "event_time": now(),
+            "event": {"type": "member_joined_channel", "user": user, "channel": "CJOINED1",
+                "channel_type": "C"}})
+    };
+    // Someone else joining changes nothing.
+    assert_eq!(live.send(&join("EvJoin1", "UOTHER1"), &signed()).await, 200);
+    assert!(!endpoint.take_gap());
+    // The app's bot user joining a channel the connector does not read: a catch-up sync
+    // (which reads the channel in full) and a restart of the receiver.
+    assert_eq!(live.send(&join("EvJoin2", &bot), &signed()).await, 200);
+    assert!(endpoint.take_gap(), "catch-up requested");
+    assert!(endpoint.take_refresh(), "receiver restart requested");
+    flushed().await;
+    assert_eq!(
+        live.differences().await,
+        Vec::<String>::new(),
+        "nothing written"
+    );
+}
+
 /// Waits (bounded) until `done` holds of the simulator's Socket Mode counters.
 async fn socket_until(
     live: &Live,

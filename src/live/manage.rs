@@ -8,7 +8,9 @@
 //! Socket Mode) is started through [`super::receive::LiveReceiver::start`] with the same
 //! endpoint. A gap (a full queue refused events, or the source's connection was down too
 //! long) asks for an incremental sync of the connector, so nothing stays missing until the
-//! next schedule.
+//! next schedule; an event that gives the connector a new conversation to read (Slack: the
+//! app joined a channel) asks for one too, and restarts the receiver so that its context
+//! (the conversations it indexes) includes it.
 //!
 //! Invariant: a receiver that cannot start (bad configuration, Slack unreachable) is logged
 //! and retried after [`RETRY`], never failing the service; secrets are not logged (the
@@ -130,13 +132,17 @@ async fn reconcile(
         };
         let key = key(connector);
         if let Some(run) = running.get(&doc.id) {
+            let mut refresh = false;
             if let Some(endpoint) = &run.endpoint {
                 if endpoint.take_gap() {
                     request_catch_up(store, &doc.id).await;
                 }
+                // The receiver's context is out of date (the app joined a conversation):
+                // rebuilt below, while the catch-up sync reads what it missed.
+                refresh = endpoint.take_refresh();
             }
             let retry_due = run.failed_at.is_some_and(|at| at.elapsed() >= RETRY);
-            if run.key == key && !retry_due {
+            if run.key == key && !retry_due && !refresh {
                 continue;
             }
             run.cancel.cancel();

@@ -61,6 +61,14 @@ pub trait LiveReceiver: Send + Sync {
     /// The index changes an accepted event makes (none for events it does not index).
     fn ops(&self, event: &Value) -> Vec<LiveOp>;
 
+    /// Whether an accepted event gives the connector something to read that no event will
+    /// bring (Slack: the app added to a conversation whose history it has not read). The
+    /// endpoint then asks for a catch-up sync and a restart of the receiver, so its context
+    /// knows the conversation from then on. Pure; by default no event does.
+    fn calls_for_catch_up(&self, _event: &Value) -> bool {
+        false
+    }
+
     /// Starts a transport the source drives itself (a connection it opens to the
     /// upstream, such as Slack's Socket Mode), handing events to [`Endpoint::accept`]
     /// until `cancel`. Returns whether it did; by default deliveries come to the HTTP
@@ -113,6 +121,7 @@ pub struct Endpoint {
     queue: mpsc::Sender<Queued>,
     seen: Mutex<Seen>,
     gap: AtomicBool,
+    refresh: AtomicBool,
     connector_id: String,
 }
 
@@ -128,6 +137,7 @@ impl Endpoint {
             queue,
             seen: Mutex::new(Seen::default()),
             gap: AtomicBool::new(false),
+            refresh: AtomicBool::new(false),
             connector_id: connector_id.to_string(),
         }
     }
@@ -147,6 +157,11 @@ impl Endpoint {
         self.gap.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the receiver must be rebuilt (its context is out of date), clearing the flag.
+    pub fn take_refresh(&self) -> bool {
+        self.refresh.swap(false, Ordering::Relaxed)
+    }
+
     /// Queues an accepted event unless its id was seen (see the module docs for the order
     /// of checks). Shared by every transport.
     pub fn accept(&self, event: Event, now: i64) -> Result<Outcome, LiveError> {
@@ -164,10 +179,17 @@ impl Endpoint {
             )));
         }
         let id = event.id.clone();
+        let catch_up = self.receiver.calls_for_catch_up(&event.payload);
         match self.queue.try_send(Queued { event }) {
             Ok(()) => {
                 seen.insert(id, now);
                 metrics.count(&self.connector_id, "received");
+                if catch_up {
+                    // Read by a sync, known to the receiver once it restarts.
+                    self.mark_gap();
+                    self.refresh.store(true, Ordering::Relaxed);
+                    metrics.count(&self.connector_id, "catch_up");
+                }
                 Ok(Outcome::Queued)
             }
             Err(_) => {
@@ -271,6 +293,42 @@ impl Receivers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Joins;
+
+    impl LiveReceiver for Joins {
+        fn judge(&self, _: &HeaderMap, _: &[u8], _: i64) -> Result<Judged, LiveError> {
+            Err(LiveError::Rejected("not used".into()))
+        }
+        fn ops(&self, _: &Value) -> Vec<LiveOp> {
+            Vec::new()
+        }
+        fn calls_for_catch_up(&self, event: &Value) -> bool {
+            event["type"] == "joined"
+        }
+    }
+
+    fn event(id: &str, kind: &str) -> Event {
+        Event {
+            id: id.into(),
+            retry: false,
+            time: None,
+            payload: serde_json::json!({"type": kind}),
+        }
+    }
+
+    #[test]
+    fn an_event_calling_for_a_catch_up_asks_for_a_sync_and_a_restart_once() {
+        let (tx, _rx) = mpsc::channel(4);
+        let endpoint = Endpoint::new("c1", Arc::new(Joins), tx);
+        endpoint.accept(event("e1", "message"), 0).unwrap();
+        assert!(!endpoint.take_gap());
+        assert!(!endpoint.take_refresh());
+        endpoint.accept(event("e2", "joined"), 0).unwrap();
+        assert!(endpoint.take_gap());
+        assert!(endpoint.take_refresh());
+        assert!(!endpoint.take_refresh(), "taken once");
+    }
 
     #[test]
     fn seen_forgets_after_the_window() {

@@ -18,7 +18,9 @@
 //! (filters, private conversations without their option), messages outside
 //! `fetch_last_n_days`, and bot messages when skipped give no ops, as in a sync.
 //! `member_joined_channel`/`member_left_channel` change no document (DLS is refused with
-//! live updates for now, see [`super::live`]).
+//! live updates for now, see [`super::live`]); the app's own bot user joining a conversation
+//! the connector does not read yet calls for a catch-up sync
+//! ([`EventContext::calls_for_catch_up`]).
 
 use super::cursor::thread_scope;
 use super::socket::SocketOptions;
@@ -130,6 +132,8 @@ pub struct EventContext {
     pub options: Option<SlackOptions>,
     /// Fixed "now" for the history window (tests); `None`: the clock.
     pub now: Option<i64>,
+    /// The connector's own Slack user (the app's bot user, `auth.test`'s `user_id`).
+    pub bot_user: Option<String>,
 }
 
 fn micros_now() -> i64 {
@@ -168,6 +172,20 @@ impl EventContext {
             options.skip_bot_messages,
             options.skip_channel_events,
         )
+    }
+
+    /// Whether `event` is the app's bot user joining a conversation the connector does not
+    /// read yet: its history comes from no event, so a catch-up sync reads it (the sync
+    /// applies the filters and the membership rules), and the receiver restarts knowing it.
+    pub fn calls_for_catch_up(&self, event: &Value) -> bool {
+        event["type"] == "member_joined_channel"
+            && self
+                .bot_user
+                .as_deref()
+                .is_some_and(|bot| event["user"].as_str() == Some(bot))
+            && event["channel"]
+                .as_str()
+                .is_some_and(|channel| !self.channels.contains_key(channel))
     }
 
     /// The index changes of one event (the `event` object of an `event_callback`), and the
@@ -453,6 +471,13 @@ impl LiveReceiver for SlackReceiver {
             .unwrap_or_else(|e| e.into_inner())
             .ops(event)
     }
+
+    fn calls_for_catch_up(&self, event: &Value) -> bool {
+        self.context
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .calls_for_catch_up(event)
+    }
 }
 
 #[cfg(test)]
@@ -546,6 +571,22 @@ mod tests {
         };
         ctx.channels.insert("C1".into(), "general".into());
         ctx
+    }
+
+    #[test]
+    fn the_bot_joining_a_channel_it_does_not_read_calls_for_a_catch_up() {
+        let join = |user: &str, channel: &str| json!({"type": "member_joined_channel", "user": user, "channel": channel, "channel_type": "C"});
+        let mut ctx = context();
+        assert!(!ctx.calls_for_catch_up(&join("UBOT", "C2")), "bot unknown");
+        ctx.bot_user = Some("UBOT".into());
+        assert!(ctx.calls_for_catch_up(&join("UBOT", "C2")));
+        assert!(!ctx.calls_for_catch_up(&join("UBOT", "C1")), "already read");
+        assert!(!ctx.calls_for_catch_up(&join("U1", "C2")), "someone else");
+        assert!(!ctx.calls_for_catch_up(
+            &json!({"type": "member_left_channel", "user": "UBOT", "channel": "C2"})
+        ));
+        // The join itself writes nothing.
+        assert!(ctx.ops(&join("UBOT", "C2")).is_empty());
     }
 
     #[test]

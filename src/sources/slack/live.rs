@@ -121,12 +121,14 @@ pub async fn context(
         .filter(|(channel, plan)| *plan != ChannelPlan::Ignore && channel.name.is_some())
         .map(|(channel, _)| (channel.id, channel.name.unwrap_or_default()))
         .collect();
+    let bot_user = source.own_user(cancel).await?;
     Ok(EventContext {
         names,
         channels,
         base,
         now: options.now,
         options: Some(options),
+        bot_user,
     })
 }
 

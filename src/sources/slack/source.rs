@@ -481,6 +481,8 @@ pub(super) struct Auth {
     url: Option<String>,
     scopes: Option<String>,
     pub(super) team_id: Option<String>,
+    /// The token's own user (the app's bot user).
+    pub(super) user_id: Option<String>,
 }
 
 pub(super) struct Inner {
@@ -575,6 +577,14 @@ impl SlackSource {
     /// The options.
     pub fn options(&self) -> &SlackOptions {
         &self.inner.options
+    }
+
+    /// The token's own user (`auth.test`, asked once per source).
+    pub async fn own_user(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, SourceError> {
+        Ok(self.inner.auth_test(cancel).await?.user_id)
     }
 
     /// The user and bot names, every listed channel with its plan, and the permalink base:
@@ -672,6 +682,7 @@ impl Inner {
             url: reply.body.url,
             scopes: reply.scopes,
             team_id: reply.body.team_id,
+            user_id: reply.body.user_id,
         };
         *lock(&self.auth) = Some(auth.clone());
         Ok(auth)
