@@ -251,7 +251,9 @@ pub async fn run(options: SocketOptions, endpoint: Arc<Endpoint>, cancel: Cancel
         backoff.reset();
         metrics().connection(&connector, "connected");
         if let Some(since) = down_since.take() {
-            if !gap_marked && since.elapsed() >= options.gap_after {
+            // Marked again even when the outage was already a gap: a catch-up sync that ran
+            // while the connection was still down cannot have read what came after it.
+            if since.elapsed() >= options.gap_after {
                 mark_gap(&endpoint, &connector, since);
             }
             tracing::info!(connector_id = %connector, "Socket Mode: reconnected after {:.1} s", since.elapsed().as_secs_f64());
