@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The Elasticsearch-cost part of `make bench` (issue 20): the large workspace (~130k documents,
-# the default 180-day window as in the issue table, Slack limits off) synced into osmem-server through the ES shim, RUNS times
+# The Elasticsearch-cost part of `make bench` (issue 20): the large workspace with the connector's
+# default configuration (180-day window, no auto-join: 130.6k documents, the issue table's
+# workspace; Slack limits off) synced by the shipped build (profile `dist`, BIN_DIR) into
+# osmem-server through the ES shim, RUNS times
 # (3 by default); prints per run and as medians: connector CPU per document, peak RSS, osmem
 # CPU (the test Elasticsearch's process CPU, whole life: the sync plus the connector-index
 # traffic), wall time of the sync job, and bulk bytes per document (document sources).
-# About 5 minutes a run on a quiet 2-core machine (30+ on a loaded one). Needs a release build and `make tools`.
+# About 3 minutes a run on a quiet 2-core machine. Needs `make tools`, the release ftest and the
+# dist service (`make bench-es` builds both).
 set -euo pipefail
 RUNS=${RUNS:-3}
+BIN_DIR=${BIN_DIR:-target/dist}
 OUT=${OUT:-target/bench-es}
 mkdir -p "$OUT"
 for run in $(seq 1 "$RUNS"); do
     echo "== run $run/$RUNS"
-    ./target/release/ftest --mode api --no-mutations --data-size large \
-        --bin-dir target/release --work-dir "$OUT/work-$run" --timeout 3600 >"$OUT/run-$run.log" 2>&1 \
+    ./target/release/ftest --mode api --no-mutations --data-size large --no-auto-join \
+        --bin-dir "$BIN_DIR" --work-dir "$OUT/work-$run" --timeout 3600 >"$OUT/run-$run.log" 2>&1 \
         || { tail -n 30 "$OUT/run-$run.log"; exit 1; }
     # The first report is the first full sync.
     awk '/report:/{n++} n==1' "$OUT/run-$run.log" | sed -n '1,6p'

@@ -103,6 +103,11 @@ pub(crate) struct Args {
     /// `fetch_last_n_days` of the connector.
     #[arg(long, default_value_t = 180)]
     pub(crate) fetch_last_n_days: u32,
+    /// `auto_join_channels` off (the connector's default): only the channels the bot is
+    /// already in. The large workspace then has issue 20's 130,692-document shape (the
+    /// presets are tuned for the default configuration); with auto-join it has about 165k.
+    #[arg(long)]
+    pub(crate) no_auto_join: bool,
     /// Slack latency added by the simulator, ms.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,

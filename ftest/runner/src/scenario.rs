@@ -149,7 +149,11 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         CONNECTOR_ID,
         &token,
         &days,
-        "auto_join_channels=true",
+        if args.no_auto_join {
+            "auto_join_channels=false"
+        } else {
+            "auto_join_channels=true"
+        },
         "sync_users=true",
     ];
     let budget = args
@@ -204,7 +208,7 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     )?;
     let query = ExpectedQuery {
         fetch_last_n_days: args.fetch_last_n_days,
-        auto_join_channels: true,
+        auto_join_channels: !args.no_auto_join,
         sync_users: true,
         now: None,
         sync_files: args.files,
