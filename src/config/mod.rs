@@ -209,8 +209,14 @@ impl Default for BulkConfig {
             queue_refresh_interval: 1.0,
             queue_refresh_timeout: 1300.0,
             display_every: 100,
-            chunk_size: 500,
-            chunk_max_mem_size: 3.0,
+            // Values Elastic's framework has shipped as its defaults (some releases use 500
+            // and 3). Each `_bulk` request has a cost of its own in Elasticsearch (a translog
+            // sync, the request's coordination), and a Slack message is small (about 760
+            // bytes): replaying the same 30k messages into osmem-server cost it 737 µs per
+            // document at 250 documents a request and 361 at 500 (BENCHMARKS.md, issue 20).
+            // In flight at most `max_concurrency` × ~0.4 MB of messages.
+            chunk_size: 1000,
+            chunk_max_mem_size: 5.0,
             max_text_document_size: 3.0,
             max_concurrency: 5,
             concurrent_downloads: 10,
