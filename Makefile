@@ -105,7 +105,7 @@ ftest-dls: tools
 # patterns, bot messages, join/leave notices, a start date) and one with the filters off again,
 # each exact, the filtered documents absent and the sweep's deletions counted; prints per filter
 # what it removed and the service's peak RSS. Each round is a full sync of ~20k documents into
-# osmem: several minutes per mode (BENCHMARKS.md); MODE=api for one mode.
+# osmem: about 6 minutes per mode (BENCHMARKS.md); MODE=api for one mode.
 ftest-workspace: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size medium --mode $(MODE) --bin-dir target/release --work-dir target/ftest-workspace --workspace
