@@ -8,8 +8,10 @@
 #   make ftest-resume   a medium full sync interrupted (SIGKILL, SIGTERM) and resumed
 #   make ftest-dls      DLS on: private channels and DMs, access-control syncs, a member leaving
 #   make ftest-live     live updates: 200 mutations only as Slack events (HTTP, Socket Mode), index exact in 5 s
+#   make ftest-workspace   medium, every document type on, then one full sync per filter: each index exact
 #   (make test also runs the small ftest with --files: shared files and their content, 404/403/
-#   truncated downloads, metadata.files and the peak RSS against its 25 MB budget; ~15 s)
+#   truncated downloads, metadata.files and the peak RSS against its 25 MB budget; ~15 s; and
+#   the small ftest with --workspace: every document type, then each filter; ~45 s both modes)
 #   make bench  benchmarks; results appended to BENCHMARKS.md (make bench-budget: its Slack
 #               budget part alone; make bench-es: its Elasticsearch-cost part alone)
 #   make fuzz   libFuzzer on the parsers of outside input, FUZZ_SECONDS (60) per target
@@ -26,7 +28,7 @@ OSMEM_SHA256 := 86fa52768fb90c8ac4ed4dc1bf040c6da5fd827d4cacc8ef3af91bc2d6b2e260
 OSMEM_BIN := .tools/osmem/osmem_server/bin/osmem-server
 export OSMEM_SERVER_BIN := $(abspath $(OSMEM_BIN))
 
-.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live bench-live bench bench-budget bench-es fuzz clean docker-build docker-run docker-check
+.PHONY: all build release tools test unit-test lint fmt run ftest ftest-resume ftest-dls ftest-live ftest-workspace bench-live bench bench-budget bench-es fuzz clean docker-build docker-run docker-check
 
 NAME ?= slack
 DATA_SIZE ?= small
@@ -66,6 +68,7 @@ test: tools lint unit-test
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-live --live
 	./target/debug/ftest --name slack --data-size small --mode api --bin-dir target/debug --work-dir target/ftest-ci-live-socket --live --live-transport socket
 	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-files --files
+	./target/debug/ftest --name slack --data-size small --mode both --bin-dir target/debug --work-dir target/ftest-ci-workspace --workspace
 	./scripts/docker-stage-check.sh
 
 unit-test: tools
@@ -95,6 +98,17 @@ ftest-resume: tools
 ftest-dls: tools
 	$(CARGO) build --release -p connectors -p ftest
 	./target/release/ftest --data-size $(DATA_SIZE) --mode $(MODE) --bin-dir target/release --work-dir target/ftest-dls --dls
+
+# The whole workspace (issue 19), medium: the first sync with every document type on (users,
+# channels, messages, team, user groups, channel members, files) exact against the simulator's
+# expected set, then one full sync per filter of the form (archived channels, include and exclude
+# patterns, bot messages, join/leave notices, a start date) and one with the filters off again,
+# each exact, the filtered documents absent and the sweep's deletions counted; prints per filter
+# what it removed and the service's peak RSS. Each round is a full sync of ~20k documents into
+# osmem: about 6 minutes per mode (BENCHMARKS.md); MODE=api for one mode.
+ftest-workspace: tools
+	$(CARGO) build --release -p connectors -p ftest
+	./target/release/ftest --data-size medium --mode $(MODE) --bin-dir target/release --work-dir target/ftest-workspace --workspace
 
 # Live updates (issue 17): after the first sync, 200 mutations arrive only as Slack events,
 # over HTTP (signed Events API deliveries; faults: a bad signature, Slack retries, out-of-order

@@ -25,6 +25,7 @@ use crate::sources::slack::identity;
 use crate::sources::slack::transform::{
     channel_doc, message_doc, message_id, user_doc, Channel, Message, MessageContext, Names, User,
 };
+use crate::sources::slack::workspace::{decode_team_info, team_doc, usergroup_doc, UserGroup};
 use crate::sources::slack::{SlackFactory, SlackOptions};
 use crate::sources::{Document, SourceFactory};
 use crate::sync::rules::{validate_rules, Rules};
@@ -106,6 +107,46 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
             })
         }
         _ => decode::<Value>(method, body).is_ok_and(|page| page.ok),
+    }
+}
+
+/// Issue 19's workspace methods, beside [`SLACK_METHODS`] (kept apart: a content sync calls
+/// them only when `sync_team` or `sync_user_groups` is on).
+pub const WORKSPACE_METHODS: [&str; 2] = ["team.info", "usergroups.list"];
+
+/// Decodes `body` as an answer of one of [`WORKSPACE_METHODS`] the way the source does and
+/// makes its documents: `Ok(n)` when the answer was accepted and made `n` documents, or the
+/// error's text (which the property tests hold to naming the method).
+pub fn workspace_answer(method: &str, body: &[u8]) -> Result<usize, String> {
+    let head = Head {
+        method,
+        scopes: None,
+        retry_after: None,
+    };
+    match method {
+        "team.info" => decode_team_info(body, &head)
+            .map(|team| {
+                let doc = team_doc(&team);
+                assert_eq!(doc.id(), team.id);
+                assert_eq!(checked(&doc)["type"], "team");
+                1
+            })
+            .map_err(|e| e.to_string()),
+        "usergroups.list" => head
+            .decode::<UserGroup>(body)
+            .map(|page| {
+                let names = Names::default();
+                for group in &page.items {
+                    let doc = usergroup_doc(group, &names);
+                    assert_eq!(doc.id(), group.id);
+                    let fields = checked(&doc);
+                    let users = group.users.as_ref().map_or(0, Vec::len);
+                    assert_eq!(fields["user_count"], json!(users));
+                }
+                page.items.len()
+            })
+            .map_err(|e| e.to_string()),
+        other => Err(format!("{other} is not a workspace method")),
     }
 }
 

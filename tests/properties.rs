@@ -14,7 +14,8 @@
 
 use connectors::config::Config;
 use connectors::fuzzing::{
-    config_yml, connector_doc as read_connector, slack_answer, sync_job_doc, SLACK_METHODS,
+    config_yml, connector_doc as read_connector, slack_answer, sync_job_doc, workspace_answer,
+    SLACK_METHODS, WORKSPACE_METHODS,
 };
 use connectors::sources::slack::transform::{
     iso_from_epoch, iso_from_micros, permalink, plain_text, rewrite_mentions, ts_micros,
@@ -414,7 +415,7 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
             matches!(has_more, Some(Value::Bool(false)))
                 || (has_more == Some(&json!(true)) && cursor)
         }
-        _ => has_more != Some(&json!(true)) || cursor,
+        _ => envelope_pages(body),
     };
     let auth = name != "auth.test"
         || ["url", "team_id", "user_id"]
@@ -422,7 +423,19 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
             .all(|k| body[*k].is_string());
     let join = name != "conversations.join" || body["channel"].is_object();
     let info = name != "users.info" || body["user"].is_object();
-    // The envelope's own fields, when present, have their documented types.
+    lists && paging && auth && join && info && envelope_typed(body)
+}
+
+/// Paging of a method without `has_more` required: `has_more: true` needs a cursor.
+fn envelope_pages(body: &Value) -> bool {
+    let cursor = body["response_metadata"]["next_cursor"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty());
+    body.get("has_more") != Some(&json!(true)) || cursor
+}
+
+/// The envelope's own fields, when present, have their documented types.
+fn envelope_typed(body: &Value) -> bool {
     let metadata = match body.get("response_metadata") {
         None | Some(Value::Null) => true,
         Some(Value::Object(m)) => matches!(
@@ -431,11 +444,13 @@ fn keeps_its_promise(method: usize, body: &Value) -> bool {
         ),
         Some(_) => false,
     };
-    let typed = matches!(has_more, None | Some(Value::Null | Value::Bool(_)))
-        && ["error", "needed", "provided"]
-            .iter()
-            .all(|k| matches!(body.get(*k), None | Some(Value::Null | Value::String(_))));
-    lists && paging && auth && join && info && metadata && typed
+    let typed = matches!(
+        body.get("has_more"),
+        None | Some(Value::Null | Value::Bool(_))
+    ) && ["error", "needed", "provided"]
+        .iter()
+        .all(|k| matches!(body.get(*k), None | Some(Value::Null | Value::String(_))));
+    metadata && typed
 }
 
 // ---------------------------------------------------------------- Slack decoders
@@ -621,6 +636,183 @@ fn slack_file_objects_decode_strictly_and_make_documents() {
         }
         true
     });
+}
+
+// ---------------------------------------------------------------- workspace answers
+
+/// A string field, or sometimes any JSON.
+fn text_or_any() -> BoxedStrategy<Value> {
+    prop_oneof![6 => string(text()), 1 => json_value()].boxed()
+}
+
+/// An object with its id (mostly a good one, sometimes any JSON, sometimes none) and
+/// optional `fields`.
+fn with_id(
+    prefix: &'static str,
+    fields: Vec<(&'static str, BoxedStrategy<Value>)>,
+) -> BoxedStrategy<Value> {
+    let id = prop_oneof![8 => string(slack_id(prefix)), 1 => json_value()];
+    (prop::option::weighted(0.9, id), object(fields))
+        .prop_map(|(id, mut object)| {
+            if let Some(id) = id {
+                object["id"] = id;
+            }
+            object
+        })
+        .boxed()
+}
+
+/// `team.info`'s `team` (issue 19).
+fn team() -> BoxedStrategy<Value> {
+    with_id(
+        "T",
+        vec![
+            ("name", text_or_any()),
+            ("domain", text_or_any()),
+            ("email_domain", text_or_any()),
+            ("url", text_or_any()),
+            ("icon", json_value().boxed()),
+        ],
+    )
+}
+
+/// One `usergroups.list` group (issue 19).
+fn usergroup() -> BoxedStrategy<Value> {
+    let users = prop_oneof![
+        6 => prop::collection::vec(prop_oneof![8 => string(slack_id("U")), 1 => json_value()], 0..5)
+            .prop_map(Value::Array),
+        1 => json_value(),
+    ];
+    let date = prop_oneof![4 => any::<i64>().prop_map(|n| json!(n)), 1 => json_value()];
+    with_id(
+        "S",
+        vec![
+            ("name", text_or_any()),
+            ("handle", text_or_any()),
+            ("description", text_or_any()),
+            ("users", users.boxed()),
+            ("date_create", date.clone().boxed()),
+            ("date_update", date.boxed()),
+        ],
+    )
+}
+
+/// A `team.info` or `usergroups.list` answer: usually shaped like a good one, sometimes any
+/// JSON.
+fn workspace_answer_body() -> impl Strategy<Value = (usize, Value)> {
+    let shaped = (0..WORKSPACE_METHODS.len()).prop_flat_map(|m| {
+        let payload = match WORKSPACE_METHODS[m] {
+            "team.info" => team(),
+            _ => prop::collection::vec(usergroup(), 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+        };
+        let payload = prop_oneof![8 => payload, 1 => json_value()];
+        let ok = prop_oneof![8 => Just(json!(true)), 1 => Just(json!(false)), 1 => json_value()];
+        let envelope = object(vec![
+            ("error", string(text())),
+            ("warning", string(text())),
+            (
+                "has_more",
+                prop_oneof![3 => Just(json!(false)), 1 => json_value()].boxed(),
+            ),
+        ]);
+        (Just(m), ok, prop::option::weighted(0.9, payload), envelope).prop_map(
+            |(m, ok, payload, mut body)| {
+                body["ok"] = ok;
+                if let Some(payload) = payload {
+                    body[workspace_key(m)] = payload;
+                }
+                (m, body)
+            },
+        )
+    });
+    prop_oneof![
+        6 => shaped,
+        1 => (0..WORKSPACE_METHODS.len(), json_value()),
+    ]
+}
+
+/// The key each workspace method's answer carries its data under.
+fn workspace_key(method: usize) -> &'static str {
+    match WORKSPACE_METHODS[method] {
+        "team.info" => "team",
+        _ => "usergroups",
+    }
+}
+
+/// The oracle: whether an answer carries what the method promises, with the types the
+/// source reads (ids strings; names, handles, descriptions, domains strings or null; members
+/// a list of ids; dates integers).
+fn workspace_promise(method: usize, body: &Value) -> bool {
+    let text = |v: &Value, k: &str| matches!(v.get(k), None | Some(Value::Null | Value::String(_)));
+    let int = |v: &Value, k: &str| {
+        matches!(v.get(k), None | Some(Value::Null)) || v[k].as_i64().is_some()
+    };
+    let payload = &body[workspace_key(method)];
+    let data = match WORKSPACE_METHODS[method] {
+        "team.info" => {
+            payload.is_object()
+                && payload["id"].is_string()
+                && ["name", "domain", "email_domain", "url"]
+                    .iter()
+                    .all(|k| text(payload, k))
+        }
+        _ => payload.as_array().is_some_and(|groups| {
+            groups.iter().all(|g| {
+                g.is_object()
+                    && g["id"].is_string()
+                    && ["name", "handle", "description"].iter().all(|k| text(g, k))
+                    && match g.get("users") {
+                        None | Some(Value::Null) => true,
+                        Some(Value::Array(users)) => users.iter().all(Value::is_string),
+                        Some(_) => false,
+                    }
+                    && int(g, "date_create")
+                    && int(g, "date_update")
+            })
+        }),
+    };
+    body["ok"] == json!(true) && data && envelope_pages(body) && envelope_typed(body)
+}
+
+/// `team.info` and `usergroups.list` (issue 19) decode strictly: an answer is accepted
+/// exactly when it carries what the method promises, an accepted `usergroups.list` makes
+/// one document per group it lists (never an empty list for a missing one), and every
+/// refusal names the method.
+#[test]
+fn workspace_answers_decode_strictly_and_name_the_method() {
+    check(
+        "slack_workspace_answers",
+        3_000,
+        workspace_answer_body(),
+        |(method, body)| {
+            let name = WORKSPACE_METHODS[method];
+            let bytes = serde_json::to_vec(&body).expect("serializes");
+            match workspace_answer(name, &bytes) {
+                Ok(documents) => {
+                    assert!(
+                        workspace_promise(method, &body),
+                        "{name} accepted a broken answer: {body}"
+                    );
+                    let want = body["usergroups"].as_array().map_or(1, Vec::len);
+                    assert_eq!(documents, want, "{name}: {body}");
+                    true
+                }
+                Err(error) => {
+                    assert!(
+                        !workspace_promise(method, &body),
+                        "{name} refused a good answer ({error}): {body}"
+                    );
+                    assert!(
+                        error.contains(name),
+                        "{name}: the error does not name it: {error}"
+                    );
+                    false
+                }
+            }
+        },
+    );
 }
 
 // ---------------------------------------------------------------- config.yml

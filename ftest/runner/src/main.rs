@@ -27,6 +27,7 @@
 //!   its Slack budget lines.
 //! - [`incremental`]: the incremental round (mutations, an incremental job, its call count).
 //! - [`resume`]: `--interrupt kill|term`, a full sync interrupted halfway and resumed.
+//! - [`workspace`]: `--workspace`, every document type on, then one full sync per filter.
 //! - [`cli`], [`service`]: the `connectors` and `elastic-ingest` processes.
 //! - [`serve`]: `--serve`, the `make run` demo.
 
@@ -47,6 +48,7 @@ mod serve;
 mod service;
 mod stack;
 mod verify;
+mod workspace;
 
 pub(crate) const CONNECTOR_ID: &str = "ftest-slack";
 pub(crate) const INDEX: &str = "search-slack";
@@ -153,6 +155,12 @@ pub(crate) struct Args {
     /// peak RSS must stay within the files budget.
     #[arg(long)]
     pub(crate) files: bool,
+    /// Issue 19's whole workspace: the first sync with every document type on (users,
+    /// channels, messages, team, user groups, channel members, files), then one full sync
+    /// per filter of the form, each verified exactly against `expected`, and one with the
+    /// filters off again (instead of the mutation rounds).
+    #[arg(long)]
+    pub(crate) workspace: bool,
     /// Append the reports to this markdown file.
     #[arg(long)]
     pub(crate) report_file: Option<PathBuf>,

@@ -167,6 +167,9 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     if args.files {
         settings.push("sync_files=true");
     }
+    if args.workspace {
+        settings.extend(crate::workspace::WORKSPACE_FIELDS);
+    }
     cli.run(&settings)?;
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
@@ -221,6 +224,11 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     } else {
         query
     };
+    let query = if args.workspace {
+        crate::workspace::workspace_query(query)
+    } else {
+        query
+    };
     let result = (|| -> Result<()> {
         let job = stack.wait_for_job(None, args.timeout, &mut service)?;
         stack.check_scheduled_and_connected(&job)?;
@@ -236,11 +244,19 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         let report = stack.report("first sync (scheduled)", &job, &mut service, args)?;
         if null_sink {
             stack.verify_sink(&expected.docs)?;
+        } else if args.workspace {
+            stack.verify(&expected.docs, false)?;
+            if mode == Mode::Api {
+                stack.check_pipeline_fields()?;
+            }
         } else {
             stack.verify(&expected.docs, mode == Mode::Api)?;
         }
         println!("{report}");
         append_report(args, label, &report)?;
+        if args.workspace {
+            return stack.workspace_rounds(&cli, &mut service, args, &query, mode == Mode::Api);
+        }
         if args.files {
             return files_budget(&job, &service);
         }
