@@ -11,8 +11,8 @@
 //!   (`size` says so; its body is generated, never stored); the rest answer their content;
 //! - fault rules of method `files-pri` (`/_sim/faults`; a rule's `channel` names a file
 //!   id) answer their HTTP status first (with `Retry-After` when given);
-//! - one in sixteen binary files that answer their content is [`LARGE_SIZE`], just under the
-//!   connector's default cap, and another one in sixteen [`PIPELINE_SIZE`], just under its
+//! - one in eight binary files that answer their content is [`LARGE_SIZE`], just under the
+//!   connector's default cap, and another one in eight [`PIPELINE_SIZE`], just under its
 //!   default cap of binaries sent to the pipeline: what bounds the memory of content sent to
 //!   the ingest pipeline (`max_pipeline_file_size_mb`) is exercised by the medium workspace;
 //! - content is generated from the id (deterministic) and is exactly `size` bytes: text,
@@ -57,14 +57,14 @@ pub fn class(id: &str) -> Class {
     }
 }
 
-/// A file's size: huge ones 12 MB, one in sixteen binary files that answer 9 MB and
-/// another 950 kB, the rest 200 B – 200 kB.
+/// A file's size: huge ones 12 MB, one in eight binary files that answer 9 MB and
+/// another one in eight 950 kB, the rest 200 B – 200 kB.
 pub fn size(id: &str, filetype: &str) -> u64 {
     let binary_ok = class(id) == Class::Ok && !is_text(filetype);
     match class(id) {
         Class::Huge => HUGE_SIZE,
-        _ if binary_ok && (id_hash(id) >> 40).is_multiple_of(16) => LARGE_SIZE,
-        _ if binary_ok && (id_hash(id) >> 40) % 16 == 1 => PIPELINE_SIZE,
+        _ if binary_ok && (id_hash(id) >> 40) % 16 < 2 => LARGE_SIZE,
+        _ if binary_ok && (id_hash(id) >> 40) % 16 < 4 => PIPELINE_SIZE,
         _ => 200 + (id_hash(id) >> 8) % 200_000,
     }
 }
