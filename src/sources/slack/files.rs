@@ -121,30 +121,27 @@ pub fn from_configuration(configuration: &Configuration) -> Result<FileOptions, 
     })
 }
 
-/// Adds the two fields to the form (orders 33–34).
+/// An advanced size field in MB (0..=[`MAX_MB_LIMIT`]), shown when files are on.
+fn megabytes_field(label: &str, order: u32, default: u64, tooltip: &str) -> ConfigField {
+    let mut field = ConfigField::new(label, "int", order)
+        .display("numeric")
+        .optional()
+        .depends_on(FILES_KEY, json!(true))
+        .validation("greater_than", json!(-1))
+        .validation("less_than", json!(MAX_MB_LIMIT + 1))
+        .ui_restrictions(&["advanced"])
+        .tooltip(tooltip)
+        .value(json!(default));
+    field.default_value = json!(default);
+    field
+}
+
+/// Adds the three fields to the form (orders 33–35).
 pub fn add_fields(config: &mut Configuration) {
     config.insert(FILES_KEY.into(), toggle(FILES_LABEL, 33, "Index one document per file shared in an indexed conversation (name, title, type, size, author, conversations, permalink), id F…, with the text of text-like files (text, markdown, CSV, JSON, code, HTML) and, when the ingest pipeline extracts binary content, of the others. Needs the files:read scope."));
-    let mut cap = ConfigField::new(MAX_SIZE_LABEL, "int", 34)
-        .display("numeric")
-        .optional()
-        .depends_on(FILES_KEY, json!(true))
-        .validation("greater_than", json!(-1))
-        .validation("less_than", json!(MAX_MB_LIMIT + 1))
-        .ui_restrictions(&["advanced"])
-        .tooltip("Files larger than this are indexed without their content (content_skipped: too_large). 0 indexes metadata only.")
-        .value(json!(DEFAULT_MAX_MB));
-    cap.default_value = json!(DEFAULT_MAX_MB);
+    let cap = megabytes_field(MAX_SIZE_LABEL, 34, DEFAULT_MAX_MB, "Files larger than this are indexed without their content (content_skipped: too_large). 0 indexes metadata only.");
     config.insert(MAX_SIZE_KEY.into(), cap);
-    let mut pipeline = ConfigField::new(PIPELINE_MAX_LABEL, "int", 35)
-        .display("numeric")
-        .optional()
-        .depends_on(FILES_KEY, json!(true))
-        .validation("greater_than", json!(-1))
-        .validation("less_than", json!(MAX_MB_LIMIT + 1))
-        .ui_restrictions(&["advanced"])
-        .tooltip("Binary files (PDF, images, office documents) larger than this are indexed without their content (content_skipped: too_large_for_pipeline) when the ingest pipeline extracts binary content. Their base64 is held in memory while it is sent: raising it raises the service's peak memory by about 5 times the value. 0 sends no binary content.")
-        .value(json!(DEFAULT_PIPELINE_MAX_MB));
-    pipeline.default_value = json!(DEFAULT_PIPELINE_MAX_MB);
+    let pipeline = megabytes_field(PIPELINE_MAX_LABEL, 35, DEFAULT_PIPELINE_MAX_MB, "Binary files (PDF, images, office documents) larger than this are indexed without their content (content_skipped: too_large_for_pipeline) when the ingest pipeline extracts binary content. Their base64 is held in memory while it is sent: raising it raises the service's peak memory by a few times the value. 0 sends no binary content.");
     config.insert(PIPELINE_MAX_KEY.into(), pipeline);
 }
 
