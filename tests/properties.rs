@@ -614,7 +614,7 @@ fn slack_file_objects_decode_strictly_and_make_documents() {
                 &channels,
                 &Names::default(),
                 &HashMap::new(),
-                &Content::Text(any_text.clone()),
+                Content::Text(any_text.clone()),
             );
             assert_eq!(doc.id(), file["id"].as_str().unwrap_or_default());
             assert_eq!(doc.fields()["type"], "file");

@@ -391,7 +391,8 @@ impl Base64Stream {
     /// Room for the base64 of `expected` bytes (a `Content-Length`), reserved once.
     pub fn with_expected(expected: u64) -> Base64Stream {
         Base64Stream {
-            out: String::with_capacity((expected.div_ceil(3) * 4) as usize),
+            // Room for the document around it ([`file_doc`] writes into this buffer).
+            out: String::with_capacity((expected.div_ceil(3) * 4) as usize + DOC_ROOM),
             carry: Vec::with_capacity(3),
             len: 0,
         }
@@ -432,6 +433,9 @@ impl Base64Stream {
         self.out
     }
 }
+
+/// Room left in a base64 buffer for the rest of its document (metadata, readers).
+const DOC_ROOM: usize = 16 * 1024;
 
 /// A body being received.
 enum Receiving {
@@ -664,15 +668,22 @@ impl Counters {
 }
 
 /// The file document (pure). `channels` are the conversations it was seen in (ids, with
-/// their names beside).
+/// their names beside). It takes the content: a binary's base64 becomes its buffer.
 pub fn file_doc(
     file: &SharedFile,
     channels: &BTreeSet<String>,
     names: &Names,
     channel_names: &HashMap<String, String>,
-    content: &Content,
+    content: Content,
 ) -> Document {
-    let mut doc = DocumentWriter::with_capacity(1024);
+    // The base64 of a binary becomes the document's buffer (it is not held twice).
+    let (mut doc, content) = match content {
+        Content::Attachment(b64) => (
+            DocumentWriter::starting_with_string("_attachment", b64),
+            None,
+        ),
+        other => (DocumentWriter::with_capacity(1024), Some(other)),
+    };
     doc.str("type", "file");
     doc.opt_str("name", file.name.as_deref());
     doc.opt_str("title", file.title.as_deref());
@@ -695,12 +706,15 @@ pub fn file_doc(
     doc.opt_str("url", file.permalink.as_deref());
     doc.opt_str("message_id", Some(&file.message_id));
     doc.opt_str("thread_ts", file.thread_ts.as_deref());
-    let (key, value) = match content {
-        Content::Text(text) => ("body", text.as_str()),
-        Content::Attachment(b64) => ("_attachment", b64.as_str()),
-        Content::Skipped(reason) => ("content_skipped", *reason),
-    };
-    doc.str(key, value);
+    match &content {
+        Some(Content::Text(text)) => {
+            doc.str("body", text);
+        }
+        Some(Content::Skipped(reason)) => {
+            doc.str("content_skipped", reason);
+        }
+        Some(Content::Attachment(_)) | None => {}
+    }
     doc.timestamp(file.created.and_then(epoch_timestamp));
     doc.finish(file.id.clone())
 }
@@ -919,6 +933,34 @@ mod tests {
         let mut stream = Base64Stream::default();
         stream.push(&data);
         assert_eq!(stream.finish(), at_once);
+        // The base64 becomes the document's buffer, in place (no second copy).
+        let mut stream = Base64Stream::with_expected(data.len() as u64);
+        stream.push(&data);
+        let b64 = stream.finish();
+        let (at, capacity) = (b64.as_ptr(), b64.capacity());
+        let file = SharedFile {
+            id: "F1".into(),
+            channel_id: "C1".into(),
+            message_id: "C1-1.1".into(),
+            ..SharedFile::default()
+        };
+        let channels = BTreeSet::from(["C1".to_string()]);
+        let doc = file_doc(
+            &file,
+            &channels,
+            &Names::default(),
+            &HashMap::new(),
+            Content::Attachment(b64),
+        );
+        assert_eq!(doc.fields()["_attachment"], at_once.as_str());
+        assert_eq!(doc.fields()["type"], "file");
+        assert_eq!(
+            (doc.body().as_ptr(), doc.body().len() <= capacity),
+            (at, true)
+        );
+        // A value that needs escaping is written the ordinary way.
+        let doc = DocumentWriter::starting_with_string("k", "a\"b".into()).finish("x".into());
+        assert_eq!(doc.fields()["k"], "a\"b");
     }
 
     #[test]
@@ -1032,7 +1074,7 @@ mod tests {
             &channels,
             &Names::default(),
             &names,
-            &Content::Skipped("too_large"),
+            Content::Skipped("too_large"),
         );
         assert_eq!(doc.id(), "F1");
         let f = doc.fields();

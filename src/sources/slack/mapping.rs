@@ -200,7 +200,7 @@ mod tests {
             Content::Text("id,value".into()),
             Content::Skipped("too_large"),
         ]
-        .map(|content| file_doc(&file, &in_general, &names, &channel_names, &content).fields());
+        .map(|content| file_doc(&file, &in_general, &names, &channel_names, content).fields());
         let [file_with_text, file_skipped] = file_docs;
         let remote: RemoteFile = serde_json::from_value(json!({
             "id": "F2", "external_url": "https://docs.example.com/d/1", "external_id": "d1",

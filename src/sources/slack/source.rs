@@ -1105,8 +1105,7 @@ impl Inner {
                 .files
                 .content(&file, &self.options.base_url, &self.options.token, cancel)
                 .await;
-            let doc = files::file_doc(&file, &channels, ctx.names, ctx.channels, &content);
-            drop(content);
+            let doc = files::file_doc(&file, &channels, ctx.names, ctx.channels, content);
             sink.send(DocOp::Index(protect(doc, readers.as_ref())))
                 .await?;
             self.files.written();
