@@ -217,7 +217,8 @@ impl Live {
                 ExpectedDoc::Team { .. }
                 | ExpectedDoc::Usergroup { .. }
                 | ExpectedDoc::ChannelMember { .. }
-                | ExpectedDoc::File { .. } => Vec::new(),
+                | ExpectedDoc::File { .. }
+                | ExpectedDoc::RemoteFile { .. } => Vec::new(),
             };
             for (field, want) in fields {
                 let have = got.get(field).cloned().unwrap_or(Value::Null);

@@ -629,7 +629,7 @@ fn slack_file_objects_decode_strictly_and_make_documents() {
                 &channels,
                 &Names::default(),
                 &HashMap::new(),
-                &Content::Text(any_text.clone()),
+                Content::Text(any_text.clone()),
             );
             assert_eq!(doc.id(), file["id"].as_str().unwrap_or_default());
             assert_eq!(doc.fields()["type"], "file");
@@ -813,6 +813,98 @@ fn workspace_answers_decode_strictly_and_name_the_method() {
             }
         },
     );
+}
+
+/// A `files.remote.list` file: each field absent, well typed, null, or of the wrong type.
+fn remote_file() -> BoxedStrategy<Value> {
+    let or_wrong = |good: BoxedStrategy<Value>, wrong: Value| {
+        prop_oneof![6 => good, 1 => Just(Value::Null), 1 => Just(wrong)].boxed()
+    };
+    let s = |t: BoxedStrategy<String>| or_wrong(string(t), json!(7));
+    let ids = prop::collection::vec(slack_id("C"), 0..3)
+        .prop_map(|v| json!(v))
+        .boxed();
+    object(vec![
+        ("id", s(slack_id("F").boxed())),
+        ("external_url", s(text().boxed())),
+        ("external_id", s(text().boxed())),
+        ("title", s(text().boxed())),
+        ("name", s(text().boxed())),
+        ("filetype", s(text().boxed())),
+        ("user", s(slack_id("U").boxed())),
+        (
+            "created",
+            or_wrong(
+                any::<i64>().prop_map(|n| json!(n)).boxed(),
+                json!("yesterday"),
+            ),
+        ),
+        ("permalink", s(text().boxed())),
+        ("channels", or_wrong(ids.clone(), json!("C1"))),
+        ("groups", or_wrong(ids.clone(), json!({"G1": true}))),
+        ("ims", or_wrong(ids, json!(3))),
+    ])
+}
+
+/// The remote file parser (issue 19): a `files.remote.list` page decodes exactly when
+/// every file has a string `id` and `external_url` and its other fields have their types
+/// (or are null or absent); a refused page names the method; a decoded file makes a
+/// document of its id, listing only the conversations given.
+#[test]
+fn slack_remote_files_decode_strictly_and_make_documents() {
+    use connectors::sources::slack::answer;
+    use connectors::sources::slack::remote_files::{self, RemoteFile};
+    let inputs = prop::collection::vec(remote_file(), 0..4);
+    check("slack_remote_files", 2_000, inputs, |files| {
+        let page = json!({"ok": true, "files": files, "response_metadata": {"next_cursor": ""}});
+        let bytes = serde_json::to_vec(&page).expect("serializes");
+        let typed = |v: &Value, key: &str, ok: fn(&Value) -> bool| {
+            v.get(key).is_none_or(|x| x.is_null() || ok(x))
+        };
+        let strings = |x: &Value| x.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+        let valid = files.iter().all(|f| {
+            f["id"].is_string()
+                && f["external_url"].is_string()
+                && [
+                    "external_id",
+                    "title",
+                    "name",
+                    "filetype",
+                    "user",
+                    "permalink",
+                ]
+                .iter()
+                .all(|k| typed(f, k, Value::is_string))
+                && typed(f, "created", Value::is_i64)
+                && ["channels", "groups", "ims"]
+                    .iter()
+                    .all(|k| typed(f, k, strings))
+        });
+        let decoded = answer::decode::<RemoteFile>(remote_files::METHOD, &bytes);
+        match &decoded {
+            Ok(_) => assert!(valid, "{page}"),
+            Err(e) => {
+                assert!(!valid, "{page}: {e}");
+                assert!(e.to_string().contains(remote_files::METHOD), "{e}");
+            }
+        }
+        let Ok(decoded) = decoded else {
+            return false;
+        };
+        for file in &decoded.items {
+            let shared = file.conversations().take(1).map(String::as_str).collect();
+            let doc =
+                remote_files::remote_file_doc(file, &shared, &Names::default(), &HashMap::new());
+            assert_eq!(doc.id(), file.id);
+            let fields = doc.fields();
+            assert_eq!(fields["type"], "remote_file");
+            assert_eq!(fields["url"], file.external_url.as_str());
+            assert!(fields["channel_ids"]
+                .as_array()
+                .is_some_and(|a| a.len() <= 1));
+        }
+        true
+    });
 }
 
 // ---------------------------------------------------------------- config.yml

@@ -188,6 +188,22 @@ fn assert_matches(run: &Run, expected: &[ExpectedDoc], label: &str) {
                 let binary = text_prefix.is_none() && content_skipped.is_none();
                 assert_eq!(body.contains_key("_attachment"), binary, "{label} {id}");
             }
+            ExpectedDoc::RemoteFile {
+                id,
+                title,
+                url,
+                channel_ids,
+                ..
+            } => {
+                assert_eq!(body["type"], "remote_file", "{label} {id}");
+                assert_eq!(s(&body["title"]).as_ref(), Some(title), "{label} {id}");
+                assert_eq!(s(&body["url"]).as_ref(), Some(url), "{label} {id}");
+                assert_eq!(
+                    body["channel_ids"],
+                    serde_json::json!(channel_ids),
+                    "{label} {id}"
+                );
+            }
         }
     }
 }
@@ -1182,16 +1198,20 @@ async fn file_documents_match_expected_and_bad_downloads_are_counted() {
     use connectors::sources::slack::files::FileOptions;
     use connectors::sync::PipelineSettings;
     let sim = start(WorkspaceSpec::for_size(DataSize::Small));
-    for (extracts, cap, dls) in [
-        (false, 10_000_000, false),
-        (true, 10_000_000, false),
-        (true, 50_000, true),
-        (false, 0, false),
+    let default_pipeline = FileOptions::default().max_pipeline_bytes;
+    for (extracts, cap, dls, pipeline) in [
+        (false, 10_000_000, false, default_pipeline),
+        (true, 10_000_000, false, default_pipeline),
+        (true, 50_000, true, default_pipeline),
+        (false, 0, false, default_pipeline),
+        // Binaries over a lower pipeline cap: metadata only, counted.
+        (true, 10_000_000, false, 60_000),
     ] {
         let mut opts = options(&sim, 0, true, false);
         opts.files = FileOptions {
             sync: true,
             max_bytes: cap,
+            max_pipeline_bytes: pipeline,
         };
         opts.use_document_level_security = dls;
         opts.include_private_channels = dls;
@@ -1206,12 +1226,13 @@ async fn file_documents_match_expected_and_bad_downloads_are_counted() {
         let expected = sim.expected(&ExpectedQuery {
             sync_files: true,
             max_file_size: cap,
+            max_pipeline_file_size: pipeline,
             extract_binary_content: extracts,
             use_document_level_security: dls,
             include_private_channels: dls,
             ..query(0, true, false)
         });
-        let label = format!("extracts={extracts} cap={cap} dls={dls}");
+        let label = format!("extracts={extracts} cap={cap} dls={dls} pipeline={pipeline}");
         assert_matches(&result, &expected.docs, &label);
         let reasons = |reason: &str| {
             expected
@@ -1235,6 +1256,14 @@ async fn file_documents_match_expected_and_bad_downloads_are_counted() {
         assert_eq!(count("failed_403"), reasons("forbidden"), "{label}");
         assert_eq!(count("truncated"), reasons("truncated"), "{label}");
         assert_eq!(count("skipped_too_large"), reasons("too_large"), "{label}");
+        assert_eq!(
+            count("skipped_too_large_for_pipeline"),
+            reasons("too_large_for_pipeline"),
+            "{label}"
+        );
+        if pipeline < default_pipeline {
+            assert!(reasons("too_large_for_pipeline") > 0, "{label}");
+        }
         assert_eq!(
             count("skipped_binary_without_pipeline"),
             reasons("binary_without_pipeline"),
@@ -1264,8 +1293,138 @@ async fn file_documents_match_expected_and_bad_downloads_are_counted() {
         }
         assert_eq!(
             count("sent_to_pipeline") > 0,
-            extracts && cap > 0,
+            extracts && cap > 0 && pipeline == default_pipeline,
             "{label}"
         );
     }
+}
+
+/// Issue 19: a file download answered 429 (with `Retry-After`) or 5xx is retried through
+/// the one retry policy, bounded; a file whose download keeps failing is indexed without
+/// content (`download_failed`, counted `failed_other`) and the sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_downloads_retry_429_and_5xx_then_count_the_failure() {
+    use connectors::sources::slack::files::FileOptions;
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let q = ExpectedQuery {
+        sync_files: true,
+        ..query(0, true, false)
+    };
+    let mut expected = sim.expected(&q).docs;
+    // A text file that downloads fine: its downloads answer 502 for good.
+    let doomed = expected
+        .iter_mut()
+        .find_map(|d| match d {
+            ExpectedDoc::File {
+                id,
+                content_skipped,
+                text_prefix,
+                ..
+            } if content_skipped.is_none() && text_prefix.is_some() => {
+                *content_skipped = Some("download_failed".into());
+                *text_prefix = None;
+                Some(id.clone())
+            }
+            _ => None,
+        })
+        .expect("a text file with content");
+    let http = |status: u16, retry_after: Option<&str>| FaultAction::HttpStatus {
+        status,
+        retry_after: retry_after.map(str::to_string),
+    };
+    sim.set_faults(vec![
+        FaultRule {
+            channel: Some(doomed.clone()),
+            ..fault("files-pri", 0, None, http(502, None))
+        },
+        fault("files-pri", 0, Some(2), http(503, None)),
+        fault("files-pri", 2, Some(1), http(429, Some("0.01"))),
+    ]);
+    let mut opts = options(&sim, 0, true, false);
+    opts.files = FileOptions {
+        sync: true,
+        ..FileOptions::default()
+    };
+    sim.reset_stats();
+    let result = run(opts).await;
+    assert_matches(&result, &expected, "download faults");
+    let files = &result.metadata["files"];
+    println!("metadata.files {files}");
+    // 2 × 503 and 1 × 429 retried once each; the doomed file 3 times (the bound), then failed.
+    assert_eq!(files["download_retries"], 6, "{files}");
+    assert_eq!(files["failed_other"], 1, "{files}");
+    let downloads = sim
+        .stats()
+        .status
+        .get("files-pri")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(downloads.get("502").copied(), Some(4), "{downloads:?}");
+    assert_eq!(downloads.get("503").copied(), Some(2), "{downloads:?}");
+    assert_eq!(downloads.get("429").copied(), Some(1), "{downloads:?}");
+    let doc = &result.docs[&doomed];
+    assert_eq!(doc["content_skipped"], "download_failed");
+    assert!(doc.get("body").is_none());
+}
+
+/// Issue 19: remote files (`files.remote.list`) as their own documents: exactly the
+/// simulator's (rule 10) alone, with DLS and private channels, and paged one by one; an
+/// answer that breaks the method's shape fails the sync rather than dropping them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_file_documents_match_expected() {
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    for (dls, page_size) in [(false, 200), (true, 200), (false, 1)] {
+        let label = format!("dls={dls} page_size={page_size}");
+        let mut opts = options(&sim, 1, true, false);
+        opts.remote_files = true;
+        opts.use_document_level_security = dls;
+        opts.include_private_channels = dls;
+        opts.page_size = page_size;
+        sim.reset_stats();
+        let result = run(opts).await;
+        let expected = sim.expected(&ExpectedQuery {
+            sync_remote_files: true,
+            use_document_level_security: dls,
+            include_private_channels: dls,
+            ..query(1, true, false)
+        });
+        assert_matches(&result, &expected.docs, &label);
+        let remote = expected.counts.get("remote_file").copied().unwrap_or(0) as u64;
+        let meta = &result.metadata["remote_files"];
+        println!("{label}: {remote} remote files, metadata.remote_files {meta}");
+        assert!(
+            remote >= 3,
+            "{label}: too few remote files to test: {remote}"
+        );
+        assert_eq!(meta["documents"], remote, "{label}");
+        // Two are shared nowhere, at least.
+        assert!(
+            meta["not_in_indexed_conversation"].as_u64() >= Some(2),
+            "{label}"
+        );
+        let calls = sim.stats().calls.get("files.remote.list").copied();
+        if page_size == 1 {
+            assert!(calls > Some(remote), "{label}: {calls:?}");
+        } else {
+            assert_eq!(calls, Some(1), "{label}");
+        }
+    }
+    // Off by default: no call.
+    sim.reset_stats();
+    let result = run(options(&sim, 1, true, false)).await;
+    assert!(result.result.is_ok());
+    assert_eq!(sim.stats().calls.get("files.remote.list"), None);
+    // An answer without its list fails the sync (after the client's retries).
+    sim.set_faults(vec![fault(
+        "files.remote.list",
+        0,
+        None,
+        FaultAction::MissingField { field: None },
+    )]);
+    let mut opts = options(&sim, 1, true, false);
+    opts.remote_files = true;
+    let result = run(opts).await;
+    let error = result.result.expect_err("a broken answer fails the sync");
+    assert!(error.to_string().contains("files.remote.list"), "{error}");
+    sim.set_faults(Vec::new());
 }

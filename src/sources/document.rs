@@ -331,6 +331,26 @@ impl DocumentWriter {
         }
     }
 
+    /// A writer whose body starts with `key` set to `value`, taking `value`'s buffer instead
+    /// of copying it: for one large value (a file's base64) that must not be held twice. The
+    /// head is inserted in place when `value` has room for it (and for the fields after it);
+    /// a value that needs JSON escaping is written the ordinary way.
+    pub fn starting_with_string(key: &str, value: String) -> DocumentWriter {
+        if value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            let mut writer = DocumentWriter::with_capacity(value.len() + 1024);
+            writer.str(key, &value);
+            return writer;
+        }
+        let mut out = value.into_bytes();
+        let head = format!("{{\"{key}\":\"");
+        out.splice(0..0, head.into_bytes());
+        out.push(b'"');
+        DocumentWriter {
+            out,
+            timestamp: None,
+        }
+    }
+
     #[inline]
     fn key(&mut self, key: &str) {
         if self.out.len() > 1 {

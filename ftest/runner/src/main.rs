@@ -161,6 +161,10 @@ pub(crate) struct Args {
     /// filters off again (instead of the mutation rounds).
     #[arg(long)]
     pub(crate) workspace: bool,
+    /// With --files: the connector's `max_pipeline_file_size_mb` (unset: its default, 1),
+    /// the cap of binary files sent to the ingest pipeline (the api mode's pipeline extracts).
+    #[arg(long, requires = "files")]
+    pub(crate) pipeline_file_mb: Option<u64>,
     /// Append the reports to this markdown file.
     #[arg(long)]
     pub(crate) report_file: Option<PathBuf>,

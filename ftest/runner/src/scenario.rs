@@ -170,6 +170,10 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
     if args.workspace {
         settings.extend(crate::workspace::WORKSPACE_FIELDS);
     }
+    let pipeline_cap = args
+        .pipeline_file_mb
+        .map(|mb| format!("max_pipeline_file_size_mb={mb}"));
+    settings.extend(pipeline_cap.as_deref());
     cli.run(&settings)?;
     if mode == Mode::Direct {
         // Plain osmem has no ingest pipelines: run without one there.
@@ -217,6 +221,11 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         sync_files: args.files,
         // The api mode's pipeline extracts binary content; direct mode runs without one.
         extract_binary_content: mode == Mode::Api,
+        max_pipeline_file_size: args
+            .pipeline_file_mb
+            .map_or(ExpectedQuery::default().max_pipeline_file_size, |mb| {
+                mb * 1_000_000
+            }),
         ..ExpectedQuery::default()
     };
     let query = if args.dls {

@@ -196,6 +196,17 @@ fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
             ("channel_ids", json!(channel_ids)),
             ("content_skipped", json!(content_skipped)),
         ],
+        ExpectedDoc::RemoteFile {
+            title,
+            url,
+            channel_ids,
+            ..
+        } => vec![
+            ("type", json!("remote_file")),
+            ("title", json!(title)),
+            ("url", json!(url)),
+            ("channel_ids", json!(channel_ids)),
+        ],
     }
 }
 

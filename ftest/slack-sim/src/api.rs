@@ -110,6 +110,7 @@ pub const METHODS: &[&str] = &[
     "conversations.members",
     "usergroups.list",
     "files.list",
+    "files.remote.list",
     "chat.getPermalink",
     "chat.postMessage",
     "files.getUploadURLExternal",
@@ -133,6 +134,7 @@ pub fn accepted_scopes(method: &str) -> &'static str {
         "chat.postMessage" => "chat:write",
         "files.getUploadURLExternal" | "files.completeUploadExternal" => "files:write",
         "files.list" => "files:read",
+        "files.remote.list" => "remote_files:read",
         "usergroups.list" => "usergroups:read",
         "apps.connections.open" => "connections:write",
         _ => "",
@@ -332,6 +334,7 @@ pub fn call_read(
                 .into_bytes())
         }
         "files.list" => files_list(ws, tok, p),
+        "files.remote.list" => remote_files_list(ws, tok, p),
         "chat.getPermalink" => {
             let ch_id = p.required("channel")?;
             let ts =
@@ -764,6 +767,36 @@ fn replies(sim: &Sim, ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>
         has_more,
         response_metadata: meta(next),
     })
+}
+
+/// `files.remote.list` (rules in [`crate::remote`]).
+fn remote_files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiError> {
+    need(tok, "remote_files:read")?;
+    let limit = p.limit("limit", 100, 1000)?;
+    let start = p.cursor("remote_files")?.unwrap_or(0).max(0) as usize;
+    let chan = p.get("channel");
+    let bound = |k: &str| p.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+    let ts_from = bound("ts_from").unwrap_or(f64::MIN);
+    let ts_to = bound("ts_to").unwrap_or(f64::MAX);
+    let files: Vec<_> = crate::remote::remote_files(ws)
+        .into_iter()
+        .filter(|f| crate::remote::visible(ws, f, tok.user))
+        .filter(|f| chan.is_none_or(|c| f.channel.is_some_and(|i| ws.channels[i as usize].id == c)))
+        .filter(|f| (ts_from..=ts_to).contains(&(f.created as f64)))
+        .collect();
+    let end = (start + limit).min(files.len());
+    let page: Vec<serde_json::Value> = files
+        .get(start..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|f| crate::remote::view(ws, f))
+        .collect();
+    let next = (end < files.len()).then(|| cursor::encode("remote_files", end as i64));
+    Ok(
+        json!({"ok": true, "files": page, "response_metadata": meta(next)})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 fn files_list(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiError> {

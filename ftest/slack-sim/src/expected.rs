@@ -45,9 +45,14 @@
 //!    content_skipped, text_prefix}` with the conversation's readers (rule 5).
 //!    `content_skipped`, first that applies: `content_disabled` (cap 0),
 //!    `binary_without_pipeline` (PNG, PDF, SVG without `extract_binary_content`),
-//!    `too_large` (size over `max_file_size`), then the download's class
+//!    `too_large` (size over `max_file_size`), `too_large_for_pipeline` (a binary over
+//!    `max_pipeline_file_size`), then the download's class
 //!    (`crate::files`): `not_found` (404), `forbidden` (403), `truncated`; otherwise no
 //!    reason, and a text file's `body` starts with `text_prefix`.
+//! 10. remote files: `sync_remote_files` → per remote file ([`crate::remote`]) shared in a
+//!     readable conversation (rule 2; one shared nowhere makes no document)
+//!     `{type:"remote_file", id:"F…", title, url: external_url, channel_ids}` with the
+//!     conversation's readers (rule 5).
 
 use crate::model::{Channel, ConvKind, Msg, User, Workspace};
 use crate::render::{edited_of, thread_of};
@@ -239,6 +244,9 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
     if q.sync_files {
         files(ws, q, oldest, &mut docs);
     }
+    if q.sync_remote_files {
+        remote_files(ws, q, &mut docs);
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in ["user", "channel", "message"] {
         counts.insert(t.to_string(), 0);
@@ -312,6 +320,30 @@ fn identities(ws: &Workspace, q: &ExpectedQuery) -> Vec<ExpectedIdentity> {
     out
 }
 
+/// Rule 10.
+fn remote_files(ws: &Workspace, q: &ExpectedQuery, docs: &mut BTreeMap<String, ExpectedDoc>) {
+    for file in crate::remote::remote_files(ws) {
+        let Some(ch) = file.channel.map(|c| &ws.channels[c as usize]) else {
+            continue;
+        };
+        if !readable(ws, ch, q) {
+            continue;
+        }
+        docs.insert(
+            file.id.clone(),
+            ExpectedDoc::RemoteFile {
+                id: file.id.clone(),
+                title: file.title.clone(),
+                url: file.external_url.clone(),
+                channel_ids: vec![ch.id.clone()],
+                allow_access_control: q
+                    .use_document_level_security
+                    .then(|| conversation_readers(ws, ch)),
+            },
+        );
+    }
+}
+
 /// Rule 9.
 fn files(
     ws: &Workspace,
@@ -337,6 +369,8 @@ fn files(
                 Some("binary_without_pipeline")
             } else if view.size > q.max_file_size {
                 Some("too_large")
+            } else if !text && view.size > q.max_pipeline_file_size {
+                Some("too_large_for_pipeline")
             } else {
                 match f::class(&view.id) {
                     Class::NotFound => Some("not_found"),

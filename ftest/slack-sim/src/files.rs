@@ -9,6 +9,12 @@
 //!   (deleted meanwhile), one in eight 403 (access revoked), one in eight a body cut short
 //!   (`Content-Length` larger than what is sent), one in eight is larger than 10 MB
 //!   (`size` says so; its body is generated, never stored); the rest answer their content;
+//! - fault rules of method `files-pri` (`/_sim/faults`; a rule's `channel` names a file
+//!   id) answer their HTTP status first (with `Retry-After` when given);
+//! - one in eight binary files that answer their content is [`LARGE_SIZE`], just under the
+//!   connector's default cap, and another one in eight [`PIPELINE_SIZE`], just under its
+//!   default cap of binaries sent to the pipeline: what bounds the memory of content sent to
+//!   the ingest pipeline (`max_pipeline_file_size_mb`) is exercised by the medium workspace;
 //! - content is generated from the id (deterministic) and is exactly `size` bytes: text,
 //!   markdown, CSV, JSON and HTML files are text ([`text_prefix`] is what a reader of the
 //!   text sees first), PNG, PDF and SVG files are binary (SVG is XML but an image: not
@@ -18,6 +24,11 @@ use crate::model::mix;
 
 /// Above the connector's default cap (10 MB).
 pub const HUGE_SIZE: u64 = 12_000_000;
+
+/// Just under the connector's default cap (10 MB): a binary file a pipeline would extract.
+pub const LARGE_SIZE: u64 = 9_000_000;
+/// Just under the connector's default cap of binaries sent to the pipeline (1 MB).
+pub const PIPELINE_SIZE: u64 = 950_000;
 
 /// What a file's download does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +57,14 @@ pub fn class(id: &str) -> Class {
     }
 }
 
-/// A file's size: huge ones 12 MB, the rest 200 B – 200 kB.
-pub fn size(id: &str) -> u64 {
+/// A file's size: huge ones 12 MB, one in eight binary files that answer 9 MB and
+/// another one in eight 950 kB, the rest 200 B – 200 kB.
+pub fn size(id: &str, filetype: &str) -> u64 {
+    let binary_ok = class(id) == Class::Ok && !is_text(filetype);
     match class(id) {
         Class::Huge => HUGE_SIZE,
+        _ if binary_ok && (id_hash(id) >> 40) % 16 < 2 => LARGE_SIZE,
+        _ if binary_ok && (id_hash(id) >> 40) % 16 < 4 => PIPELINE_SIZE,
         _ => 200 + (id_hash(id) >> 8) % 200_000,
     }
 }
@@ -126,6 +141,12 @@ mod tests {
                 }
             }
         }
+        let sizes: Vec<u64> = (0..400).map(|i| size(&format!("F{i:09}"), "pdf")).collect();
+        assert!(sizes.contains(&LARGE_SIZE) && sizes.contains(&PIPELINE_SIZE));
+        assert!((0..400)
+            .map(|i| format!("F{i:09}"))
+            .filter(|id| class(id) == Class::Ok)
+            .all(|id| size(&id, "csv") < 1_000_000));
         let classes: Vec<Class> = (0..200).map(|i| class(&format!("F{i:09}"))).collect();
         for c in [
             Class::Ok,

@@ -26,6 +26,7 @@ pub mod model;
 mod mutate;
 pub mod oauth;
 pub mod outbound;
+pub mod remote;
 pub mod render;
 pub mod reshape;
 pub mod server;

@@ -453,7 +453,7 @@ pub fn file_view<'a>(
     } else {
         (None, None, None)
     };
-    let size = crate::files::size(&id);
+    let size = crate::files::size(&id, filetype);
     FileView {
         permalink: format!(
             "https://{}.slack.com/files/{}/{}/{}",

@@ -22,7 +22,7 @@ pub fn main_field(method: &str) -> &'static str {
         "auth.test" => "url",
         "team.info" => "team",
         "usergroups.list" => "usergroups",
-        "files.list" => "files",
+        "files.list" | "files.remote.list" => "files",
         "chat.getPermalink" => "permalink",
         "chat.postMessage" => "message",
         "files.getUploadURLExternal" => "upload_url",

@@ -676,7 +676,21 @@ async fn file_download(
     else {
         return answer(StatusCode::NOT_FOUND, Body::from("not found"), None);
     };
-    let size = files::size(id);
+    // Fault rules of method `files-pri` (their `channel` names a file id): an HTTP status,
+    // with `Retry-After` when given (429s and 5xx a download must retry).
+    if let Some(crate::types::FaultAction::HttpStatus {
+        status,
+        retry_after,
+    }) = sim.fault_for(METHOD, Some(id))
+    {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = answer(code, Body::from(format!("simulated HTTP {status}")), None);
+        if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let size = files::size(id, filetype);
     let mut response = match files::class(id) {
         Class::NotFound => return answer(StatusCode::NOT_FOUND, Body::from("not found"), None),
         Class::Forbidden => return answer(StatusCode::FORBIDDEN, Body::from("forbidden"), None),
@@ -702,7 +716,7 @@ async fn file_download(
             answer(StatusCode::OK, Body::from_stream(stream), Some(size))
         }
         // Generated in pieces, never held whole.
-        Class::Huge => {
+        Class::Huge | Class::Ok if size > 1 << 20 => {
             let id = id.to_string();
             let stream = futures::StreamExt::map(
                 futures::stream::iter(0..size.div_ceil(1 << 20)),
@@ -713,7 +727,7 @@ async fn file_download(
             );
             answer(StatusCode::OK, Body::from_stream(stream), Some(size))
         }
-        Class::Ok => answer(
+        Class::Ok | Class::Huge => answer(
             StatusCode::OK,
             Body::from(files::content(id, filetype, size)),
             Some(size),

@@ -57,7 +57,9 @@ pub fn tier(method: &str) -> Option<(f64, f64)> {
         | "conversations.join"
         | "team.info"
         | "files.list" => (50.0, 50.0),
-        "conversations.list" | "users.list" | "usergroups.list" => (20.0, 20.0),
+        "conversations.list" | "users.list" | "usergroups.list" | "files.remote.list" => {
+            (20.0, 20.0)
+        }
         "conversations.members" | "users.info" => (100.0, 100.0),
         "auth.test" | "chat.getPermalink" => (600.0, 600.0),
         "chat.postMessage" => (60.0, 5.0),

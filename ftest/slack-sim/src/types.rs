@@ -50,6 +50,11 @@ pub struct ExpectedQuery {
     pub max_file_size: u64,
     /// Rule 9: the pipeline extracts binary content (`_attachment` is sent).
     pub extract_binary_content: bool,
+    /// Rule 9: the cap of binary files sent to the pipeline in bytes (the connector's
+    /// default: 1 MB).
+    pub max_pipeline_file_size: u64,
+    /// Rule 10: one document per remote file shared in a readable conversation.
+    pub sync_remote_files: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -74,6 +79,8 @@ impl Default for ExpectedQuery {
             sync_files: false,
             max_file_size: 10_000_000,
             extract_binary_content: false,
+            max_pipeline_file_size: 1_000_000,
+            sync_remote_files: false,
         }
     }
 }
@@ -149,8 +156,18 @@ pub enum ExpectedDoc {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allow_access_control: Option<Vec<String>>,
     },
+    /// Rule 10: `F…` (a remote file).
+    #[serde(rename = "remote_file")]
+    RemoteFile {
+        id: String,
+        title: String,
+        /// `external_url`.
+        url: String,
+        channel_ids: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow_access_control: Option<Vec<String>>,
+    },
     /// Rule 8: `<channel>-<user>`.
-    #[serde(rename = "channel_member")]
     ChannelMember {
         id: String,
         channel_id: String,
@@ -169,7 +186,8 @@ impl ExpectedDoc {
             | ExpectedDoc::Team { id, .. }
             | ExpectedDoc::Usergroup { id, .. }
             | ExpectedDoc::ChannelMember { id, .. }
-            | ExpectedDoc::File { id, .. } => id,
+            | ExpectedDoc::File { id, .. }
+            | ExpectedDoc::RemoteFile { id, .. } => id,
         }
     }
     /// `_allow_access_control` (DLS on).
@@ -202,6 +220,10 @@ impl ExpectedDoc {
             | ExpectedDoc::File {
                 allow_access_control,
                 ..
+            }
+            | ExpectedDoc::RemoteFile {
+                allow_access_control,
+                ..
             } => allow_access_control.as_deref(),
         }
     }
@@ -214,6 +236,7 @@ impl ExpectedDoc {
             ExpectedDoc::Usergroup { .. } => "usergroup",
             ExpectedDoc::ChannelMember { .. } => "channel_member",
             ExpectedDoc::File { .. } => "file",
+            ExpectedDoc::RemoteFile { .. } => "remote_file",
         }
     }
 }
@@ -451,6 +474,7 @@ pub const DEFAULT_BOT_SCOPES: &[&str] = &[
     "team:read",
     "usergroups:read",
     "files:read",
+    "remote_files:read",
     "reactions:read",
     "channels:join",
     "chat:write",

@@ -94,6 +94,11 @@ pub fn shape(method: &str) -> Shape {
             items: Some("usergroups"),
             ..Shape::ANY
         },
+        // Remote files (issue 19), paged: an answer without them would drop every one.
+        "files.remote.list" => Shape {
+            items: Some("files"),
+            ..Shape::ANY
+        },
         // Slack as a destination (`crate::notify`) and the OAuth install: the ids the next
         // step needs.
         "chat.postMessage" => Shape {
@@ -647,6 +652,7 @@ mod tests {
             ("users.list", "members"),
             ("conversations.members", "members"),
             ("usergroups.list", "usergroups"),
+            ("files.remote.list", "files"),
             ("conversations.list", "channels"),
             ("conversations.history", "messages"),
             ("conversations.replies", "messages"),

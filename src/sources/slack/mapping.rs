@@ -1,5 +1,5 @@
 //! The explicit mappings of every field the Slack documents carry (users, channels,
-//! messages, and issue 19's team, user-group, channel-member and file documents; see
+//! messages, and issue 19's team, user-group, channel-member, file and remote file documents; see
 //! [`super::transform`] and [`super::workspace`]), for a content index the service creates
 //! ([`crate::sync::content_index`]). Live updates ([`super::events`]) write the same
 //! documents and patch fields of them, so these mappings cover them too.
@@ -114,6 +114,10 @@ pub fn properties() -> Map<String, Value> {
         ("channels", keyword()),
         ("message_id", keyword()),
         ("content_skipped", keyword()),
+        // Remote files (`title`, `name`, `filetype`, `author`, `author_id`, `channel_ids`,
+        // `channels`, `created` as above; `url` is the remote document itself).
+        ("external_id", keyword()),
+        ("permalink", stored_keyword_field()),
     ];
     fields
         .into_iter()
@@ -124,6 +128,7 @@ pub fn properties() -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::super::files::{file_doc, Content, SharedFile};
+    use super::super::remote_files::{remote_file_doc, RemoteFile};
     use super::super::transform::{
         channel_doc, message_doc, user_doc, Channel, Message, MessageContext, Names, User,
     };
@@ -196,9 +201,18 @@ mod tests {
             Content::Text("id,value".into()),
             Content::Skipped("too_large"),
         ]
-        .map(|content| file_doc(&file, &in_general, &names, &channel_names, &content).fields());
+        .map(|content| file_doc(&file, &in_general, &names, &channel_names, content).fields());
         let [file_with_text, file_skipped] = file_docs;
+        let remote: RemoteFile = serde_json::from_value(json!({
+            "id": "F2", "external_url": "https://docs.example.com/d/1", "external_id": "d1",
+            "title": "Roadmap", "name": "roadmap", "filetype": "gdoc", "user": "U1",
+            "created": 1700000000, "permalink": "https://acme.slack.com/files/U1/F2/roadmap",
+            "channels": ["C1"]
+        }))
+        .unwrap();
+        let remote_channels = BTreeSet::from(["C1"]);
         let docs = [
+            remote_file_doc(&remote, &remote_channels, &names, &channel_names).fields(),
             file_with_text,
             file_skipped,
             message_doc(&message, &ctx).fields(),
@@ -210,7 +224,7 @@ mod tests {
         ];
         // The sparse message fields are there, so the check covers them.
         for field in ["reactions", "files", "pinned_to", "body"] {
-            assert!(docs[2].contains_key(field), "{field}");
+            assert!(docs[3].contains_key(field), "{field}");
         }
         for doc in docs {
             for key in doc.keys() {

@@ -30,7 +30,8 @@
 //! `exclude_bot_messages`, `exclude_channel_event_messages` (join, leave, topic) and
 //! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
 //! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Files ([`files`], orders
-//! 33–34): `sync_files`, `max_file_size_mb`. Options beyond the schema
+//! 33–35): `sync_files`, `max_file_size_mb`, `max_pipeline_file_size_mb`. Remote files
+//! ([`remote_files`], order 36): `sync_remote_files`. Options beyond the schema
 //! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
@@ -55,6 +56,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod progress;
 pub mod ratelimit;
+pub mod remote_files;
 pub mod socket;
 pub mod source;
 pub mod transform;
@@ -217,6 +219,7 @@ pub fn default_configuration() -> Configuration {
     filters::add_fields(&mut config);
     workspace::add_fields(&mut config);
     files::add_fields(&mut config);
+    remote_files::add_fields(&mut config);
     config
 }
 

@@ -91,7 +91,7 @@ pub struct Tier {
 }
 
 impl Tier {
-    /// Tier 2 (`conversations.list`, `users.list`, `usergroups.list`): 20/min.
+    /// Tier 2 (`conversations.list`, `users.list`, `usergroups.list`, `files.remote.list`): 20/min.
     pub const TIER2: Tier = Tier {
         per_minute: 20.0,
         burst: 2.0,
@@ -115,7 +115,9 @@ impl Tier {
     /// The tier of a Web API method (unknown methods get Tier 3, the common one).
     pub fn of(method: &str) -> Tier {
         match method {
-            "conversations.list" | "users.list" | "usergroups.list" => Tier::TIER2,
+            "conversations.list" | "users.list" | "usergroups.list" | "files.remote.list" => {
+                Tier::TIER2
+            }
             "conversations.members" | "users.info" => Tier::TIER4,
             "auth.test" | "chat.getPermalink" => Tier::SPECIAL,
             _ => Tier::TIER3,

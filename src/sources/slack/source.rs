@@ -177,6 +177,8 @@ pub struct SlackOptions {
     pub workspace: Switches,
     /// File documents and their content ([`super::files`]).
     pub files: FileOptions,
+    /// Remote file documents ([`super::remote_files`]).
+    pub remote_files: bool,
 }
 
 impl SlackOptions {
@@ -212,6 +214,7 @@ impl SlackOptions {
             start_date: None,
             workspace: Switches::default(),
             files: FileOptions::default(),
+            remote_files: false,
         }
     }
 
@@ -251,6 +254,7 @@ impl SlackOptions {
         options.start_date = filters.start;
         options.workspace = workspace::from_configuration(configuration)?;
         options.files = files::from_configuration(configuration)?;
+        options.remote_files = super::remote_files::from_configuration(configuration)?;
         check_options(&options)?;
         Ok(options)
     }
@@ -363,6 +367,9 @@ pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
     }
     if options.files.sync {
         scopes.extend(files::FILES_SCOPES);
+    }
+    if options.remote_files {
+        scopes.extend(super::remote_files::REMOTE_SCOPES);
     }
     scopes
 }
@@ -501,6 +508,8 @@ pub(super) struct Inner {
     completed: AtomicBool,
     /// File downloads, counts and sightings ([`super::files`]).
     pub(super) files: Files,
+    /// Remote file counts ([`super::remote_files`]).
+    pub(super) remote: super::remote_files::RemoteCounters,
 }
 
 /// How a sync reads its channels.
@@ -554,7 +563,7 @@ impl SlackSource {
         })
         .map_err(|e| SourceError::Configuration(e.to_string()))?
         .with_metrics(CallMetrics::for_connector(&options.connector_id));
-        let files = Files::new(options.files, options.request_timeout)?;
+        let files = Files::new(options.files, options.request_timeout, &options.retry)?;
         Ok(SlackSource {
             inner: Arc::new(Inner {
                 options,
@@ -570,6 +579,7 @@ impl SlackSource {
                 cursor: Mutex::new(SlackCursor::default()),
                 completed: AtomicBool::new(false),
                 files,
+                remote: Default::default(),
             }),
         })
     }
@@ -906,7 +916,8 @@ impl Inner {
                 cursor.note(ts, Some(state.clone()), shared.threads_since);
             }
             self.send_page(page.docs, readers, sink).await?;
-            self.send_files(page.files, &ctx, readers, sink).await?;
+            self.send_files(page.files, &ctx, readers, sink, cancel)
+                .await?;
             // Full syncs read every thread; incremental ones the changed and new.
             let parents: Vec<&String> = match &prev {
                 None => page.parents.iter().map(|(ts, _)| ts).collect(),
@@ -1082,6 +1093,7 @@ impl Inner {
         ctx: &MessageContext<'_>,
         readers: Option<&AccessControl>,
         sink: &DocSender,
+        cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         for file in shared {
             let Some((channels, readers)) =
@@ -1091,10 +1103,9 @@ impl Inner {
             };
             let content = self
                 .files
-                .content(&file, &self.options.base_url, &self.options.token)
+                .content(&file, &self.options.base_url, &self.options.token, cancel)
                 .await;
-            let doc = files::file_doc(&file, &channels, ctx.names, ctx.channels, &content);
-            drop(content);
+            let doc = files::file_doc(&file, &channels, ctx.names, ctx.channels, content);
             sink.send(DocOp::Index(protect(doc, readers.as_ref())))
                 .await?;
             self.files.written();
@@ -1166,7 +1177,8 @@ impl Inner {
             };
             self.observe_page("conversations.replies", &limit, &page);
             self.send_page(page.docs, readers, sink).await?;
-            self.send_files(page.files, ctx, readers, sink).await?;
+            self.send_files(page.files, ctx, readers, sink, cancel)
+                .await?;
             if !pager.advance(page.next_cursor.as_deref()) {
                 return Ok(());
             }
@@ -1314,6 +1326,15 @@ impl Inner {
                 )
             })
             .collect();
+        // The conversations read, with their readers: where remote files may be indexed.
+        let remote_channels: HashMap<String, Option<AccessControl>> = channels
+            .iter()
+            .filter(|(_, plan)| self.options.remote_files && *plan != ChannelPlan::Ignore)
+            .map(|(c, _)| {
+                let readers = dls.then(|| identity::conversation_readers(c, &team_id));
+                (c.id.clone(), readers)
+            })
+            .collect();
         let channel_names: HashMap<String, String> = channels
             .iter()
             .filter_map(|(c, _)| c.name.clone().map(|n| (c.id.clone(), n)))
@@ -1412,6 +1433,11 @@ impl Inner {
         // After the reads: auto-join has made the bot a member where it may read.
         self.fetch_channel_members(&member_channels, &shared.names, sink, cancel)
             .await?;
+        if self.options.remote_files {
+            let (names, channel_names) = (&shared.names, &shared.channel_names);
+            self.fetch_remote_files(&remote_channels, names, channel_names, sink, cancel)
+                .await?;
+        }
         self.completed.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -1610,6 +1636,9 @@ impl DataSource for SlackSource {
         });
         if self.inner.options.files.sync {
             metadata["files"] = self.inner.files.counters.to_value();
+        }
+        if self.inner.options.remote_files {
+            metadata["remote_files"] = self.inner.remote.to_value();
         }
         metadata
     }
