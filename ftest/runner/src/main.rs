@@ -156,9 +156,9 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) files: bool,
     /// Issue 19's whole workspace: the first sync with every document type on (users,
-    /// channels, messages, team, user groups, channel members, files), then one full sync
-    /// per filter of the form, each verified exactly against `expected`, and one with the
-    /// filters off again (instead of the mutation rounds).
+    /// channels, messages, team, user groups, channel members, files, remote files), then
+    /// one full sync per filter of the form, each verified exactly against `expected`, and
+    /// one with the filters off again (instead of the mutation rounds).
     #[arg(long)]
     pub(crate) workspace: bool,
     /// With --files: the connector's `max_pipeline_file_size_mb` (unset: its default, 1),

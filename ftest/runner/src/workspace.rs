@@ -1,6 +1,6 @@
 //! The whole-workspace rounds (issue 19, `--workspace`): the first sync runs with every
 //! document type on (users, channels, messages, the team, user groups, channel members,
-//! files) and is verified like any other against the simulator's `expected` set; then one
+//! files, remote files) and is verified like any other against the simulator's `expected` set; then one
 //! full sync per filter of the connector's form, each set through the CLI as Kibana would,
 //! and verified exactly against `expected` for that filter (ids and key fields). Each round
 //! also checks that the documents the filter removes (in the all-on set, not in the
@@ -40,6 +40,7 @@ pub(crate) const WORKSPACE_FIELDS: &[&str] = &[
     "sync_user_groups=true",
     "sync_channel_members=true",
     "sync_files=true",
+    "sync_remote_files=true",
 ];
 
 /// The expected query with every document type on.
@@ -49,6 +50,7 @@ pub(crate) fn workspace_query(query: ExpectedQuery) -> ExpectedQuery {
         sync_user_groups: true,
         sync_channel_members: true,
         sync_files: true,
+        sync_remote_files: true,
         ..query
     }
 }

@@ -91,7 +91,8 @@ pub struct Tier {
 }
 
 impl Tier {
-    /// Tier 2 (`conversations.list`, `users.list`, `usergroups.list`, `files.remote.list`): 20/min.
+    /// Tier 2 (`conversations.list`, `users.list`, `usergroups.list`,
+    /// `files.remote.list`): 20/min.
     pub const TIER2: Tier = Tier {
         per_minute: 20.0,
         burst: 2.0,
