@@ -96,16 +96,21 @@ pub fn keyword_field() -> Value {
     json!({"type": "keyword"})
 }
 
-/// Words found by meaning, for long text on nearly every document (a chat message): one
-/// field analysed once, with the framework's stemming analysis (`iq_text_stem`: its
-/// tokenizer, folding, stop words and stemmer) and positions (phrase queries). The
-/// framework's text field analyses every word six times (base, `stem`, `prefix` edge
-/// n-grams 1..12, `delimiter`, `joined` bigrams, `enum`); on message text that is most of
-/// a sync's cluster cost, and base analysis beside the stemmed one nearly doubles the rest
-/// for what stemming already finds (BENCHMARKS.md, issue 20: 22 % of the cluster's CPU
-/// for the same documents).
+/// Words found by meaning, for long text on nearly every document (a chat message): the
+/// framework's base analysis (`iq_text_base`, term frequencies) and its `stem` subfield,
+/// without the framework's `prefix` (edge n-grams 1..12 of every word), `delimiter`,
+/// `joined` (bigram shingles) and `enum` (a keyword of the whole text) subfields. Those
+/// multiply what Elasticsearch analyses per word; on message text they are the largest part
+/// of a sync's cluster cost, and phrase queries on the base field cover what `joined` adds.
 pub fn stemmed_text_field() -> Value {
-    json!({"type": "text", "analyzer": "iq_text_stem"})
+    json!({
+        "type": "text",
+        "analyzer": "iq_text_base",
+        "index_options": "freqs",
+        "fields": {
+            "stem": {"type": "text", "analyzer": "iq_text_stem"}
+        }
+    })
 }
 
 /// A `keyword` kept only in `_source`: not indexed, no doc values. For values nobody

@@ -11,11 +11,10 @@
 //! - the framework's text field with every relevance subfield ([`text_field`]) where people
 //!   look things up by name or topic: user, channel, team and user-group names, channel
 //!   topic and purpose, user-group descriptions (few documents: their cost is nothing);
-//! - message `text` and `body`: words with stemming, analysed once ([`stemmed_text_field`]),
-//!   without the framework's base analysis beside it and its `prefix`, `delimiter`, `joined`
-//!   and `enum` subfields (search-as-you-type on chat text, word-part splits, bigrams and a
-//!   keyword of the whole message: most of the cluster's work for little a search over
-//!   messages needs);
+//! - message `text` and `body`: words with stemming ([`stemmed_text_field`]), without the
+//!   framework's `prefix`, `delimiter`, `joined` and `enum` subfields (search-as-you-type
+//!   on chat text, word-part splits, bigrams and a keyword of the whole message: most of
+//!   the cluster's work for little a search over messages needs);
 //! - the message's `channel` and `author`: `keyword` (exact filters and facets, names as
 //!   shown); their words are searchable in `title` (`#channel — author`, base analysis);
 //! - `keyword` for ids, Slack timestamps (`ts` strings are ids in Slack, compared exactly),
