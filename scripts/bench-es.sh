@@ -2,11 +2,11 @@
 # The Elasticsearch-cost part of `make bench` (issue 20): the large workspace with the connector's
 # default configuration (180-day window, no auto-join: 130.6k documents, the issue table's
 # workspace; Slack limits off) synced by the shipped build (profile `dist`, BIN_DIR) into
-# osmem-server through the ES shim, RUNS times
-# (3 by default); prints per run and as medians: connector CPU per document, peak RSS, osmem
-# CPU (the test Elasticsearch's process CPU, whole life: the sync plus the connector-index
-# traffic), wall time of the sync job, and bulk bytes per document (document sources).
-# About 3 minutes a run on a quiet 2-core machine. Needs `make tools`, the release ftest and the
+# osmem-server through the ES shim, RUNS times (3 by default); prints per run and as medians:
+# connector CPU per document, peak RSS, osmem CPU (the test Elasticsearch's process CPU from
+# its start to the moment the runner sees the job end: the sync plus the connector-index
+# traffic; the schedule's next job is not counted), wall time of the sync job, and bulk bytes
+# per document (document sources). About 2 minutes a run on a quiet 2-core machine. Needs `make tools`, the release ftest and the
 # dist service (`make bench-es` builds both).
 set -euo pipefail
 RUNS=${RUNS:-3}

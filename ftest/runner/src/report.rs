@@ -24,7 +24,18 @@ impl Stack {
             _ => f64::NAN,
         };
         let docs = job["indexed_document_count"].as_u64().unwrap_or(0);
-        let stats = self.sim.stats();
+        // The figures at the job's end when they were sampled then (a later job may be
+        // running by now), else now.
+        let end = self
+            .job_end
+            .borrow_mut()
+            .take()
+            .filter(|end| end.job_id == job["id"]);
+        let service_cpu = end.as_ref().map_or(service.cpu_seconds, |e| e.service_cpu);
+        let osmem_cpu = end
+            .as_ref()
+            .map_or_else(|| process_cpu_seconds(self.osmem.pid()), |e| e.osmem_cpu);
+        let stats = end.map_or_else(|| self.sim.stats(), |e| e.stats);
         let calls: Vec<String> = stats
             .calls
             .iter()
@@ -42,11 +53,10 @@ impl Stack {
                 }
             }
         }
-        let osmem_cpu = process_cpu_seconds(self.osmem.pid());
         // The job's `indexed_document_volume` (MiB of document sources the service sent).
         let volume_mib = job["indexed_document_volume"].as_u64().unwrap_or(0);
-        let since_last = service.cpu_seconds - service.reported_cpu_seconds;
-        service.reported_cpu_seconds = service.cpu_seconds;
+        let since_last = service_cpu - service.reported_cpu_seconds;
+        service.reported_cpu_seconds = service_cpu;
         let mut budget = if args.rate_limits {
             format!("\n    Slack budget used: {}", budget.join(", "))
         } else {
@@ -58,12 +68,12 @@ impl Stack {
             job,
         ));
         Ok(format!(
-            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life so far; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    bulk volume {volume_mib} MiB ({:.0} B/doc)\n    Slack calls {} ({}), 429s served {}{budget}",
+            "  report: {title}\n    documents indexed {docs}, deleted {}, total in index {}\n    elapsed {seconds:.2} s, {:.0} docs/s\n    service peak RSS {:.1} MB, CPU {:.2} s (whole life to the job's end; {:.2} s since the last report, {:.1} µs/doc; idling {} s); test Elasticsearch CPU {osmem_cpu:.1} s\n    bulk volume {volume_mib} MiB ({:.0} B/doc)\n    Slack calls {} ({}), 429s served {}{budget}",
             job["deleted_document_count"].as_u64().unwrap_or(0),
             job["total_document_count"].as_u64().unwrap_or(0),
             docs as f64 / seconds.max(0.001),
             service.peak_rss_kb as f64 / 1024.0,
-            service.cpu_seconds,
+            service_cpu,
             since_last,
             since_last * 1e6 / docs.max(1) as f64,
             args.idling,

@@ -77,6 +77,7 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
         http: reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?,
+        job_end: Default::default(),
     };
     println!(
         "stack up in {:.2} s: elasticsearch {} , slack {}",

@@ -2,11 +2,13 @@
 //! sees them: raw Elasticsearch calls, Kibana's edits, waiting for jobs, canceling one.
 
 use crate::cli::Cli;
+use crate::report::process_cpu_seconds;
 use crate::service::Service;
 use crate::{CONNECTOR_ID, PIPELINE, PIPELINE_FIELDS};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use slack_sim::SimHandle;
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 pub(crate) struct Stack {
@@ -15,6 +17,18 @@ pub(crate) struct Stack {
     pub(crate) sim: SimHandle,
     pub(crate) es_url: String,
     pub(crate) http: reqwest::blocking::Client,
+    /// What the report counts, sampled the moment a job's end is seen: the schedule (every
+    /// 5 s) may start the next job before the report is taken, and its work must not be
+    /// counted as this one's.
+    pub(crate) job_end: RefCell<Option<JobEnd>>,
+}
+
+/// The CPU and Slack calls at a job's end ([`Stack::job_end`]).
+pub(crate) struct JobEnd {
+    pub(crate) job_id: Value,
+    pub(crate) service_cpu: f64,
+    pub(crate) osmem_cpu: f64,
+    pub(crate) stats: slack_sim::SimStats,
 }
 
 impl Stack {
@@ -221,6 +235,13 @@ impl Stack {
                         last_status = status.clone();
                     }
                     if matches!(status.as_str(), "completed" | "error" | "canceled") {
+                        service.sample();
+                        *self.job_end.borrow_mut() = Some(JobEnd {
+                            job_id: job["id"].clone(),
+                            service_cpu: service.cpu_seconds,
+                            osmem_cpu: process_cpu_seconds(self.osmem.pid()),
+                            stats: self.sim.stats(),
+                        });
                         return Ok(job);
                     }
                 }
