@@ -214,7 +214,8 @@ impl Stack {
     }
 
     /// Waits for a job newer than `after` to end (completed, error or canceled); fails on
-    /// timeout.
+    /// timeout. The first such job seen is the one waited for: the schedule may create the
+    /// next job within milliseconds of its end, and that one must not be taken for it.
     pub(crate) fn wait_for_job_end(
         &self,
         after: Option<&Value>,
@@ -224,12 +225,22 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(timeout);
         let after_id = after.map(|job| job["id"].clone());
         let mut last_status = String::new();
+        let mut tracked: Option<Value> = None;
         loop {
             service.sample();
             service.check_alive()?;
-            if let Some(job) = self.latest_job()? {
+            let job = match &tracked {
+                Some(id) => {
+                    let mut job = self.job(id.as_str().unwrap_or_default())?;
+                    job["id"] = id.clone();
+                    Some(job)
+                }
+                None => self.latest_job()?,
+            };
+            if let Some(job) = job {
                 let status = job["status"].as_str().unwrap_or("").to_string();
                 if Some(&job["id"]) != after_id.as_ref() {
+                    tracked.get_or_insert_with(|| job["id"].clone());
                     if status != last_status {
                         println!("  job {} {}", job["id"].as_str().unwrap_or("?"), status);
                         last_status = status.clone();
