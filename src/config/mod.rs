@@ -209,16 +209,21 @@ impl Default for BulkConfig {
             queue_refresh_interval: 1.0,
             queue_refresh_timeout: 1300.0,
             display_every: 100,
-            // Values Elastic's framework has shipped as its defaults (some releases use 500
-            // and 3). Each `_bulk` request has a cost of its own in Elasticsearch (a translog
-            // sync, the request's coordination), and a Slack message is small (about 760
-            // bytes): replaying the same 30k messages into osmem-server cost it 737 µs per
-            // document at 250 documents a request and 361 at 500 (BENCHMARKS.md, issue 20).
-            // In flight at most `max_concurrency` × ~0.4 MB of messages.
-            chunk_size: 1000,
+            // Not the framework's defaults (500 lines, 3 MiB, 5 in flight; some releases
+            // 1000 lines and 5 MiB): a Slack message is small (about 760 bytes serialized),
+            // and each `_bulk` request has a cost of its own in Elasticsearch (a translog
+            // sync, its coordination, making the writes visible), so 1000 messages a request
+            // (about 0.75 MB, far under Elasticsearch's advised 5-15 MB) halve the cluster's
+            // work for the same documents against 500. One request in flight: the source
+            // builds the next while it is written, Slack's pace (a few hundred messages a
+            // second at most) is far below what one bulk stream indexes, and every request
+            // in flight holds its body. Measured end to end on the large workspace
+            // (BENCHMARKS.md, issue 20): osmem CPU 67.7 s against 139-152 s at 1000 lines and
+            // 5 in flight; peak RSS 19.2 MB against 22.3 MB with 5 in flight.
+            chunk_size: 2000,
             chunk_max_mem_size: 5.0,
             max_text_document_size: 3.0,
-            max_concurrency: 5,
+            max_concurrency: 1,
             concurrent_downloads: 10,
             max_retries: 5,
             retry_interval: 10.0,

@@ -33,9 +33,9 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.elasticsearch.request_timeout, 240.0);
     assert_eq!(c.elasticsearch.max_retries, 5);
     assert!(c.elasticsearch.feature_use_connectors_api);
-    assert_eq!(c.elasticsearch.bulk.chunk_size, 1000);
+    assert_eq!(c.elasticsearch.bulk.chunk_size, 2000);
     assert_eq!(c.elasticsearch.bulk.chunk_max_mem_size, 5.0);
-    assert_eq!(c.elasticsearch.bulk.max_concurrency, 5);
+    assert_eq!(c.elasticsearch.bulk.max_concurrency, 1);
     assert_eq!(
         c.elasticsearch.bulk.error_monitor.max_consecutive_errors,
         10
