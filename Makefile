@@ -145,7 +145,7 @@ bench: tools
 	$(MAKE) bench-live
 	$(MAKE) bench-es
 
-# The Elasticsearch-cost part of `make bench` (also on its own; about 3 minutes a run): the
+# The Elasticsearch-cost part of `make bench` (also on its own; about 2 minutes a run): the
 # large workspace with the connector's default configuration (130.6k documents, 180-day window,
 # no auto-join; Slack limits off) into osmem via the ES shim, the shipped build (`dist`), RUNS=3 times; prints connector CPU/doc, peak RSS, osmem CPU, wall time and bulk
 # bytes/doc per run and the medians (scripts/bench-es.sh).
