@@ -163,7 +163,10 @@ pub fn workspace_answer(method: &str, body: &[u8]) -> Result<usize, String> {
                 let written = fields.get("reactions").and_then(Value::as_array);
                 for (reaction, entry) in full.iter().zip(written.into_iter().flatten()) {
                     assert_eq!(entry["users"], json!(reaction.users));
-                    assert_eq!(entry["user_names"].as_array().map(Vec::len), Some(reaction.users.len()));
+                    assert_eq!(
+                        entry["user_names"].as_array().map(Vec::len),
+                        Some(reaction.users.len())
+                    );
                 }
                 written.map_or(0, Vec::len)
             })

@@ -885,7 +885,9 @@ fn workspace_answers_decode_strictly_and_name_the_method() {
                     );
                     let want = match name {
                         "usergroups.list" => body["usergroups"].as_array().map_or(0, Vec::len),
-                        "reactions.get" => body["message"]["reactions"].as_array().map_or(0, Vec::len),
+                        "reactions.get" => {
+                            body["message"]["reactions"].as_array().map_or(0, Vec::len)
+                        }
                         _ => 1,
                     };
                     assert_eq!(documents, want, "{name}: {body}");

@@ -1502,10 +1502,13 @@ async fn reaction_users_match_expected_and_complete_cut_lists() {
         assert_eq!(meta["kept_cut_short"], 0, "{label}");
         // Names are resolved as authors are: listed users have a name.
         let named = result.docs.values().any(|d| {
-            d.get("reactions").and_then(Value::as_array).is_some_and(|list| {
-                list.iter()
-                    .any(|r| r["user_names"][0].is_string() && r["user_names"][0] != r["users"][0])
-            })
+            d.get("reactions")
+                .and_then(Value::as_array)
+                .is_some_and(|list| {
+                    list.iter().any(|r| {
+                        r["user_names"][0].is_string() && r["user_names"][0] != r["users"][0]
+                    })
+                })
         });
         assert!(named, "{label}: no user name resolved");
     }
@@ -1540,10 +1543,14 @@ async fn reaction_users_match_expected_and_complete_cut_lists() {
         .docs
         .iter()
         .filter(|(_, d)| {
-            d.get("reactions").and_then(Value::as_array).is_some_and(|list| {
-                list.iter()
-                    .any(|r| r["users"].as_array().map(Vec::len) < r["count"].as_u64().map(|c| c as usize))
-            })
+            d.get("reactions")
+                .and_then(Value::as_array)
+                .is_some_and(|list| {
+                    list.iter().any(|r| {
+                        r["users"].as_array().map(Vec::len)
+                            < r["count"].as_u64().map(|c| c as usize)
+                    })
+                })
         })
         .map(|(id, _)| id)
         .collect();

@@ -913,7 +913,10 @@ async fn reactions_get_lists_every_user_with_full() {
     };
     let short = get(None).await;
     assert!(short.ok(), "{}", short.text);
-    assert_eq!(short.header("x-accepted-oauth-scopes"), Some("reactions:read"));
+    assert_eq!(
+        short.header("x-accepted-oauth-scopes"),
+        Some("reactions:read")
+    );
     assert_eq!(short.json["type"], "message");
     assert_eq!(short.json["channel"], json!(channel));
     assert_eq!(short.json["message"]["ts"], json!(ts));
@@ -945,7 +948,10 @@ async fn reactions_get_lists_every_user_with_full() {
         (vec![], "no_item_specified"),
         (vec![("channel", channel.as_str())], "no_item_specified"),
         (vec![("file", "F0123456")], "file_not_found"),
-        (vec![("file_comment", "Fc0123456")], "file_comment_not_found"),
+        (
+            vec![("file_comment", "Fc0123456")],
+            "file_comment_not_found",
+        ),
         (
             vec![("channel", "C0NOSUCHONE"), ("timestamp", ts.as_str())],
             "channel_not_found",
@@ -960,7 +966,12 @@ async fn reactions_get_lists_every_user_with_full() {
         ),
     ] {
         let r = c.get("reactions.get", &params).await;
-        assert_eq!((r.status, r.error()), (200, error), "{params:?}: {}", r.text);
+        assert_eq!(
+            (r.status, r.error()),
+            (200, error),
+            "{params:?}: {}",
+            r.text
+        );
     }
     sim.set_token(TokenSpec {
         token: "xoxb-no-reactions".into(),
@@ -976,7 +987,10 @@ async fn reactions_get_lists_every_user_with_full() {
             &[("channel", channel.as_str()), ("timestamp", ts.as_str())],
         )
         .await;
-    assert_eq!((r.error(), s(&r.json["needed"])), ("missing_scope", "reactions:read"));
+    assert_eq!(
+        (r.error(), s(&r.json["needed"])),
+        ("missing_scope", "reactions:read")
+    );
     // A message deleted since: message_not_found.
     sim.mutate(vec![Mutation::DeleteMessage {
         channel: channel.clone(),

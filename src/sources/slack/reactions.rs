@@ -85,7 +85,10 @@ struct ItemMessage {
 
 /// Decodes a `reactions.get` answer (pure; [`super::answer::shape`] requires `type` and
 /// `message`): the item must be a message, then its reactions, strictly.
-pub fn decode_reactions_get(bytes: &[u8], head: &Head<'_>) -> Result<Vec<FullReaction>, SlackError> {
+pub fn decode_reactions_get(
+    bytes: &[u8],
+    head: &Head<'_>,
+) -> Result<Vec<FullReaction>, SlackError> {
     let envelope = head.decode::<serde::de::IgnoredAny>(bytes)?;
     match envelope.text("type") {
         Some("message") => {}
@@ -102,7 +105,13 @@ pub fn decode_reactions_get(bytes: &[u8], head: &Head<'_>) -> Result<Vec<FullRea
     }
     serde_json::from_slice::<Item>(bytes)
         .map(|item| item.message.reactions)
-        .map_err(|e| protocol(head.method, "message", format!("is not what Slack sends: {e}")))
+        .map_err(|e| {
+            protocol(
+                head.method,
+                "message",
+                format!("is not what Slack sends: {e}"),
+            )
+        })
 }
 
 /// The message document `doc` with its `reactions` replaced by `full`, with every user
@@ -238,8 +247,14 @@ mod tests {
     #[test]
     fn only_lists_shorter_than_their_count_need_the_full_list() {
         let cases = [
-            (json!([{"name": "tada", "count": 2, "users": ["U1", "U2"]}]), false),
-            (json!([{"name": "tada", "count": 3, "users": ["U1", "U2"]}]), true),
+            (
+                json!([{"name": "tada", "count": 2, "users": ["U1", "U2"]}]),
+                false,
+            ),
+            (
+                json!([{"name": "tada", "count": 3, "users": ["U1", "U2"]}]),
+                true,
+            ),
             (
                 json!([{"name": "a", "count": 1, "users": ["U1"]}, {"name": "b", "count": 9, "users": ["U1"]}]),
                 true,
@@ -318,9 +333,18 @@ mod tests {
             (r#"{"ok":true,"type":"message","channel":"C1"}"#, "message"),
             (r#"{"ok":true,"type":"message","message":null}"#, "message"),
             (r#"{"ok":true,"message":{"reactions":[]}}"#, "type"),
-            (r#"{"ok":true,"type":"file","message":{"reactions":[]}}"#, "type"),
-            (r#"{"ok":true,"type":"message","message":{"reactions":null}}"#, "message"),
-            (r#"{"ok":true,"type":"message","message":{"reactions":{}}}"#, "message"),
+            (
+                r#"{"ok":true,"type":"file","message":{"reactions":[]}}"#,
+                "type",
+            ),
+            (
+                r#"{"ok":true,"type":"message","message":{"reactions":null}}"#,
+                "message",
+            ),
+            (
+                r#"{"ok":true,"type":"message","message":{"reactions":{}}}"#,
+                "message",
+            ),
             (
                 r#"{"ok":true,"type":"message","message":{"reactions":[{"name":"tada","count":2}]}}"#,
                 "message",
@@ -378,7 +402,13 @@ mod tests {
         ] {
             assert!(keeps_listed_users(&api(code)), "{code}");
         }
-        for code in ["missing_scope", "invalid_auth", "token_revoked", "ratelimited", "internal_error"] {
+        for code in [
+            "missing_scope",
+            "invalid_auth",
+            "token_revoked",
+            "ratelimited",
+            "internal_error",
+        ] {
             assert!(!keeps_listed_users(&api(code)), "{code}");
         }
         let broken = protocol(METHOD, "message", "is missing");

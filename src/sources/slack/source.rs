@@ -1085,7 +1085,8 @@ impl Inner {
                         .as_deref()
                         .is_some_and(super::reactions::cut_short);
                 if cut_short {
-                    page.incomplete.push((page.docs.len(), message.ts.to_string()));
+                    page.incomplete
+                        .push((page.docs.len(), message.ts.to_string()));
                 }
                 page.docs.push(message_doc(message, ctx));
                 if self.options.files.sync && message.files.is_some() {
