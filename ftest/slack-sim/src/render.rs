@@ -538,7 +538,7 @@ pub fn reactions_of(ws: &Workspace, ch: &Channel, msg: &Msg) -> Vec<ReactionOf> 
     let order: Vec<u32> = ranked.into_iter().map(|(_, u)| u).collect();
     let n = order.len();
     let listed = LISTED_REACTION_USERS;
-    let first = if n > listed && (h >> 8) % 4 == 0 {
+    let first = if n > listed && (h >> 8).is_multiple_of(4) {
         // listed + 1 ..= n
         listed + 1 + ((h >> 12) % (n - listed) as u64) as usize
     } else {
@@ -549,7 +549,7 @@ pub fn reactions_of(ws: &Workspace, ch: &Channel, msg: &Msg) -> Vec<ReactionOf> 
         name: EMOJI[e],
         users: order[..first].to_vec(),
     }];
-    if (h >> 28) % 3 == 0 {
+    if (h >> 28).is_multiple_of(3) {
         let k = (1 + ((h >> 32) % 2) as usize).min(n);
         let other = (e + 1 + ((h >> 36) % (EMOJI.len() as u64 - 1)) as usize) % EMOJI.len();
         out.push(ReactionOf {
