@@ -920,24 +920,16 @@ async fn reactions_get_lists_every_user_with_full() {
     assert_eq!(short.json["type"], "message");
     assert_eq!(short.json["channel"], json!(channel));
     assert_eq!(short.json["message"]["ts"], json!(ts));
-    let same = |r: &Value| r["name"] == listed["name"];
-    let short_reaction = short.json["message"]["reactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| same(r))
-        .unwrap()
-        .clone();
-    assert_eq!(short_reaction, listed);
+    // The answer's reaction of the same emoji.
+    let same = |answer: &Value| {
+        let reactions = answer["message"]["reactions"].as_array().unwrap();
+        let found = reactions.iter().find(|r| r["name"] == listed["name"]);
+        found.unwrap().clone()
+    };
+    assert_eq!(same(&short.json), listed);
     let full = get(Some("true")).await;
     assert!(full.ok(), "{}", full.text);
-    let reaction = full.json["message"]["reactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| same(r))
-        .unwrap()
-        .clone();
+    let reaction = same(&full.json);
     let users = reaction["users"].as_array().unwrap();
     assert_eq!(users.len() as u64, reaction["count"].as_u64().unwrap());
     assert_eq!(reaction["count"], listed["count"]);
