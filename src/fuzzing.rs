@@ -22,6 +22,7 @@ use crate::sources::slack::access::decode_user_info;
 use crate::sources::slack::answer::{decode, ApiResponse};
 use crate::sources::slack::client::Head;
 use crate::sources::slack::identity;
+use crate::sources::slack::reactions::{decode_reactions_get, with_full_reactions};
 use crate::sources::slack::transform::{
     channel_doc, message_doc, message_id, user_doc, Channel, Message, MessageContext, Names, User,
 };
@@ -80,6 +81,7 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
                 names: &names,
                 channels: &channels,
                 base,
+                reaction_users: true,
             };
             for message in &page.items {
                 let doc = message_doc(message, &ctx);
@@ -111,12 +113,14 @@ pub fn slack_answer(method: &str, body: &[u8]) -> bool {
 }
 
 /// Issue 19's workspace methods, beside [`SLACK_METHODS`] (kept apart: a content sync calls
-/// them only when `sync_team` or `sync_user_groups` is on).
-pub const WORKSPACE_METHODS: [&str; 2] = ["team.info", "usergroups.list"];
+/// them only when `sync_team`, `sync_user_groups` or `sync_reaction_users` is on).
+pub const WORKSPACE_METHODS: [&str; 3] = ["team.info", "usergroups.list", "reactions.get"];
 
 /// Decodes `body` as an answer of one of [`WORKSPACE_METHODS`] the way the source does and
-/// makes its documents: `Ok(n)` when the answer was accepted and made `n` documents, or the
-/// error's text (which the property tests hold to naming the method).
+/// makes its documents: `Ok(n)` when the answer was accepted and made `n` documents (for
+/// `reactions.get`, `n` reactions written into a message document, each with as many
+/// names as users), or the error's text (which the property tests hold to naming the
+/// method).
 pub fn workspace_answer(method: &str, body: &[u8]) -> Result<usize, String> {
     let head = Head {
         method,
@@ -144,6 +148,27 @@ pub fn workspace_answer(method: &str, body: &[u8]) -> Result<usize, String> {
                     assert_eq!(fields["user_count"], json!(users));
                 }
                 page.items.len()
+            })
+            .map_err(|e| e.to_string()),
+        "reactions.get" => decode_reactions_get(body, &head)
+            .map(|full| {
+                let names = Names::default();
+                let message = Document::from_fields(
+                    "C1-1.000001".into(),
+                    Map::from_iter([("type".to_string(), json!("message"))]),
+                );
+                let doc = with_full_reactions(&message, &full, &names);
+                assert_eq!(doc.id(), message.id());
+                let fields = checked(&doc);
+                let written = fields.get("reactions").and_then(Value::as_array);
+                for (reaction, entry) in full.iter().zip(written.into_iter().flatten()) {
+                    assert_eq!(entry["users"], json!(reaction.users));
+                    assert_eq!(
+                        entry["user_names"].as_array().map(Vec::len),
+                        Some(reaction.users.len())
+                    );
+                }
+                written.map_or(0, Vec::len)
             })
             .map_err(|e| e.to_string()),
         other => Err(format!("{other} is not a workspace method")),

@@ -201,6 +201,12 @@ fn message() -> BoxedStrategy<Value> {
                 object(vec![
                     ("name", string(text())),
                     ("count", (0u64..9).prop_map(|n| json!(n)).boxed()),
+                    (
+                        "users",
+                        prop::collection::vec(string(slack_id("U")), 0..4)
+                            .prop_map(Value::Array)
+                            .boxed(),
+                    ),
                 ])
                 .prop_map(|mut r| {
                     if r.get("name").is_none() {
@@ -697,15 +703,69 @@ fn usergroup() -> BoxedStrategy<Value> {
     )
 }
 
-/// A `team.info` or `usergroups.list` answer: usually shaped like a good one, sometimes any
-/// JSON.
+/// One reaction of a `reactions.get` message (issue 19): each field mostly there and well
+/// typed, sometimes missing or any JSON.
+fn full_reaction() -> BoxedStrategy<Value> {
+    let count = prop_oneof![6 => (0u64..50).prop_map(|n| json!(n)), 1 => json_value()];
+    let users = prop_oneof![
+        6 => prop::collection::vec(prop_oneof![8 => string(slack_id("U")), 1 => json_value()], 0..5)
+            .prop_map(Value::Array),
+        1 => json_value(),
+    ];
+    (
+        prop::option::weighted(0.9, text_or_any()),
+        prop::option::weighted(0.9, count),
+        prop::option::weighted(0.9, users),
+    )
+        .prop_map(|(name, count, users)| {
+            let mut reaction = json!({});
+            for (key, value) in [("name", name), ("count", count), ("users", users)] {
+                if let Some(value) = value {
+                    reaction[key] = value;
+                }
+            }
+            reaction
+        })
+        .boxed()
+}
+
+/// `reactions.get`'s `message` (issue 19): a message whose `reactions`, when there, are
+/// usually a list of reactions, sometimes any JSON.
+fn reacted_message() -> BoxedStrategy<Value> {
+    let reactions = prop_oneof![
+        6 => prop::collection::vec(full_reaction(), 0..4).prop_map(Value::Array),
+        1 => json_value(),
+    ];
+    (ts(), prop::option::weighted(0.8, reactions))
+        .prop_map(|(ts, reactions)| {
+            let mut message = json!({"type": "message", "ts": ts});
+            if let Some(reactions) = reactions {
+                message["reactions"] = reactions;
+            }
+            message
+        })
+        .boxed()
+}
+
+/// A `team.info`, `usergroups.list` or `reactions.get` answer: usually shaped like a good
+/// one, sometimes any JSON.
 fn workspace_answer_body() -> impl Strategy<Value = (usize, Value)> {
     let shaped = (0..WORKSPACE_METHODS.len()).prop_flat_map(|m| {
         let payload = match WORKSPACE_METHODS[m] {
             "team.info" => team(),
+            "reactions.get" => reacted_message(),
             _ => prop::collection::vec(usergroup(), 0..4)
                 .prop_map(Value::Array)
                 .boxed(),
+        };
+        // `reactions.get`'s item type: mostly `message`, sometimes missing or any JSON.
+        let item_type = match WORKSPACE_METHODS[m] {
+            "reactions.get" => prop::option::weighted(
+                0.9,
+                prop_oneof![8 => Just(json!("message")), 1 => json_value()],
+            )
+            .boxed(),
+            _ => Just(None).boxed(),
         };
         let payload = prop_oneof![8 => payload, 1 => json_value()];
         let ok = prop_oneof![8 => Just(json!(true)), 1 => Just(json!(false)), 1 => json_value()];
@@ -717,15 +777,23 @@ fn workspace_answer_body() -> impl Strategy<Value = (usize, Value)> {
                 prop_oneof![3 => Just(json!(false)), 1 => json_value()].boxed(),
             ),
         ]);
-        (Just(m), ok, prop::option::weighted(0.9, payload), envelope).prop_map(
-            |(m, ok, payload, mut body)| {
+        (
+            Just(m),
+            ok,
+            prop::option::weighted(0.9, payload),
+            envelope,
+            item_type,
+        )
+            .prop_map(|(m, ok, payload, mut body, item_type)| {
                 body["ok"] = ok;
                 if let Some(payload) = payload {
                     body[workspace_key(m)] = payload;
                 }
+                if let Some(item_type) = item_type {
+                    body["type"] = item_type;
+                }
                 (m, body)
-            },
-        )
+            })
     });
     prop_oneof![
         6 => shaped,
@@ -737,13 +805,15 @@ fn workspace_answer_body() -> impl Strategy<Value = (usize, Value)> {
 fn workspace_key(method: usize) -> &'static str {
     match WORKSPACE_METHODS[method] {
         "team.info" => "team",
+        "reactions.get" => "message",
         _ => "usergroups",
     }
 }
 
 /// The oracle: whether an answer carries what the method promises, with the types the
 /// source reads (ids strings; names, handles, descriptions, domains strings or null; members
-/// a list of ids; dates integers).
+/// a list of ids; dates integers; `reactions.get`: a `message` item whose reactions, when
+/// there, each have a string name, a count and a list of user ids).
 fn workspace_promise(method: usize, body: &Value) -> bool {
     let text = |v: &Value, k: &str| matches!(v.get(k), None | Some(Value::Null | Value::String(_)));
     let int = |v: &Value, k: &str| {
@@ -757,6 +827,23 @@ fn workspace_promise(method: usize, body: &Value) -> bool {
                 && ["name", "domain", "email_domain", "url"]
                     .iter()
                     .all(|k| text(payload, k))
+        }
+        "reactions.get" => {
+            let reaction = |r: &Value| {
+                r.is_object()
+                    && r["name"].is_string()
+                    && r["count"].is_u64()
+                    && r["users"]
+                        .as_array()
+                        .is_some_and(|users| users.iter().all(Value::is_string))
+            };
+            body["type"] == json!("message")
+                && payload.is_object()
+                && match payload.get("reactions") {
+                    None => true,
+                    Some(Value::Array(reactions)) => reactions.iter().all(reaction),
+                    Some(_) => false,
+                }
         }
         _ => payload.as_array().is_some_and(|groups| {
             groups.iter().all(|g| {
@@ -776,10 +863,11 @@ fn workspace_promise(method: usize, body: &Value) -> bool {
     body["ok"] == json!(true) && data && envelope_pages(body) && envelope_typed(body)
 }
 
-/// `team.info` and `usergroups.list` (issue 19) decode strictly: an answer is accepted
-/// exactly when it carries what the method promises, an accepted `usergroups.list` makes
-/// one document per group it lists (never an empty list for a missing one), and every
-/// refusal names the method.
+/// `team.info`, `usergroups.list` and `reactions.get` (issue 19) decode strictly: an
+/// answer is accepted exactly when it carries what the method promises, an accepted
+/// `usergroups.list` makes one document per group it lists and an accepted `reactions.get`
+/// one reaction entry per reaction, with every user and a name for each (never an empty
+/// list for a missing or broken one), and every refusal names the method.
 #[test]
 fn workspace_answers_decode_strictly_and_name_the_method() {
     check(
@@ -795,7 +883,13 @@ fn workspace_answers_decode_strictly_and_name_the_method() {
                         workspace_promise(method, &body),
                         "{name} accepted a broken answer: {body}"
                     );
-                    let want = body["usergroups"].as_array().map_or(1, Vec::len);
+                    let want = match name {
+                        "usergroups.list" => body["usergroups"].as_array().map_or(0, Vec::len),
+                        "reactions.get" => {
+                            body["message"]["reactions"].as_array().map_or(0, Vec::len)
+                        }
+                        _ => 1,
+                    };
                     assert_eq!(documents, want, "{name}: {body}");
                     true
                 }

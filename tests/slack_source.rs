@@ -8,8 +8,8 @@ use connectors::sources::slack::{SlackOptions, SlackSource};
 use connectors::sources::{DataSource, DocOp, DocSender, SinkOp, SourceError};
 use serde_json::{Map, Value};
 use slack_sim::{
-    DataSize, ExpectedDoc, ExpectedQuery, FaultAction, FaultRule, SimConfig, SimHandle, TokenSpec,
-    WorkspaceSpec,
+    DataSize, ExpectedDoc, ExpectedQuery, ExpectedReaction, FaultAction, FaultRule, SimConfig,
+    SimHandle, TokenSpec, WorkspaceSpec,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -74,6 +74,24 @@ fn s(value: &Value) -> Option<String> {
     value.as_str().map(str::to_string)
 }
 
+/// A message document's reactions as the simulator's rule 11 states them (name, count,
+/// user ids; no `reactions` is none), after checking each has a name per user.
+fn who_reacted(body: &Map<String, Value>) -> Vec<ExpectedReaction> {
+    let list = body.get("reactions").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for r in list.into_iter().flatten() {
+        let users: Vec<String> = serde_json::from_value(r["users"].clone()).expect("users");
+        let names = r["user_names"].as_array().expect("user_names");
+        assert_eq!(names.len(), users.len(), "{r}");
+        out.push(ExpectedReaction {
+            name: r["name"].as_str().expect("name").to_string(),
+            count: r["count"].as_u64().expect("count"),
+            users,
+        });
+    }
+    out
+}
+
 /// Ids equal, no duplicates, key fields equal.
 fn assert_matches(run: &Run, expected: &[ExpectedDoc], label: &str) {
     if let Err(e) = &run.result {
@@ -119,9 +137,13 @@ fn assert_matches(run: &Run, expected: &[ExpectedDoc], label: &str) {
                 thread_ts,
                 reply_count,
                 edited_ts,
+                reactions,
                 ..
             } => {
                 assert_eq!(body["type"], "message", "{label} {id}");
+                if let Some(reactions) = reactions {
+                    assert_eq!(who_reacted(body), *reactions, "{label} {id}");
+                }
                 assert_eq!(s(&body["channel"]).as_ref(), Some(channel), "{label} {id}");
                 assert_eq!(
                     s(&body["channel_id"]).as_ref(),
@@ -1073,6 +1095,7 @@ fn bench_parse_and_transform_split() {
         names: &names,
         channels: &channels,
         base: Some("https://acme.slack.com"),
+        reaction_users: false,
     };
     let started = Instant::now();
     for _ in 0..rounds {
@@ -1426,5 +1449,123 @@ async fn remote_file_documents_match_expected() {
     let result = run(opts).await;
     let error = result.result.expect_err("a broken answer fails the sync");
     assert!(error.to_string().contains("files.remote.list"), "{error}");
+    sim.set_faults(Vec::new());
+}
+
+/// Issue 19: who reacted (`sync_reaction_users`). Every message's reactions carry all their
+/// users, exactly the simulator's (rule 11), with a name for each; `reactions.get` is called
+/// once for each message with a list history cut short and for no other; off, no call and
+/// no user lists. A message Slack answers `message_not_found` for keeps the listed users,
+/// is counted in `metadata.reactions` and the sync completes; an answer without its
+/// `message` fails the sync naming the method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_users_match_expected_and_complete_cut_lists() {
+    use slack_sim::render::LISTED_REACTION_USERS;
+    let sim = start(WorkspaceSpec::for_size(DataSize::Small));
+    let reacting = |opts: &mut SlackOptions| opts.reaction_users = true;
+    for dls in [false, true] {
+        let mut opts = options(&sim, 0, true, true);
+        reacting(&mut opts);
+        opts.use_document_level_security = dls;
+        opts.include_private_channels = dls;
+        sim.reset_stats();
+        let result = run(opts).await;
+        let expected = sim.expected(&ExpectedQuery {
+            sync_reaction_users: true,
+            use_document_level_security: dls,
+            include_private_channels: dls,
+            ..query(0, true, true)
+        });
+        let label = format!("dls={dls}");
+        assert_matches(&result, &expected.docs, &label);
+        let (mut reacted, mut cut) = (0, 0);
+        for doc in &expected.docs {
+            if let ExpectedDoc::Message {
+                reactions: Some(reactions),
+                ..
+            } = doc
+            {
+                reacted += usize::from(!reactions.is_empty());
+                cut += usize::from(
+                    reactions
+                        .iter()
+                        .any(|r| r.users.len() > LISTED_REACTION_USERS),
+                );
+            }
+        }
+        let calls = sim.stats().calls.get("reactions.get").copied().unwrap_or(0);
+        let meta = &result.metadata["reactions"];
+        println!("{label}: {reacted} messages with reactions, {cut} cut short in history; {calls} reactions.get calls; metadata.reactions {meta}");
+        assert!(cut >= 3 && reacted > cut, "{label}: too few to test");
+        assert_eq!(calls, cut as u64, "{label}: one call per message cut short");
+        assert_eq!(meta["lists_completed"], cut, "{label}");
+        assert_eq!(meta["kept_cut_short"], 0, "{label}");
+        // Names are resolved as authors are: listed users have a name.
+        let named = result.docs.values().any(|d| {
+            d.get("reactions")
+                .and_then(Value::as_array)
+                .is_some_and(|list| {
+                    list.iter().any(|r| {
+                        r["user_names"][0].is_string() && r["user_names"][0] != r["users"][0]
+                    })
+                })
+        });
+        assert!(named, "{label}: no user name resolved");
+    }
+    // Off by default: no call, name and count only.
+    sim.reset_stats();
+    let result = run(options(&sim, 0, true, true)).await;
+    assert!(result.result.is_ok());
+    assert_eq!(sim.stats().calls.get("reactions.get"), None);
+    let reactions = result.docs.values().filter_map(|d| d.get("reactions"));
+    for list in reactions {
+        for r in list.as_array().unwrap() {
+            assert_eq!(r.as_object().unwrap().len(), 2, "{r}");
+        }
+    }
+    // A message deleted between history and reactions.get: it keeps the listed users.
+    sim.set_faults(vec![fault(
+        "reactions.get",
+        0,
+        Some(1),
+        FaultAction::Error {
+            error: "message_not_found".into(),
+        },
+    )]);
+    let mut opts = options(&sim, 0, true, true);
+    reacting(&mut opts);
+    let result = run(opts).await;
+    assert!(result.result.is_ok(), "{:?}", result.result);
+    let meta = &result.metadata["reactions"];
+    assert_eq!(meta["kept_cut_short"], 1, "{meta}");
+    assert_eq!(meta["errors"]["message_not_found"], 1, "{meta}");
+    let kept: Vec<&String> = result
+        .docs
+        .iter()
+        .filter(|(_, d)| {
+            d.get("reactions")
+                .and_then(Value::as_array)
+                .is_some_and(|list| {
+                    list.iter().any(|r| {
+                        r["users"].as_array().map(Vec::len)
+                            < r["count"].as_u64().map(|c| c as usize)
+                    })
+                })
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(kept.len(), 1, "one message keeps a cut list: {kept:?}");
+    // An answer without its message fails the sync (after the retries), deleting nothing.
+    sim.set_faults(vec![fault(
+        "reactions.get",
+        0,
+        None,
+        FaultAction::MissingField { field: None },
+    )]);
+    let mut opts = options(&sim, 0, true, true);
+    reacting(&mut opts);
+    let result = run(opts).await;
+    let error = result.result.expect_err("a broken answer fails the sync");
+    assert!(error.to_string().contains("reactions.get"), "{error}");
     sim.set_faults(Vec::new());
 }

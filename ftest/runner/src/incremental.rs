@@ -175,6 +175,7 @@ mod tests {
             ts,
             reply_count: (replies > 0).then_some(replies),
             edited_ts: None,
+            reactions: None,
             allow_access_control: None,
         }
     }

@@ -256,6 +256,7 @@ pub(crate) fn run_mode(args: &Args, size: DataSize, mode: Mode) -> Result<()> {
             stack.verify_sink(&expected.docs)?;
         } else if args.workspace {
             stack.verify(&expected.docs, false)?;
+            crate::workspace::check_reactions(&job)?;
             if mode == Mode::Api {
                 stack.check_pipeline_fields()?;
             }

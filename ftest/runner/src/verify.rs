@@ -89,7 +89,10 @@ impl Stack {
         for (id, source) in &actual {
             if let Some(doc) = wanted.get(id.as_str()) {
                 for (field, want) in key_fields(doc) {
-                    let got = source.get(field).cloned().unwrap_or(Value::Null);
+                    let got = match field {
+                        "reactions" => who_reacted(source),
+                        _ => source.get(field).cloned().unwrap_or(Value::Null),
+                    };
                     if !same(&got, &want) {
                         wrong.push(format!("{id}.{field}: index {got} != expected {want}"));
                     }
@@ -160,16 +163,23 @@ fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
             thread_ts,
             reply_count,
             edited_ts,
+            reactions,
             ..
-        } => vec![
-            ("type", json!("message")),
-            ("channel", json!(channel)),
-            ("channel_id", json!(channel_id)),
-            ("ts", json!(ts)),
-            ("thread_ts", json!(thread_ts)),
-            ("reply_count", json!(reply_count)),
-            ("edited_ts", json!(edited_ts)),
-        ],
+        } => {
+            let mut fields = vec![
+                ("type", json!("message")),
+                ("channel", json!(channel)),
+                ("channel_id", json!(channel_id)),
+                ("ts", json!(ts)),
+                ("thread_ts", json!(thread_ts)),
+                ("reply_count", json!(reply_count)),
+                ("edited_ts", json!(edited_ts)),
+            ];
+            if let Some(reactions) = reactions {
+                fields.push(("reactions", json!(reactions)));
+            }
+            fields
+        }
         ExpectedDoc::Team { name, .. } => vec![("type", json!("team")), ("name", json!(name))],
         ExpectedDoc::Usergroup { name, users, .. } => vec![
             ("type", json!("usergroup")),
@@ -208,6 +218,18 @@ fn type_fields(doc: &ExpectedDoc) -> Vec<(&'static str, Value)> {
             ("channel_ids", json!(channel_ids)),
         ],
     }
+}
+
+/// A message's `reactions` as `expected` states them (who reacted, issue 19): each
+/// reaction's name, count and user ids (`user_names` is the connector's own resolution);
+/// no `reactions` field is no reaction.
+fn who_reacted(source: &Value) -> Value {
+    let reactions = source["reactions"].as_array().cloned().unwrap_or_default();
+    let projected: Vec<Value> = reactions
+        .iter()
+        .map(|r| json!({"name": r["name"], "count": r["count"], "users": r["users"]}))
+        .collect();
+    Value::Array(projected)
 }
 
 /// Equal, with null and absent the same and numbers compared by value.

@@ -1,6 +1,8 @@
 //! The whole-workspace rounds (issue 19, `--workspace`): the first sync runs with every
 //! document type on (users, channels, messages, the team, user groups, channel members,
-//! files, remote files) and is verified like any other against the simulator's `expected` set; then one
+//! files, remote files) and who reacted to each message (`sync_reaction_users`: every
+//! message's reactions with all their users, `reactions.get` completing the lists history
+//! cuts short) and is verified like any other against the simulator's `expected` set; then one
 //! full sync per filter of the connector's form, each set through the CLI as Kibana would,
 //! and verified exactly against `expected` for that filter (ids and key fields). Each round
 //! also checks that the documents the filter removes (in the all-on set, not in the
@@ -34,16 +36,18 @@ use slack_sim::{ExpectedDoc, ExpectedQuery};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-/// The connector fields `--workspace` sets: every document type of issue 19.
+/// The connector fields `--workspace` sets: every document type of issue 19, and who
+/// reacted.
 pub(crate) const WORKSPACE_FIELDS: &[&str] = &[
     "sync_team=true",
     "sync_user_groups=true",
     "sync_channel_members=true",
     "sync_files=true",
     "sync_remote_files=true",
+    "sync_reaction_users=true",
 ];
 
-/// The expected query with every document type on.
+/// The expected query with every document type on, and who reacted.
 pub(crate) fn workspace_query(query: ExpectedQuery) -> ExpectedQuery {
     ExpectedQuery {
         sync_team: true,
@@ -51,6 +55,7 @@ pub(crate) fn workspace_query(query: ExpectedQuery) -> ExpectedQuery {
         sync_channel_members: true,
         sync_files: true,
         sync_remote_files: true,
+        sync_reaction_users: true,
         ..query
     }
 }
@@ -158,6 +163,19 @@ pub(crate) fn filter_rounds(all_on: &ExpectedQuery, now: i64) -> Vec<FilterRound
         ),
         round("every filter off", String::new(), all_on.clone()),
     ]
+}
+
+/// Prints the first sync's `metadata.reactions` and fails unless `reactions.get` completed
+/// some lists: the simulator cuts popular reactions' users short in history, so a sync
+/// that completed none did not fetch who reacted (the verification would then fail on
+/// those messages anyway; this says why).
+pub(crate) fn check_reactions(job: &serde_json::Value) -> Result<()> {
+    let reactions = &job["metadata"]["reactions"];
+    println!("  who reacted: metadata.reactions {reactions}");
+    if reactions["lists_completed"].as_u64().unwrap_or(0) == 0 {
+        bail!("sync_reaction_users on, but no reactions.get completed a list: {reactions}");
+    }
+    Ok(())
 }
 
 /// Documents by type, for the report: `message 412, channel 3`.

@@ -112,6 +112,7 @@ pub const METHODS: &[&str] = &[
     "files.list",
     "files.remote.list",
     "chat.getPermalink",
+    "reactions.get",
     "chat.postMessage",
     "files.getUploadURLExternal",
     "files.completeUploadExternal",
@@ -136,6 +137,7 @@ pub fn accepted_scopes(method: &str) -> &'static str {
         "files.list" => "files:read",
         "files.remote.list" => "remote_files:read",
         "usergroups.list" => "usergroups:read",
+        "reactions.get" => "reactions:read",
         "apps.connections.open" => "connections:write",
         _ => "",
     }
@@ -335,6 +337,7 @@ pub fn call_read(
         }
         "files.list" => files_list(ws, tok, p),
         "files.remote.list" => remote_files_list(ws, tok, p),
+        "reactions.get" => reactions_get(ws, tok, p),
         "chat.getPermalink" => {
             let ch_id = p.required("channel")?;
             let ts =
@@ -766,6 +769,60 @@ fn replies(sim: &Sim, ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>
         messages,
         has_more,
         response_metadata: meta(next),
+    })
+}
+
+/// `reactions.get` (scope `reactions:read`, Tier 3), as Slack's method docs describe it:
+/// the item is given by `channel` and `timestamp` (a message; files carry no reactions
+/// here, so `file` answers `file_not_found` and `file_comment` `file_comment_not_found`),
+/// neither given is `no_item_specified`, an unknown or hidden conversation
+/// `channel_not_found`, a `timestamp` that is not one `bad_timestamp`, no message at it
+/// `message_not_found`. The answer is `{type: "message", channel, message}`, the message
+/// as history and replies render it, whose reactions list at most
+/// [`LISTED_REACTION_USERS`](crate::render::LISTED_REACTION_USERS) users each unless
+/// `full` is true ("If true always return the complete reaction list").
+fn reactions_get(ws: &Workspace, tok: &Token, p: &Params) -> Result<Vec<u8>, ApiError> {
+    need(tok, "reactions:read")?;
+    if p.get("file").is_some() {
+        return Err(err("file_not_found"));
+    }
+    if p.get("file_comment").is_some() {
+        return Err(err("file_comment_not_found"));
+    }
+    let (Some(channel), Some(timestamp)) = (p.get("channel"), p.get("timestamp")) else {
+        return Err(err("no_item_specified"));
+    };
+    let ch = ws
+        .chan_by_id
+        .get(channel)
+        .map(|&i| &ws.channels[i as usize])
+        .filter(|ch| ch.kind == ConvKind::Public || ch.is_member(tok.user))
+        .ok_or_else(|| err("channel_not_found"))?;
+    let ts = Ts::parse(timestamp).ok_or_else(|| err("bad_timestamp"))?;
+    let (msg, view) = match ch.locate(ts.0).ok_or_else(|| err("message_not_found"))? {
+        Loc::Top(i) => (&ch.top[i], View::History),
+        Loc::Reply(t, j) => (&ch.threads[t].replies[j], View::Replies),
+    };
+    let mut message = msg_view(ws, ch, msg, view);
+    if p.flag("full") {
+        let reactions = crate::render::reactions_of(ws, ch, msg);
+        if !reactions.is_empty() {
+            message.reactions = Some(crate::render::reaction_views(ws, &reactions, usize::MAX));
+        }
+    }
+    #[derive(Serialize)]
+    struct R<'a> {
+        ok: bool,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        channel: &'a str,
+        message: MsgView<'a>,
+    }
+    to_body(&R {
+        ok: true,
+        kind: "message",
+        channel: &ch.id,
+        message,
     })
 }
 

@@ -53,11 +53,17 @@
 //!     readable conversation (rule 2; one shared nowhere makes no document)
 //!     `{type:"remote_file", id:"F…", title, url: external_url, channel_ids}` with the
 //!     conversation's readers (rule 5).
+//! 11. who reacted: `sync_reaction_users` → every message document of rule 3 and 4 carries
+//!     `reactions`: each reaction's name, count and every user who made it, in the order
+//!     they reacted ([`crate::render::reactions_of`]: what `reactions.get` with `full`
+//!     lists, where history lists at most
+//!     [`LISTED_REACTION_USERS`](crate::render::LISTED_REACTION_USERS)); empty for a
+//!     message without reactions.
 
 use crate::model::{Channel, ConvKind, Msg, User, Workspace};
-use crate::render::{edited_of, thread_of};
+use crate::render::{edited_of, reactions_of, thread_of};
 use crate::ts::{Ts, MICROS};
-use crate::types::{ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedSet};
+use crate::types::{ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedReaction, ExpectedSet};
 use std::collections::{BTreeMap, HashMap};
 
 /// Whether the connector reads `ch` under `q` (rule 2).
@@ -165,6 +171,7 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
                 thread_ts: thread_ts.map(|t| Ts(t).to_string()),
                 reply_count: reply_count.map(|n| n as u64),
                 edited_ts: edited_of(ws, ch, m).map(|(_, t)| Ts(t).to_string()),
+                reactions: q.sync_reaction_users.then(|| reactions(ws, ch, m)),
                 allow_access_control: readers.clone(),
             };
         let lo = oldest.map(|o| o * MICROS).unwrap_or(i64::MIN);
@@ -263,6 +270,22 @@ pub fn compute(ws: &Workspace, q: &ExpectedQuery, default_now: i64) -> ExpectedS
         oldest,
         identities: if dls { identities(ws, q) } else { Vec::new() },
     }
+}
+
+/// Rule 11: the reactions of `m` with every user.
+fn reactions(ws: &Workspace, ch: &Channel, m: &Msg) -> Vec<ExpectedReaction> {
+    reactions_of(ws, ch, m)
+        .into_iter()
+        .map(|r| ExpectedReaction {
+            name: r.name.to_string(),
+            count: r.users.len() as u64,
+            users: r
+                .users
+                .iter()
+                .map(|&u| ws.users[u as usize].id.clone())
+                .collect(),
+        })
+        .collect()
 }
 
 /// Rule 6.

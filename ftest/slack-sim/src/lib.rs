@@ -38,9 +38,9 @@ pub mod types;
 
 pub use spec::{DataSize, WorkspaceSpec};
 pub use types::{
-    CallWindow, ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedSet, FaultAction, FaultRule,
-    Mutation, RateLimitSettings, SimStats, TokenKind, TokenSpec, WorkspaceSummary,
-    DEFAULT_BOT_SCOPES,
+    CallWindow, ExpectedDoc, ExpectedIdentity, ExpectedQuery, ExpectedReaction, ExpectedSet,
+    FaultAction, FaultRule, Mutation, RateLimitSettings, SimStats, TokenKind, TokenSpec,
+    WorkspaceSummary, DEFAULT_BOT_SCOPES,
 };
 
 use state::Sim;

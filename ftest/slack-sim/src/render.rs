@@ -493,6 +493,95 @@ pub fn file_view<'a>(
     }
 }
 
+/// How many users each reaction lists in `conversations.history` and
+/// `conversations.replies` (and in `reactions.get` without `full`), while `count` is
+/// every user: Slack's method docs say the list is limited "to X users, and X might
+/// change", and that `reactions.get` with `full=true` returns the complete list. Small,
+/// so that the small workspace's channels have reactions over it.
+pub const LISTED_REACTION_USERS: usize = 4;
+
+/// One reaction of a message in the model: its emoji and every user who made it, in the
+/// order they reacted (user indices, distinct).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionOf {
+    pub name: &'static str,
+    pub users: Vec<u32>,
+}
+
+/// The reactions of `msg` (pure: a hash of the message, like [`pinned`], not its random
+/// stream): about 15% of messages but join notices have one or two. A quarter of those in
+/// conversations with more than [`LISTED_REACTION_USERS`] possible reactors get a popular
+/// first reaction, whose users outnumber what history lists. Reactors are the
+/// conversation's members but the app's bot user (Slack always lists the authenticated
+/// user among a reaction's users when it reacted; leaving it out keeps the listed users
+/// plainly the first ones, and keeps auto-join from changing any reaction), distinct, in
+/// an order of their own per message.
+pub fn reactions_of(ws: &Workspace, ch: &Channel, msg: &Msg) -> Vec<ReactionOf> {
+    if msg.kind == Kind::Join {
+        return Vec::new();
+    }
+    let (idx, gen) = (u64::from(ch.idx), u64::from(msg.gen));
+    let h = mix(&[ws.seed, 81, idx, gen]);
+    if h % 100 >= 15 {
+        return Vec::new();
+    }
+    let mut ranked: Vec<(u64, u32)> = ch
+        .members
+        .iter()
+        .filter(|&&u| u != ws.bot_user)
+        .map(|&u| (mix(&[ws.seed, 82, idx, gen, u64::from(u)]), u))
+        .collect();
+    if ranked.is_empty() {
+        return Vec::new();
+    }
+    ranked.sort_unstable();
+    let order: Vec<u32> = ranked.into_iter().map(|(_, u)| u).collect();
+    let n = order.len();
+    let listed = LISTED_REACTION_USERS;
+    let first = if n > listed && (h >> 8).is_multiple_of(4) {
+        // listed + 1 ..= n
+        listed + 1 + ((h >> 12) % (n - listed) as u64) as usize
+    } else {
+        (1 + ((h >> 12) % 3) as usize).min(n)
+    };
+    let e = ((h >> 20) % EMOJI.len() as u64) as usize;
+    let mut out = vec![ReactionOf {
+        name: EMOJI[e],
+        users: order[..first].to_vec(),
+    }];
+    if (h >> 28).is_multiple_of(3) {
+        let k = (1 + ((h >> 32) % 2) as usize).min(n);
+        let other = (e + 1 + ((h >> 36) % (EMOJI.len() as u64 - 1)) as usize) % EMOJI.len();
+        out.push(ReactionOf {
+            name: EMOJI[other],
+            users: order[n - k..].iter().rev().copied().collect(),
+        });
+    }
+    out
+}
+
+/// `reactions` as Slack renders them: each with `count` (every user) and at most `listed`
+/// of its users.
+pub fn reaction_views<'a>(
+    ws: &'a Workspace,
+    reactions: &[ReactionOf],
+    listed: usize,
+) -> Vec<Reaction<'a>> {
+    reactions
+        .iter()
+        .map(|r| Reaction {
+            name: r.name,
+            users: r
+                .users
+                .iter()
+                .take(listed)
+                .map(|&u| ws.users[u as usize].id.as_str())
+                .collect(),
+            count: r.users.len(),
+        })
+        .collect()
+}
+
 /// Where the message is rendered: history shows parents with their thread
 /// summary; replies views add `parent_user_id` to replies.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -605,20 +694,9 @@ pub fn msg_view<'a>(ws: &'a Workspace, ch: &'a Channel, msg: &Msg, view: View) -
             ts: Ts(ets),
         });
     }
-    if rng.chance(0.15) && msg.kind != Kind::Join {
-        let n = 1 + rng.below(3) as usize;
-        let users: Vec<&str> = (0..n)
-            .map(|_| {
-                ws.users[ch.members[rng.below(ch.members.len() as u64) as usize] as usize]
-                    .id
-                    .as_str()
-            })
-            .collect();
-        v.reactions = Some(vec![Reaction {
-            name: rng.pick_str(EMOJI),
-            count: users.len(),
-            users,
-        }]);
+    let reactions = reactions_of(ws, ch, msg);
+    if !reactions.is_empty() {
+        v.reactions = Some(reaction_views(ws, &reactions, LISTED_REACTION_USERS));
     }
     if let Some(th) = thread_of(ch, msg) {
         let mut ru: Vec<&str> = Vec::new();

@@ -24,7 +24,7 @@ pub fn main_field(method: &str) -> &'static str {
         "usergroups.list" => "usergroups",
         "files.list" | "files.remote.list" => "files",
         "chat.getPermalink" => "permalink",
-        "chat.postMessage" => "message",
+        "chat.postMessage" | "reactions.get" => "message",
         "files.getUploadURLExternal" => "upload_url",
         "files.completeUploadExternal" => "files",
         "oauth.v2.access" => "access_token",

@@ -39,7 +39,7 @@ impl Token {
 ///
 /// | method | tier | per min | burst |
 /// |---|---|---|---|
-/// | conversations.history / replies / info / join, team.info, files.list | T3 | 50 | 50 |
+/// | conversations.history / replies / info / join, team.info, files.list, reactions.get | T3 | 50 | 50 |
 /// | conversations.list, users.list, usergroups.list | T2 | 20 | 20 |
 /// | conversations.members, users.info | T4 | 100 | 100 |
 /// | auth.test, chat.getPermalink | special | 600 | 600 |
@@ -56,7 +56,8 @@ pub fn tier(method: &str) -> Option<(f64, f64)> {
         | "conversations.info"
         | "conversations.join"
         | "team.info"
-        | "files.list" => (50.0, 50.0),
+        | "files.list"
+        | "reactions.get" => (50.0, 50.0),
         "conversations.list" | "users.list" | "usergroups.list" | "files.remote.list" => {
             (20.0, 20.0)
         }

@@ -55,6 +55,9 @@ pub struct ExpectedQuery {
     pub max_pipeline_file_size: u64,
     /// Rule 10: one document per remote file shared in a readable conversation.
     pub sync_remote_files: bool,
+    /// Rule 11: messages carry who reacted (every user of each reaction, as
+    /// `reactions.get` with `full` lists them).
+    pub sync_reaction_users: bool,
 }
 
 impl Default for ExpectedQuery {
@@ -81,6 +84,7 @@ impl Default for ExpectedQuery {
             extract_binary_content: false,
             max_pipeline_file_size: 1_000_000,
             sync_remote_files: false,
+            sync_reaction_users: false,
         }
     }
 }
@@ -95,6 +99,15 @@ pub struct ExpectedIdentity {
     pub status: String,
     /// The query's `params.access_control`, sorted.
     pub access_control: Vec<String>,
+}
+
+/// Rule 11: one reaction of a message, with every user who made it (in the order they
+/// reacted).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExpectedReaction {
+    pub name: String,
+    pub count: u64,
+    pub users: Vec<String>,
 }
 
 /// One document the connector must index, with its key fields.
@@ -125,6 +138,10 @@ pub enum ExpectedDoc {
         thread_ts: Option<String>,
         reply_count: Option<u64>,
         edited_ts: Option<String>,
+        /// Rule 11 (`sync_reaction_users`): the message's reactions with all their users
+        /// (empty when it has none); `None` when the query does not ask.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reactions: Option<Vec<ExpectedReaction>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allow_access_control: Option<Vec<String>>,
     },

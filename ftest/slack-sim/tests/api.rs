@@ -875,3 +875,119 @@ async fn guests_and_slack_connect_members() {
     let unnamed = c.get("users.info", &[]).await;
     assert!(!unnamed.ok());
 }
+
+/// `reactions.get` as Slack's method docs describe it: `channel` + `timestamp` name a
+/// message; history lists at most `LISTED_REACTION_USERS` users per reaction (`count` is
+/// every user), so does `reactions.get` without `full`, and `full=true` lists them all
+/// (the listed ones first); its errors and scope.
+#[tokio::test]
+async fn reactions_get_lists_every_user_with_full() {
+    use slack_sim::render::LISTED_REACTION_USERS;
+    let sim = start();
+    let c = Client::new(&sim);
+    let mut cut = None;
+    let mut distinct = true;
+    for (channel, history) in member_histories(&c).await {
+        for m in &history {
+            for r in m["reactions"].as_array().into_iter().flatten() {
+                let users: Vec<&str> = r["users"].as_array().unwrap().iter().map(s).collect();
+                distinct &= users.iter().collect::<HashSet<_>>().len() == users.len();
+                assert!(users.len() <= LISTED_REACTION_USERS, "{r}");
+                let count = r["count"].as_u64().unwrap() as usize;
+                assert!(users.len() <= count, "{r}");
+                if count > users.len() && cut.is_none() {
+                    cut = Some((channel.clone(), s(&m["ts"]).to_string(), r.clone()));
+                }
+            }
+        }
+    }
+    assert!(distinct, "a reaction lists a user twice");
+    let (channel, ts, listed) = cut.expect("a reaction whose users history cuts short");
+    let get = |full: Option<&'static str>| {
+        let (channel, ts, c) = (channel.clone(), ts.clone(), &c);
+        async move {
+            let mut params = vec![("channel", channel.as_str()), ("timestamp", ts.as_str())];
+            params.extend(full.map(|f| ("full", f)));
+            c.get("reactions.get", &params).await
+        }
+    };
+    let short = get(None).await;
+    assert!(short.ok(), "{}", short.text);
+    assert_eq!(
+        short.header("x-accepted-oauth-scopes"),
+        Some("reactions:read")
+    );
+    assert_eq!(short.json["type"], "message");
+    assert_eq!(short.json["channel"], json!(channel));
+    assert_eq!(short.json["message"]["ts"], json!(ts));
+    // The answer's reaction of the same emoji.
+    let same = |answer: &Value| {
+        let reactions = answer["message"]["reactions"].as_array().unwrap();
+        let found = reactions.iter().find(|r| r["name"] == listed["name"]);
+        found.unwrap().clone()
+    };
+    assert_eq!(same(&short.json), listed);
+    let full = get(Some("true")).await;
+    assert!(full.ok(), "{}", full.text);
+    let reaction = same(&full.json);
+    let users = reaction["users"].as_array().unwrap();
+    assert_eq!(users.len() as u64, reaction["count"].as_u64().unwrap());
+    assert_eq!(reaction["count"], listed["count"]);
+    let prefix = &users[..listed["users"].as_array().unwrap().len()];
+    assert_eq!(prefix, listed["users"].as_array().unwrap().as_slice());
+    // Errors, from the method's documentation.
+    for (params, error) in [
+        (vec![], "no_item_specified"),
+        (vec![("channel", channel.as_str())], "no_item_specified"),
+        (vec![("file", "F0123456")], "file_not_found"),
+        (
+            vec![("file_comment", "Fc0123456")],
+            "file_comment_not_found",
+        ),
+        (
+            vec![("channel", "C0NOSUCHONE"), ("timestamp", ts.as_str())],
+            "channel_not_found",
+        ),
+        (
+            vec![("channel", channel.as_str()), ("timestamp", "yesterday")],
+            "bad_timestamp",
+        ),
+        (
+            vec![("channel", channel.as_str()), ("timestamp", "1.000001")],
+            "message_not_found",
+        ),
+    ] {
+        let r = c.get("reactions.get", &params).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (200, error),
+            "{params:?}: {}",
+            r.text
+        );
+    }
+    sim.set_token(TokenSpec {
+        token: "xoxb-no-reactions".into(),
+        kind: TokenKind::Bot,
+        scopes: vec!["channels:history".into(), "channels:read".into()],
+        revoked: false,
+        user: None,
+    });
+    let narrow = Client::with_token(&sim, Some("xoxb-no-reactions"));
+    let r = narrow
+        .get(
+            "reactions.get",
+            &[("channel", channel.as_str()), ("timestamp", ts.as_str())],
+        )
+        .await;
+    assert_eq!(
+        (r.error(), s(&r.json["needed"])),
+        ("missing_scope", "reactions:read")
+    );
+    // A message deleted since: message_not_found.
+    sim.mutate(vec![Mutation::DeleteMessage {
+        channel: channel.clone(),
+        ts: ts.clone(),
+    }])
+    .unwrap();
+    assert_eq!(get(Some("true")).await.error(), "message_not_found");
+}

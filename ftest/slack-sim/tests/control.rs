@@ -56,6 +56,7 @@ async fn walk(c: &Client, q: &ExpectedQuery, now: i64) -> Vec<ExpectedDoc> {
             thread_ts: m["thread_ts"].as_str().map(str::to_string),
             reply_count: m["reply_count"].as_u64(),
             edited_ts: m["edited"]["ts"].as_str().map(str::to_string),
+            reactions: None,
             allow_access_control: None,
         };
         let oldest = (now - i64::from(q.fetch_last_n_days) * 86_400).to_string();

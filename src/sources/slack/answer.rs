@@ -99,6 +99,12 @@ pub fn shape(method: &str) -> Shape {
             items: Some("files"),
             ..Shape::ANY
         },
+        // Who reacted (issue 19): the item asked for, a message with its reactions.
+        "reactions.get" => Shape {
+            strings: &["type"],
+            objects: &["message"],
+            ..Shape::ANY
+        },
         // Slack as a destination (`crate::notify`) and the OAuth install: the ids the next
         // step needs.
         "chat.postMessage" => Shape {

@@ -336,6 +336,9 @@ impl EventContext {
             names: &self.names,
             channels: &self.channels,
             base: self.base.as_deref(),
+            // Lists as the event gives them: live updates make no `reactions.get` call
+            // (the next sync completes a list Slack cut short).
+            reaction_users: self.options.as_ref().is_some_and(|o| o.reaction_users),
         };
         let mut ops = vec![LiveOp::Put {
             doc: message_doc(&message, &ctx),

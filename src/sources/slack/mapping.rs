@@ -23,7 +23,9 @@
 //!   searched or aggregated;
 //! - `date` for Slack's epoch times (seconds; `last_updated` is Slack's `updated`, in
 //!   milliseconds), also accepting ISO dates in queries; `long` for counts; `boolean` for
-//!   flags; `reactions` an object of a `keyword` name and a `long` count.
+//!   flags; `reactions` an object of a `keyword` name, a `long` count and, with who
+//!   reacted (`sync_reaction_users`), `keyword` user ids and names (exact values: "what did
+//!   alice react to" is a filter).
 //!
 //! Invariant: every key a Slack document body can have is here ([`tests`] builds one
 //! document of each kind, and the fields live updates patch, and checks), so nothing the
@@ -88,7 +90,12 @@ pub fn properties() -> Map<String, Value> {
         ("thread_ts", keyword()),
         (
             "reactions",
-            json!({"properties": {"name": keyword(), "count": long()}}),
+            json!({"properties": {
+                "name": keyword(),
+                "count": long(),
+                "users": keyword(),
+                "user_names": keyword(),
+            }}),
         ),
         ("files", keyword()),
         ("pinned_to", keyword()),
@@ -158,6 +165,7 @@ mod tests {
             names: &names,
             channels: &channels,
             base: Some("https://acme.slack.com"),
+            reaction_users: true,
         };
         let channel: Channel = serde_json::from_value(json!({
             "id": "C1", "name": "general", "created": 1, "updated": 2,
@@ -225,6 +233,13 @@ mod tests {
         for field in ["reactions", "files", "pinned_to", "body"] {
             assert!(docs[3].contains_key(field), "{field}");
         }
+        // Who reacted (the context asks for it): every key of a reaction is mapped too.
+        let reaction = docs[3]["reactions"][0].as_object().unwrap();
+        assert!(reaction.contains_key("user_names"), "{reaction:?}");
+        for key in reaction.keys() {
+            let nested = &properties["reactions"]["properties"];
+            assert!(nested.get(key).is_some(), "`reactions.{key}` is not mapped");
+        }
         for doc in docs {
             for key in doc.keys() {
                 if key == TIMESTAMP_FIELD || key == ACCESS_CONTROL_FIELD {
@@ -264,6 +279,13 @@ mod tests {
             properties["reactions"]["properties"]["count"]["type"],
             "long"
         );
+        for field in ["name", "users", "user_names"] {
+            assert_eq!(
+                properties["reactions"]["properties"][field],
+                keyword_field(),
+                "reactions.{field}"
+            );
+        }
         assert_eq!(properties["reply_count"]["type"], "long");
         assert_eq!(properties["created"]["type"], "date");
     }

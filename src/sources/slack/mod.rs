@@ -31,7 +31,8 @@
 //! `start_date` (the later of it and `fetch_last_n_days` wins). Workspace documents
 //! ([`workspace`], orders 30–32): `sync_team`, `sync_user_groups`, `sync_channel_members`. Files ([`files`], orders
 //! 33–35): `sync_files`, `max_file_size_mb`, `max_pipeline_file_size_mb`. Remote files
-//! ([`remote_files`], order 36): `sync_remote_files`. Options beyond the schema
+//! ([`remote_files`], order 36): `sync_remote_files`. Who reacted ([`reactions`], order
+//! 37): `sync_reaction_users`. Options beyond the schema
 //! (page sizes, concurrency) live in [`SlackOptions`] with defaults.
 //!
 //! The job's `metadata` carries `skipped_channels`, `skipped` (`[{channel, reason}]`),
@@ -39,7 +40,10 @@
 //! `rate_budget` (mode, pacing waits, restricted cohort, each method's rate beside its
 //! published tier, calls and 429s) and `progress` (channels done of total, calls, expected
 //! seconds left), `files` (with `sync_files`: documents, downloads, skips and failures by
-//! reason), written while the sync runs too (the job's `_stats` updates).
+//! reason), `remote_files` (with `sync_remote_files`), `reactions` (with
+//! `sync_reaction_users`: lists completed by `reactions.get`, messages that kept the users
+//! history listed, by Slack's error), written while the sync runs too (the job's `_stats`
+//! updates).
 
 pub mod access;
 pub mod answer;
@@ -56,6 +60,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod progress;
 pub mod ratelimit;
+pub mod reactions;
 pub mod remote_files;
 pub mod socket;
 pub mod source;
@@ -220,6 +225,7 @@ pub fn default_configuration() -> Configuration {
     workspace::add_fields(&mut config);
     files::add_fields(&mut config);
     remote_files::add_fields(&mut config);
+    reactions::add_fields(&mut config);
     config
 }
 

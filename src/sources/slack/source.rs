@@ -179,6 +179,8 @@ pub struct SlackOptions {
     pub files: FileOptions,
     /// Remote file documents ([`super::remote_files`]).
     pub remote_files: bool,
+    /// Who reacted to each message ([`super::reactions`]).
+    pub reaction_users: bool,
 }
 
 impl SlackOptions {
@@ -215,6 +217,7 @@ impl SlackOptions {
             workspace: Switches::default(),
             files: FileOptions::default(),
             remote_files: false,
+            reaction_users: false,
         }
     }
 
@@ -255,6 +258,7 @@ impl SlackOptions {
         options.workspace = workspace::from_configuration(configuration)?;
         options.files = files::from_configuration(configuration)?;
         options.remote_files = super::remote_files::from_configuration(configuration)?;
+        options.reaction_users = super::reactions::from_configuration(configuration)?;
         check_options(&options)?;
         Ok(options)
     }
@@ -371,6 +375,9 @@ pub fn required_scopes(options: &SlackOptions) -> Vec<&'static str> {
     if options.remote_files {
         scopes.extend(super::remote_files::REMOTE_SCOPES);
     }
+    if options.reaction_users {
+        scopes.extend(super::reactions::REACTIONS_SCOPES);
+    }
     scopes
 }
 
@@ -447,6 +454,9 @@ struct MessagePage {
     docs: Vec<Document>,
     /// Files shared by the page's messages (`sync_files`).
     files: Vec<SharedFile>,
+    /// Messages whose reaction lists Slack cut short (`sync_reaction_users`): their index
+    /// in `docs` and their `ts`, for `reactions.get` ([`super::reactions`]).
+    incomplete: Vec<(usize, String)>,
     parents: Vec<(String, ThreadState)>,
     newest: Option<String>,
     oldest: Option<String>,
@@ -510,6 +520,8 @@ pub(super) struct Inner {
     pub(super) files: Files,
     /// Remote file counts ([`super::remote_files`]).
     pub(super) remote: super::remote_files::RemoteCounters,
+    /// Who-reacted counts ([`super::reactions`]).
+    pub(super) reactions: super::reactions::ReactionCounters,
 }
 
 /// How a sync reads its channels.
@@ -580,6 +592,7 @@ impl SlackSource {
                 completed: AtomicBool::new(false),
                 files,
                 remote: Default::default(),
+                reactions: Default::default(),
             }),
         })
     }
@@ -828,6 +841,7 @@ impl Inner {
             names: &shared.names,
             channels: &shared.channel_names,
             base: shared.base.as_deref(),
+            reaction_users: self.options.reaction_users,
         };
         // Where the history is read from, and what the channel's cursor starts with.
         let (oldest, latest, mut cursor, prev, checkpoints) = match read {
@@ -889,7 +903,7 @@ impl Inner {
                     |bytes, head| self.message_page(bytes, head, &ctx, None, &pager),
                 )
                 .await;
-            let page = match page {
+            let mut page = match page {
                 Ok(page) => page,
                 Err(error) if first_page && !resumed && classify(&error) == Class::Skip => {
                     self.skip(id, error.code().unwrap_or("unreadable"));
@@ -915,6 +929,8 @@ impl Inner {
             for (ts, state) in &page.parents {
                 cursor.note(ts, Some(state.clone()), shared.threads_since);
             }
+            self.complete_reactions(id, &mut page.docs, &page.incomplete, ctx.names, cancel)
+                .await?;
             self.send_page(page.docs, readers, sink).await?;
             self.send_files(page.files, &ctx, readers, sink, cancel)
                 .await?;
@@ -1030,6 +1046,7 @@ impl Inner {
             items: body.items.len(),
             docs: Vec::with_capacity(body.items.len()),
             files: Vec::new(),
+            incomplete: Vec::new(),
             parents: Vec::new(),
             newest: body.items.first().map(|m| m.ts.to_string()),
             oldest: body.items.last().map(|m| m.ts.to_string()),
@@ -1062,6 +1079,15 @@ impl Inner {
                 }
             }
             if wanted {
+                let cut_short = self.options.reaction_users
+                    && message
+                        .reactions
+                        .as_deref()
+                        .is_some_and(super::reactions::cut_short);
+                if cut_short {
+                    page.incomplete
+                        .push((page.docs.len(), message.ts.to_string()));
+                }
                 page.docs.push(message_doc(message, ctx));
                 if self.options.files.sync && message.files.is_some() {
                     page.files
@@ -1155,7 +1181,7 @@ impl Inner {
                     |bytes, head| self.message_page(bytes, head, ctx, Some(parent_ts), &pager),
                 )
                 .await;
-            let page = match page {
+            let mut page = match page {
                 Ok(page) => page,
                 Err(error) if error.code().is_some_and(|c| THREAD_SKIP_CODES.contains(&c)) => {
                     tracing::warn!(
@@ -1176,6 +1202,9 @@ impl Inner {
                 }
             };
             self.observe_page("conversations.replies", &limit, &page);
+            let incomplete = &page.incomplete;
+            self.complete_reactions(channel_id, &mut page.docs, incomplete, ctx.names, cancel)
+                .await?;
             self.send_page(page.docs, readers, sink).await?;
             self.send_files(page.files, ctx, readers, sink, cancel)
                 .await?;
@@ -1640,6 +1669,9 @@ impl DataSource for SlackSource {
         if self.inner.options.remote_files {
             metadata["remote_files"] = self.inner.remote.to_value();
         }
+        if self.inner.options.reaction_users {
+            metadata["reactions"] = self.inner.reactions.to_value();
+        }
         metadata
     }
 
@@ -1766,6 +1798,18 @@ mod tests {
             ),
             vec!["groups:history"]
         );
+        // Who reacted needs `reactions:read`, and only when on.
+        let reacting = SlackOptions {
+            reaction_users: true,
+            ..options.clone()
+        };
+        let base = "channels:history,channels:read,users:read";
+        assert_eq!(missing_scopes(base, &reacting), vec!["reactions:read"]);
+        assert!(!required_scopes(&options).contains(&"reactions:read"));
+        let mut on = config(json!(30));
+        on.get_mut("sync_reaction_users").unwrap().value = json!(true);
+        let configured = SlackOptions::from_configuration(&on).unwrap();
+        assert!(configured.reaction_users);
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub struct MessageContext<'a> {
     pub channels: &'a HashMap<String, String>,
     /// `https://<domain>.slack.com`, when known.
     pub base: Option<&'a str>,
+    /// Who reacted (`sync_reaction_users`): each reaction also carries its `users` and
+    /// `user_names`.
+    pub reaction_users: bool,
 }
 
 /// The message's document id: `<channel_id>-<ts>`.
@@ -135,14 +138,40 @@ fn extra_text<'m>(message: &'m Message<'_>) -> Vec<&'m str> {
     pieces
 }
 
-/// `reactions` (`[{name, count}]`), `files` (ids) and `pinned_to` (conversation ids),
+/// One entry of a message's `reactions`: `{name, count}`, and with `users` (who reacted,
+/// when the connector is asked to index it) also `users` (ids, in Slack's order) and
+/// `user_names` (each resolved as a message's author is: the user's name, else the id).
+pub fn reaction_entry<U: AsRef<str>>(
+    name: &str,
+    count: u64,
+    users: Option<&[U]>,
+    names: &Names,
+) -> serde_json::Value {
+    let mut entry = serde_json::json!({"name": name, "count": count});
+    if let Some(users) = users {
+        let ids: Vec<&str> = users.iter().map(|u| u.as_ref()).collect();
+        let user_names: Vec<&str> = ids.iter().map(|&u| names.user(u).unwrap_or(u)).collect();
+        entry["users"] = serde_json::json!(ids);
+        entry["user_names"] = serde_json::json!(user_names);
+    }
+    entry
+}
+
+/// `reactions` (`[{name, count}]`, with `users` and `user_names` when
+/// [`MessageContext::reaction_users`]), `files` (ids) and `pinned_to` (conversation ids),
 /// written only when the message has them: most messages have none, and their bytes stay
 /// as they were (what Elasticsearch receives and stores).
-fn write_sparse_fields(doc: &mut DocumentWriter, message: &Message<'_>) {
+fn write_sparse_fields(doc: &mut DocumentWriter, message: &Message<'_>, ctx: &MessageContext<'_>) {
     if let Some(reactions) = message.reactions.as_ref().filter(|r| !r.is_empty()) {
         let list: Vec<serde_json::Value> = reactions
             .iter()
-            .map(|r| serde_json::json!({"name": r.name, "count": r.count.unwrap_or(0)}))
+            .map(|r| {
+                // Who reacted, as Slack listed them (none listed is none known).
+                let users = ctx
+                    .reaction_users
+                    .then(|| r.users.as_deref().unwrap_or_default());
+                reaction_entry(&r.name, r.count.unwrap_or(0), users, ctx.names)
+            })
             .collect();
         doc.json("reactions", &serde_json::Value::Array(list));
     }
@@ -224,7 +253,7 @@ pub fn message_doc(message: &Message<'_>, ctx: &MessageContext<'_>) -> Document 
     }
     doc.opt_str("latest_reply", message.latest_reply.as_deref());
     doc.opt_str("thread_ts", message.thread_ts.as_deref());
-    write_sparse_fields(&mut doc, message);
+    write_sparse_fields(&mut doc, message, ctx);
     match ctx.base {
         Some(base) => doc.text("url", |out| {
             permalink_into(
@@ -287,6 +316,7 @@ mod tests {
             names: &names,
             channels: &channels,
             base: None,
+            reaction_users: false,
         };
         // Plain texts take the escape-once-and-copy path; the rest the two helpers.
         for text in [
@@ -329,6 +359,7 @@ mod tests {
             names: &names,
             channels: &channels,
             base: Some("https://acme.slack.com"),
+            reaction_users: false,
         };
         // Escapes in the text: that field is owned, the others borrow from `raw`.
         let raw = json!({
@@ -385,6 +416,7 @@ mod tests {
             names: &names,
             channels: &channels,
             base: None,
+            reaction_users: false,
         };
         let raw = json!({
             "type": "message", "user": "USERID1", "text": "see <@USERID1>", "ts": "1.000001",
@@ -437,6 +469,7 @@ mod tests {
             names: &names,
             channels: &channels,
             base: Some("https://acme.slack.com"),
+            reaction_users: false,
         };
         let doc = message_doc(&message, &ctx).fields();
         assert_eq!(doc["text"], json!("hey <@user_one> &amp; co"));

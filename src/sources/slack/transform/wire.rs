@@ -208,6 +208,11 @@ pub struct Reaction<'a> {
     /// How many reacted.
     #[serde(default)]
     pub count: Option<u64>,
+    /// Who reacted (`U…`), in the order they did: Slack cuts the list short on popular
+    /// reactions (`count` stays the whole number; `reactions.get` with `full` lists them
+    /// all, see [`super::super::reactions`]).
+    #[serde(default, borrow)]
+    pub users: Option<Vec<Cow<'a, str>>>,
 }
 
 /// A file of a message (Slack's file object, the fields the file document uses). `id` is
