@@ -334,13 +334,13 @@ async fn bulk_items_answered_429_are_retried_and_land() {
     let (url, state) = start_proxy(osmem::shared().url()).await;
     let es = client(&url);
     let index = osmem::unique_name("sync-429");
-    let outcome = sync(
-        &es,
-        &TestSource::messages(3_000),
-        options(&index, JobKind::Full),
-    )
-    .await
-    .expect("sync");
+    // Batches of 250 documents (500 lines), whatever the default: twelve batches, each
+    // with rejected items to resend.
+    let mut opts = options(&index, JobKind::Full);
+    opts.bulk.chunk_size = 500;
+    let outcome = sync(&es, &TestSource::messages(3_000), opts)
+        .await
+        .expect("sync");
     let rejected = state.rejected.load(Ordering::Relaxed);
     assert_eq!(rejected, 600, "ids ending in 3 or 7 were rejected once");
     assert_eq!(outcome.stats.indexed_document_count, 3_000);
